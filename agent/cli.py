@@ -1,0 +1,44 @@
+"""The `idp-agent` command line: one group per capability, each a thin shell over library functions."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from agent import __version__
+from agent.errors import AgentError
+from agent.stack.commands import stack_group
+
+
+def print_error(error: AgentError) -> None:
+    """Print an agent error as `error: message` plus its hint, on stderr."""
+    click.echo(f"error: {error}", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="idp-agent")
+def cli() -> None:
+    """idp-agent: make user-management rules real on Keycloak (realm as code, sync, sanctions, reviews)."""
+
+
+cli.add_command(stack_group)
+
+
+def main() -> None:
+    """Console entry point: agent errors become a message and exit code 1, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except AgentError as error:
+        print_error(error)
+        sys.exit(1)
