@@ -96,9 +96,7 @@ def ldap_connection_from_env(env: Mapping[str, str]) -> LdapConnection | None:
     bind_dn = env.get("LDAP_BIND_DN")
     base_dn = env.get("LDAP_BASE_DN")
     if not bind_dn or password is None or not base_dn:
-        raise ConfigError(
-            "LDAP_URL is set but LDAP_BIND_DN, LDAP_BIND_PASSWORD(_FILE) or LDAP_BASE_DN is missing"
-        )
+        raise ConfigError("LDAP_URL is set but LDAP_BIND_DN, LDAP_BIND_PASSWORD(_FILE) or LDAP_BASE_DN is missing")
     return LdapConnection(url, bind_dn, password, base_dn, env.get("LDAP_CA_FILE"))
 
 
@@ -110,7 +108,7 @@ def resolve_keycloak_connection(env: Mapping[str, str] | None = None) -> Keycloa
         return configured
     from agent.stack import running_keycloak_connection
 
-    local = running_keycloak_connection()
+    local: KeycloakConnection | None = running_keycloak_connection()
     if local is None:
         raise ConfigError(
             "no Keycloak configured and no local stack running",
@@ -127,10 +125,10 @@ def resolve_ldap_connection(env: Mapping[str, str] | None = None) -> LdapConnect
         return configured
     from agent.stack import running_ldap_connection
 
-    local = running_ldap_connection()
-    if local is None:
+    local_ldap: LdapConnection | None = running_ldap_connection()
+    if local_ldap is None:
         raise ConfigError(
             "no LDAP configured and no local stack running",
             hint="run `idp-agent stack up`, or set LDAP_URL, LDAP_BIND_DN, LDAP_BIND_PASSWORD and LDAP_BASE_DN",
         )
-    return local
+    return local_ldap

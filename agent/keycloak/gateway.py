@@ -1,0 +1,273 @@
+"""The one gateway to Keycloak: realm-explicit calls that return typed values.
+
+Lookups return None when the object is missing. Lists are paged explicitly (PAGE_SIZE). Creates that lose
+their answer are verified by an exact lookup before anything is resent (see `_create`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from agent.errors import OutcomeUnknown, Rejected
+from agent.keycloak.auth import TokenSource
+from agent.keycloak.models import Client, Group, Realm, Role, User, UserDraft
+from agent.keycloak.transport import RequestStats, Response, RetryPolicy, Transport, admin_path
+from agent.secrets import Secret
+from agent.settings import KeycloakConnection
+
+PAGE_SIZE = 500
+
+
+class KeycloakGateway:
+    """Every call takes the realm explicitly; a read-only twin (`read_only()`) refuses all writes."""
+
+    def __init__(self, transport: Transport, *, read_only: bool = False) -> None:
+        self._transport = transport
+        self.is_read_only = read_only
+
+    @classmethod
+    def connect(
+        cls,
+        connection: KeycloakConnection,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> KeycloakGateway:
+        return cls(Transport(connection, retry=retry, sleep=sleep))
+
+    def read_only(self) -> KeycloakGateway:
+        """A twin sharing this gateway's connection and counters whose every write raises ReadOnlyViolation."""
+        return KeycloakGateway(self._transport, read_only=True)
+
+    @property
+    def stats(self) -> RequestStats:
+        return self._transport.stats
+
+    @property
+    def tokens(self) -> TokenSource:
+        return self._transport.tokens
+
+    @property
+    def server_url(self) -> str:
+        return self._transport.connection.url
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        response = self._transport.request("GET", path, params=params)
+        return response.body if response else None
+
+    def _lookup(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        response = self._transport.request("GET", path, params=params, missing_ok=True)
+        return None if response is None else response.body
+
+    def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:
+        response = self._transport.request(method, path, params=params, body=body, read_only=self.is_read_only)
+        assert response is not None  # missing_ok is off, so a 404 raised
+        return response
+
+    def _paged(self, path: str, params: Mapping[str, Any] | None = None, page_size: int = PAGE_SIZE) -> Iterator[Any]:
+        """Every item of a list endpoint, fetched `page_size` at a time until a short page."""
+        first = 0
+        while True:
+            page = self._get(path, {**(params or {}), "first": first, "max": page_size}) or []
+            yield from page
+            if len(page) < page_size:
+                return
+            first += page_size
+
+    def _create(self, path: str, body: Any, find_existing: Callable[[], str | None]) -> str:
+        """POST a new object and return its id; if the answer is lost, adopt what the lookup finds.
+
+        A POST is never replayed blindly: after a lost answer the object is looked up by its natural
+        key, and only when it is certainly absent is the POST sent once more.
+        """
+        try:
+            response = self._write("POST", path, body)
+        except OutcomeUnknown:
+            existing = find_existing()
+            if existing is not None:
+                return existing
+            response = self._write("POST", path, body)
+        created = response.created_id or find_existing()
+        if created is None:
+            raise Rejected(f"POST {path} succeeded but the new object cannot be found")
+        return created
+
+    # -- realms ---------------------------------------------------------------------------------
+
+    def list_realm_names(self) -> list[str]:
+        return [str(raw["realm"]) for raw in self._get("/admin/realms", {"briefRepresentation": "true"}) or []]
+
+    def get_realm(self, realm: str) -> Realm | None:
+        raw = self._lookup(admin_path(realm))
+        return None if raw is None else Realm.from_json(raw)
+
+    def create_realm(self, realm: str, settings: Mapping[str, Any] | None = None) -> None:
+        body = {"enabled": True, **(settings or {}), "realm": realm}
+
+        def existing() -> str | None:
+            return realm if self.get_realm(realm) is not None else None
+
+        self._create("/admin/realms", body, existing)
+
+    def update_realm(self, realm: str, changes: Mapping[str, Any]) -> None:
+        """Overlay `changes` on the live realm and PUT it whole (Keycloak rebuilds omitted parts)."""
+        live = self.get_realm(realm)
+        if live is None:
+            raise Rejected(f"realm '{realm}' does not exist")
+        self._write("PUT", admin_path(realm), {**live.representation, **changes})
+
+    def delete_realm(self, realm: str) -> None:
+        self._write("DELETE", admin_path(realm))
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def count_users(self, realm: str) -> int:
+        return int(self._get(admin_path(realm, "users", "count")) or 0)
+
+    def list_users(self, realm: str, *, brief: bool = True, page_size: int = PAGE_SIZE) -> Iterator[User]:
+        """All users, brief by default (more than 10x cheaper); `brief=False` adds attributes and totp."""
+        params = {"briefRepresentation": str(brief).lower()}
+        for raw in self._paged(admin_path(realm, "users"), params, page_size):
+            yield User.from_json(raw)
+
+    def get_user(self, realm: str, user_id: str) -> User | None:
+        raw = self._lookup(admin_path(realm, "users", user_id))
+        return None if raw is None else User.from_json(raw)
+
+    def find_user_by_username(self, realm: str, username: str) -> User | None:
+        """The user with exactly this username (Keycloak stores usernames in lower case)."""
+        matches = self._get(admin_path(realm, "users"), {"username": username, "exact": "true"}) or []
+        wanted = username.lower()
+        for raw in matches:
+            if str(raw.get("username", "")).lower() == wanted:
+                return User.from_json(raw)
+        return None
+
+    def create_user(self, realm: str, draft: UserDraft) -> str:
+        def existing() -> str | None:
+            found = self.find_user_by_username(realm, draft.username)
+            return found.id if found else None
+
+        return self._create(admin_path(realm, "users"), draft.to_json(), existing)
+
+    def update_user(self, realm: str, user_id: str, changes: Mapping[str, Any]) -> None:
+        """Overlay `changes` (Keycloak field names) on the full user and PUT it whole.
+
+        PUT with `attributes` replaces every writable attribute, so the live ones are read first.
+        """
+        live = self._get(admin_path(realm, "users", user_id))
+        self._write("PUT", admin_path(realm, "users", user_id), {**live, **changes})
+
+    def delete_user(self, realm: str, user_id: str) -> None:
+        self._write("DELETE", admin_path(realm, "users", user_id))
+
+    def set_password(self, realm: str, user_id: str, password: Secret, *, temporary: bool = False) -> None:
+        body = {"type": "password", "value": password.reveal(), "temporary": temporary}
+        self._write("PUT", admin_path(realm, "users", user_id, "reset-password"), body)
+
+    def logout_user(self, realm: str, user_id: str) -> None:
+        """End every session of the user (online sessions; offline ones need revoking separately)."""
+        self._write("POST", admin_path(realm, "users", user_id, "logout"))
+
+    # -- roles ----------------------------------------------------------------------------------
+
+    def list_realm_roles(self, realm: str) -> list[Role]:
+        params = {"briefRepresentation": "false"}
+        return [Role.from_json(raw) for raw in self._paged(admin_path(realm, "roles"), params)]
+
+    def get_realm_role(self, realm: str, name: str) -> Role | None:
+        raw = self._lookup(admin_path(realm, "roles", name))
+        return None if raw is None else Role.from_json(raw)
+
+    def create_realm_role(self, realm: str, name: str, description: str | None = None) -> str:
+        body: dict[str, Any] = {"name": name}
+        if description is not None:
+            body["description"] = description
+
+        def existing() -> str | None:
+            found = self.get_realm_role(realm, name)
+            return found.id if found else None
+
+        self._create(admin_path(realm, "roles"), body, existing)
+        # Role creation answers with a Location naming the role, not its id.
+        found = self.get_realm_role(realm, name)
+        if found is None:
+            raise Rejected(f"realm role '{name}' in realm '{realm}' vanished after creation")
+        return found.id
+
+    def list_client_roles(self, realm: str, client_uuid: str) -> list[Role]:
+        path = admin_path(realm, "clients", client_uuid, "roles")
+        return [Role.from_json(raw) for raw in self._paged(path, {"briefRepresentation": "false"})]
+
+    def add_realm_roles_to_user(self, realm: str, user_id: str, roles: list[Role]) -> None:
+        if roles:
+            body = [{"id": role.id, "name": role.name} for role in roles]
+            self._write("POST", admin_path(realm, "users", user_id, "role-mappings", "realm"), body)
+
+    def add_client_roles_to_user(self, realm: str, user_id: str, client_uuid: str, roles: list[Role]) -> None:
+        if roles:
+            body = [{"id": role.id, "name": role.name} for role in roles]
+            self._write("POST", admin_path(realm, "users", user_id, "role-mappings", "clients", client_uuid), body)
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    def list_groups(self, realm: str) -> list[Group]:
+        """Every group, top-level and nested, parents before children."""
+        groups: list[Group] = []
+        top = admin_path(realm, "groups")
+        pending = [Group.from_json(raw) for raw in self._paged(top, {"briefRepresentation": "false"})]
+        while pending:
+            group = pending.pop(0)
+            groups.append(group)
+            if group.sub_group_count:
+                children = admin_path(realm, "groups", group.id, "children")
+                pending.extend(Group.from_json(raw) for raw in self._paged(children, {"briefRepresentation": "false"}))
+        return groups
+
+    def find_group_by_path(self, realm: str, path: str) -> Group | None:
+        raw = self._lookup(admin_path(realm, "group-by-path", path.lstrip("/")))
+        return None if raw is None else Group.from_json(raw)
+
+    def create_group(self, realm: str, name: str, parent_id: str | None = None) -> str:
+        url = admin_path(realm, "groups") if parent_id is None else admin_path(realm, "groups", parent_id, "children")
+
+        def existing() -> str | None:
+            for group in self.list_groups(realm):
+                if group.name == name and group.parent_id == parent_id:
+                    return group.id
+            return None
+
+        return self._create(url, {"name": name}, existing)
+
+    # -- clients --------------------------------------------------------------------------------
+
+    def list_clients(self, realm: str) -> list[Client]:
+        return [Client.from_json(raw) for raw in self._paged(admin_path(realm, "clients"))]
+
+    def find_client(self, realm: str, client_id: str) -> Client | None:
+        """The client whose human clientId is `client_id`."""
+        matches = self._get(admin_path(realm, "clients"), {"clientId": client_id}) or []
+        for raw in matches:
+            if raw.get("clientId") == client_id:
+                return Client.from_json(raw)
+        return None
+
+    def create_client(self, realm: str, representation: Mapping[str, Any]) -> str:
+        client_id = str(representation["clientId"])
+
+        def existing() -> str | None:
+            found = self.find_client(realm, client_id)
+            return found.id if found else None
+
+        return self._create(admin_path(realm, "clients"), dict(representation), existing)
+
+    def service_account_user(self, realm: str, client_uuid: str) -> User | None:
+        raw = self._lookup(admin_path(realm, "clients", client_uuid, "service-account-user"))
+        return None if raw is None else User.from_json(raw)

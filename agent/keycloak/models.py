@@ -1,0 +1,169 @@
+"""Typed values the gateway returns: plain nouns for live Keycloak state, built from its JSON once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+Attributes = Mapping[str, tuple[str, ...]]
+
+
+def _attributes(raw: Any) -> Attributes:
+    if not isinstance(raw, Mapping):
+        return MappingProxyType({})
+    return MappingProxyType({str(key): tuple(str(v) for v in values or ()) for key, values in raw.items()})
+
+
+def _frozen(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(raw))
+
+
+@dataclass(frozen=True)
+class Realm:
+    """A realm: its name, and Keycloak's own representation of its settings (read-only)."""
+
+    name: str
+    id: str
+    enabled: bool
+    representation: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Realm:
+        return cls(str(raw["realm"]), str(raw.get("id", "")), bool(raw.get("enabled", True)), _frozen(raw))
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    enabled: bool
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email_verified: bool = False
+    attributes: Attributes = field(default_factory=lambda: MappingProxyType({}))
+    required_actions: tuple[str, ...] = ()
+    federation_link: str | None = None
+    service_account_client_id: str | None = None
+    created_timestamp: int | None = None
+    # Only the full representation says whether OTP is configured; None means "not read".
+    totp: bool | None = None
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> User:
+        return cls(
+            id=str(raw["id"]),
+            username=str(raw["username"]),
+            enabled=bool(raw.get("enabled", False)),
+            email=raw.get("email"),
+            first_name=raw.get("firstName"),
+            last_name=raw.get("lastName"),
+            email_verified=bool(raw.get("emailVerified", False)),
+            attributes=_attributes(raw.get("attributes")),
+            required_actions=tuple(raw.get("requiredActions") or ()),
+            federation_link=raw.get("federationLink"),
+            service_account_client_id=raw.get("serviceAccountClientId"),
+            created_timestamp=raw.get("createdTimestamp"),
+            totp=raw.get("totp"),
+        )
+
+
+@dataclass(frozen=True)
+class UserDraft:
+    """A user to create. Attributes are written whole; required actions are added as given."""
+
+    username: str
+    enabled: bool = True
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email_verified: bool = False
+    attributes: Attributes = field(default_factory=lambda: MappingProxyType({}))
+    required_actions: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "username": self.username,
+            "enabled": self.enabled,
+            "emailVerified": self.email_verified,
+            "attributes": {key: list(values) for key, values in self.attributes.items()},
+            "requiredActions": list(self.required_actions),
+        }
+        for key, value in (("email", self.email), ("firstName", self.first_name), ("lastName", self.last_name)):
+            if value is not None:
+                body[key] = value
+        return body
+
+
+@dataclass(frozen=True)
+class Role:
+    id: str
+    name: str
+    description: str | None = None
+    composite: bool = False
+    client_role: bool = False
+    container_id: str | None = None
+    attributes: Attributes = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Role:
+        return cls(
+            id=str(raw["id"]),
+            name=str(raw["name"]),
+            description=raw.get("description"),
+            composite=bool(raw.get("composite", False)),
+            client_role=bool(raw.get("clientRole", False)),
+            container_id=raw.get("containerId"),
+            attributes=_attributes(raw.get("attributes")),
+        )
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    name: str
+    path: str
+    parent_id: str | None = None
+    sub_group_count: int = 0
+    attributes: Attributes = field(default_factory=lambda: MappingProxyType({}))
+    realm_roles: tuple[str, ...] = ()
+    client_roles: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Group:
+        client_roles = raw.get("clientRoles") or {}
+        return cls(
+            id=str(raw["id"]),
+            name=str(raw["name"]),
+            path=str(raw.get("path", "/" + str(raw["name"]))),
+            parent_id=raw.get("parentId"),
+            sub_group_count=int(raw.get("subGroupCount", 0) or 0),
+            attributes=_attributes(raw.get("attributes")),
+            realm_roles=tuple(raw.get("realmRoles") or ()),
+            client_roles=MappingProxyType({k: tuple(v) for k, v in client_roles.items()}),
+        )
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client; `representation` keeps Keycloak's full form for the fields we do not model."""
+
+    id: str
+    client_id: str
+    enabled: bool
+    public_client: bool
+    service_accounts_enabled: bool
+    representation: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Client:
+        return cls(
+            id=str(raw["id"]),
+            client_id=str(raw["clientId"]),
+            enabled=bool(raw.get("enabled", True)),
+            public_client=bool(raw.get("publicClient", False)),
+            service_accounts_enabled=bool(raw.get("serviceAccountsEnabled", False)),
+            representation=_frozen({k: v for k, v in raw.items() if k != "secret"}),
+        )

@@ -1,0 +1,111 @@
+"""The gateway against a real Keycloak: realms, lookups, conflicts, paging, read-only mode, write counting."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.errors import Conflict, ReadOnlyViolation
+from agent.keycloak import KeycloakGateway, UserDraft
+from agent.settings import KeycloakConnection
+from tests.conftest import realm_name_for
+
+
+def test_realm_is_created_and_removed(gateway: KeycloakGateway) -> None:
+    name = realm_name_for("create-remove")
+    gateway.create_realm(name, {"displayName": "Created by a test"})
+    live = gateway.get_realm(name)
+    assert live is not None
+    assert live.representation["displayName"] == "Created by a test"
+    assert name in gateway.list_realm_names()
+
+    gateway.delete_realm(name)
+
+    assert gateway.get_realm(name) is None
+    assert name not in gateway.list_realm_names()
+
+
+def test_missing_lookups_return_none(gateway: KeycloakGateway, realm: str) -> None:
+    assert gateway.get_realm("no-such-realm-" + realm) is None
+    assert gateway.get_user(realm, "00000000-0000-0000-0000-000000000000") is None
+    assert gateway.find_user_by_username(realm, "nobody") is None
+    assert gateway.get_realm_role(realm, "no-such-role") is None
+    assert gateway.find_group_by_path(realm, "/no/such/group") is None
+    assert gateway.find_client(realm, "no-such-client") is None
+
+
+def test_duplicate_create_raises_conflict(gateway: KeycloakGateway, realm: str) -> None:
+    gateway.create_user(realm, UserDraft("dup"))
+    with pytest.raises(Conflict) as raised:
+        gateway.create_user(realm, UserDraft("dup"))
+    assert raised.value.status == 409
+    with pytest.raises(Conflict):
+        gateway.create_realm(realm)
+
+
+def test_lists_are_paged_over_more_users_than_one_page(gateway: KeycloakGateway, realm: str) -> None:
+    usernames = {f"user{index:03d}" for index in range(260)}
+    for username in sorted(usernames):
+        gateway.create_user(realm, UserDraft(username))
+    gets_before = gateway.stats.by_method["GET"]
+
+    listed = list(gateway.list_users(realm, page_size=100))
+
+    # 100 + 100 + 60: three pages, the last one short, so no fourth request.
+    assert gateway.stats.by_method["GET"] - gets_before == 3
+    assert {user.username for user in listed} == usernames
+    assert len(listed) == len(usernames) == gateway.count_users(realm)
+
+
+def test_full_listing_carries_attributes_and_otp_flag(gateway: KeycloakGateway, realm: str) -> None:
+    gateway.update_realm(realm, {"attributes": {"userProfileEnabled": "true"}})
+    gateway.create_user(realm, UserDraft("fully", email="fully@example.org", first_name="Fu", last_name="Lly"))
+
+    [brief] = list(gateway.list_users(realm))
+    [full] = list(gateway.list_users(realm, brief=False))
+
+    assert brief.username == full.username == "fully"
+    assert full.totp is False
+    assert full.email == "fully@example.org"
+
+
+def test_read_only_twin_refuses_every_write_and_sends_nothing(gateway: KeycloakGateway, realm: str) -> None:
+    read_only = gateway.read_only()
+    writes_before = gateway.stats.writes
+
+    with pytest.raises(ReadOnlyViolation):
+        read_only.create_user(realm, UserDraft("never"))
+    with pytest.raises(ReadOnlyViolation):
+        read_only.update_realm(realm, {"displayName": "changed"})
+    with pytest.raises(ReadOnlyViolation):
+        read_only.delete_realm(realm)
+
+    assert gateway.stats.writes == writes_before
+    assert read_only.find_user_by_username(realm, "never") is None  # reads still work
+    live = gateway.get_realm(realm)
+    assert live is not None and live.representation.get("displayName") != "changed"
+
+
+def test_write_counter_counts_each_write_once(keycloak_connection: KeycloakConnection, realm: str) -> None:
+    fresh = KeycloakGateway.connect(keycloak_connection)
+    try:
+        user_id = fresh.create_user(realm, UserDraft("counted"))
+        fresh.update_user(realm, user_id, {"firstName": "Counted"})
+        fresh.delete_user(realm, user_id)
+        list(fresh.list_users(realm))
+
+        assert fresh.stats.writes == 3
+        assert fresh.stats.by_method["POST"] == 1
+        assert fresh.stats.by_method["PUT"] == 1
+        assert fresh.stats.by_method["DELETE"] == 1
+    finally:
+        fresh.close()
+
+
+def test_update_user_keeps_fields_not_mentioned(gateway: KeycloakGateway, realm: str) -> None:
+    user_id = gateway.create_user(realm, UserDraft("keep", email="keep@example.org", first_name="Kee"))
+
+    gateway.update_user(realm, user_id, {"lastName": "Per"})
+
+    user = gateway.get_user(realm, user_id)
+    assert user is not None
+    assert (user.email, user.first_name, user.last_name) == ("keep@example.org", "Kee", "Per")
