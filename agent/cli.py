@@ -7,12 +7,18 @@ import sys
 import click
 
 from agent import __version__
+from agent.config.diagnostics import ConfigErrors
 from agent.errors import AgentError
+from agent.realm.commands import apply_command, export_command, plan_command, validate_command
 from agent.stack.commands import stack_group
 
 
 def print_error(error: AgentError) -> None:
-    """Print an agent error as `error: message` plus its hint, on stderr."""
+    """Print an agent error as `error: message` plus its hint, on stderr; config errors as file:line:col."""
+    if isinstance(error, ConfigErrors):
+        click.echo(str(error), err=True)
+        click.echo(f"{len(error.diagnostics)} error(s); nothing was sent to Keycloak", err=True)
+        return
     click.echo(f"error: {error}", err=True)
     if error.hint:
         click.echo(f"hint: {error.hint}", err=True)
@@ -25,6 +31,8 @@ def cli() -> None:
 
 
 cli.add_command(stack_group)
+for command in (validate_command, plan_command, apply_command, export_command):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -116,6 +116,14 @@ class KeycloakGateway:
 
         self._create("/admin/realms", body, existing)
 
+    def export_realm(self, realm: str) -> dict[str, Any]:
+        """Keycloak's partial export (roles, groups, clients; secrets masked by Keycloak). Changes nothing."""
+        params = {"exportClients": "true", "exportGroupsAndRoles": "true"}
+        path = admin_path(realm, "partial-export")
+        response = self._transport.request("POST", path, params=params, reads_only=True)
+        assert response is not None
+        return dict(response.body or {})
+
     def update_realm(self, realm: str, changes: Mapping[str, Any]) -> None:
         """Overlay `changes` on the live realm and PUT it whole (Keycloak rebuilds omitted parts)."""
         live = self.get_realm(realm)
@@ -186,10 +194,9 @@ class KeycloakGateway:
         raw = self._lookup(admin_path(realm, "roles", name))
         return None if raw is None else Role.from_json(raw)
 
-    def create_realm_role(self, realm: str, name: str, description: str | None = None) -> str:
-        body: dict[str, Any] = {"name": name}
-        if description is not None:
-            body["description"] = description
+    def create_realm_role(self, realm: str, name: str, fields: Mapping[str, Any] | None = None) -> str:
+        """Create a realm role with optional `fields` (description, attributes) in one POST; returns its id."""
+        body: dict[str, Any] = {**(fields or {}), "name": name}
 
         def existing() -> str | None:
             found = self.get_realm_role(realm, name)
@@ -271,3 +278,76 @@ class KeycloakGateway:
     def service_account_user(self, realm: str, client_uuid: str) -> User | None:
         raw = self._lookup(admin_path(realm, "clients", client_uuid, "service-account-user"))
         return None if raw is None else User.from_json(raw)
+
+    # -- role details ---------------------------------------------------------------------------
+
+    def update_realm_role(self, realm: str, name: str, changes: Mapping[str, Any]) -> None:
+        """Overlay `changes` on the live role and PUT it (attributes are replaced whole)."""
+        live = self._get(admin_path(realm, "roles", name))
+        self._write("PUT", admin_path(realm, "roles", name), {**live, **changes})
+
+    def delete_realm_role(self, realm: str, name: str) -> None:
+        self._write("DELETE", admin_path(realm, "roles", name))
+
+    def role_composites(self, realm: str, role_id: str) -> list[Role]:
+        """Direct composites (realm and client roles) of a role, by its id."""
+        return [Role.from_json(raw) for raw in self._get(admin_path(realm, "roles-by-id", role_id, "composites")) or []]
+
+    def add_role_composites(self, realm: str, role_id: str, roles: list[Role]) -> None:
+        if roles:
+            body = [{"id": role.id, "name": role.name} for role in roles]
+            self._write("POST", admin_path(realm, "roles-by-id", role_id, "composites"), body)
+
+    def remove_role_composites(self, realm: str, role_id: str, roles: list[Role]) -> None:
+        if roles:
+            body = [{"id": role.id, "name": role.name} for role in roles]
+            self._write("DELETE", admin_path(realm, "roles-by-id", role_id, "composites"), body)
+
+    # -- group details --------------------------------------------------------------------------
+
+    def create_group_with(
+        self, realm: str, name: str, parent_id: str | None, fields: Mapping[str, Any] | None = None
+    ) -> str:
+        """Create a group (top-level or under `parent_id`) with optional attributes in one POST."""
+        url = admin_path(realm, "groups") if parent_id is None else admin_path(realm, "groups", parent_id, "children")
+        body = {**(fields or {}), "name": name}
+
+        def existing() -> str | None:
+            for group in self.list_groups(realm):
+                if group.name == name and group.parent_id == parent_id:
+                    return group.id
+            return None
+
+        return self._create(url, body, existing)
+
+    def update_group(self, realm: str, group_id: str, changes: Mapping[str, Any]) -> None:
+        live = self._get(admin_path(realm, "groups", group_id))
+        self._write("PUT", admin_path(realm, "groups", group_id), {**live, **changes})
+
+    def delete_group(self, realm: str, group_id: str) -> None:
+        self._write("DELETE", admin_path(realm, "groups", group_id))
+
+    def change_group_realm_roles(self, realm: str, group_id: str, add: list[Role], remove: list[Role]) -> None:
+        path = admin_path(realm, "groups", group_id, "role-mappings", "realm")
+        if add:
+            self._write("POST", path, [{"id": role.id, "name": role.name} for role in add])
+        if remove:
+            self._write("DELETE", path, [{"id": role.id, "name": role.name} for role in remove])
+
+    def change_group_client_roles(
+        self, realm: str, group_id: str, client_uuid: str, add: list[Role], remove: list[Role]
+    ) -> None:
+        path = admin_path(realm, "groups", group_id, "role-mappings", "clients", client_uuid)
+        if add:
+            self._write("POST", path, [{"id": role.id, "name": role.name} for role in add])
+        if remove:
+            self._write("DELETE", path, [{"id": role.id, "name": role.name} for role in remove])
+
+    def list_default_groups(self, realm: str) -> list[Group]:
+        return [Group.from_json(raw) for raw in self._get(admin_path(realm, "default-groups")) or []]
+
+    def add_default_group(self, realm: str, group_id: str) -> None:
+        self._write("PUT", admin_path(realm, "default-groups", group_id))
+
+    def remove_default_group(self, realm: str, group_id: str) -> None:
+        self._write("DELETE", admin_path(realm, "default-groups", group_id))

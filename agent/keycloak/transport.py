@@ -183,14 +183,18 @@ class Transport:
         body: Any = None,
         read_only: bool = False,
         missing_ok: bool = False,
+        reads_only: bool = False,
     ) -> Response | None:
-        """Send one logical request; None for a 404 when `missing_ok`, else our error types."""
-        if read_only and method not in {"GET", "HEAD"}:
+        """Send one logical request; None for a 404 when `missing_ok`, else our error types.
+
+        `reads_only` marks a POST that changes nothing (a realm export): allowed read-only, not a write.
+        """
+        if read_only and method not in {"GET", "HEAD"} and not reads_only:
             raise ReadOnlyViolation(f"read-only gateway refused {method} {path}")
         attempt = 0
         reauthenticated = False
         while True:
-            self.stats.record(method, retry=attempt > 0 or reauthenticated)
+            self.stats.record("GET" if reads_only else method, retry=attempt > 0 or reauthenticated)
             token = self.tokens.access_token()
             try:
                 raw = self._send(method, path, params, body, token)

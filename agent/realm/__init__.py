@@ -1,0 +1,1 @@
+"""Desired realm state: specs read from realm-config/ and policies/, and their compilation for Keycloak."""

@@ -1,0 +1,54 @@
+"""Reads of the live realm for one plan, each made once and shared by every kind that needs it."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from agent.keycloak import Client, Group, KeycloakGateway, Role
+from agent.realm.kinds.base import LiveRealm
+
+
+def read_live_realm(gateway: KeycloakGateway, realm: str) -> LiveRealm:
+    live = gateway.get_realm(realm)
+    if live is None:
+        return LiveRealm(realm, exists=False, id="", representation={})
+    return LiveRealm(realm, exists=True, id=live.id, representation=live.representation)
+
+
+class LiveReader:
+    """Memoized reads; a realm that does not exist yet reads as empty without asking Keycloak."""
+
+    def __init__(self, gateway: KeycloakGateway, realm: LiveRealm) -> None:
+        self.gateway = gateway
+        self.realm = realm
+        self._client_roles: dict[str, list[Role]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.realm.name
+
+    @cached_property
+    def realm_roles(self) -> dict[str, Role]:
+        if not self.realm.exists:
+            return {}
+        return {role.name: role for role in self.gateway.list_realm_roles(self.name)}
+
+    @cached_property
+    def groups(self) -> dict[str, Group]:
+        if not self.realm.exists:
+            return {}
+        return {group.path: group for group in self.gateway.list_groups(self.name)}
+
+    @cached_property
+    def clients(self) -> dict[str, Client]:
+        if not self.realm.exists:
+            return {}
+        return {client.client_id: client for client in self.gateway.list_clients(self.name)}
+
+    def client_roles(self, client_id: str) -> list[Role]:
+        client = self.clients.get(client_id)
+        if client is None:
+            return []
+        if client_id not in self._client_roles:
+            self._client_roles[client_id] = self.gateway.list_client_roles(self.name, client.id)
+        return self._client_roles[client_id]

@@ -1,0 +1,228 @@
+"""Load realm-config/: every file parsed and validated, presets resolved, cross-references checked.
+
+All problems of all files are collected and raised together (ConfigErrors) before anything talks to
+Keycloak. A realm is one YAML file, or a folder whose YAML files are merged (each top-level key in one
+file only); a native Keycloak realm export (JSON) is accepted as a file too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from agent.config.diagnostics import ConfigErrors, Diagnostic, Diagnostics, diagnostics_from_validation_error
+from agent.config.source import ConfigPath, Document, load_document
+from agent.realm.password_policy import PasswordPolicySpec
+from agent.realm.references import check_references
+from agent.realm.spec import LockoutSpec, RealmSpec
+
+YAML_SUFFIXES = (".yaml", ".yml")
+PRESET_FILES: dict[str, tuple[str, type[pydantic.BaseModel]]] = {
+    "password_policy": ("password.yaml", PasswordPolicySpec),
+    "lockout": ("lockout.yaml", LockoutSpec),
+}
+
+
+@dataclass(frozen=True)
+class SourcedRealm:
+    """A validated realm spec and the documents it came from (for positions in later messages)."""
+
+    spec: RealmSpec
+    documents: tuple[Document, ...]
+    owner_of: Mapping[str, Document]
+
+    def where(self, path: ConfigPath) -> str:
+        document = self.owner_of.get(str(path[0])) if path else None
+        document = document or self.documents[0]
+        position = document.position_of(path)
+        return f"{document.name}:{position.line}:{position.col}"
+
+
+def discover_realm_sources(paths: Sequence[Path]) -> list[list[Path]]:
+    """Group files into realms: a file is a realm; a folder of YAML files is a realm; a folder of such
+    folders (realm-config/) holds one realm per entry. schema.json is never a realm."""
+    realms: list[list[Path]] = []
+    for path in paths:
+        if path.is_file():
+            realms.append([path])
+            continue
+        own_files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+        if own_files and not any(p.is_dir() for p in path.iterdir()):
+            realms.append(own_files)
+            continue
+        for entry in sorted(path.iterdir()):
+            if (entry.is_file() and entry.suffix in YAML_SUFFIXES) or (
+                entry.is_file() and entry.suffix == ".json" and entry.name != "schema.json"
+            ):
+                realms.append([entry])
+            elif entry.is_dir() and not entry.name.startswith("."):
+                files = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+                if files:
+                    realms.append(files)
+    return realms
+
+
+def _is_native_export(path: Path) -> bool:
+    return path.is_file() and path.suffix == ".json" and path.name != "schema.json"
+
+
+def _parse(path: Path, env: Mapping[str, str], diagnostics: Diagnostics) -> Document | None:
+    try:
+        if path.suffix == ".json":
+            return _native_document(path)
+        return load_document(path, env=env, base_dir=path.parent)
+    except ConfigErrors as errors:
+        diagnostics.extend(errors.diagnostics)
+        return None
+
+
+def _native_document(path: Path) -> Document:
+    """A realm exported from the admin console, read as friendly keys (positions are file-level)."""
+    from agent.realm.native import friendly_from_representation
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigErrors([Diagnostic(str(path), 1, 1, f"not a readable realm export: {error}")]) from None
+    return Document(str(path), friendly_from_representation(raw))
+
+
+def _merge(documents: list[Document], diagnostics: Diagnostics) -> tuple[dict[str, Any], dict[str, Document]]:
+    merged: dict[str, Any] = {}
+    owner: dict[str, Document] = {}
+    for document in documents:
+        if document.data is None:
+            continue
+        if not isinstance(document.data, dict):
+            diagnostics.add(Diagnostic(document.name, 1, 1, "a realm file must be a mapping of keys"))
+            continue
+        for key, value in document.data.items():
+            if key == "realm" and key in merged and merged[key] == value:
+                continue
+            if key in owner:
+                first = owner[key]
+                where = first.key_position_of((key,))
+                position = document.key_position_of((key,))
+                diagnostics.add(
+                    Diagnostic(
+                        document.name,
+                        position.line,
+                        position.col,
+                        f"'{key}' is already written in {first.name}:{where.line}",
+                        hint="write each top-level key in one file of the realm folder",
+                    )
+                )
+                continue
+            merged[key] = value
+            owner[key] = document
+    return merged, owner
+
+
+def _validate_parts(documents: list[Document], realm_name: str, diagnostics: Diagnostics) -> bool:
+    """Validate each file on its own (with the realm name), so every error points into its own file."""
+    ok = True
+    for document in documents:
+        if not isinstance(document.data, dict):
+            continue
+        try:
+            RealmSpec.model_validate({**document.data, "realm": document.data.get("realm", realm_name)})
+        except pydantic.ValidationError as error:
+            diagnostics.extend(diagnostics_from_validation_error(error, document, model=RealmSpec))
+            ok = False
+    return ok
+
+
+def load_presets(policies_dir: Path, env: Mapping[str, str], diagnostics: Diagnostics) -> dict[str, dict[str, Any]]:
+    """Named presets per field (`password_policy`, `lockout`) from policies/<file>: `presets: {name: {...}}`."""
+    presets: dict[str, dict[str, Any]] = {}
+    for field_name, (file_name, model) in PRESET_FILES.items():
+        presets[field_name] = {}
+        path = policies_dir / file_name
+        if not path.is_file():
+            continue
+        document = _parse(path, env, diagnostics)
+        if document is None or not isinstance(document.data, dict):
+            continue
+        for name, body in (document.data.get("presets") or {}).items():
+            try:
+                presets[field_name][name] = model.model_validate(body)
+            except pydantic.ValidationError as error:
+                diagnostics.extend(
+                    diagnostics_from_validation_error(error, document, prefix=("presets", name), model=model)
+                )
+    return presets
+
+
+def _resolve_presets(
+    spec: RealmSpec, presets: Mapping[str, Mapping[str, Any]], sourced: SourcedRealm, diagnostics: Diagnostics
+) -> RealmSpec:
+    updates: dict[str, Any] = {}
+    for field_name in PRESET_FILES:
+        value = getattr(spec, field_name)
+        if not isinstance(value, str):
+            continue
+        known = presets.get(field_name, {})
+        if value in known:
+            updates[field_name] = known[value]
+            continue
+        file, line, col = sourced.where((field_name,)).rsplit(":", 2)
+        names = ", ".join(sorted(known)) or "none defined"
+        diagnostics.add(
+            Diagnostic(
+                file,
+                int(line),
+                int(col),
+                f"unknown {field_name} preset '{value}'",
+                hint=f"presets in policies/{PRESET_FILES[field_name][0]}: {names}",
+            )
+        )
+    return spec.model_copy(update=updates) if updates else spec
+
+
+def load_realms(paths: Sequence[Path], *, policies_dir: Path, env: Mapping[str, str]) -> list[SourcedRealm]:
+    """Every realm under `paths`, validated; raises ConfigErrors with all problems found, sorted."""
+    diagnostics = Diagnostics()
+    presets = load_presets(policies_dir, env, diagnostics)
+    realms: list[SourcedRealm] = []
+    names: dict[str, str] = {}
+    for files in discover_realm_sources(paths):
+        documents = [doc for doc in (_parse(path, env, diagnostics) for path in files) if doc is not None]
+        if not documents:
+            continue
+        merged, owner = _merge(documents, diagnostics)
+        realm_name = merged.get("realm")
+        if not isinstance(realm_name, str):
+            diagnostics.add(
+                Diagnostic(documents[0].name, 1, 1, "no 'realm:' name written", hint="add `realm: <name>` to one file")
+            )
+            continue
+        if not _validate_parts(documents, realm_name, diagnostics):
+            continue
+        spec = RealmSpec.model_validate(merged)
+        sourced = SourcedRealm(spec, tuple(documents), owner)
+        spec = _resolve_presets(spec, presets, sourced, diagnostics)
+        sourced = SourcedRealm(spec, tuple(documents), owner)
+        if realm_name in names:
+            file, line, col = sourced.where(("realm",)).rsplit(":", 2)
+            diagnostics.add(
+                Diagnostic(file, int(line), int(col), f"realm '{realm_name}' is also defined in {names[realm_name]}")
+            )
+            continue
+        names[realm_name] = sourced.where(("realm",))
+        diagnostics.extend(_located(check_references(spec), sourced))
+        realms.append(sourced)
+    diagnostics.raise_if_any()
+    return realms
+
+
+def _located(problems: Iterable[tuple[ConfigPath, str, str]], sourced: SourcedRealm) -> list[Diagnostic]:
+    located = []
+    for path, message, hint in problems:
+        file, line, col = sourced.where(path).rsplit(":", 2)
+        located.append(Diagnostic(file, int(line), int(col), message, hint))
+    return located

@@ -1,0 +1,405 @@
+"""Desired realm state as written in realm-config/: frozen pydantic models with friendly keys.
+
+A field left out (None) is not managed: the live value stays as it is. Lists are authoritative only over
+objects the agent owns (see `ManagedSpec`). Anything else goes under `keycloak:` in Keycloak's own form.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from agent.realm.password_policy import PasswordPolicySpec
+from agent.secrets import Secret
+
+DURATION_PATTERN = r"^\s*(\d+)\s*([smhdw]?)\s*$"
+SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> int:
+    """Seconds from an int or a string such as `90s`, `30m`, `8h`, `90d`, `2w`."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string such as 30m, 8h, 90d")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return value
+    if isinstance(value, str):
+        match = re.match(DURATION_PATTERN, value)
+        if match:
+            return int(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
+    raise ValueError(f"'{value}' is not a duration: write seconds or a string such as 30m, 8h, 90d")
+
+
+Duration = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    Field(
+        json_schema_extra={
+            "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]
+        }
+    ),
+]
+SecretValue = Annotated[
+    Secret, Field(json_schema_extra={"type": "string", "description": "${env:NAME} or ${file:path}"})
+]
+GroupPath = Annotated[str, Field(pattern=r"^(/[^/]+)+$", description="a group path such as /staff/finance")]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Spec(BaseModel):
+    """Base of every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
+
+
+ManageMode = Literal["owned", "full", "no-delete"]
+
+
+class ManagedSpec(Spec):
+    """Per kind: `owned` (default) deletes only what the agent created, `full` deletes anything not written
+    (never built-ins or the agent's own clients), `no-delete` never deletes."""
+
+    realm_roles: ManageMode = "owned"
+    client_roles: ManageMode = "owned"
+    groups: ManageMode = "owned"
+    clients: ManageMode = "owned"
+    client_scopes: ManageMode = "owned"
+    flows: ManageMode = "owned"
+    protocol_mappers: ManageMode = "owned"
+
+
+class RegistrationSpec(Spec):
+    allowed: bool | None = None
+    email_as_username: bool | None = None
+    login_with_email: bool | None = None
+    verify_email: bool | None = None
+    duplicate_emails: bool | None = None
+    reset_password: bool | None = None
+    remember_me: bool | None = None
+    edit_username: bool | None = None
+
+
+class SessionsSpec(Spec):
+    idle_timeout: Duration | None = None
+    max_lifespan: Duration | None = None
+    remember_me_idle_timeout: Duration | None = None
+    remember_me_max_lifespan: Duration | None = None
+    offline_idle_timeout: Duration | None = None
+    access_token_lifespan: Duration | None = None
+    access_token_lifespan_implicit: Duration | None = None
+    access_code_lifespan: Duration | None = None
+    action_token_lifespan: Duration | None = None
+
+
+class EventsSpec(Spec):
+    enabled: bool | None = None
+    types: tuple[NonEmpty, ...] | None = Field(None, description="event types to store, e.g. LOGIN, LOGIN_ERROR")
+    expiration: Duration | None = None
+    admin_events: bool | None = None
+    admin_events_details: bool | None = None
+    listeners: tuple[NonEmpty, ...] | None = None
+
+
+class SmtpSpec(Spec):
+    host: NonEmpty
+    port: int = Field(25, ge=1, le=65535)
+    from_address: NonEmpty = Field(alias="from")
+    from_display_name: str | None = None
+    reply_to: str | None = None
+    starttls: bool = False
+    ssl: bool = False
+    user: str | None = None
+    password: SecretValue | None = None
+
+    @model_validator(mode="after")
+    def _auth_needs_user(self) -> SmtpSpec:
+        if self.password is not None and not self.user:
+            raise ValueError("smtp.password is set but smtp.user is not")
+        return self
+
+
+class InternationalizationSpec(Spec):
+    enabled: bool = True
+    supported_locales: tuple[NonEmpty, ...] = ("en",)
+    default_locale: NonEmpty = "en"
+
+    @model_validator(mode="after")
+    def _default_is_supported(self) -> InternationalizationSpec:
+        if self.default_locale not in self.supported_locales:
+            raise ValueError(f"default_locale '{self.default_locale}' is not in supported_locales")
+        return self
+
+
+class LockoutSpec(Spec):
+    """Brute-force detection, in the words of a password regulation."""
+
+    enabled: bool = True
+    max_failures: int | None = Field(None, ge=1, description="failures before a temporary lockout")
+    wait_increment: Duration | None = None
+    max_wait: Duration | None = None
+    failure_reset: Duration | None = Field(None, description="failures older than this are forgotten")
+    quick_login_check: Duration | None = None
+    min_quick_login_wait: Duration | None = None
+    permanent_after: int | None = Field(
+        None, ge=0, description="temporary lockouts before a permanent one; 0 = lock permanently at once"
+    )
+
+
+class OtpPolicySpec(Spec):
+    type: Literal["totp", "hotp"] | None = None
+    algorithm: Literal["HmacSHA1", "HmacSHA256", "HmacSHA512"] | None = None
+    digits: Literal[6, 8] | None = None
+    period: Duration | None = None
+    look_ahead: int | None = Field(None, ge=0)
+    initial_counter: int | None = Field(None, ge=0)
+    reusable: bool | None = None
+
+
+class WebAuthnPolicySpec(Spec):
+    rp_name: str | None = None
+    rp_id: str | None = None
+    signature_algorithms: tuple[NonEmpty, ...] | None = None
+    attestation: Literal["not specified", "none", "indirect", "direct", "enterprise"] | None = None
+    authenticator_attachment: Literal["not specified", "platform", "cross-platform"] | None = None
+    require_resident_key: Literal["not specified", "Yes", "No"] | None = None
+    user_verification: Literal["not specified", "required", "preferred", "discouraged"] | None = None
+    timeout: Duration | None = None
+
+
+Attributes = dict[str, tuple[str, ...]]
+
+
+def _attribute_values(value: object) -> object:
+    """Attributes may be written `key: value` or `key: [v1, v2]`; stored as tuples of strings."""
+    if isinstance(value, dict):
+        return {k: tuple(str(x) for x in v) if isinstance(v, list | tuple) else (str(v),) for k, v in value.items()}
+    return value
+
+
+AttributeMap = Annotated[Attributes, BeforeValidator(_attribute_values)]
+
+
+class CompositesSpec(Spec):
+    realm: tuple[NonEmpty, ...] = ()
+    clients: dict[str, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+
+
+class RoleSpec(Spec):
+    name: NonEmpty
+    description: str | None = None
+    attributes: AttributeMap | None = None
+    composites: CompositesSpec | None = None
+
+
+class GroupSpec(Spec):
+    path: GroupPath
+    attributes: AttributeMap | None = None
+    realm_roles: tuple[NonEmpty, ...] | None = None
+    client_roles: dict[str, tuple[NonEmpty, ...]] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def parent_path(self) -> str | None:
+        parent = self.path.rsplit("/", 1)[0]
+        return parent or None
+
+
+class ProtocolMapperSpec(Spec):
+    """A token mapper; `user_attribute` is the common case, anything else via `mapper` + `config`."""
+
+    name: NonEmpty
+    user_attribute: str | None = None
+    claim: str | None = None
+    multivalued: bool = False
+    json_type: Literal["String", "long", "int", "boolean", "JSON"] = "String"
+    in_id_token: bool = True
+    in_access_token: bool = True
+    in_userinfo: bool = True
+    mapper: str | None = Field(None, description="Keycloak protocolMapper id, e.g. oidc-usermodel-attribute-mapper")
+    config: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ProtocolMapperSpec:
+        if (self.user_attribute is None) == (self.mapper is None):
+            raise ValueError(f"mapper '{self.name}': give either user_attribute (and claim) or mapper with config")
+        return self
+
+
+class ClientSpec(Spec):
+    client_id: NonEmpty
+    name: str | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    public: bool | None = None
+    secret: SecretValue | None = None
+    root_url: str | None = None
+    base_url: str | None = None
+    redirect_uris: tuple[str, ...] | None = None
+    web_origins: tuple[str, ...] | None = None
+    post_logout_redirect_uris: tuple[str, ...] | None = None
+    standard_flow: bool | None = None
+    implicit_flow: bool | None = None
+    direct_access_grants: bool | None = None
+    service_account: bool | None = None
+    consent_required: bool | None = None
+    pkce: Literal["S256", "plain"] | None = None
+    default_client_scopes: tuple[NonEmpty, ...] | None = None
+    optional_client_scopes: tuple[NonEmpty, ...] | None = None
+    protocol_mappers: tuple[ProtocolMapperSpec, ...] | None = None
+    roles: tuple[RoleSpec, ...] | None = None
+    service_account_roles: CompositesSpec | None = None
+    attributes: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _public_has_no_secret(self) -> ClientSpec:
+        if self.public and self.secret is not None:
+            raise ValueError(f"client '{self.client_id}' is public and cannot have a secret")
+        if self.public and self.service_account:
+            raise ValueError(f"client '{self.client_id}' is public and cannot have a service account")
+        return self
+
+
+class ClientScopeSpec(Spec):
+    name: NonEmpty
+    description: str | None = None
+    protocol: Literal["openid-connect", "saml"] = "openid-connect"
+    include_in_token_scope: bool | None = None
+    protocol_mappers: tuple[ProtocolMapperSpec, ...] | None = None
+
+
+class RequiredActionSpec(Spec):
+    alias: NonEmpty = Field(description="e.g. VERIFY_EMAIL, CONFIGURE_TOTP, TERMS_AND_CONDITIONS, UPDATE_PASSWORD")
+    enabled: bool | None = None
+    default_action: bool | None = None
+    priority: int | None = None
+    config: dict[str, str] | None = None
+
+
+class TermsSpec(Spec):
+    """Terms and conditions every user must accept; raising `version` makes every user accept again."""
+
+    version: int = Field(ge=1)
+    required: bool = True
+
+
+class MfaSpec(Spec):
+    """Users holding any listed role (directly, by group or composite) or in a listed group must use OTP."""
+
+    otp_for_roles: tuple[NonEmpty, ...] = ()
+    otp_for_groups: tuple[GroupPath, ...] = ()
+    flow_alias: NonEmpty = "idp-agent browser"
+
+
+class ProfileValidatorSpec(Spec):
+    name: NonEmpty = Field(description="e.g. length, pattern, email, options, person-name-prohibited-characters")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileAttributeSpec(Spec):
+    name: NonEmpty
+    display_name: str | None = None
+    group: str | None = None
+    multivalued: bool = False
+    validators: tuple[ProfileValidatorSpec, ...] = ()
+    required_for: tuple[Literal["user", "admin"], ...] = ()
+    required_scopes: tuple[NonEmpty, ...] = ()
+    view: tuple[Literal["user", "admin"], ...] = ("admin", "user")
+    edit: tuple[Literal["user", "admin"], ...] = ("admin",)
+    annotations: dict[str, Any] | None = None
+
+
+class UserProfileSpec(Spec):
+    """The declarative user profile; attributes listed replace the live list, built-ins included when written."""
+
+    unmanaged_attributes: Literal["disabled", "enabled", "admin_view", "admin_edit"] | None = None
+    attributes: tuple[ProfileAttributeSpec, ...] | None = None
+
+
+class LdapMapperSpec(Spec):
+    name: NonEmpty
+    type: NonEmpty = Field(description="e.g. user-attribute-ldap-mapper, group-ldap-mapper")
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+class LdapFederationSpec(Spec):
+    """Keycloak's own LDAP provider; updated in place, never deleted and recreated (that deletes its users)."""
+
+    name: NonEmpty
+    connection_url: NonEmpty
+    bind_dn: NonEmpty
+    bind_credential: SecretValue
+    users_dn: NonEmpty
+    vendor: Literal["other", "ad", "rhds", "tivoli", "edirectory"] = "other"
+    username_attribute: NonEmpty = "uid"
+    rdn_attribute: NonEmpty = "uid"
+    uuid_attribute: NonEmpty = "entryUUID"
+    user_object_classes: tuple[NonEmpty, ...] = ("inetOrgPerson", "organizationalPerson")
+    user_filter: str | None = None
+    search_scope: Literal["one", "subtree"] = "subtree"
+    edit_mode: Literal["READ_ONLY", "WRITABLE", "UNSYNCED"] = "READ_ONLY"
+    import_users: bool = True
+    sync_registrations: bool = False
+    pagination: bool = True
+    start_tls: bool = False
+    trust_email: bool = False
+    full_sync_period: Duration | None = None
+    changed_sync_period: Duration | None = None
+    enabled: bool = True
+    mappers: tuple[LdapMapperSpec, ...] = ()
+
+
+class RealmSpec(Spec):
+    """One realm. `password_policy` and `lockout` take a preset name from policies/ or an inline spec."""
+
+    realm: NonEmpty = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    display_name: str | None = None
+    display_name_html: str | None = None
+    enabled: bool | None = None
+    managed: ManagedSpec = Field(default_factory=ManagedSpec)
+    registration: RegistrationSpec | None = None
+    sessions: SessionsSpec | None = None
+    events: EventsSpec | None = None
+    smtp: SmtpSpec | None = None
+    internationalization: InternationalizationSpec | None = None
+    password_policy: str | PasswordPolicySpec | None = None
+    lockout: str | LockoutSpec | None = None
+    otp_policy: OtpPolicySpec | None = None
+    webauthn_policy: WebAuthnPolicySpec | None = None
+    roles: tuple[RoleSpec, ...] | None = None
+    groups: tuple[GroupSpec, ...] | None = None
+    default_roles: tuple[NonEmpty, ...] | None = None
+    default_groups: tuple[GroupPath, ...] | None = None
+    clients: tuple[ClientSpec, ...] | None = None
+    client_scopes: tuple[ClientScopeSpec, ...] | None = None
+    required_actions: tuple[RequiredActionSpec, ...] | None = None
+    terms: TermsSpec | None = None
+    mfa: MfaSpec | None = None
+    user_profile: UserProfileSpec | None = None
+    ldap: tuple[LdapFederationSpec, ...] | None = None
+    keycloak: dict[str, Any] | None = Field(None, description="Keycloak realm representation keys, applied as written")
+
+    @field_validator("roles", "groups", "clients", "client_scopes", "ldap", "required_actions")
+    @classmethod
+    def _unique_names(cls, value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        if value is None:
+            return value
+        seen: set[str] = set()
+        for item in value:
+            key = _identity(item)
+            if key in seen:
+                raise ValueError(f"'{key}' is listed twice")
+            seen.add(key)
+        return value
+
+
+def _identity(item: Any) -> str:
+    for attribute in ("name", "path", "client_id", "alias"):
+        if hasattr(item, attribute) and attribute in type(item).model_fields:
+            return str(getattr(item, attribute))
+    return str(item)
