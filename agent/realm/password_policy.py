@@ -28,9 +28,7 @@ def _check_argument(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
     if TERM_SEPARATOR in value:
-        raise ValueError(
-            f"must not contain '{TERM_SEPARATOR.strip()}' between spaces: Keycloak splits the policy there"
-        )
+        raise ValueError(f"must not contain '{TERM_SEPARATOR}': Keycloak splits the policy string there")
     return value
 
 
