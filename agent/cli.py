@@ -38,7 +38,9 @@ for command in (validate_command, plan_command, apply_command, export_command):
 def main() -> None:
     """Console entry point: agent errors become a message and exit code 1, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        # Without standalone mode click returns (rather than raises) the code given to ctx.exit(n).
+        returned = cli.main(standalone_mode=False)
+        sys.exit(returned if isinstance(returned, int) else 0)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.ClickException as error:

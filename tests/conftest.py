@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from agent import stack
 from agent.keycloak import KeycloakGateway
-from agent.settings import KeycloakConnection, keycloak_connection_from_env
-from tests.harness.backends import containers_keycloak, local_stack_keycloak
+from agent.settings import KeycloakConnection, LdapConnection, keycloak_connection_from_env, ldap_connection_from_env
+from tests.harness.backends import containers_keycloak, local_stack
+from tests.harness.ldap_directory import DirectoryFactory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STATE_DIR = REPO_ROOT / ".state" / "test"
@@ -44,7 +46,37 @@ def keycloak_connection() -> Iterator[KeycloakConnection]:
     if configured is not None:
         yield configured
         return
-    yield from local_stack_keycloak(Path(os.environ.get("IDP_TEST_STATE_DIR", TEST_STATE_DIR)))
+    state = test_state_dir()
+    for _ in local_stack(state, ("keycloak", "ldap")):
+        connection = stack.running_keycloak_connection(state)
+        assert connection is not None, f"the test stack in {state} has no running Keycloak"
+        yield connection
+
+
+def test_state_dir() -> Path:
+    return Path(os.environ.get("IDP_TEST_STATE_DIR", TEST_STATE_DIR))
+
+
+@pytest.fixture(scope="session")
+def demo_ldap(keycloak_connection: KeycloakConnection) -> Iterator[LdapConnection]:
+    """The stack's slapd with the demo directory (people, groups, departments), or LDAP_URL when set."""
+    configured = ldap_connection_from_env(os.environ)
+    if configured is not None:
+        yield configured
+        return
+    state = test_state_dir()
+    for _ in local_stack(state, ("ldap",)):
+        connection = stack.running_ldap_connection(state)
+        assert connection is not None, f"the test stack in {state} has no running slapd"
+        yield connection
+
+
+@pytest.fixture
+def ldap_directory(tmp_path: Path) -> Iterator[DirectoryFactory]:
+    """Make throwaway slapd directories: `ldap_directory(people, limits=SizeLimits(soft=100))`."""
+    factory = DirectoryFactory(tmp_path)
+    yield factory
+    factory.stop_all()
 
 
 @pytest.fixture(scope="session")

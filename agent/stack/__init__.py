@@ -2,7 +2,8 @@
 
 Public contract (used by the CLI, the settings resolver and the test harness):
 
-    up(state_dir=None, *, keycloak_port=None, ldap_port=None, echo=print) -> StackStatus
+    up(state_dir=None, *, keycloak_port=None, ldap_port=None, components=("keycloak", "ldap"),
+       timeout_seconds=180, echo=print) -> StackStatus
     down(state_dir=None, *, echo=print) -> None
     status(state_dir=None) -> StackStatus
     running_keycloak_connection(state_dir=None) -> KeycloakConnection | None

@@ -14,20 +14,28 @@ from agent.settings import KeycloakConnection
 CONTAINER_IMAGE = "quay.io/keycloak/keycloak:26.3"
 
 
-def local_stack_keycloak(state_dir: Path) -> Iterator[KeycloakConnection]:
-    """The local stack's Keycloak; started (and stopped afterwards) only if it was not running."""
+def _echo(line: str) -> None:
+    print(f"[stack] {line}")
+
+
+def local_stack(state_dir: Path, components: tuple[str, ...]) -> Iterator[None]:
+    """The local stack (real Keycloak and/or slapd) through `agent.stack`; started, and stopped at the end,
+    only when it was not already running (set IDP_TEST_KEEP_STACK=1 to leave it up for the next run)."""
     from agent import stack
 
-    was_running = stack.running_keycloak_connection(state_dir) is not None
-    if not was_running:
-        stack.up(state_dir, components=("keycloak",), echo=lambda line: print(f"[stack] {line}"))
-    connection = stack.running_keycloak_connection(state_dir)
-    assert connection is not None, f"local stack in {state_dir} did not come up"
+    current = stack.status(state_dir)
+    running = {
+        "keycloak": bool(current.keycloak and current.keycloak.running),
+        "ldap": bool(current.ldap and current.ldap.running),
+    }
+    missing = tuple(component for component in components if not running[component])
+    if missing:
+        stack.up(state_dir, components=missing, echo=_echo)
     try:
-        yield connection
+        yield None
     finally:
-        if not was_running and os.environ.get("IDP_TEST_KEEP_STACK") != "1":
-            stack.down(state_dir, echo=lambda line: print(f"[stack] {line}"))
+        if missing and os.environ.get("IDP_TEST_KEEP_STACK") != "1":
+            stack.down(state_dir, echo=_echo)
 
 
 def _docker_available() -> bool:

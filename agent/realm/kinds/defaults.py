@@ -65,7 +65,7 @@ class DefaultRoles:
             RoleRef(clients.get(m.container_id or "") if m.client_role else None, m.name) for m in members
         )
         gateway.add_role_composites(realm, role_id, resolve_roles(gateway, realm, wanted - current))
-        gateway.remove_role_composites(realm, role_id, resolve_roles(gateway, realm, current - wanted))
+        gateway.remove_role_composites(realm, role_id, resolve_roles(gateway, realm, current - wanted, missing_ok=True))
 
 
 class DefaultGroups:

@@ -151,7 +151,7 @@ class GroupGrants:
         group = gateway.find_group_by_path(realm, grant.group_path)
         assert group is not None
         add = resolve_roles(gateway, realm, grant.add)
-        remove = resolve_roles(gateway, realm, grant.remove)
+        remove = resolve_roles(gateway, realm, grant.remove, missing_ok=True)
         gateway.change_group_realm_roles(
             realm, group.id, [r for r in add if not r.client_role], [r for r in remove if not r.client_role]
         )

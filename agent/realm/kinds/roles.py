@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.errors import Rejected
 from agent.keycloak import KeycloakGateway, Role
 from agent.realm.kinds.base import OWNER_ATTRIBUTE, LiveRealm, is_owned, is_protected_role, may_delete
 from agent.realm.live import LiveReader
@@ -119,8 +120,11 @@ def plan_composites(spec: RealmSpec, live: LiveComposites) -> list[Change]:
     return changes
 
 
-def resolve_roles(gateway: KeycloakGateway, realm: str, refs: frozenset[RoleRef]) -> list[Role]:
-    """Look up roles by reference; the loader has checked that each exists in config or live."""
+def resolve_roles(
+    gateway: KeycloakGateway, realm: str, refs: frozenset[RoleRef], *, missing_ok: bool = False
+) -> list[Role]:
+    """Look up roles by reference. `missing_ok` is for removals: a role deleted earlier in the same run
+    took its links with it, so there is nothing left to remove."""
     resolved: list[Role] = []
     clients: dict[str, list[Role]] = {}
     for ref in sorted(refs, key=str):
@@ -132,7 +136,9 @@ def resolve_roles(gateway: KeycloakGateway, realm: str, refs: frozenset[RoleRef]
                 clients[ref.client_id] = gateway.list_client_roles(realm, client.id) if client else []
             role = next((r for r in clients[ref.client_id] if r.name == ref.name), None)
         if role is None:
-            raise LookupError(f"role '{ref}' not found in realm '{realm}'")
+            if missing_ok:
+                continue
+            raise Rejected(f"role '{ref}' not found in realm '{realm}'", hint="create it or fix the reference")
         resolved.append(role)
     return resolved
 
@@ -160,4 +166,4 @@ class RoleComposites:
         role = gateway.get_realm_role(realm, change.key)
         assert role is not None
         gateway.add_role_composites(realm, role.id, resolve_roles(gateway, realm, wanted - current))
-        gateway.remove_role_composites(realm, role.id, resolve_roles(gateway, realm, current - wanted))
+        gateway.remove_role_composites(realm, role.id, resolve_roles(gateway, realm, current - wanted, missing_ok=True))
