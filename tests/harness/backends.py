@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from agent.secrets import Secret
+from agent.stack.keycloak import KEYCLOAK_VERSION
 from agent.settings import KeycloakConnection
 
-CONTAINER_IMAGE = "quay.io/keycloak/keycloak:26.3"
+# The same version as the local stack: pinned once, in agent/stack/keycloak.py.
+CONTAINER_IMAGE = f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"
 
 
 def _echo(line: str) -> None:
