@@ -43,27 +43,29 @@ class SourcedRealm:
         return f"{document.name}:{position.line}:{position.col}"
 
 
+REALM_FOLDER_MARKERS = ("realm.yaml", "realm.yml")
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+
+
 def discover_realm_sources(paths: Sequence[Path]) -> list[list[Path]]:
-    """Group files into realms: a file is a realm; a folder of YAML files is a realm; a folder of such
-    folders (realm-config/) holds one realm per entry. schema.json is never a realm."""
+    """Group files into realms. A file is a realm. A folder holding `realm.yaml` is one realm whose YAML
+    files are merged. Any other folder (such as realm-config/) holds one realm per YAML or JSON file and
+    one per subfolder (whose YAML files are merged). schema.json is never a realm."""
     realms: list[list[Path]] = []
     for path in paths:
         if path.is_file():
             realms.append([path])
-            continue
-        own_files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
-        if own_files and not any(p.is_dir() for p in path.iterdir()):
-            realms.append(own_files)
-            continue
-        for entry in sorted(path.iterdir()):
-            if (entry.is_file() and entry.suffix in YAML_SUFFIXES) or (
-                entry.is_file() and entry.suffix == ".json" and entry.name != "schema.json"
-            ):
-                realms.append([entry])
-            elif entry.is_dir() and not entry.name.startswith("."):
-                files = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
-                if files:
-                    realms.append(files)
+        elif any((path / marker).is_file() for marker in REALM_FOLDER_MARKERS):
+            realms.append(_yaml_files(path))
+        else:
+            for entry in sorted(path.iterdir()):
+                if (entry.is_file() and entry.suffix in YAML_SUFFIXES) or _is_native_export(entry):
+                    realms.append([entry])
+                elif entry.is_dir() and not entry.name.startswith(".") and _yaml_files(entry):
+                    realms.append(_yaml_files(entry))
     return realms
 
 

@@ -24,12 +24,16 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 @dataclass
 class Fault:
-    """Applies to the next `times` requests whose method and path match."""
+    """Applies to `times` matching requests, after letting the first `skip` matching ones through.
+
+    `method` "WRITE" matches every method but GET and HEAD.
+    """
 
     kind: FaultKind
     path_pattern: str = ".*"
     method: str | None = None
     times: int = 1
+    skip: int = 0
     status: int = 503
     retry_after: str | None = None
     delay_seconds: float = 0.0
@@ -37,7 +41,11 @@ class Fault:
     def matches(self, method: str, path: str) -> bool:
         if self.times <= 0:
             return False
-        return (self.method is None or self.method == method) and re.search(self.path_pattern, path) is not None
+        if self.method == "WRITE":
+            method_matches = method not in {"GET", "HEAD"}
+        else:
+            method_matches = self.method is None or self.method == method
+        return method_matches and re.search(self.path_pattern, path) is not None
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,9 @@ class ProxyState:
         with self.lock:
             for fault in self.faults:
                 if fault.matches(method, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     return fault
         return None
