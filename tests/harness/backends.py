@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.secrets import Secret
-from agent.stack.keycloak import KEYCLOAK_VERSION
 from agent.settings import KeycloakConnection
+from agent.stack.keycloak import KEYCLOAK_VERSION
 
 # The same version as the local stack: pinned once, in agent/stack/keycloak.py.
 CONTAINER_IMAGE = f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}"

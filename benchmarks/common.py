@@ -1,0 +1,81 @@
+"""Shared by the benchmark scripts: where Keycloak is, what machine ran it, and how results are written."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.settings import KeycloakConnection, keycloak_connection_from_env
+
+BENCH_STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "bench"
+
+
+@contextmanager
+def keycloak_for_benchmark() -> Iterator[KeycloakConnection]:
+    """KEYCLOAK_* from the environment, else the local stack in .state/bench (started and stopped here)."""
+    configured = keycloak_connection_from_env(os.environ)
+    if configured is not None:
+        yield configured
+        return
+    from agent import stack
+
+    started = stack.running_keycloak_connection(BENCH_STATE_DIR) is None
+    if started:
+        stack.up(BENCH_STATE_DIR, components=("keycloak",), echo=lambda line: print(f"[stack] {line}"))
+    connection = stack.running_keycloak_connection(BENCH_STATE_DIR)
+    assert connection is not None
+    try:
+        yield connection
+    finally:
+        if started:
+            stack.down(BENCH_STATE_DIR, echo=lambda line: print(f"[stack] {line}"))
+
+
+def machine() -> dict[str, Any]:
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(pages / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@dataclass(frozen=True)
+class Timed:
+    seconds: float
+    value: Any
+
+
+def timed(action: Callable[[], Any]) -> Timed:
+    start = time.perf_counter()
+    value = action()
+    return Timed(round(time.perf_counter() - start, 3), value)
+
+
+def write_results(path: Path | None, results: dict[str, Any]) -> None:
+    text = json.dumps(results, indent=2, sort_keys=True)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+        print(f"results written to {path}")
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {column: max(len(column), *(len(str(row.get(column, ""))) for row in rows)) for column in columns}
+    print("  ".join(column.ljust(widths[column]) for column in columns))
+    for row in rows:
+        print("  ".join(str(row.get(column, "")).ljust(widths[column]) for column in columns))
