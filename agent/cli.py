@@ -9,7 +9,7 @@ import click
 from agent import __version__
 from agent.config.diagnostics import ConfigErrors
 from agent.errors import AgentError
-from agent.realm.commands import apply_command, export_command, plan_command, validate_command
+from agent.realm.commands import apply_command, export_command, plan_command, schema_command, validate_command
 from agent.stack.commands import stack_group
 
 
@@ -31,7 +31,7 @@ def cli() -> None:
 
 
 cli.add_command(stack_group)
-for command in (validate_command, plan_command, apply_command, export_command):
+for command in (validate_command, plan_command, apply_command, export_command, schema_command):
     cli.add_command(command)
 
 

@@ -18,6 +18,7 @@ from agent.realm.loader import SourcedRealm, load_realms
 from agent.realm.native import friendly_from_representation
 from agent.realm.plan import Change, Plan
 from agent.realm.render import render_json, render_text
+from agent.realm.schema import realm_config_schema_text
 from agent.settings import resolve_keycloak_connection
 
 EXIT_OK = 0
@@ -149,3 +150,15 @@ def export_command(realm_name: str, out_dir: Path) -> None:
     target = folder / "realm.yaml"
     target.write_text(yaml.safe_dump(friendly, sort_keys=False, allow_unicode=True), encoding="utf-8")
     click.echo(f"wrote {target}")
+
+
+@click.command("schema")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def schema_command(out_file: Path | None) -> None:
+    """Print (or write) the JSON Schema of realm-config files, for editors and CI."""
+    text = realm_config_schema_text()
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    out_file.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out_file}")
