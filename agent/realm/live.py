@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from agent.keycloak import Client, Group, KeycloakGateway, Role
+from agent.keycloak.models import RequiredAction, RequiredActionProvider
 from agent.realm.kinds.base import LiveRealm
 
 
@@ -52,3 +53,19 @@ class LiveReader:
         if client_id not in self._client_roles:
             self._client_roles[client_id] = self.gateway.list_client_roles(self.name, client.id)
         return self._client_roles[client_id]
+
+    # -- authentication: required actions ----------------------------------------------------------
+
+    @cached_property
+    def required_actions(self) -> dict[str, RequiredAction]:
+        """Registered required actions by alias."""
+        if not self.realm.exists:
+            return {}
+        return {action.alias: action for action in self.gateway.list_required_actions(self.name)}
+
+    @cached_property
+    def unregistered_required_actions(self) -> dict[str, RequiredActionProvider]:
+        """Installed required-action providers not registered in the realm, by provider id."""
+        if not self.realm.exists:
+            return {}
+        return {p.provider_id: p for p in self.gateway.list_unregistered_required_actions(self.name)}

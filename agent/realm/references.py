@@ -139,4 +139,45 @@ def check_references(spec: RealmSpec) -> list[Problem]:
         *_default_problems(spec, realm_roles, group_paths),
         *_mfa_problems(spec, realm_roles, group_paths),
         *_client_problems(spec, realm_roles),
+        *_terms_problems(spec),
+        *_mfa_group_role_problems(spec),
     ]
+
+
+def _terms_problems(spec: RealmSpec) -> Iterator[Problem]:
+    """`terms:` manages TERMS_AND_CONDITIONS; a `required_actions:` entry may not contradict it."""
+    if spec.terms is None:
+        return
+    for index, action in enumerate(spec.required_actions or ()):
+        if action.alias != "TERMS_AND_CONDITIONS":
+            continue
+        for key in ("enabled", "default_action"):
+            value = getattr(action, key)
+            if value is not None and value != spec.terms.required:
+                yield (
+                    ("required_actions", index, key),
+                    f"TERMS_AND_CONDITIONS {key} is {str(value).lower()} here but `terms.required` says "
+                    f"{str(spec.terms.required).lower()}",
+                    "leave it to `terms:` (remove the key), or change terms.required",
+                )
+
+
+def _mfa_group_role_problems(spec: RealmSpec) -> Iterator[Problem]:
+    """Groups in mfa.otp_for_groups are granted `mfa.group_role`; nothing else written may take it away."""
+    if spec.mfa is None or not spec.mfa.otp_for_groups:
+        return
+    role = spec.mfa.group_role
+    roles_written = {group.path: group.realm_roles for group in spec.groups or ()}
+    for index, path in enumerate(spec.mfa.otp_for_groups):
+        if roles_written.get(path) is not None:
+            yield (
+                ("mfa", "otp_for_groups", index),
+                f"group '{path}' writes realm_roles, which would take away the MFA group role '{role}'",
+                "grant it a role listed in mfa.otp_for_roles instead of listing the group here",
+            )
+    if spec.managed.realm_roles == "full" and spec.roles is not None and role not in {r.name for r in spec.roles}:
+        yield (
+            ("mfa", "group_role"),
+            f"with managed.realm_roles: full, the MFA group role '{role}' would be deleted as unlisted",
+            f"list '{role}' under `roles:`",
+        )

@@ -7,6 +7,7 @@ objects the agent owns (see `ManagedSpec`). Anything else goes under `keycloak:`
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -273,27 +274,64 @@ class ClientScopeSpec(Spec):
     protocol_mappers: tuple[ProtocolMapperSpec, ...] | None = None
 
 
+def _config_strings(value: object) -> object:
+    """Keycloak stores required-action config values as strings: `max_auth_age: 600` means "600"."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    return value
+
+
 class RequiredActionSpec(Spec):
+    """A required action; a listed one is registered when needed, never deleted. Unlisted ones are left as
+    they are. `config` keys written are managed, other keys are kept."""
+
     alias: NonEmpty = Field(description="e.g. VERIFY_EMAIL, CONFIGURE_TOTP, TERMS_AND_CONDITIONS, UPDATE_PASSWORD")
     enabled: bool | None = None
-    default_action: bool | None = None
-    priority: int | None = None
-    config: dict[str, str] | None = None
+    default_action: bool | None = Field(None, description="added to every new user")
+    priority: int | None = Field(None, description="lower runs first")
+    config: Annotated[dict[str, str], BeforeValidator(_config_strings)] | None = None
+
+    @model_validator(mode="after")
+    def _default_needs_enabled(self) -> RequiredActionSpec:
+        if self.default_action and self.enabled is False:
+            raise ValueError(f"required action '{self.alias}' cannot be a default action while disabled")
+        return self
 
 
 class TermsSpec(Spec):
-    """Terms and conditions every user must accept; raising `version` makes every user accept again."""
+    """Terms and conditions every user must accept; raising `version` makes every user accept again.
+
+    The version applied is recorded in the realm. The first time (no version recorded yet) only new users
+    are asked, unless `first_apply: all-users`. With `required: false` the action is disabled and versions
+    are recorded without asking anyone.
+    """
 
     version: int = Field(ge=1)
     required: bool = True
+    first_apply: Literal["new-users", "all-users"] = "new-users"
 
 
 class MfaSpec(Spec):
-    """Users holding any listed role (directly, by group or composite) or in a listed group must use OTP."""
+    """Users holding any listed role (directly, by group or composite) or in a listed group must use OTP.
+
+    Keycloak has no "user in group" condition, so listed groups are granted `group_role`, a plain realm
+    role the agent creates and the login flow checks; members of their subgroups inherit it.
+    """
 
     otp_for_roles: tuple[NonEmpty, ...] = ()
     otp_for_groups: tuple[GroupPath, ...] = ()
-    flow_alias: NonEmpty = "idp-agent browser"
+    flow_alias: NonEmpty = Field("idp-agent browser", pattern=r"^[^/]+$")
+    group_role: NonEmpty = "idp-agent-mfa-required"
+
+    @model_validator(mode="after")
+    def _not_builtin(self) -> MfaSpec:
+        if self.flow_alias == "browser":
+            raise ValueError("mfa.flow_alias cannot be 'browser': that is the built-in flow it copies")
+        if self.group_role in self.otp_for_roles:
+            raise ValueError(
+                f"mfa.group_role '{self.group_role}' is managed by the agent; do not list it in otp_for_roles"
+            )
+        return self
 
 
 class ProfileValidatorSpec(Spec):

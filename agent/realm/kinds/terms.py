@@ -1,0 +1,123 @@
+"""Terms and conditions: the TERMS_AND_CONDITIONS required action, and a version recorded in the realm whose
+raise makes every existing user accept again."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.keycloak import KeycloakGateway
+from agent.keycloak.models import RequiredAction
+from agent.realm.kinds.base import LiveRealm
+from agent.realm.kinds.required_actions import write_required_action
+from agent.realm.live import LiveReader
+from agent.realm.plan import Action, Change, FieldChange, diff_fields
+from agent.realm.spec import RealmSpec, TermsSpec
+
+KIND = "terms"
+TERMS_ACTION = "TERMS_AND_CONDITIONS"
+VERSION_ATTRIBUTE = "idp-agent.terms.version"
+
+
+@dataclass(frozen=True)
+class LiveTerms:
+    action: RequiredAction | None
+    recorded_version: int | None
+    # Users who would be asked (GET users/count leaves service accounts out).
+    user_count: int
+
+
+@dataclass(frozen=True)
+class VersionChange:
+    version: int
+    ask_users: bool
+
+
+def recorded_version(attributes: Mapping[str, str]) -> int | None:
+    """The terms version last applied, or None when none was recorded (or the record is not a number)."""
+    value = attributes.get(VERSION_ATTRIBUTE, "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def asks_users(terms: TermsSpec, recorded: int | None) -> bool:
+    """Whether applying `terms` over the `recorded` version adds the action to every existing user."""
+    if not terms.required:
+        return False
+    if recorded is None:
+        return terms.first_apply == "all-users"
+    return terms.version > recorded
+
+
+def version_note(terms: TermsSpec, recorded: int | None, users: int) -> str:
+    if asks_users(terms, recorded):
+        return f"{users} users must accept again" if recorded is not None else f"{users} users must accept"
+    if not terms.required:
+        return "terms not required: nobody is asked"
+    if recorded is None:
+        return "existing users are not asked; new users accept at their first login"
+    return "version lowered: nobody is asked again"
+
+
+def plan_terms(spec: RealmSpec, live_realm: LiveRealm, live: LiveTerms) -> list[Change]:
+    """The action enabled (and default for new users) when required; then the version, recorded last."""
+    terms = spec.terms
+    if terms is None:
+        return []
+    changes: list[Change] = []
+    wanted = {"enabled": terms.required, "defaultAction": terms.required}
+    current = (
+        {} if live.action is None else {"enabled": live.action.enabled, "defaultAction": live.action.default_action}
+    )
+    differing = diff_fields(current, wanted)
+    # An unregistered action that is not wanted needs no registering just to be disabled.
+    if differing and (terms.required or live.action is not None or not live_realm.exists):
+        action: Action = "update" if live.action is not None else "create"
+        changes.append(Change(KIND, action, TERMS_ACTION, differing, desired=wanted))
+    recorded = live.recorded_version if live_realm.exists else None
+    if recorded != terms.version:
+        field = FieldChange("version", recorded, terms.version)
+        note = version_note(terms, recorded, live.user_count)
+        desired = VersionChange(terms.version, asks_users(terms, recorded))
+        changes.append(
+            Change(KIND, "create" if recorded is None else "update", "version", (field,), desired=desired, note=note)
+        )
+    return changes
+
+
+def ask_every_user(gateway: KeycloakGateway, realm: str) -> int:
+    """Add the terms action to every user lacking it (service accounts never log in); returns users changed.
+
+    Users already carrying the action are skipped, so an interrupted run is finished by the next one.
+    """
+    changed = 0
+    for user in gateway.list_users(realm, brief=False):
+        if user.service_account_client_id or TERMS_ACTION in user.required_actions:
+            continue
+        gateway.set_user_required_actions(realm, user.id, (*user.required_actions, TERMS_ACTION))
+        changed += 1
+    return changed
+
+
+class Terms:
+    name = KIND
+
+    def read(self, live: LiveReader) -> LiveTerms:
+        if not live.realm.exists:
+            return LiveTerms(None, None, 0)
+        count = live.gateway.count_users(live.name)
+        return LiveTerms(live.required_actions.get(TERMS_ACTION), recorded_version(live.realm.attributes), count)
+
+    def plan(self, spec: RealmSpec, live_realm: LiveRealm, live: LiveTerms) -> list[Change]:
+        return plan_terms(spec, live_realm, live)
+
+    def apply(self, gateway: KeycloakGateway, realm: str, change: Change) -> None:
+        if change.key == TERMS_ACTION:
+            fields: dict[str, Any] = change.desired
+            write_required_action(gateway, realm, TERMS_ACTION, fields)
+            return
+        version: VersionChange = change.desired
+        if version.ask_users:
+            ask_every_user(gateway, realm)
+        # Recorded last: until then the next plan still shows the raise and finishes the users.
+        gateway.set_realm_attributes(realm, {VERSION_ATTRIBUTE: str(version.version)})
