@@ -169,6 +169,62 @@ class Client:
         )
 
 
+# -- clients, client scopes, protocol mappers (realm as code) -------------------------------------
+
+
+def _string_map(raw: Any) -> Mapping[str, str]:
+    if not isinstance(raw, Mapping):
+        return MappingProxyType({})
+    return MappingProxyType({str(key): str(value) for key, value in raw.items() if value is not None})
+
+
+@dataclass(frozen=True)
+class ProtocolMapper:
+    """A token mapper of a client or client scope; `mapper` is Keycloak's `protocolMapper` type id."""
+
+    id: str
+    name: str
+    protocol: str
+    mapper: str
+    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ProtocolMapper:
+        return cls(
+            id=str(raw.get("id", "")),
+            name=str(raw["name"]),
+            protocol=str(raw.get("protocol") or "openid-connect"),
+            mapper=str(raw.get("protocolMapper", "")),
+            config=_string_map(raw.get("config")),
+        )
+
+
+def protocol_mappers_from_json(raw: Any) -> tuple[ProtocolMapper, ...]:
+    """The `protocolMappers` list of a client or client scope representation."""
+    return tuple(ProtocolMapper.from_json(item) for item in raw or ())
+
+
+@dataclass(frozen=True)
+class ClientScope:
+    id: str
+    name: str
+    protocol: str
+    description: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    protocol_mappers: tuple[ProtocolMapper, ...] = ()
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ClientScope:
+        return cls(
+            id=str(raw["id"]),
+            name=str(raw["name"]),
+            protocol=str(raw.get("protocol") or "openid-connect"),
+            description=raw.get("description"),
+            attributes=_string_map(raw.get("attributes")),
+            protocol_mappers=protocol_mappers_from_json(raw.get("protocolMappers")),
+        )
+
+
 # -- authentication: required actions and flows -------------------------------------------------
 
 

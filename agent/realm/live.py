@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from agent.keycloak import Client, Group, KeycloakGateway, Role
-from agent.keycloak.models import RequiredAction, RequiredActionProvider
+from agent.keycloak.models import ClientScope, RequiredAction, RequiredActionProvider
 from agent.realm.kinds.base import LiveRealm
 
 
@@ -69,3 +69,10 @@ class LiveReader:
         if not self.realm.exists:
             return {}
         return {p.provider_id: p for p in self.gateway.list_unregistered_required_actions(self.name)}
+
+    @cached_property
+    def client_scopes(self) -> dict[str, ClientScope]:
+        """Every client scope by name, with its attributes and protocol mappers."""
+        if not self.realm.exists:
+            return {}
+        return {scope.name: scope for scope in self.gateway.list_client_scopes(self.name)}

@@ -6,9 +6,20 @@ have a friendly form are translated; realm fields without one are kept under `ke
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from agent.realm.kinds.base import is_protected_client
+from agent.realm.kinds.client_scopes import INCLUDE_IN_TOKEN_SCOPE, is_protected_scope
+from agent.realm.kinds.clients import (
+    CLIENT_FIELDS,
+    OIDC,
+    PKCE_METHOD,
+    POST_LOGOUT_REDIRECT_URIS,
+    URI_SEPARATOR,
+    USER_ATTRIBUTE_MAPPER,
+)
 from agent.realm.kinds.realm_settings import (
     EVENT_FIELDS,
     OTP_FIELDS,
@@ -90,6 +101,7 @@ def friendly_from_representation(representation: Mapping[str, Any]) -> dict[str,
     groups = list(_walk_groups(list(representation.get("groups") or ())))
     if groups:
         friendly["groups"] = groups
+    friendly.update(friendly_clients_and_scopes(representation))
     rest = {key: value for key, value in representation.items() if key not in NOT_COPIED}
     for table in (REGISTRATION_FIELDS, SESSION_FIELDS, EVENT_FIELDS, OTP_FIELDS, WEBAUTHN_FIELDS):
         for name in table.values():
@@ -98,4 +110,130 @@ def friendly_from_representation(representation: Mapping[str, Any]) -> dict[str,
     rest.pop("displayNameHtml", None)
     if rest:
         friendly["keycloak"] = rest
+    return friendly
+
+
+# -- clients, client scopes, client roles ----------------------------------------------------------
+
+# Attributes Keycloak sets itself (secret timestamps, realm_client) or the agent's bookkeeping: not config.
+SERVER_ATTRIBUTE_PREFIXES = ("client.secret.", "realm_client", "idp-agent.")
+USER_ATTRIBUTE_CONFIG = frozenset(
+    {"user.attribute", "claim.name", "jsonType.label", "multivalued", "id.token.claim", "access.token.claim",
+     "userinfo.token.claim"}
+)  # fmt: skip
+JSON_TYPES = frozenset({"String", "long", "int", "boolean", "JSON"})
+SCOPE_LISTS = {"default_client_scopes": "defaultClientScopes", "optional_client_scopes": "optionalClientScopes"}
+
+
+def _config_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (attributes or {}).items() if not str(k).startswith(SERVER_ATTRIBUTE_PREFIXES)}
+
+
+def client_secret_reference(client_id: str) -> str:
+    """`${env:CLIENT_SECRET_<CLIENTID>}`: an export never carries a secret, only where to read it."""
+    return "${env:CLIENT_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", client_id).upper() + "}"
+
+
+def friendly_mapper(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The `user_attribute` form when the mapper is exactly what it compiles to, else `mapper` + `config`."""
+    config = {str(k): str(v) for k, v in (raw.get("config") or {}).items()}
+    flags = ("multivalued", "id.token.claim", "access.token.claim", "userinfo.token.claim")
+    simple = (
+        raw.get("protocolMapper") == USER_ATTRIBUTE_MAPPER
+        and set(config) in (USER_ATTRIBUTE_CONFIG, USER_ATTRIBUTE_CONFIG | {"introspection.token.claim"})
+        and config["jsonType.label"] in JSON_TYPES
+        and all(config[flag] in ("true", "false") for flag in flags)
+        and config.get("introspection.token.claim", config["access.token.claim"]) == config["access.token.claim"]
+    )
+    if not simple:
+        return {"name": raw["name"], "mapper": raw.get("protocolMapper"), "config": config}
+    return {
+        "name": raw["name"],
+        "user_attribute": config["user.attribute"],
+        "claim": config["claim.name"],
+        "json_type": config["jsonType.label"],
+        "multivalued": config["multivalued"] == "true",
+        "in_id_token": config["id.token.claim"] == "true",
+        "in_access_token": config["access.token.claim"] == "true",
+        "in_userinfo": config["userinfo.token.claim"] == "true",
+    }
+
+
+def friendly_client_role(raw: Mapping[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": raw["name"]}
+    if raw.get("description"):
+        entry["description"] = raw["description"]
+    attributes = _config_attributes(raw.get("attributes"))
+    if attributes:
+        entry["attributes"] = attributes
+    composites = raw.get("composites") or {}
+    if raw.get("composite") and composites:
+        entry["composites"] = {
+            "realm": list(composites.get("realm") or ()),
+            "clients": {client: list(names) for client, names in (composites.get("client") or {}).items()},
+        }
+    return entry
+
+
+def friendly_client(raw: Mapping[str, Any], roles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A client in friendly keys; a confidential client's secret becomes an environment reference."""
+    entry: dict[str, Any] = {"client_id": raw["clientId"]}
+    for friendly, name in CLIENT_FIELDS.items():
+        value = raw.get(name)
+        if value not in (None, "", []):
+            entry[friendly] = value
+    attributes = _config_attributes(raw.get("attributes"))
+    logout_uris = attributes.pop(POST_LOGOUT_REDIRECT_URIS, None)
+    if logout_uris:
+        entry["post_logout_redirect_uris"] = str(logout_uris).split(URI_SEPARATOR)
+    if attributes.get(PKCE_METHOD) in ("S256", "plain"):
+        entry["pkce"] = attributes.pop(PKCE_METHOD)
+    confidential = not raw.get("publicClient") and not raw.get("bearerOnly")
+    if confidential and raw.get("clientAuthenticatorType", "client-secret") == "client-secret":
+        entry["secret"] = client_secret_reference(str(raw["clientId"]))
+    for friendly, name in SCOPE_LISTS.items():
+        if name in raw:
+            entry[friendly] = list(raw[name])
+    if raw.get("protocolMappers"):
+        entry["protocol_mappers"] = [friendly_mapper(mapper) for mapper in raw["protocolMappers"]]
+    if roles:
+        entry["roles"] = [friendly_client_role(role) for role in roles]
+    if attributes:
+        entry["attributes"] = attributes
+    return entry
+
+
+def friendly_client_scope(raw: Mapping[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": raw["name"], "protocol": raw.get("protocol") or OIDC}
+    if raw.get("description"):
+        entry["description"] = raw["description"]
+    attributes = _config_attributes(raw.get("attributes"))
+    in_token = attributes.pop(INCLUDE_IN_TOKEN_SCOPE, None)
+    if in_token is not None:
+        entry["include_in_token_scope"] = str(in_token).lower() == "true"
+    if attributes:
+        entry["attributes"] = attributes
+    if raw.get("protocolMappers"):
+        entry["protocol_mappers"] = [friendly_mapper(mapper) for mapper in raw["protocolMappers"]]
+    return entry
+
+
+def friendly_clients_and_scopes(representation: Mapping[str, Any]) -> dict[str, Any]:
+    """`clients` and `client_scopes` of an export; built-ins and the agent's own clients are left out."""
+    client_roles = (representation.get("roles") or {}).get("client") or {}
+    clients = [
+        friendly_client(raw, list(client_roles.get(raw["clientId"]) or ()))
+        for raw in representation.get("clients") or ()
+        if not is_protected_client(str(raw["clientId"]))
+    ]
+    scopes = [
+        friendly_client_scope(raw)
+        for raw in representation.get("clientScopes") or ()
+        if not is_protected_scope(str(raw["name"])) and (raw.get("protocol") or OIDC) in ("openid-connect", "saml")
+    ]
+    friendly: dict[str, Any] = {}
+    if clients:
+        friendly["clients"] = clients
+    if scopes:
+        friendly["client_scopes"] = scopes
     return friendly

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from agent.config.source import ConfigPath
 from agent.realm.kinds.base import BUILT_IN_CLIENTS, BUILT_IN_ROLES
+from agent.realm.kinds.client_scopes import KEYCLOAK_CLIENT_SCOPES
 from agent.realm.spec import CompositesSpec, RealmSpec
 
 Problem = tuple[ConfigPath, str, str]
@@ -139,9 +140,36 @@ def check_references(spec: RealmSpec) -> list[Problem]:
         *_default_problems(spec, realm_roles, group_paths),
         *_mfa_problems(spec, realm_roles, group_paths),
         *_client_problems(spec, realm_roles),
+        *_client_scope_link_problems(spec),
+        *_client_role_composite_problems(spec, realm_roles),
         *_terms_problems(spec),
         *_mfa_group_role_problems(spec),
     ]
+
+
+def _client_scope_link_problems(spec: RealmSpec) -> Iterator[Problem]:
+    """With `client_scopes:` written, a client's default and optional scopes must be built-in or written."""
+    if spec.client_scopes is None:
+        return
+    known = KEYCLOAK_CLIENT_SCOPES | {scope.name for scope in spec.client_scopes}
+    for index, client in enumerate(spec.clients or ()):
+        for key in ("default_client_scopes", "optional_client_scopes"):
+            for scope_index, name in enumerate(getattr(client, key) or ()):
+                if name not in known:
+                    yield (
+                        ("clients", index, key, scope_index),
+                        f"client '{client.client_id}' names unknown client scope '{name}'",
+                        "add it under `client_scopes:` or fix the name",
+                    )
+
+
+def _client_role_composite_problems(spec: RealmSpec, realm_roles: set[str] | None) -> Iterator[Problem]:
+    for index, client in enumerate(spec.clients or ()):
+        for role_index, role in enumerate(client.roles or ()):
+            if role.composites:
+                who = f"client role '{client.client_id}/{role.name}'"
+                where: ConfigPath = ("clients", index, "roles", role_index, "composites")
+                yield from _check_composites(role.composites, where, spec, realm_roles, who)
 
 
 def _terms_problems(spec: RealmSpec) -> Iterator[Problem]:

@@ -7,7 +7,7 @@ objects the agent owns (see `ManagedSpec`). Anything else goes under `keycloak:`
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -263,6 +263,19 @@ class ClientSpec(Spec):
             raise ValueError(f"client '{self.client_id}' is public and cannot have a secret")
         if self.public and self.service_account:
             raise ValueError(f"client '{self.client_id}' is public and cannot have a service account")
+        if self.service_account_roles is not None and (self.public or self.service_account is False):
+            raise ValueError(f"client '{self.client_id}' has service_account_roles but no service account")
+        return self
+
+    @model_validator(mode="after")
+    def _scopes_and_names(self) -> ClientSpec:
+        both = set(self.default_client_scopes or ()) & set(self.optional_client_scopes or ())
+        if both:
+            raise ValueError(
+                f"client '{self.client_id}': scope '{sorted(both)[0]}' is both a default and an optional scope"
+            )
+        _unique(f"client '{self.client_id}' mapper", (m.name for m in self.protocol_mappers or ()))
+        _unique(f"client '{self.client_id}' role", (r.name for r in self.roles or ()))
         return self
 
 
@@ -272,6 +285,20 @@ class ClientScopeSpec(Spec):
     protocol: Literal["openid-connect", "saml"] = "openid-connect"
     include_in_token_scope: bool | None = None
     protocol_mappers: tuple[ProtocolMapperSpec, ...] | None = None
+    attributes: dict[str, str] | None = Field(None, description="e.g. display.on.consent.screen, consent.screen.text")
+
+    @model_validator(mode="after")
+    def _unique_mappers(self) -> ClientScopeSpec:
+        _unique(f"client scope '{self.name}' mapper", (m.name for m in self.protocol_mappers or ()))
+        return self
+
+
+def _unique(what: str, names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} '{name}' is listed twice")
+        seen.add(name)
 
 
 def _config_strings(value: object) -> object:
@@ -437,7 +464,8 @@ class RealmSpec(Spec):
 
 
 def _identity(item: Any) -> str:
-    for attribute in ("name", "path", "client_id", "alias"):
+    # client_id first: a client's `name` is its display name, often left out.
+    for attribute in ("client_id", "path", "alias", "name"):
         if hasattr(item, attribute) and attribute in type(item).model_fields:
             return str(getattr(item, attribute))
     return str(item)
