@@ -318,3 +318,104 @@ class FlowExecution:
             priority=int(raw.get("priority") or 0),
             representation=_frozen(raw),
         )
+
+
+# -- user profile and components (LDAP federation) ------------------------------------------------
+
+USER_STORAGE_PROVIDER = "org.keycloak.storage.UserStorageProvider"
+LDAP_MAPPER_PROVIDER = "org.keycloak.storage.ldap.mappers.LDAPStorageMapper"
+
+
+def _component_config(raw: Any) -> Mapping[str, tuple[str, ...]]:
+    if not isinstance(raw, Mapping):
+        return MappingProxyType({})
+    return MappingProxyType({str(key): tuple(str(v) for v in values or ()) for key, values in raw.items()})
+
+
+@dataclass(frozen=True)
+class Component:
+    """A Keycloak component (a user federation, an LDAP mapper, ...): config values are lists of strings.
+
+    Secrets in `config` read back masked (`**********`); sending the mask back keeps the stored value.
+    """
+
+    id: str
+    name: str
+    provider_id: str
+    provider_type: str
+    parent_id: str | None = None
+    sub_type: str | None = None
+    config: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Component:
+        return cls(
+            id=str(raw["id"]),
+            name=str(raw.get("name", "")),
+            provider_id=str(raw.get("providerId", "")),
+            provider_type=str(raw.get("providerType", "")),
+            parent_id=raw.get("parentId"),
+            sub_type=raw.get("subType"),
+            config=_component_config(raw.get("config")),
+        )
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a user-storage sync did, as Keycloak counts it."""
+
+    added: int
+    updated: int
+    removed: int
+    failed: int
+    ignored: bool
+    status: str
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> SyncResult:
+        return cls(
+            added=int(raw.get("added", 0) or 0),
+            updated=int(raw.get("updated", 0) or 0),
+            removed=int(raw.get("removed", 0) or 0),
+            failed=int(raw.get("failed", 0) or 0),
+            ignored=bool(raw.get("ignored", False)),
+            status=str(raw.get("status", "")),
+        )
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The answer of Keycloak's own LDAP connection test: `detail` is Keycloak's reason when not ok."""
+
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class UserProfileConfig:
+    """The realm's declarative user profile (Keycloak's UPConfig), in Keycloak's own shape.
+
+    Attributes and groups stay Keycloak's JSON objects (read them, do not mutate them); a policy of None
+    means unmanaged attributes are disabled.
+    """
+
+    attributes: tuple[Mapping[str, Any], ...]
+    groups: tuple[Mapping[str, Any], ...] = ()
+    unmanaged_attribute_policy: str | None = None
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> UserProfileConfig:
+        return cls(
+            attributes=tuple(dict(attribute) for attribute in raw.get("attributes") or ()),
+            groups=tuple(dict(group) for group in raw.get("groups") or ()),
+            unmanaged_attribute_policy=raw.get("unmanagedAttributePolicy"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "attributes": [dict(attribute) for attribute in self.attributes],
+            "groups": [dict(group) for group in self.groups],
+        }
+        if self.unmanaged_attribute_policy is not None:
+            body["unmanagedAttributePolicy"] = self.unmanaged_attribute_policy
+        return body

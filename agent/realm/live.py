@@ -5,7 +5,14 @@ from __future__ import annotations
 from functools import cached_property
 
 from agent.keycloak import Client, Group, KeycloakGateway, Role
-from agent.keycloak.models import ClientScope, RequiredAction, RequiredActionProvider
+from agent.keycloak.models import (
+    LDAP_MAPPER_PROVIDER,
+    USER_STORAGE_PROVIDER,
+    ClientScope,
+    Component,
+    RequiredAction,
+    RequiredActionProvider,
+)
 from agent.realm.kinds.base import LiveRealm
 
 
@@ -76,3 +83,23 @@ class LiveReader:
         if not self.realm.exists:
             return {}
         return {scope.name: scope for scope in self.gateway.list_client_scopes(self.name)}
+
+    # -- user federation (LDAP) -------------------------------------------------------------------
+
+    @cached_property
+    def user_storage(self) -> list[Component]:
+        """The realm's user federations (LDAP, Kerberos, custom providers), as components."""
+        if not self.realm.exists:
+            return []
+        return self.gateway.list_components(self.name, provider_type=USER_STORAGE_PROVIDER, parent_id=self.realm.id)
+
+    @cached_property
+    def ldap_mappers(self) -> dict[str, list[Component]]:
+        """The mappers of every LDAP federation, by federation id."""
+        return {
+            federation.id: self.gateway.list_components(
+                self.name, provider_type=LDAP_MAPPER_PROVIDER, parent_id=federation.id
+            )
+            for federation in self.user_storage
+            if federation.provider_id == "ldap"
+        }

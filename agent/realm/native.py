@@ -6,10 +6,12 @@ have a friendly form are translated; realm fields without one are kept under `ke
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from agent.keycloak.models import LDAP_MAPPER_PROVIDER, USER_STORAGE_PROVIDER
 from agent.realm.kinds.base import is_protected_client
 from agent.realm.kinds.client_scopes import INCLUDE_IN_TOKEN_SCOPE, is_protected_scope
 from agent.realm.kinds.clients import (
@@ -20,6 +22,7 @@ from agent.realm.kinds.clients import (
     URI_SEPARATOR,
     USER_ATTRIBUTE_MAPPER,
 )
+from agent.realm.kinds.ldap_federation import BIND_CREDENTIAL, FEDERATION_FIELDS, LDAP_PROVIDER, friendly_value
 from agent.realm.kinds.realm_settings import (
     EVENT_FIELDS,
     OTP_FIELDS,
@@ -27,6 +30,7 @@ from agent.realm.kinds.realm_settings import (
     SESSION_FIELDS,
     WEBAUTHN_FIELDS,
 )
+from agent.realm.kinds.user_profile import UNMANAGED_POLICIES
 from agent.realm.password_policy import parse_password_policy
 
 # Realm fields that are ids, server-managed, or handled by a kind of their own: never copied as-is.
@@ -101,6 +105,7 @@ def friendly_from_representation(representation: Mapping[str, Any]) -> dict[str,
     groups = list(_walk_groups(list(representation.get("groups") or ())))
     if groups:
         friendly["groups"] = groups
+    friendly.update(friendly_federation_and_profile(representation))
     friendly.update(friendly_clients_and_scopes(representation))
     rest = {key: value for key, value in representation.items() if key not in NOT_COPIED}
     for table in (REGISTRATION_FIELDS, SESSION_FIELDS, EVENT_FIELDS, OTP_FIELDS, WEBAUTHN_FIELDS):
@@ -236,4 +241,106 @@ def friendly_clients_and_scopes(representation: Mapping[str, Any]) -> dict[str, 
         friendly["clients"] = clients
     if scopes:
         friendly["client_scopes"] = scopes
+    return friendly
+
+
+# -- LDAP federations and the user profile ----------------------------------------------------------
+
+USER_PROFILE_PROVIDER = "org.keycloak.userprofile.UserProfileProvider"
+USER_PROFILE_CONFIG_KEY = "kc.user.profile.config"
+# Component config Keycloak keeps for itself, or that the federation kind writes on its own.
+SERVER_COMPONENT_KEYS = frozenset({BIND_CREDENTIAL, "lastSync"})
+PROFILE_POLICIES = {policy: friendly for friendly, policy in UNMANAGED_POLICIES.items() if policy is not None}
+
+
+def ldap_credential_reference(federation: str) -> str:
+    """`${env:LDAP_BIND_CREDENTIAL_<NAME>}`: an export never carries a credential, only where to read it."""
+    return "${env:LDAP_BIND_CREDENTIAL_" + re.sub(r"[^A-Za-z0-9]", "_", federation).upper() + "}"
+
+
+def _single(values: Sequence[Any]) -> Any:
+    return values[0] if len(values) == 1 else list(values)
+
+
+def friendly_ldap_mapper(raw: Mapping[str, Any]) -> dict[str, Any]:
+    config = {str(key): _single(values) for key, values in (raw.get("config") or {}).items() if values}
+    return {"name": raw["name"], "type": raw.get("providerId"), "config": config}
+
+
+def friendly_ldap_federation(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """One LDAP federation (an exported component, sub-components included) in friendly keys; every mapper
+    is listed, Keycloak's defaults too, so the export is planned as it is."""
+    config: Mapping[str, Sequence[str]] = raw.get("config") or {}
+    entry: dict[str, Any] = {"name": raw["name"]}
+    for friendly, key in FEDERATION_FIELDS.items():
+        value = friendly_value(key, config.get(key))
+        if value not in (None, ""):
+            entry[friendly] = value
+    entry["bind_credential"] = ldap_credential_reference(str(raw["name"]))
+    known = set(FEDERATION_FIELDS.values()) | SERVER_COMPONENT_KEYS
+    rest = {key: _single(values) for key, values in config.items() if key not in known and values}
+    if rest.get("authType") == "simple":
+        rest.pop("authType")
+    if rest:
+        entry["config"] = rest
+    mappers = (raw.get("subComponents") or {}).get(LDAP_MAPPER_PROVIDER) or ()
+    entry["mappers"] = [friendly_ldap_mapper(mapper) for mapper in sorted(mappers, key=lambda m: str(m["name"]))]
+    return entry
+
+
+def friendly_profile_attribute(raw: Mapping[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": raw["name"]}
+    for friendly, key in (("display_name", "displayName"), ("group", "group")):
+        if raw.get(key):
+            entry[friendly] = raw[key]
+    if raw.get("multivalued"):
+        entry["multivalued"] = True
+    if raw.get("validations"):
+        entry["validators"] = {name: dict(config or {}) for name, config in raw["validations"].items()}
+    if "required" in raw:
+        required = raw["required"] or {}
+        # `required: {}` means required everywhere, which is what both roles say.
+        always = not required.get("roles") and not required.get("scopes")
+        entry["required_for"] = ["admin", "user"] if always else sorted(required.get("roles") or ())
+        if required.get("scopes"):
+            entry["required_scopes"] = sorted(required["scopes"])
+    permissions = raw.get("permissions") or {}
+    entry["view"] = sorted(permissions.get("view") or ())
+    entry["edit"] = sorted(permissions.get("edit") or ())
+    if raw.get("annotations"):
+        entry["annotations"] = dict(raw["annotations"])
+    return entry
+
+
+def friendly_profile_group(raw: Mapping[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": raw["name"]}
+    for friendly, key in (("display_header", "displayHeader"), ("display_description", "displayDescription")):
+        if raw.get(key):
+            entry[friendly] = raw[key]
+    if raw.get("annotations"):
+        entry["annotations"] = dict(raw["annotations"])
+    return entry
+
+
+def friendly_user_profile(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A user profile (Keycloak's UPConfig JSON) in friendly keys, whole: every attribute and group."""
+    return {
+        "unmanaged_attributes": PROFILE_POLICIES.get(str(config.get("unmanagedAttributePolicy")), "disabled"),
+        "attributes": [friendly_profile_attribute(attribute) for attribute in config.get("attributes") or ()],
+        "groups": [friendly_profile_group(group) for group in config.get("groups") or ()],
+    }
+
+
+def friendly_federation_and_profile(representation: Mapping[str, Any]) -> dict[str, Any]:
+    """`ldap` and `user_profile` from an export's `components`. A realm whose profile was never changed has
+    no profile component: the section is left out (not managed), as Keycloak's default stays."""
+    components: Mapping[str, Any] = representation.get("components") or {}
+    friendly: dict[str, Any] = {}
+    federations = [c for c in components.get(USER_STORAGE_PROVIDER) or () if c.get("providerId") == LDAP_PROVIDER]
+    if federations:
+        friendly["ldap"] = [friendly_ldap_federation(raw) for raw in sorted(federations, key=lambda c: str(c["name"]))]
+    for component in components.get(USER_PROFILE_PROVIDER) or ():
+        stored = (component.get("config") or {}).get(USER_PROFILE_CONFIG_KEY) or ()
+        if stored:
+            friendly["user_profile"] = friendly_user_profile(json.loads(stored[0]))
     return friendly

@@ -70,6 +70,8 @@ class ManagedSpec(Spec):
     client_scopes: ManageMode = "owned"
     flows: ManageMode = "owned"
     protocol_mappers: ManageMode = "owned"
+    # LDAP federations: only owned ones are ever deleted, and only with `full` (deleting one deletes its users).
+    ldap: ManageMode = "owned"
 
 
 class RegistrationSpec(Spec):
@@ -361,39 +363,127 @@ class MfaSpec(Spec):
         return self
 
 
+def _validators_from_mapping(value: object) -> object:
+    """Validators may be written as Keycloak writes them, `{pattern: {pattern: ...}, length: {max: 20}}`."""
+    if isinstance(value, Mapping):
+        return tuple({"name": name, "config": config or {}} for name, config in value.items())
+    return value
+
+
 class ProfileValidatorSpec(Spec):
     name: NonEmpty = Field(description="e.g. length, pattern, email, options, person-name-prohibited-characters")
     config: dict[str, Any] = Field(default_factory=dict)
 
 
+ProfileRole = Literal["user", "admin"]
+
+
 class ProfileAttributeSpec(Spec):
-    name: NonEmpty
+    """One user-profile attribute. A key left out is not managed: the live value stays, and a new attribute
+    gets Keycloak's plain defaults (no validators, not required, single-valued) and view admin+user, edit admin.
+    `required_for`/`required_scopes` manage Keycloak's `required` together: writing either writes both."""
+
+    name: NonEmpty = Field(pattern=r"^[A-Za-z0-9._-]+$")
     display_name: str | None = None
     group: str | None = None
-    multivalued: bool = False
-    validators: tuple[ProfileValidatorSpec, ...] = ()
-    required_for: tuple[Literal["user", "admin"], ...] = ()
-    required_scopes: tuple[NonEmpty, ...] = ()
-    view: tuple[Literal["user", "admin"], ...] = ("admin", "user")
-    edit: tuple[Literal["user", "admin"], ...] = ("admin",)
+    multivalued: bool | None = None
+    validators: Annotated[tuple[ProfileValidatorSpec, ...] | None, BeforeValidator(_validators_from_mapping)] = None
+    required_for: tuple[ProfileRole, ...] | None = None
+    required_scopes: tuple[NonEmpty, ...] | None = None
+    view: tuple[ProfileRole, ...] | None = None
+    edit: tuple[ProfileRole, ...] | None = None
+    annotations: dict[str, Any] | None = None
+
+    @field_validator("validators")
+    @classmethod
+    def _one_validator_per_name(
+        cls, value: tuple[ProfileValidatorSpec, ...] | None
+    ) -> tuple[ProfileValidatorSpec, ...] | None:
+        names = [validator.name for validator in value or ()]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"validator '{twice[0]}' is listed twice")
+        return value
+
+
+class ProfileGroupSpec(Spec):
+    """An attribute group (a heading on forms); keys left out are not managed."""
+
+    name: NonEmpty
+    display_header: str | None = None
+    display_description: str | None = None
     annotations: dict[str, Any] | None = None
 
 
 class UserProfileSpec(Spec):
-    """The declarative user profile; attributes listed replace the live list, built-ins included when written."""
+    """The declarative user profile.
+
+    `attributes`, when written, is the whole attribute list: live attributes not written are removed from the
+    profile (users keep their values, hidden unless unmanaged attributes are enabled), except the built-ins
+    username, email, firstName and lastName, which stay as they are live unless written. `groups`, when
+    written, is the whole group list, except that a group still used by an attribute that stays is kept.
+    """
 
     unmanaged_attributes: Literal["disabled", "enabled", "admin_view", "admin_edit"] | None = None
     attributes: tuple[ProfileAttributeSpec, ...] | None = None
+    groups: tuple[ProfileGroupSpec, ...] | None = None
+
+    @field_validator("attributes", "groups")
+    @classmethod
+    def _unique_names(cls, value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        names = [item.name for item in value or ()]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"'{twice[0]}' is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _groups_exist(self) -> UserProfileSpec:
+        if self.groups is None:
+            return self
+        known = {group.name for group in self.groups}
+        for attribute in self.attributes or ():
+            if attribute.group is not None and attribute.group not in known:
+                raise ValueError(f"attribute '{attribute.name}' names group '{attribute.group}', not under groups")
+        return self
+
+
+def _config_values(value: object) -> object:
+    """Component config is lists of strings in Keycloak; YAML scalars (true, 30) are written as strings."""
+    if not isinstance(value, Mapping):
+        return value
+    return {
+        str(key): tuple(_config_scalar(v) for v in item) if isinstance(item, list | tuple) else (_config_scalar(item),)
+        for key, item in value.items()
+    }
+
+
+def _config_scalar(value: object) -> object:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+ComponentConfig = Annotated[dict[str, tuple[str, ...]], BeforeValidator(_config_values)]
+SyncPeriod = Annotated[Duration | Literal["off"], Field(description="a duration such as 1d, or off")]
 
 
 class LdapMapperSpec(Spec):
+    """A mapper of one federation, managed by name; config keys not written are left as they are live."""
+
     name: NonEmpty
     type: NonEmpty = Field(description="e.g. user-attribute-ldap-mapper, group-ldap-mapper")
-    config: dict[str, str] = Field(default_factory=dict)
+    config: ComponentConfig = Field(default_factory=dict)
 
 
 class LdapFederationSpec(Spec):
-    """Keycloak's own LDAP provider; updated in place, never deleted and recreated (that deletes its users)."""
+    """Keycloak's own LDAP provider; updated in place, never deleted and recreated (that deletes its users).
+
+    `full_sync_period`/`changed_sync_period` left out are not managed; `off` turns periodic sync off.
+    `config` holds other Keycloak config keys (connectionTimeout, batchSizeForSync, cachePolicy, ...) as written.
+    """
 
     name: NonEmpty
     connection_url: NonEmpty
@@ -405,7 +495,9 @@ class LdapFederationSpec(Spec):
     rdn_attribute: NonEmpty = "uid"
     uuid_attribute: NonEmpty = "entryUUID"
     user_object_classes: tuple[NonEmpty, ...] = ("inetOrgPerson", "organizationalPerson")
-    user_filter: str | None = None
+    user_filter: str | None = Field(
+        None, pattern=r"^(\(.*\))?$", description="an LDAP filter such as (employeeType=staff); '' for none"
+    )
     search_scope: Literal["one", "subtree"] = "subtree"
     edit_mode: Literal["READ_ONLY", "WRITABLE", "UNSYNCED"] = "READ_ONLY"
     import_users: bool = True
@@ -413,10 +505,20 @@ class LdapFederationSpec(Spec):
     pagination: bool = True
     start_tls: bool = False
     trust_email: bool = False
-    full_sync_period: Duration | None = None
-    changed_sync_period: Duration | None = None
+    full_sync_period: SyncPeriod | None = None
+    changed_sync_period: SyncPeriod | None = None
     enabled: bool = True
+    config: ComponentConfig | None = None
     mappers: tuple[LdapMapperSpec, ...] = ()
+
+    @field_validator("mappers")
+    @classmethod
+    def _unique_mappers(cls, value: tuple[LdapMapperSpec, ...]) -> tuple[LdapMapperSpec, ...]:
+        names = [mapper.name for mapper in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"mapper '{twice[0]}' is listed twice")
+        return value
 
 
 class RealmSpec(Spec):
