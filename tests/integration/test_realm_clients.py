@@ -370,7 +370,9 @@ def test_02_empty_client_list_deletes_only_owned_clients(
     keycloak_connection: KeycloakConnection, admin: KeycloakGateway, realm: str
 ) -> None:
     # Step 1: the agent creates one client; another one and an agent service account are made by hand.
-    apply_and_converge(keycloak_connection, spec_of({"realm": realm, "clients": [{"client_id": "owned-app"}]}))
+    # An empty list is written as "", which Keycloak stores as no attribute at all: still converges.
+    owned_app = {"client_id": "owned-app", "post_logout_redirect_uris": []}
+    apply_and_converge(keycloak_connection, spec_of({"realm": realm, "clients": [owned_app]}))
     admin.create_client(realm, {"clientId": "handmade"})
     admin.create_client(realm, {"clientId": "idp-agent-ops", "serviceAccountsEnabled": True})
     built_ins = {"account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console"}

@@ -243,6 +243,23 @@ def test_a_written_client_that_matches_plans_nothing() -> None:
     assert plan_clients(spec, LIVE_REALM, LiveClients({"app": live})) == []
 
 
+@pytest.mark.parametrize(
+    ("written", "live_attributes", "changed"),
+    [
+        ({"post_logout_redirect_uris": []}, {}, False),  # Keycloak drops an attribute written as ""
+        ({"post_logout_redirect_uris": []}, {"post.logout.redirect.uris": "https://a"}, True),
+        ({"attributes": {"x": ""}}, {}, False),
+        ({"attributes": {"x": "1"}}, {}, True),
+    ],
+)
+def test_an_empty_attribute_equals_an_absent_one(
+    written: dict[str, Any], live_attributes: dict[str, str], changed: bool
+) -> None:
+    live = client_of({"clientId": "app", "attributes": live_attributes})
+    spec = spec_of(clients=[{"client_id": "app", **written}])
+    assert bool(plan_clients(spec, LIVE_REALM, LiveClients({"app": live}))) is changed
+
+
 # -- client scopes ------------------------------------------------------------------------------------
 
 

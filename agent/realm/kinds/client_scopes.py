@@ -38,8 +38,16 @@ def scope_fields(scope: ClientScopeSpec, *, owned_mark: bool) -> dict[str, Any]:
     return fields
 
 
-def _live_fields(scope: ClientScope) -> dict[str, Any]:
-    return {"protocol": scope.protocol, "description": scope.description, "attributes": dict(scope.attributes)}
+def live_attributes(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """Live attributes as comparable with desired ones: Keycloak drops an attribute written as "" (that
+    is how one is removed), so an absent attribute equals an empty one."""
+    absent = {key: "" for key, value in desired.items() if value == "" and key not in live}
+    return {**live, **absent}
+
+
+def _live_fields(scope: ClientScope, desired: Mapping[str, Any]) -> dict[str, Any]:
+    attributes = live_attributes(scope.attributes, desired.get("attributes") or {})
+    return {"protocol": scope.protocol, "description": scope.description, "attributes": attributes}
 
 
 def plan_client_scopes(spec: RealmSpec, live: Mapping[str, ClientScope]) -> list[Change]:
@@ -55,7 +63,7 @@ def plan_client_scopes(spec: RealmSpec, live: Mapping[str, ClientScope]) -> list
             changes.append(Change(KIND, "create", name, diff_fields({}, fields), desired=fields))
             continue
         fields = scope_fields(scope, owned_mark=is_owned(current.attributes))
-        differing = diff_fields(_live_fields(current), fields)
+        differing = diff_fields(_live_fields(current, fields), fields)
         if differing:
             changes.append(Change(KIND, "update", name, differing, desired=fields, live=current))
     for name, current in sorted(live.items()):

@@ -20,6 +20,7 @@ from agent.realm.kinds.base import (
     may_delete,
     secret_changed,
 )
+from agent.realm.kinds.client_scopes import live_attributes
 from agent.realm.live import LiveReader
 from agent.realm.plan import Change, FieldChange, diff_fields, values_equal
 from agent.realm.spec import ClientSpec, ManageMode, ProtocolMapperSpec, RealmSpec
@@ -80,9 +81,10 @@ def client_fields(client: ClientSpec, *, owned_mark: bool) -> dict[str, Any]:
     return fields
 
 
-def _live_fields(client: Client) -> dict[str, Any]:
+def _live_fields(client: Client, desired: Mapping[str, Any]) -> dict[str, Any]:
     fields = {name: client.representation.get(name) for name in CLIENT_FIELDS.values()}
-    fields["attributes"] = dict(client.representation.get("attributes") or {})
+    attributes = client.representation.get("attributes") or {}
+    fields["attributes"] = live_attributes(attributes, desired.get("attributes") or {})
     return fields
 
 
@@ -204,7 +206,7 @@ def plan_client(client: ClientSpec, live_realm: LiveRealm, live: LiveClients) ->
         write = ClientWrite(fields, client.secret, links)
         return Change(KIND, "create", client.client_id, tuple(shown), desired=write)
     fields = client_fields(client, owned_mark=is_owned(current.representation.get("attributes") or {}))
-    differing = list(diff_fields(_live_fields(current), fields))
+    differing = list(diff_fields(_live_fields(current, fields), fields))
     if send_secret:
         differing.append(FieldChange("secret", None if current.public_client else "set", "set", secret=True))
     differing.extend(link_changes(links, *live_links(current)))
