@@ -776,3 +776,15 @@ class KeycloakGateway:
         """The signed-in user's own account as the account console reads it: only the attributes the user
         profile lets that user view. For a gateway logged in as an end user of `realm` (password grant)."""
         return User.from_json({"enabled": True, **(self._get(f"/realms/{quote(realm, safe='')}/account/") or {})})
+
+    # -- group membership -------------------------------------------------------------------------
+
+    def add_user_to_group(self, realm: str, user_id: str, group_id: str) -> None:
+        """Make the user a direct member of the group (idempotent: joining twice changes nothing)."""
+        self._write("PUT", admin_path(realm, "users", user_id, "groups", group_id))
+
+    # -- required actions: unregistering (operators and tests; the agent never deletes one) -----------
+
+    def unregister_required_action(self, realm: str, alias: str) -> None:
+        """Remove a required action from the realm; its provider stays installed and can be registered again."""
+        self._write("DELETE", admin_path(realm, "authentication", "required-actions", alias))

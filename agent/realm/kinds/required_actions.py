@@ -62,7 +62,7 @@ def plan_required_actions(spec: RealmSpec, live_realm: LiveRealm, live: LiveRequ
         note = ""
         if live_realm.exists:
             installed = action.alias in live.unregistered
-            note = "register" if installed else "no such required-action provider is installed in Keycloak"
+            note = "register" if installed else "provider not installed in Keycloak: apply will fail"
         changes.append(Change(KIND, "create", action.alias, diff_fields({}, fields), desired=fields, note=note))
     return changes
 
