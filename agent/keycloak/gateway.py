@@ -687,17 +687,22 @@ class KeycloakGateway:
         provider_type: str,
         parent_id: str,
         config: Mapping[str, Sequence[str]],
+        component_id: str | None = None,
     ) -> str:
-        """Create a component and return its id; a lost answer is settled by looking it up by name and parent."""
+        """Create a component and return its id; a lost answer is settled by looking it up (by id when
+        `component_id` is given, which Keycloak keeps: the caller may record it before creating)."""
         body = {
             "name": name,
             "providerId": provider_id,
             "providerType": provider_type,
             "parentId": parent_id,
             "config": {key: list(values) for key, values in config.items()},
+            **({"id": component_id} if component_id else {}),
         }
 
         def existing() -> str | None:
+            if component_id:
+                return component_id if self.get_component(realm, component_id) else None
             for component in self.list_components(realm, provider_type=provider_type, parent_id=parent_id):
                 if component.name == name and component.provider_id == provider_id:
                     return component.id

@@ -7,6 +7,7 @@ config keys it does not know, so what the agent created is recorded in realm att
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,30 +281,38 @@ def _realm_id(gateway: KeycloakGateway, realm: str) -> str:
 
 
 def write_federation(gateway: KeycloakGateway, realm: str, write: FederationWrite) -> None:
-    """Create the federation, or update it in place when one of that name exists (never recreate it)."""
+    """Create the federation, or update it in place when one of that name exists (never recreate it).
+
+    A new federation is recorded as owned, under an id chosen here, before it is created: a run cut off
+    in between leaves a harmless mark, never an agent-made federation that looks hand-made.
+    """
     realm_id = _realm_id(gateway, realm)
     config: Config = dict(write.config)
+    fingerprints: dict[str, str] = {}
     if write.credential is not None:
         config[BIND_CREDENTIAL] = (write.credential.reveal(),)
+        fingerprints = fingerprint_attributes(realm_id, {credential_name(write.name): write.credential})
     existing = _find_federation(gateway, realm, realm_id, write.name)
-    marks: dict[str, str] = {}
     if existing is None:
-        component_id = gateway.create_component(
+        component_id = str(uuid.uuid4())
+        # A federation that is not there is created with its credential whatever the fingerprint says,
+        # so recording it first is safe too.
+        gateway.set_realm_attributes(realm, {owned_mark(component_id): f"ldap federation {write.name}", **fingerprints})
+        gateway.create_component(
             realm,
             name=write.name,
             provider_id=LDAP_PROVIDER,
             provider_type=USER_STORAGE_PROVIDER,
             parent_id=realm_id,
             config=config,
+            component_id=component_id,
         )
-        marks[owned_mark(component_id)] = f"ldap federation {write.name}"
     else:
         component_id = existing.id
         gateway.update_component(realm, component_id, config)
-    if write.credential is not None:
-        marks.update(fingerprint_attributes(realm_id, {credential_name(write.name): write.credential}))
-    if marks:
-        gateway.set_realm_attributes(realm, marks)
+        # Only once the credential is written: a fingerprint recorded first would hide a failed write.
+        if fingerprints:
+            gateway.set_realm_attributes(realm, fingerprints)
     check_written_keys(gateway.get_component(realm, component_id), write.config, f"federation '{write.name}'")
 
 
@@ -402,18 +411,20 @@ def write_mapper(gateway: KeycloakGateway, realm: str, write: MapperWrite) -> No
     if existing is not None:
         owned = owned_mark(existing.id) in _realm_attributes(gateway, realm)
         gateway.delete_component(realm, existing.id)
-    mapper_id = gateway.create_component(
+    mapper_id = str(uuid.uuid4())
+    marks = {owned_mark(mapper_id): f"ldap mapper {write.federation}/{write.mapper.name}"} if owned else {}
+    stale = [owned_mark(existing.id)] if existing is not None else []
+    if marks or stale:
+        gateway.set_realm_attributes(realm, marks, remove=stale)
+    gateway.create_component(
         realm,
         name=write.mapper.name,
         provider_id=write.mapper.type,
         provider_type=LDAP_MAPPER_PROVIDER,
         parent_id=federation.id,
         config=config,
+        component_id=mapper_id,
     )
-    marks = {owned_mark(mapper_id): f"ldap mapper {write.federation}/{write.mapper.name}"} if owned else {}
-    stale = [owned_mark(existing.id)] if existing is not None else []
-    if marks or stale:
-        gateway.set_realm_attributes(realm, marks, remove=stale)
     check_written_keys(gateway.get_component(realm, mapper_id), config, what)
 
 
