@@ -203,9 +203,15 @@ def _mfa_group_role_problems(spec: RealmSpec) -> Iterator[Problem]:
                 f"group '{path}' writes realm_roles, which would take away the MFA group role '{role}'",
                 "grant it a role listed in mfa.otp_for_roles instead of listing the group here",
             )
-    if spec.managed.realm_roles == "full" and spec.roles is not None and role not in {r.name for r in spec.roles}:
+    if role in {r.name for r in spec.roles or ()}:
         yield (
             ("mfa", "group_role"),
-            f"with managed.realm_roles: full, the MFA group role '{role}' would be deleted as unlisted",
-            f"list '{role}' under `roles:`",
+            f"the MFA group role '{role}' is created by the agent",
+            "do not list it under `roles:`",
+        )
+    elif spec.managed.realm_roles == "full" and spec.roles is not None:
+        yield (
+            ("mfa", "otp_for_groups"),
+            f"with managed.realm_roles: full, the MFA group role '{role}' would be deleted on every run",
+            "grant these groups a role listed in mfa.otp_for_roles instead",
         )

@@ -264,3 +264,21 @@ def test_login_opened_before_a_flow_change_restarts_on_the_new_flow(
     alice_again = alice.submit(alice_page, username="alice", password=password_of("alice"), credentialId="")
     done = alice.submit(alice_again, username="alice", password=password_of("alice"), credentialId="")
     assert done.code, f"alice was stopped at {done.url}"
+
+
+def test_changing_mfa_groups_moves_the_group_role_and_keeps_the_flow(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, mfa_realm: str
+) -> None:
+    before = gateway.get_realm(mfa_realm)
+    assert before is not None
+
+    plan = apply_and_converge(
+        keycloak_connection, spec_of(mfa_spec(mfa_realm, otp_for_roles=["admin"], otp_for_groups=["/sales"])), KINDS
+    )
+
+    assert [(c.action, c.kind, c.key) for c in plan.changes] == [("update", "mfa groups", "idp-agent-mfa-required")]
+    assert [(f.live, f.desired) for f in plan.changes[0].fields] == [(["/ops"], ["/sales"])]
+    after = gateway.get_realm(mfa_realm)
+    assert after is not None and after.representation["browserFlow"] == before.representation["browserFlow"]
+    assert asks_otp_setup(log_in(keycloak_connection.url, mfa_realm, "paula")[1])
+    assert log_in(keycloak_connection.url, mfa_realm, "oscar")[1].code

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agent.errors import Rejected
-from agent.keycloak import Group, Role
+from agent.keycloak import Role
 from agent.keycloak.models import FlowExecution
 from agent.realm.kinds.flows import (
     GROUP_ROLE_ATTRIBUTE,
@@ -29,6 +29,7 @@ from agent.realm.kinds.flows import (
     roles_in,
     structure_digest,
 )
+from agent.realm.references import check_references
 from agent.realm.spec import MfaSpec, RealmSpec
 
 _ids = iter(range(10_000))
@@ -380,37 +381,66 @@ def test_a_realm_created_by_this_run_builds_with_the_alias_chosen_at_apply() -> 
 # -- plan_mfa_groups --------------------------------------------------------------------------------------
 
 OURS = Role("r1", "idp-agent-mfa-required", attributes={GROUP_ROLE_ATTRIBUTE: ("true",)})
-
-
-def group(path: str, *roles: str) -> Group:
-    return Group(id=path, name=path.rsplit("/", 1)[-1], path=path, realm_roles=roles)
+THEIRS = Role("r2", "idp-agent-mfa-required")
 
 
 @pytest.mark.parametrize(
-    ("mfa", "roles", "groups", "expected"),
+    ("mfa", "roles", "groups_of", "expected"),
     [
-        ({"otp_for_groups": ["/a"]}, {}, [group("/a")], [("create", "idp-agent-mfa-required", ["/a"], [])]),
-        ({"otp_for_groups": ["/a"]}, {OURS.name: OURS}, [group("/a", OURS.name)], []),
-        (
-            {"otp_for_groups": ["/b"]},
-            {OURS.name: OURS},
-            [group("/a", OURS.name), group("/b")],
-            [("update", "idp-agent-mfa-required", ["/b"], ["/a"])],
-        ),
-        ({"otp_for_roles": ["x"]}, {OURS.name: OURS}, [group("/a", OURS.name)], [("delete", OURS.name, [], [])]),
-        (None, {OURS.name: OURS}, [], [("delete", OURS.name, [], [])]),
-        (None, {"plain": Role("r2", "plain")}, [], []),
+        ({"otp_for_groups": ["/a"]}, [], {}, [("create", OURS.name, ["/a"], [])]),
+        ({"otp_for_groups": ["/a"]}, [OURS], {OURS.name: {"/a"}}, []),
+        ({"otp_for_groups": ["/b"]}, [OURS], {OURS.name: {"/a"}}, [("update", OURS.name, ["/b"], ["/a"])]),
+        ({"otp_for_roles": ["x"]}, [OURS], {OURS.name: {"/a"}}, [("delete", OURS.name, None, None)]),
+        (None, [OURS], {}, [("delete", OURS.name, None, None)]),
+        (None, [Role("r3", "plain")], {}, []),
+        # A role of that name the agent did not create is never taken over: planned, refused at apply.
+        ({"otp_for_groups": ["/a"]}, [THEIRS], {}, [("update", THEIRS.name, None, None)]),
     ],
 )
 def test_plan_mfa_groups(
-    mfa: dict[str, Any] | None, roles: dict[str, Role], groups: list[Group], expected: list[tuple[Any, ...]]
+    mfa: dict[str, Any] | None, roles: list[Role], groups_of: dict[str, set[str]], expected: list[tuple[Any, ...]]
 ) -> None:
-    live = LiveMfaGroups(roles, {g.path: g for g in groups})
+    live = LiveMfaGroups({r.name: r for r in roles}, {name: frozenset(paths) for name, paths in groups_of.items()})
 
     changes = plan_mfa_groups(spec(mfa), live)
 
     got = [
-        (c.action, c.key, sorted(c.desired.add) if c.desired else [], sorted(c.desired.remove) if c.desired else [])
+        (c.action, c.key, sorted(c.desired.add), sorted(c.desired.remove))
+        if c.desired
+        else (c.action, c.key, None, None)
         for c in changes
     ]
     assert got == expected
+
+
+# -- cross-references ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"mfa": {"otp_for_groups": ["/ops"]}, "groups": [{"path": "/ops"}]}, []),
+        (
+            {"mfa": {"otp_for_groups": ["/ops"]}, "groups": [{"path": "/ops", "realm_roles": []}]},
+            [(("mfa", "otp_for_groups", 0), "group '/ops' writes realm_roles")],
+        ),
+        (
+            {"mfa": {"otp_for_groups": ["/ops"]}, "roles": [{"name": "idp-agent-mfa-required"}]},
+            [(("mfa", "group_role"), "is created by the agent")],
+        ),
+        (
+            {"mfa": {"otp_for_groups": ["/ops"]}, "roles": [], "managed": {"realm_roles": "full"}},
+            [(("mfa", "otp_for_groups"), "would be deleted on every run")],
+        ),
+        ({"terms": {"version": 1}, "required_actions": [{"alias": "TERMS_AND_CONDITIONS", "priority": 3}]}, []),
+        (
+            {"terms": {"version": 1}, "required_actions": [{"alias": "TERMS_AND_CONDITIONS", "enabled": False}]},
+            [(("required_actions", 0, "enabled"), "TERMS_AND_CONDITIONS enabled is false here")],
+        ),
+    ],
+)
+def test_references_of_mfa_groups_and_terms(extra: dict[str, Any], expected: list[tuple[Any, str]]) -> None:
+    problems = check_references(RealmSpec.model_validate({"realm": "r", **extra}))
+
+    assert [path for path, _, _ in problems] == [path for path, _ in expected]
+    assert all(fragment in message for (_, message, _), (_, fragment) in zip(problems, expected, strict=True))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.errors import Rejected
-from agent.keycloak import Group, KeycloakGateway, Role
+from agent.keycloak import KeycloakGateway, Role
 from agent.keycloak.models import FlowExecution
 from agent.realm.kinds.base import LiveRealm, may_delete
 from agent.realm.live import LiveReader
@@ -462,9 +462,11 @@ class Flows:
         if bound in flows:
             wanted.add(str(bound))
         structures = {alias: read_structure(gateway, realm, alias) for alias in sorted(wanted)}
-        others = {key: value for key, value in live.realm.representation.items() if key != "browserFlow"}
-        clients = [client.representation for client in live.clients.values()]
-        elsewhere = frozenset(bound_flows(others, clients, flows))
+        elsewhere: frozenset[str] = frozenset()
+        if any(alias in flows for alias in owned):  # only owned flows are ever deleted: check their bindings
+            others = {key: value for key, value in live.realm.representation.items() if key != "browserFlow"}
+            clients = [client.representation for client in live.clients.values()]
+            elsewhere = frozenset(bound_flows(others, clients, flows))
         return LiveFlows(str(bound) if bound else None, flows, owned, structures, elsewhere)
 
     def plan(self, spec: RealmSpec, live_realm: LiveRealm, live: LiveFlows) -> list[Change]:
@@ -493,8 +495,11 @@ class Flows:
 
 @dataclass(frozen=True)
 class LiveMfaGroups:
+    """Every realm role, and the groups granted each group role the agent created (read per role, so a
+    realm without MFA groups costs no group listing)."""
+
     roles: Mapping[str, Role]
-    groups: Mapping[str, Group] = field(default_factory=dict)
+    groups_of: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -510,18 +515,22 @@ def is_group_role(role: Role) -> bool:
 
 def plan_mfa_groups(spec: RealmSpec, live: LiveMfaGroups) -> list[Change]:
     """The group role is granted to exactly the listed groups; once no group is listed, the agent's own
-    group role is deleted (which removes its grants)."""
+    group role is deleted (which removes its grants). A role of that name the agent did not create is
+    never taken over: the plan says so and apply refuses it."""
     mfa = spec.mfa
     wanted_role = mfa.group_role if mfa is not None and mfa.otp_for_groups else None
     changes: list[Change] = []
     if mfa is not None and wanted_role is not None:
         wanted = frozenset(mfa.otp_for_groups)
-        exists = wanted_role in live.roles
-        current = frozenset(path for path, group in live.groups.items() if wanted_role in group.realm_roles)
-        if not exists or wanted != current:
+        existing = live.roles.get(wanted_role)
+        current = live.groups_of.get(wanted_role, frozenset())
+        if existing is not None and not is_group_role(existing):
+            note = "a role of this name exists and was not created by idp-agent: choose another mfa.group_role"
+            changes.append(Change(GROUPS_KIND, "update", wanted_role, note=note, desired=None))
+        elif existing is None or wanted != current:
             grant = GroupRoleChange(wanted_role, wanted - current, current - wanted)
             field_change = FieldChange("groups", sorted(current), sorted(wanted))
-            action: Action = "update" if exists else "create"
+            action: Action = "update" if existing is not None else "create"
             changes.append(Change(GROUPS_KIND, action, wanted_role, (field_change,), desired=grant))
     for name, role in sorted(live.roles.items()):
         if name != wanted_role and is_group_role(role) and may_delete(spec.managed.flows, owned=True, protected=False):
@@ -536,7 +545,13 @@ class MfaGroups:
     name = GROUPS_KIND
 
     def read(self, live: LiveReader) -> LiveMfaGroups:
-        return LiveMfaGroups(live.realm_roles, live.groups)
+        roles = live.realm_roles
+        groups_of = {
+            name: frozenset(group.path for group in live.gateway.list_role_groups(live.name, name))
+            for name, role in roles.items()
+            if is_group_role(role)
+        }
+        return LiveMfaGroups(roles, groups_of)
 
     def plan(self, spec: RealmSpec, live_realm: LiveRealm, live: LiveMfaGroups) -> list[Change]:
         return plan_mfa_groups(spec, live)
@@ -545,6 +560,8 @@ class MfaGroups:
         if change.action == "delete":
             gateway.delete_realm_role(realm, change.key)
             return
+        if change.desired is None:
+            raise Rejected(f"realm role '{change.key}' in realm '{realm}': {change.note}")
         grant: GroupRoleChange = change.desired
         role = gateway.get_realm_role(realm, grant.role)
         if role is None:
