@@ -6,6 +6,7 @@ After every apply a second plan is empty and applying it writes nothing.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -252,3 +253,37 @@ def test_interrupted_flow_change_converges(
     assert {change.action for change in planned(keycloak_connection, spec, KINDS).changes} == {"delete"}
     apply_and_converge(keycloak_connection, spec, KINDS)
     assert custom_flows(gateway, realm) == {f"{partial}-2"} and owned_record(gateway, realm) == [f"{partial}-2"]
+
+
+@pytest.fixture
+def unborn_realm(gateway: KeycloakGateway) -> Iterator[str]:
+    """A realm name nobody has created yet; deleted afterwards if a test created it."""
+    name = f"t-unborn-{uuid.uuid4().hex[:6]}"
+    yield name
+    if gateway.get_realm(name) is not None:
+        gateway.delete_realm(name)
+
+
+def test_new_realm_with_required_actions_terms_and_mfa_in_one_apply(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, unborn_realm: str
+) -> None:
+    spec = spec_of(
+        {
+            **flow_spec(unborn_realm, None),
+            "groups": [{"path": "/ops"}],
+            "required_actions": [{"alias": "UPDATE_PASSWORD", "priority": 5}],
+            "terms": {"version": 3},
+            "mfa": {"otp_for_roles": ["admin"], "otp_for_groups": ["/ops"]},
+        }
+    )
+
+    plan = apply_and_converge(keycloak_connection, spec, KINDS)
+
+    assert not plan.realm_exists
+    assert ("create", "flows", "idp-agent browser") in keys(plan)
+    bound = bound_flow(gateway, unborn_realm)
+    assert bound.startswith("idp-agent browser ") and owned_record(gateway, unborn_realm) == [bound]
+    assert next(a for a in gateway.list_required_actions(unborn_realm) if a.alias == "UPDATE_PASSWORD").priority == 5
+    role = gateway.get_realm_role(unborn_realm, "idp-agent-mfa-required")
+    assert role is not None
+    assert [g.path for g in gateway.list_role_groups(unborn_realm, role.name)] == ["/ops"]
