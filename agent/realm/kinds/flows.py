@@ -335,7 +335,7 @@ def plan_flows(spec: RealmSpec, live: LiveFlows) -> list[Change]:
         if alias == target or alias in live.bound_elsewhere:
             continue
         if may_delete(spec.managed.flows, owned=True, protected=False):
-            changes.append(Change(KIND, "delete", alias, live=live.flows[alias], note="after rebinding"))
+            changes.append(Change(KIND, "delete", alias, live=live.flows[alias], note="replaced"))
     ghosts = [alias for alias in live.owned if alias not in live.flows and alias != target]
     if ghosts:
         kept = tuple(alias for alias in live.owned if alias not in ghosts)
