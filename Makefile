@@ -38,9 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 demo: $(STAMP)
-	$(BIN)/idp-agent stack up
-	@echo
-	$(BIN)/idp-agent stack status
+	scripts/demo.sh
 
 stack-up: $(STAMP)
 	$(BIN)/idp-agent stack up

@@ -370,6 +370,13 @@ class KeycloakGateway:
     def remove_default_group(self, realm: str, group_id: str) -> None:
         self._write("DELETE", admin_path(realm, "default-groups", group_id))
 
+    # -- user role mappings ---------------------------------------------------------------------
+
+    def user_realm_roles(self, realm: str, user_id: str, *, effective: bool = False) -> list[Role]:
+        """The user's realm roles: direct mappings, or with `effective` also those from groups and composites."""
+        parts = ("users", user_id, "role-mappings", "realm") + (("composite",) if effective else ())
+        return [Role.from_json(raw) for raw in self._get(admin_path(realm, *parts)) or []]
+
     # -- clients, client scopes, protocol mappers, client roles (realm as code) ------------------
 
     def update_client(self, realm: str, client_uuid: str, changes: Mapping[str, Any]) -> None:
@@ -518,6 +525,122 @@ class KeycloakGateway:
         body.pop("protocolMappers", None)
         return body
 
+    # -- user profile, components (LDAP federation and mappers), realm attributes -----------------
+
+    def get_user_profile(self, realm: str) -> UserProfileConfig:
+        """The realm's declarative user profile (every realm has one; a new realm gets Keycloak's default)."""
+        return UserProfileConfig.from_json(self._get(admin_path(realm, "users", "profile")) or {})
+
+    def update_user_profile(self, realm: str, config: UserProfileConfig) -> None:
+        """PUT the whole profile; Keycloak validates all of it at once and refuses it whole (Rejected)."""
+        self._write("PUT", admin_path(realm, "users", "profile"), config.to_json())
+
+    def list_components(self, realm: str, *, provider_type: str, parent_id: str | None = None) -> list[Component]:
+        """Components of one type under `parent_id` (the realm's own id when None, as Keycloak defaults)."""
+        params = {"type": provider_type, **({"parent": parent_id} if parent_id else {})}
+        return [Component.from_json(raw) for raw in self._get(admin_path(realm, "components"), params) or []]
+
+    def get_component(self, realm: str, component_id: str) -> Component | None:
+        raw = self._lookup(admin_path(realm, "components", component_id))
+        return None if raw is None else Component.from_json(raw)
+
+    def create_component(
+        self,
+        realm: str,
+        *,
+        name: str,
+        provider_id: str,
+        provider_type: str,
+        parent_id: str,
+        config: Mapping[str, Sequence[str]],
+        component_id: str | None = None,
+    ) -> str:
+        """Create a component and return its id; a lost answer is settled by looking it up (by id when
+        `component_id` is given, which Keycloak keeps: the caller may record it before creating)."""
+        body = {
+            "name": name,
+            "providerId": provider_id,
+            "providerType": provider_type,
+            "parentId": parent_id,
+            "config": {key: list(values) for key, values in config.items()},
+            **({"id": component_id} if component_id else {}),
+        }
+
+        def existing() -> str | None:
+            if component_id:
+                return component_id if self.get_component(realm, component_id) else None
+            for component in self.list_components(realm, provider_type=provider_type, parent_id=parent_id):
+                if component.name == name and component.provider_id == provider_id:
+                    return component.id
+            return None
+
+        return self._create(admin_path(realm, "components"), body, existing)
+
+    def update_component(
+        self, realm: str, component_id: str, config: Mapping[str, Sequence[str]], *, name: str | None = None
+    ) -> None:
+        """Overlay `config` keys on the live component and PUT it; the component keeps its id.
+
+        Masked secrets (`**********`) read back are sent back as they are: Keycloak keeps the stored value.
+        """
+        live = self._get(admin_path(realm, "components", component_id))
+        body = {**live, "config": {**(live.get("config") or {}), **{k: list(v) for k, v in config.items()}}}
+        if name is not None:
+            body["name"] = name
+        self._write("PUT", admin_path(realm, "components", component_id), body)
+
+    def delete_component(self, realm: str, component_id: str) -> None:
+        """Delete a component and its sub-components. For a user federation this deletes its imported users."""
+        self._write("DELETE", admin_path(realm, "components", component_id))
+
+    def test_ldap_connection(self, realm: str, component_id: str, *, authenticate: bool = True) -> ConnectionCheck:
+        """Keycloak's own LDAP test for a stored federation (its stored bind credential): connect, and bind
+        when `authenticate`. Changes nothing, so a read-only gateway may call it."""
+        component = self.get_component(realm, component_id)
+        if component is None:
+            return ConnectionCheck(False, f"no component '{component_id}' in realm '{realm}'")
+
+        def first(key: str, default: str = "") -> str:
+            values = component.config.get(key) or ()
+            return values[0] if values else default
+
+        body = {
+            "action": "testAuthentication" if authenticate else "testConnection",
+            "componentId": component_id,
+            "connectionUrl": first("connectionUrl"),
+            "authType": first("authType", "simple"),
+            "bindDn": first("bindDn"),
+            "bindCredential": first("bindCredential"),  # the mask: Keycloak uses the stored credential
+            "useTruststoreSpi": first("useTruststoreSpi", "always"),
+            "connectionTimeout": first("connectionTimeout"),
+            "startTls": first("startTls", "false"),
+        }
+        path = admin_path(realm, "testLDAPConnection")
+        try:
+            self._transport.request("POST", path, body=body, reads_only=True)
+        except Rejected as error:
+            return ConnectionCheck(False, str(error))
+        return ConnectionCheck(True)
+
+    def sync_user_storage(self, realm: str, component_id: str, *, full: bool = True) -> SyncResult:
+        """Run a federation's sync now: every user (`full`) or only those changed since the last sync."""
+        action = "triggerFullSync" if full else "triggerChangedUsersSync"
+        response = self._write(
+            "POST", admin_path(realm, "user-storage", component_id, "sync"), params={"action": action}
+        )
+        return SyncResult.from_json(response.body or {})
+
+    def set_realm_attributes(self, realm: str, values: Mapping[str, str], remove: Iterable[str] = ()) -> None:
+        """Set and remove realm attributes, keeping every other one (Keycloak replaces the map whole)."""
+        live = self.get_realm(realm)
+        if live is None:
+            raise Rejected(f"realm '{realm}' does not exist")
+        attributes = {str(k): v for k, v in (live.representation.get("attributes") or {}).items()}
+        for key in remove:
+            attributes.pop(key, None)
+        attributes.update(values)
+        self._write("PUT", admin_path(realm), {**live.representation, "attributes": attributes})
+
     # -- authentication: required actions and flows (realm as code) ------------------------------
 
     def list_required_actions(self, realm: str) -> list[RequiredAction]:
@@ -659,128 +782,19 @@ class KeycloakGateway:
         """
         self._write("PUT", admin_path(realm, "users", user_id), {"requiredActions": list(actions)})
 
-    # -- user profile, components (LDAP federation and mappers), realm attributes -----------------
-
-    def get_user_profile(self, realm: str) -> UserProfileConfig:
-        """The realm's declarative user profile (every realm has one; a new realm gets Keycloak's default)."""
-        return UserProfileConfig.from_json(self._get(admin_path(realm, "users", "profile")) or {})
-
-    def update_user_profile(self, realm: str, config: UserProfileConfig) -> None:
-        """PUT the whole profile; Keycloak validates all of it at once and refuses it whole (Rejected)."""
-        self._write("PUT", admin_path(realm, "users", "profile"), config.to_json())
-
-    def list_components(self, realm: str, *, provider_type: str, parent_id: str | None = None) -> list[Component]:
-        """Components of one type under `parent_id` (the realm's own id when None, as Keycloak defaults)."""
-        params = {"type": provider_type, **({"parent": parent_id} if parent_id else {})}
-        return [Component.from_json(raw) for raw in self._get(admin_path(realm, "components"), params) or []]
-
-    def get_component(self, realm: str, component_id: str) -> Component | None:
-        raw = self._lookup(admin_path(realm, "components", component_id))
-        return None if raw is None else Component.from_json(raw)
-
-    def create_component(
-        self,
-        realm: str,
-        *,
-        name: str,
-        provider_id: str,
-        provider_type: str,
-        parent_id: str,
-        config: Mapping[str, Sequence[str]],
-        component_id: str | None = None,
-    ) -> str:
-        """Create a component and return its id; a lost answer is settled by looking it up (by id when
-        `component_id` is given, which Keycloak keeps: the caller may record it before creating)."""
-        body = {
-            "name": name,
-            "providerId": provider_id,
-            "providerType": provider_type,
-            "parentId": parent_id,
-            "config": {key: list(values) for key, values in config.items()},
-            **({"id": component_id} if component_id else {}),
-        }
-
-        def existing() -> str | None:
-            if component_id:
-                return component_id if self.get_component(realm, component_id) else None
-            for component in self.list_components(realm, provider_type=provider_type, parent_id=parent_id):
-                if component.name == name and component.provider_id == provider_id:
-                    return component.id
-            return None
-
-        return self._create(admin_path(realm, "components"), body, existing)
-
-    def update_component(
-        self, realm: str, component_id: str, config: Mapping[str, Sequence[str]], *, name: str | None = None
-    ) -> None:
-        """Overlay `config` keys on the live component and PUT it; the component keeps its id.
-
-        Masked secrets (`**********`) read back are sent back as they are: Keycloak keeps the stored value.
-        """
-        live = self._get(admin_path(realm, "components", component_id))
-        body = {**live, "config": {**(live.get("config") or {}), **{k: list(v) for k, v in config.items()}}}
-        if name is not None:
-            body["name"] = name
-        self._write("PUT", admin_path(realm, "components", component_id), body)
-
-    def delete_component(self, realm: str, component_id: str) -> None:
-        """Delete a component and its sub-components. For a user federation this deletes its imported users."""
-        self._write("DELETE", admin_path(realm, "components", component_id))
-
-    def test_ldap_connection(self, realm: str, component_id: str, *, authenticate: bool = True) -> ConnectionCheck:
-        """Keycloak's own LDAP test for a stored federation (its stored bind credential): connect, and bind
-        when `authenticate`. Changes nothing, so a read-only gateway may call it."""
-        component = self.get_component(realm, component_id)
-        if component is None:
-            return ConnectionCheck(False, f"no component '{component_id}' in realm '{realm}'")
-
-        def first(key: str, default: str = "") -> str:
-            values = component.config.get(key) or ()
-            return values[0] if values else default
-
-        body = {
-            "action": "testAuthentication" if authenticate else "testConnection",
-            "componentId": component_id,
-            "connectionUrl": first("connectionUrl"),
-            "authType": first("authType", "simple"),
-            "bindDn": first("bindDn"),
-            "bindCredential": first("bindCredential"),  # the mask: Keycloak uses the stored credential
-            "useTruststoreSpi": first("useTruststoreSpi", "always"),
-            "connectionTimeout": first("connectionTimeout"),
-            "startTls": first("startTls", "false"),
-        }
-        path = admin_path(realm, "testLDAPConnection")
-        try:
-            self._transport.request("POST", path, body=body, reads_only=True)
-        except Rejected as error:
-            return ConnectionCheck(False, str(error))
-        return ConnectionCheck(True)
-
-    def sync_user_storage(self, realm: str, component_id: str, *, full: bool = True) -> SyncResult:
-        """Run a federation's sync now: every user (`full`) or only those changed since the last sync."""
-        action = "triggerFullSync" if full else "triggerChangedUsersSync"
-        response = self._write(
-            "POST", admin_path(realm, "user-storage", component_id, "sync"), params={"action": action}
-        )
-        return SyncResult.from_json(response.body or {})
-
-    def set_realm_attributes(self, realm: str, values: Mapping[str, str], remove: Iterable[str] = ()) -> None:
-        """Set and remove realm attributes, keeping every other one (Keycloak replaces the map whole)."""
-        live = self.get_realm(realm)
-        if live is None:
-            raise Rejected(f"realm '{realm}' does not exist")
-        attributes = {str(k): v for k, v in (live.representation.get("attributes") or {}).items()}
-        for key in remove:
-            attributes.pop(key, None)
-        attributes.update(values)
-        self._write("PUT", admin_path(realm), {**live.representation, "attributes": attributes})
-
     # -- the signed-in user's own account (account REST API) --------------------------------------
 
     def own_account(self, realm: str) -> User:
         """The signed-in user's own account as the account console reads it: only the attributes the user
         profile lets that user view. For a gateway logged in as an end user of `realm` (password grant)."""
         return User.from_json({"enabled": True, **(self._get(f"/realms/{quote(realm, safe='')}/account/") or {})})
+
+    # -- server ---------------------------------------------------------------------------------
+
+    def server_version(self) -> str:
+        """Keycloak's version, as the admin API reports it (recorded with benchmark results)."""
+        info = self._get("/admin/serverinfo") or {}
+        return str((info.get("systemInfo") or {}).get("version", "unknown"))
 
     # -- group membership -------------------------------------------------------------------------
 

@@ -225,101 +225,6 @@ class ClientScope:
         )
 
 
-# -- authentication: required actions and flows -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RequiredAction:
-    """A required action registered in a realm; lower `priority` runs first."""
-
-    alias: str
-    name: str
-    provider_id: str
-    enabled: bool
-    default_action: bool
-    priority: int
-    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> RequiredAction:
-        return cls(
-            alias=str(raw.get("alias") or raw.get("providerId") or ""),
-            name=str(raw.get("name") or ""),
-            provider_id=str(raw.get("providerId") or raw.get("alias") or ""),
-            enabled=bool(raw.get("enabled", False)),
-            default_action=bool(raw.get("defaultAction", False)),
-            priority=int(raw.get("priority") or 0),
-            config=MappingProxyType({str(k): str(v) for k, v in (raw.get("config") or {}).items()}),
-        )
-
-
-@dataclass(frozen=True)
-class RequiredActionProvider:
-    """A required-action provider installed in Keycloak but not registered in the realm."""
-
-    provider_id: str
-    name: str
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> RequiredActionProvider:
-        return cls(str(raw["providerId"]), str(raw.get("name") or raw["providerId"]))
-
-
-@dataclass(frozen=True)
-class AuthFlow:
-    """A top-level authentication flow."""
-
-    id: str
-    alias: str
-    provider_id: str
-    built_in: bool
-    description: str = ""
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> AuthFlow:
-        return cls(
-            id=str(raw["id"]),
-            alias=str(raw["alias"]),
-            provider_id=str(raw.get("providerId") or "basic-flow"),
-            built_in=bool(raw.get("builtIn", False)),
-            description=str(raw.get("description") or ""),
-        )
-
-
-@dataclass(frozen=True)
-class FlowExecution:
-    """One row of a flow's flattened execution list: an authenticator, or a sub-flow when `flow_id` is set.
-
-    `level` is the depth below the listed flow; rows come parents first, in execution order.
-    """
-
-    id: str
-    level: int
-    index: int
-    requirement: str
-    display_name: str
-    provider_id: str | None
-    flow_id: str | None
-    config_id: str | None
-    priority: int
-    representation: Mapping[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> FlowExecution:
-        return cls(
-            id=str(raw["id"]),
-            level=int(raw.get("level") or 0),
-            index=int(raw.get("index") or 0),
-            requirement=str(raw.get("requirement") or "DISABLED"),
-            display_name=str(raw.get("displayName") or ""),
-            provider_id=raw.get("providerId"),
-            flow_id=raw.get("flowId") if raw.get("authenticationFlow") else None,
-            config_id=raw.get("authenticationConfig"),
-            priority=int(raw.get("priority") or 0),
-            representation=_frozen(raw),
-        )
-
-
 # -- user profile and components (LDAP federation) ------------------------------------------------
 
 USER_STORAGE_PROVIDER = "org.keycloak.storage.UserStorageProvider"
@@ -419,3 +324,98 @@ class UserProfileConfig:
         if self.unmanaged_attribute_policy is not None:
             body["unmanagedAttributePolicy"] = self.unmanaged_attribute_policy
         return body
+
+
+# -- authentication: required actions and flows -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequiredAction:
+    """A required action registered in a realm; lower `priority` runs first."""
+
+    alias: str
+    name: str
+    provider_id: str
+    enabled: bool
+    default_action: bool
+    priority: int
+    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RequiredAction:
+        return cls(
+            alias=str(raw.get("alias") or raw.get("providerId") or ""),
+            name=str(raw.get("name") or ""),
+            provider_id=str(raw.get("providerId") or raw.get("alias") or ""),
+            enabled=bool(raw.get("enabled", False)),
+            default_action=bool(raw.get("defaultAction", False)),
+            priority=int(raw.get("priority") or 0),
+            config=MappingProxyType({str(k): str(v) for k, v in (raw.get("config") or {}).items()}),
+        )
+
+
+@dataclass(frozen=True)
+class RequiredActionProvider:
+    """A required-action provider installed in Keycloak but not registered in the realm."""
+
+    provider_id: str
+    name: str
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RequiredActionProvider:
+        return cls(str(raw["providerId"]), str(raw.get("name") or raw["providerId"]))
+
+
+@dataclass(frozen=True)
+class AuthFlow:
+    """A top-level authentication flow."""
+
+    id: str
+    alias: str
+    provider_id: str
+    built_in: bool
+    description: str = ""
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> AuthFlow:
+        return cls(
+            id=str(raw["id"]),
+            alias=str(raw["alias"]),
+            provider_id=str(raw.get("providerId") or "basic-flow"),
+            built_in=bool(raw.get("builtIn", False)),
+            description=str(raw.get("description") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class FlowExecution:
+    """One row of a flow's flattened execution list: an authenticator, or a sub-flow when `flow_id` is set.
+
+    `level` is the depth below the listed flow; rows come parents first, in execution order.
+    """
+
+    id: str
+    level: int
+    index: int
+    requirement: str
+    display_name: str
+    provider_id: str | None
+    flow_id: str | None
+    config_id: str | None
+    priority: int
+    representation: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> FlowExecution:
+        return cls(
+            id=str(raw["id"]),
+            level=int(raw.get("level") or 0),
+            index=int(raw.get("index") or 0),
+            requirement=str(raw.get("requirement") or "DISABLED"),
+            display_name=str(raw.get("displayName") or ""),
+            provider_id=raw.get("providerId"),
+            flow_id=raw.get("flowId") if raw.get("authenticationFlow") else None,
+            config_id=raw.get("authenticationConfig"),
+            priority=int(raw.get("priority") or 0),
+            representation=_frozen(raw),
+        )

@@ -61,22 +61,6 @@ class LiveReader:
             self._client_roles[client_id] = self.gateway.list_client_roles(self.name, client.id)
         return self._client_roles[client_id]
 
-    # -- authentication: required actions ----------------------------------------------------------
-
-    @cached_property
-    def required_actions(self) -> dict[str, RequiredAction]:
-        """Registered required actions by alias."""
-        if not self.realm.exists:
-            return {}
-        return {action.alias: action for action in self.gateway.list_required_actions(self.name)}
-
-    @cached_property
-    def unregistered_required_actions(self) -> dict[str, RequiredActionProvider]:
-        """Installed required-action providers not registered in the realm, by provider id."""
-        if not self.realm.exists:
-            return {}
-        return {p.provider_id: p for p in self.gateway.list_unregistered_required_actions(self.name)}
-
     @cached_property
     def client_scopes(self) -> dict[str, ClientScope]:
         """Every client scope by name, with its attributes and protocol mappers."""
@@ -103,3 +87,19 @@ class LiveReader:
             for federation in self.user_storage
             if federation.provider_id == "ldap"
         }
+
+    # -- authentication: required actions ----------------------------------------------------------
+
+    @cached_property
+    def required_actions(self) -> dict[str, RequiredAction]:
+        """Registered required actions by alias."""
+        if not self.realm.exists:
+            return {}
+        return {action.alias: action for action in self.gateway.list_required_actions(self.name)}
+
+    @cached_property
+    def unregistered_required_actions(self) -> dict[str, RequiredActionProvider]:
+        """Installed required-action providers not registered in the realm, by provider id."""
+        if not self.realm.exists:
+            return {}
+        return {p.provider_id: p for p in self.gateway.list_unregistered_required_actions(self.name)}

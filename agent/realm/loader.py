@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
+import yaml
 
 from agent.config.diagnostics import ConfigErrors, Diagnostic, Diagnostics, diagnostics_from_validation_error
-from agent.config.source import ConfigPath, Document, load_document
+from agent.config.source import ConfigPath, Document, load_document, parse_document
 from agent.realm.password_policy import PasswordPolicySpec
 from agent.realm.references import check_references
 from agent.realm.spec import LockoutSpec, RealmSpec
@@ -76,14 +77,14 @@ def _is_native_export(path: Path) -> bool:
 def _parse(path: Path, env: Mapping[str, str], diagnostics: Diagnostics) -> Document | None:
     try:
         if path.suffix == ".json":
-            return _native_document(path)
+            return _native_document(path, env)
         return load_document(path, env=env, base_dir=path.parent)
     except ConfigErrors as errors:
         diagnostics.extend(errors.diagnostics)
         return None
 
 
-def _native_document(path: Path) -> Document:
+def _native_document(path: Path, env: Mapping[str, str]) -> Document:
     """A realm exported from the admin console, read as friendly keys (positions are file-level)."""
     from agent.realm.native import friendly_from_representation
 
@@ -91,7 +92,9 @@ def _native_document(path: Path) -> Document:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ConfigErrors([Diagnostic(str(path), 1, 1, f"not a readable realm export: {error}")]) from None
-    return Document(str(path), friendly_from_representation(raw))
+    # Through the YAML loader, so the ${env:...} references written for secrets resolve as in YAML files.
+    friendly = yaml.safe_dump(friendly_from_representation(raw), sort_keys=False, allow_unicode=True)
+    return parse_document(friendly, str(path), env=env, base_dir=path.parent)
 
 
 def _merge(documents: list[Document], diagnostics: Diagnostics) -> tuple[dict[str, Any], dict[str, Document]]:

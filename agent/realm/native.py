@@ -80,8 +80,33 @@ def _roles(representation: Mapping[str, Any]) -> list[dict[str, Any]]:
     return roles
 
 
+class EnvReference(str):
+    """A `${env:...}` reference this module writes in place of a secret; every other `${` is data."""
+
+    __slots__ = ()
+
+
+def escape_data(value: Any) -> Any:
+    """Plain data with every `${` from Keycloak (message keys such as `${username}`) written as `$${`,
+    so the loader reads it back as text; the references this module wrote stay references."""
+    if isinstance(value, EnvReference):
+        return str(value)
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, Mapping):
+        return {key: escape_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape_data(item) for item in value]
+    return value
+
+
 def friendly_from_representation(representation: Mapping[str, Any]) -> dict[str, Any]:
-    """Friendly config data for a realm representation (secrets are never carried over)."""
+    """Friendly config data for a realm representation (secrets are never carried over), ready to be
+    written as YAML: data strings escaped, secret references left as references."""
+    return dict(escape_data(_friendly(representation)))
+
+
+def _friendly(representation: Mapping[str, Any]) -> dict[str, Any]:
     friendly: dict[str, Any] = {"realm": representation["realm"]}
     for key, name in (("display_name", "displayName"), ("display_name_html", "displayNameHtml")):
         if representation.get(name):
@@ -99,12 +124,16 @@ def friendly_from_representation(representation: Mapping[str, Any]) -> dict[str,
     if representation.get("passwordPolicy"):
         spec = parse_password_policy(str(representation["passwordPolicy"]))
         friendly["password_policy"] = spec.model_dump(exclude_none=True, exclude_defaults=True, mode="json")
-    roles = _roles(representation)
+    marker_roles = _mfa_group_roles(representation)
+    roles = [role for role in _roles(representation) if role["name"] not in marker_roles]
     if roles:
         friendly["roles"] = roles
-    groups = list(_walk_groups(list(representation.get("groups") or ())))
+    groups = [_without_roles(group, marker_roles) for group in _walk_groups(list(representation.get("groups") or ()))]
     if groups:
         friendly["groups"] = groups
+    mfa = _mfa(representation, marker_roles, groups)
+    if mfa is not None:
+        friendly["mfa"] = mfa
     friendly.update(friendly_federation_and_profile(representation))
     friendly.update(friendly_clients_and_scopes(representation))
     rest = {key: value for key, value in representation.items() if key not in NOT_COPIED}
@@ -136,7 +165,7 @@ def _config_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def client_secret_reference(client_id: str) -> str:
     """`${env:CLIENT_SECRET_<CLIENTID>}`: an export never carries a secret, only where to read it."""
-    return "${env:CLIENT_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", client_id).upper() + "}"
+    return EnvReference("${env:CLIENT_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", client_id).upper() + "}")
 
 
 def friendly_mapper(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -255,7 +284,7 @@ PROFILE_POLICIES = {policy: friendly for friendly, policy in UNMANAGED_POLICIES.
 
 def ldap_credential_reference(federation: str) -> str:
     """`${env:LDAP_BIND_CREDENTIAL_<NAME>}`: an export never carries a credential, only where to read it."""
-    return "${env:LDAP_BIND_CREDENTIAL_" + re.sub(r"[^A-Za-z0-9]", "_", federation).upper() + "}"
+    return EnvReference("${env:LDAP_BIND_CREDENTIAL_" + re.sub(r"[^A-Za-z0-9]", "_", federation).upper() + "}")
 
 
 def _single(values: Sequence[Any]) -> Any:
@@ -344,3 +373,73 @@ def friendly_federation_and_profile(representation: Mapping[str, Any]) -> dict[s
         if stored:
             friendly["user_profile"] = friendly_user_profile(json.loads(stored[0]))
     return friendly
+
+
+# -- MFA: the browser flow the agent built, and its group marker role ---------------------------------
+
+OWNED_FLOWS_ATTRIBUTE = "idp-agent.flows"
+GROUP_ROLE_ATTRIBUTE = "idp-agent.mfa-group-role"
+FLOW_HASH_SUFFIX = re.compile(r" [0-9a-f]{8}(-\d+)?$")
+
+
+def _mfa_group_roles(representation: Mapping[str, Any]) -> set[str]:
+    """Realm roles the agent made to stand for "member of an MFA group" (not written under `roles:`)."""
+    return {
+        str(role["name"])
+        for role in (representation.get("roles") or {}).get("realm") or ()
+        if "true" in [str(value).lower() for value in (role.get("attributes") or {}).get(GROUP_ROLE_ATTRIBUTE, [])]
+    }
+
+
+def _without_roles(group: dict[str, Any], removed: set[str]) -> dict[str, Any]:
+    if "realm_roles" not in group or not removed:
+        return group
+    kept = [role for role in group["realm_roles"] if role not in removed]
+    trimmed = {key: value for key, value in group.items() if key != "realm_roles"}
+    return {**trimmed, "realm_roles": kept} if kept else trimmed
+
+
+def _owned_flows(representation: Mapping[str, Any]) -> list[str]:
+    raw = (representation.get("attributes") or {}).get(OWNED_FLOWS_ATTRIBUTE) or "[]"
+    try:
+        owned = json.loads(raw)
+    except ValueError:
+        return []
+    return [str(alias) for alias in owned] if isinstance(owned, list) else []
+
+
+def _mfa_condition_roles(representation: Mapping[str, Any], flow_alias: str) -> set[str]:
+    """Roles named by the role conditions inside the flow (its copied sub-flows are named `<flow> ...`)."""
+    configs = {c.get("alias"): c.get("config") or {} for c in representation.get("authenticatorConfig") or ()}
+    roles: set[str] = set()
+    for flow in representation.get("authenticationFlows") or ():
+        alias = str(flow.get("alias", ""))
+        if alias != flow_alias and not alias.startswith(flow_alias + " "):
+            continue
+        for execution in flow.get("authenticationExecutions") or ():
+            if execution.get("authenticator") != "conditional-user-role":
+                continue
+            config = configs.get(execution.get("authenticatorConfig"), {})
+            if config.get("condUserRole") and str(config.get("negate", "false")).lower() != "true":
+                roles.add(str(config["condUserRole"]))
+    return roles
+
+
+def _mfa(
+    representation: Mapping[str, Any], marker_roles: set[str], groups: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """`mfa:` when the bound browser flow is one the agent built; None otherwise (then MFA is not managed)."""
+    bound = str(representation.get("browserFlow") or "")
+    if bound not in _owned_flows(representation):
+        return None
+    roles = _mfa_condition_roles(representation, bound)
+    group_roles = roles & marker_roles
+    by_path = {group["path"]: group for group in _walk_groups(list(representation.get("groups") or ()))}
+    otp_groups = sorted(path for path, group in by_path.items() if group_roles & set(group.get("realm_roles") or ()))
+    mfa: dict[str, Any] = {"otp_for_roles": sorted(roles - marker_roles), "otp_for_groups": otp_groups}
+    alias = FLOW_HASH_SUFFIX.sub("", bound)
+    if alias != "idp-agent browser":
+        mfa["flow_alias"] = alias
+    if group_roles and group_roles != {"idp-agent-mfa-required"}:
+        mfa["group_role"] = sorted(group_roles)[0]
+    return mfa

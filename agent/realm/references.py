@@ -191,18 +191,11 @@ def _terms_problems(spec: RealmSpec) -> Iterator[Problem]:
 
 
 def _mfa_group_role_problems(spec: RealmSpec) -> Iterator[Problem]:
-    """Groups in mfa.otp_for_groups are granted `mfa.group_role`; nothing else written may take it away."""
+    """Groups in mfa.otp_for_groups are granted `mfa.group_role`, a role the agent owns alone."""
     if spec.mfa is None or not spec.mfa.otp_for_groups:
         return
     role = spec.mfa.group_role
-    roles_written = {group.path: group.realm_roles for group in spec.groups or ()}
-    for index, path in enumerate(spec.mfa.otp_for_groups):
-        if roles_written.get(path) is not None:
-            yield (
-                ("mfa", "otp_for_groups", index),
-                f"group '{path}' writes realm_roles, which would take away the MFA group role '{role}'",
-                "grant it a role listed in mfa.otp_for_roles instead of listing the group here",
-            )
+    # Group grants leave this marker role alone (kinds/groups.py), so MFA groups may grant roles too.
     if role in {r.name for r in spec.roles or ()}:
         yield (
             ("mfa", "group_role"),

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from agent.realm.password_policy import PasswordPolicySpec
 from agent.secrets import Secret
@@ -37,14 +37,37 @@ def parse_duration(value: object) -> int:
 Duration = Annotated[
     int,
     BeforeValidator(parse_duration),
-    Field(
-        json_schema_extra={
-            "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]
-        }
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]}),
+]
+
+
+def _secret_reference(value: object) -> object:
+    """The loader turns ${env:...}/${file:...} into a Secret; anything else is a secret written in the file."""
+    if isinstance(value, Secret):
+        return value
+    raise ValueError("a secret must come from ${env:NAME} or ${file:path}, never be written in the file")
+
+
+# Written in YAML as ${env:NAME} or ${file:path}; the loader turns the reference into a Secret.
+SecretValue = Annotated[
+    Secret,
+    BeforeValidator(_secret_reference),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^\$\{(env|file):.+\}$", "description": "${env:NAME} or ${file:path}"}
     ),
 ]
-SecretValue = Annotated[
-    Secret, Field(json_schema_extra={"type": "string", "description": "${env:NAME} or ${file:path}"})
+
+
+def _plain_reference(value: object) -> object:
+    """A value that is not secret but differs per deployment (an LDAP URL) may come from ${env:...}."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+# A plain setting that may be written as ${env:NAME} or ${file:path}; it is shown in plans like any value.
+FromEnv = Annotated[
+    str,
+    BeforeValidator(_plain_reference),
+    Field(min_length=1, description="a value, or ${env:NAME} / ${file:path} for one that differs per deployment"),
 ]
 GroupPath = Annotated[str, Field(pattern=r"^(/[^/]+)+$", description="a group path such as /staff/finance")]
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -486,10 +509,10 @@ class LdapFederationSpec(Spec):
     """
 
     name: NonEmpty
-    connection_url: NonEmpty
-    bind_dn: NonEmpty
+    connection_url: FromEnv
+    bind_dn: FromEnv
     bind_credential: SecretValue
-    users_dn: NonEmpty
+    users_dn: FromEnv
     vendor: Literal["other", "ad", "rhds", "tivoli", "edirectory"] = "other"
     username_attribute: NonEmpty = "uid"
     rdn_attribute: NonEmpty = "uid"

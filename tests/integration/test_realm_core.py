@@ -259,3 +259,33 @@ def plan_realm_read_only(gateway: KeycloakGateway, spec: Any) -> Plan:
     from agent.realm.engine import plan_realm
 
     return plan_realm(gateway.read_only(), spec)
+
+
+def test_07_mfa_group_may_grant_roles_too(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    spec = spec_of(
+        base(
+            realm,
+            roles=[{"name": "finance-approver"}],
+            groups=[{"path": "/finance", "realm_roles": ["finance-approver"]}],
+            mfa={"otp_for_groups": ["/finance"]},
+        )
+    )
+    apply_and_converge(keycloak_connection, spec)
+
+    finance = gateway.find_group_by_path(realm, "/finance")
+    assert finance is not None
+    assert set(finance.realm_roles) == {"finance-approver", "idp-agent-mfa-required"}
+
+    # Leaving `mfa` out leaves MFA as it is (not managed).
+    grants = {
+        "roles": [{"name": "finance-approver"}],
+        "groups": [{"path": "/finance", "realm_roles": ["finance-approver"]}],
+    }
+    assert planned(keycloak_connection, spec_of(base(realm, **grants))).is_empty
+
+    # `mfa` with no groups and no roles: the group stops requiring OTP but keeps the role it grants.
+    apply_and_converge(keycloak_connection, spec_of(base(realm, **grants, mfa={"otp_for_groups": []})))
+    finance = gateway.find_group_by_path(realm, "/finance")
+    assert finance is not None and finance.realm_roles == ("finance-approver",)

@@ -31,7 +31,7 @@ from agent.realm.kinds.roles import RealmRoles
 from agent.realm.kinds.terms import Terms
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
-from tests.harness.realm_steps import apply_and_converge, spec_of
+from tests.harness.realm_steps import apply_and_converge, planned, spec_of
 
 # The kinds these tests exercise, in the order they belong in engine.KINDS.
 KINDS: tuple[Kind, ...] = (
@@ -233,8 +233,12 @@ def test_user_with_otp_and_two_mfa_grants_is_asked_for_one_code(
 def test_removing_mfa_lets_everyone_in_with_a_password(
     keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, mfa_realm: str
 ) -> None:
+    # Leaving `mfa` out does not manage MFA: nothing changes.
     spec = mfa_spec(mfa_realm)
     del spec["mfa"]
+    assert planned(keycloak_connection, spec_of(spec), KINDS).is_empty
+    # `mfa` with no roles and no groups removes it.
+    spec["mfa"] = {"otp_for_roles": [], "otp_for_groups": []}
     apply_and_converge(keycloak_connection, spec_of(spec), KINDS)
 
     live = gateway.get_realm(mfa_realm)

@@ -198,9 +198,9 @@ def test_mfa_flow_steps(keycloak_connection: KeycloakConnection, gateway: Keyclo
     apply_and_converge(keycloak_connection, spec, KINDS)
     assert bound_flow(gateway, realm) == f"{second}-2"
 
-    # Step 5: mfa removed: the built-in browser flow is bound again and the owned flow deleted; the
-    # hand-made flow, never owned, stays.
-    plan = apply_and_converge(keycloak_connection, spec_of(flow_spec(realm, None)), KINDS)
+    # Step 5: mfa written with no roles: the built-in browser flow is bound again and the owned flow
+    # deleted; the hand-made flow, never owned, stays. (Leaving `mfa` out would leave MFA unmanaged.)
+    plan = apply_and_converge(keycloak_connection, spec_of(flow_spec(realm, [])), KINDS)
     assert keys(plan) == [("update", "flows", "browserFlow"), ("delete", "flows", f"{second}-2")]
     assert bound_flow(gateway, realm) == BUILT_IN_BROWSER
     assert hand_made in flow_aliases(gateway, realm) and owned_record(gateway, realm) == []

@@ -420,10 +420,8 @@ def test_plan_mfa_groups(
     ("extra", "expected"),
     [
         ({"mfa": {"otp_for_groups": ["/ops"]}, "groups": [{"path": "/ops"}]}, []),
-        (
-            {"mfa": {"otp_for_groups": ["/ops"]}, "groups": [{"path": "/ops", "realm_roles": []}]},
-            [(("mfa", "otp_for_groups", 0), "group '/ops' writes realm_roles")],
-        ),
+        # Group grants leave the MFA marker role alone, so an MFA group may grant roles of its own.
+        ({"mfa": {"otp_for_groups": ["/ops"]}, "groups": [{"path": "/ops", "realm_roles": []}]}, []),
         (
             {"mfa": {"otp_for_groups": ["/ops"]}, "roles": [{"name": "idp-agent-mfa-required"}]},
             [(("mfa", "group_role"), "is created by the agent")],

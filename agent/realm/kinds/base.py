@@ -81,7 +81,8 @@ BUILT_IN_CLIENTS = frozenset(
 )
 BUILT_IN_CLIENT_SCOPES = frozenset(
     {
-        "acr", "address", "basic", "email", "microprofile-jwt", "offline_access", "organization", "phone",
+        "AuthnContextClassRef", "acr", "address", "basic", "email", "microprofile-jwt", "offline_access",
+        "organization", "phone",
         "profile", "role_list", "roles", "saml_organization", "service_account", "web-origins",
     }
 )  # fmt: skip

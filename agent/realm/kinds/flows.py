@@ -308,12 +308,13 @@ def _build_change(mfa: MfaSpec, live: LiveFlows, roles: tuple[str, ...]) -> Chan
 def plan_flows(spec: RealmSpec, live: LiveFlows) -> list[Change]:
     """Build (or find) the flow the spec asks for, bind it, then delete the other owned flows.
 
-    Without `mfa`, an owned flow that is bound is replaced by the built-in browser flow first.
+    `mfa` with no roles and no groups means "no MFA": an owned flow that is bound is replaced by the
+    built-in browser flow first. An absent `mfa` is not managed (the engine does not plan this kind).
     """
     owned = [alias for alias in live.owned if alias in live.flows]
     changes: list[Change] = []
     target: str | None = None
-    if spec.mfa is not None:
+    if spec.mfa is not None and mfa_roles(spec.mfa):
         roles = mfa_roles(spec.mfa)
         base = live.structures.get(BUILT_IN_BROWSER)
         desired = compile_mfa_flow(base, roles) if base is not None else None

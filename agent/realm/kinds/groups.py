@@ -11,7 +11,7 @@ from agent.realm.kinds.base import OWNER_ATTRIBUTE, LiveRealm, is_owned, may_del
 from agent.realm.kinds.roles import RoleRef, resolve_roles
 from agent.realm.live import LiveReader
 from agent.realm.plan import Change, FieldChange, diff_fields
-from agent.realm.spec import GroupSpec, RealmSpec
+from agent.realm.spec import GroupSpec, MfaSpec, RealmSpec
 
 KIND = "groups"
 GRANTS_KIND = "group grants"
@@ -121,14 +121,25 @@ def live_grants(group: Group) -> frozenset[RoleRef]:
     return frozenset(realm | clients)
 
 
+def mfa_group_role(spec: RealmSpec) -> RoleRef:
+    """The marker role the `mfa groups` kind grants to groups listed in mfa.otp_for_groups."""
+    name = spec.mfa.group_role if spec.mfa is not None else MfaSpec.model_fields["group_role"].default
+    return RoleRef(None, str(name))
+
+
 def plan_group_grants(spec: RealmSpec, live: Mapping[str, Group]) -> list[Change]:
-    """Roles written for a group are authoritative for that group; groups without them are left as they are."""
+    """Roles written for a group are authoritative for that group; groups without them are left as they are.
+
+    The MFA marker role is left to the `mfa groups` kind, so a group may both grant roles and require OTP.
+    """
     changes: list[Change] = []
+    marker = frozenset({mfa_group_role(spec)})
     for group in spec.groups or ():
-        wanted = group_grants(group)
-        if wanted is None:
+        written = group_grants(group)
+        if written is None:
             continue
-        current = live_grants(live[group.path]) if group.path in live else frozenset()
+        wanted = written - marker
+        current = live_grants(live[group.path]) - marker if group.path in live else frozenset()
         if wanted == current:
             continue
         field = FieldChange("roles", sorted(map(str, current)), sorted(map(str, wanted)))
