@@ -18,6 +18,7 @@ from agent.realm.spec import RealmSpec
 from benchmarks.common import keycloak_for_benchmark, machine, peak_rss_mib, print_table, timed, write_results
 
 NOOP_GOAL_RATIO = 0.05
+NOOP_REPEATS = 3
 GROUPS_PER_DEPARTMENT = 50
 
 
@@ -79,19 +80,32 @@ def main() -> None:
         admin = KeycloakGateway.connect(connection)
         try:
             first = run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, **sizes))
-            noop = run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, **sizes))
+            # The first no-op after a big apply meets Keycloak's cold caches; later ones are what CI sees
+            # on every push. Both are reported.
+            noops = [
+                run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, **sizes))
+                for _ in range(NOOP_REPEATS)
+            ]
             one = run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, **sizes, changed=True))
             version = admin.server_version()
         finally:
             if admin.get_realm(name) is not None:
                 admin.delete_realm(name)
             admin.close()
-    rows = [{"arm": "E1 first apply", **first}, {"arm": "E1 no-op re-apply", **noop}, {"arm": "E1 one change", **one}]
+    noop = sorted(noops, key=lambda arm: arm["seconds"])[len(noops) // 2]
+    rows = [
+        {"arm": "E1 first apply", **first},
+        *({"arm": f"E1 no-op re-apply #{index + 1}", **arm} for index, arm in enumerate(noops)),
+        {"arm": "E1 one change", **one},
+    ]
     print_table(rows, ["arm", "seconds", "plan_seconds", "changes", "writes", "requests"])
     ratio = round(noop["seconds"] / first["seconds"], 4) if first["seconds"] else None
+    cold_ratio = round(noops[0]["seconds"] / first["seconds"], 4) if first["seconds"] else None
     one_ratio = round(one["seconds"] / first["seconds"], 4) if first["seconds"] else None
-    print(f"no-op / first = {ratio} (goal <= {NOOP_GOAL_RATIO}), no-op writes = {noop['writes']} (goal 0)")
-    print(f"one change / first = {one_ratio}")
+    noop_writes = sum(arm["writes"] for arm in noops)
+    print(f"no-op (median of {NOOP_REPEATS}) / first = {ratio} (goal <= {NOOP_GOAL_RATIO})")
+    print(f"cold first no-op / first = {cold_ratio}")
+    print(f"no-op writes = {noop_writes} (goal 0); one change / first = {one_ratio}")
     write_results(
         args.out,
         {
@@ -101,9 +115,13 @@ def main() -> None:
             "sizes": sizes,
             "kinds": [kind.name for kind in KINDS],
             "arms": rows,
-            "ratios": {"noop_over_first": ratio, "one_change_over_first": one_ratio},
+            "ratios": {
+                "noop_median_over_first": ratio,
+                "cold_noop_over_first": cold_ratio,
+                "one_change_over_first": one_ratio,
+            },
             "goals": {"noop_over_first_max": NOOP_GOAL_RATIO, "noop_writes": 0},
-            "goal_met": ratio is not None and ratio <= NOOP_GOAL_RATIO and noop["writes"] == 0,
+            "goal_met": ratio is not None and ratio <= NOOP_GOAL_RATIO and noop_writes == 0,
             "peak_rss_mib": peak_rss_mib(),
         },
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from agent.errors import Conflict, OutcomeUnknown, Rejected
+from agent.errors import AuthError, Conflict, OutcomeUnknown, Rejected
 from agent.keycloak.auth import TokenSource
 from agent.keycloak.models import (
     AuthFlow,
@@ -136,7 +136,10 @@ class KeycloakGateway:
 
     def export_realm(self, realm: str) -> dict[str, Any]:
         """Keycloak's partial export (roles, groups, clients; secrets masked by Keycloak). Changes nothing."""
-        params = {"exportClients": "true", "exportGroupsAndRoles": "true"}
+        return self._export(realm, clients=True, groups_and_roles=True)
+
+    def _export(self, realm: str, *, clients: bool, groups_and_roles: bool) -> dict[str, Any]:
+        params = {"exportClients": str(clients).lower(), "exportGroupsAndRoles": str(groups_and_roles).lower()}
         path = admin_path(realm, "partial-export")
         response = self._transport.request("POST", path, params=params, reads_only=True)
         assert response is not None
@@ -244,7 +247,18 @@ class KeycloakGateway:
     # -- groups ---------------------------------------------------------------------------------
 
     def list_groups(self, realm: str) -> list[Group]:
-        """Every group, top-level and nested, parents before children."""
+        """Every group, top-level and nested, parents before children, with attributes and role grants.
+
+        One partial-export request carries the whole tree (a thousand groups in one answer instead of one
+        page per parent); an account that may not export (no manage-realm) pages through the tree instead.
+        """
+        try:
+            exported = self._export(realm, clients=False, groups_and_roles=True)
+        except AuthError:
+            return self._page_groups(realm)
+        return list(_flatten_groups(exported.get("groups") or (), parent_id=None))
+
+    def _page_groups(self, realm: str) -> list[Group]:
         groups: list[Group] = []
         top = admin_path(realm, "groups")
         pending = [Group.from_json(raw) for raw in self._paged(top, {"briefRepresentation": "false"})]
@@ -807,3 +821,12 @@ class KeycloakGateway:
     def unregister_required_action(self, realm: str, alias: str) -> None:
         """Remove a required action from the realm; its provider stays installed and can be registered again."""
         self._write("DELETE", admin_path(realm, "authentication", "required-actions", alias))
+
+
+def _flatten_groups(raw_groups: Any, parent_id: str | None) -> Iterator[Group]:
+    """Groups of an export tree (`subGroups` nested) as a flat list, parents before children."""
+    for raw in raw_groups:
+        children = list(raw.get("subGroups") or ())
+        yield Group.from_json({**raw, "parentId": parent_id, "subGroupCount": len(children)})
+    for raw in raw_groups:
+        yield from _flatten_groups(raw.get("subGroups") or (), parent_id=str(raw["id"]))

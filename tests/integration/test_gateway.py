@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.errors import Conflict, ReadOnlyViolation
-from agent.keycloak import KeycloakGateway, UserDraft
+from agent.keycloak import Group, KeycloakGateway, UserDraft
 from agent.settings import KeycloakConnection
 from tests.conftest import realm_name_for
 
@@ -109,3 +109,43 @@ def test_update_user_keeps_fields_not_mentioned(gateway: KeycloakGateway, realm:
     user = gateway.get_user(realm, user_id)
     assert user is not None
     assert (user.email, user.first_name, user.last_name) == ("keep@example.org", "Kee", "Per")
+
+
+def test_groups_read_the_same_by_export_and_by_paging(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str
+) -> None:
+    from tests.harness.accounts import service_account
+
+    top = gateway.create_group_with(realm, "dept", None, {"attributes": {"cost-centre": ["42"]}})
+    team = gateway.create_group_with(realm, "team", top)
+    gateway.create_group_with(realm, "night", team)
+    gateway.create_group_with(realm, "other", None)
+    gateway.create_realm_role(realm, "clerk")
+    clerk = gateway.get_realm_role(realm, "clerk")
+    assert clerk is not None
+    gateway.change_group_realm_roles(realm, team, [clerk], [])
+
+    by_export = gateway.list_groups(realm)
+    viewer_connection = service_account(gateway, keycloak_connection, realm, "svc-groups", ["view-users", "view-realm"])
+    viewer = KeycloakGateway.connect(viewer_connection)
+    try:
+        by_paging = viewer.list_groups(realm)  # no manage-realm: may not export, so it pages
+    finally:
+        viewer.close()
+
+    def shape(groups: list[Group]) -> set[tuple[object, ...]]:
+        return {
+            (
+                g.id,
+                g.path,
+                g.parent_id,
+                g.sub_group_count,
+                tuple(sorted(g.realm_roles)),
+                dict(g.attributes).get("cost-centre"),
+            )
+            for g in groups
+        }
+
+    assert shape(by_export) == shape(by_paging)
+    assert [g.path for g in by_export].index("/dept") < [g.path for g in by_export].index("/dept/team/night")
+    assert ("/dept/team", ("clerk",)) in {(g.path, g.realm_roles) for g in by_export}
