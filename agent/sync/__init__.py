@@ -1,0 +1,1 @@
+"""Identity sync: HR feeds and LDAP into Keycloak (joiners, movers, leavers), with safety brakes."""
