@@ -1,0 +1,350 @@
+"""The sync plan: joiners, movers, leavers and rehires, computed by pure functions from desired and live users.
+
+Precedence of account state: sanction > brute-force lock > leaver > source data. The plan never flips
+`enabled` on a user a sanction or a lock holds, and never touches a user it does not manage (matched only
+by the immutable id stored on the user, never by username or email).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from agent.keycloak import User
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser, RejectedRecord
+
+# Set when the sync disables a user (a leaver, or a hire whose start has not come), so that the sync
+# re-enables only what it disabled itself (a rehire, a start date reached), never an admin's disable.
+DISABLED_BY_SYNC_ATTRIBUTE = "idp-agent.disabled-by-sync"
+
+SyncAction = Literal["create", "update", "disable", "enable", "grant", "revoke", "confirm-leaver"]
+REMOVALS: frozenset[SyncAction] = frozenset({"disable", "revoke"})
+
+
+@dataclass(frozen=True)
+class Grants:
+    """Groups and roles; as recorded on a user, exactly those the sync itself gave."""
+
+    groups: frozenset[str] = frozenset()
+    realm_roles: frozenset[str] = frozenset()
+    client_roles: frozenset[tuple[str, str]] = frozenset()
+
+    def __sub__(self, other: Grants) -> Grants:
+        return Grants(
+            self.groups - other.groups,
+            self.realm_roles - other.realm_roles,
+            self.client_roles - other.client_roles,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.groups or self.realm_roles or self.client_roles)
+
+    def describe(self) -> list[str]:
+        return sorted(
+            [f"group {g}" for g in self.groups]
+            + [f"role {r}" for r in self.realm_roles]
+            + [f"role {c}/{r}" for c, r in self.client_roles]
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "groups": sorted(self.groups),
+                "realm_roles": sorted(self.realm_roles),
+                "client_roles": sorted([list(pair) for pair in self.client_roles]),
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Grants:
+        if not text:
+            return cls()
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            return cls()
+        return cls(
+            frozenset(raw.get("groups") or ()),
+            frozenset(raw.get("realm_roles") or ()),
+            frozenset(tuple(pair) for pair in raw.get("client_roles") or ()),
+        )
+
+
+def desired_grants(user: DesiredUser) -> Grants:
+    return Grants(user.groups, user.realm_roles, user.client_roles)
+
+
+@dataclass(frozen=True)
+class LiveUser:
+    """A Keycloak user the sync manages, with what it recorded on the user."""
+
+    user: User
+    external_id: str
+    recorded_grants: Grants
+    disabled_by_sync: str | None
+
+    @classmethod
+    def from_user(cls, user: User) -> LiveUser:
+        attributes = user.attributes
+        return cls(
+            user=user,
+            external_id=_first(attributes.get(EXTERNAL_ID_ATTRIBUTE)) or "",
+            recorded_grants=Grants.from_json(_first(attributes.get(GRANTS_ATTRIBUTE))),
+            disabled_by_sync=_first(attributes.get(DISABLED_BY_SYNC_ATTRIBUTE)),
+        )
+
+
+def _first(values: tuple[str, ...] | None) -> str | None:
+    return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class SyncItem:
+    """One step for one person. `fields` are (field, live, desired) for updates; `grants` for grant/revoke."""
+
+    action: SyncAction
+    external_id: str
+    username: str
+    user_id: str | None = None
+    desired: DesiredUser | None = None
+    fields: tuple[tuple[str, str | None, str | None], ...] = ()
+    grants: Grants = field(default_factory=Grants)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Held:
+    """A user the plan leaves alone on purpose, with why (sanctioned, locked, deny-listed...)."""
+
+    external_id: str
+    username: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    realm: str
+    source: str
+    items: tuple[SyncItem, ...]
+    rejected: tuple[RejectedRecord, ...] = ()
+    held: tuple[Held, ...] = ()
+    leaver_phase: bool = True  # False when a source read was incomplete: no leaver was planned
+    managed_users: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.items
+
+    def of(self, *actions: SyncAction) -> tuple[SyncItem, ...]:
+        return tuple(item for item in self.items if item.action in actions)
+
+    @property
+    def removals(self) -> tuple[SyncItem, ...]:
+        """Disables (including leaver candidates still to confirm) and grant removals: what the brakes count."""
+        return tuple(item for item in self.items if item.action in REMOVALS or item.action == "confirm-leaver")
+
+    def counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for item in self.items:
+            totals[item.action] = totals.get(item.action, 0) + 1
+        totals["rejected"] = len(self.rejected)
+        totals["held"] = len(self.held)
+        return totals
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """What the planner needs besides users: the time, who is held, and how the sync is set up."""
+
+    realm: str
+    source: str
+    now: datetime
+    sanctioned: frozenset[str] = frozenset()  # Keycloak user ids under an active sanction
+    locked: frozenset[str] = frozenset()  # Keycloak user ids locked by brute-force detection
+    deny_usernames: frozenset[str] = frozenset()  # break-glass and other accounts the sync never touches
+    managed_attributes: tuple[str, ...] = ()  # source attributes copied to users (department, title...)
+    complete: bool = True  # every source read was complete: the leaver phase may run
+
+
+def _should_be_enabled(user: DesiredUser, now: datetime) -> bool:
+    if user.status != "active":
+        return False
+    if user.start is not None and user.start > now:
+        return False
+    return user.end is None or user.end > now
+
+
+def _field_changes(
+    desired: DesiredUser, live: User, context: SyncContext
+) -> tuple[tuple[str, str | None, str | None], ...]:
+    changes: list[tuple[str, str | None, str | None]] = []
+    for name, wanted, current in (
+        ("username", desired.username.lower(), live.username),
+        ("email", (desired.email or "").lower() or None, live.email),
+        ("firstName", desired.first_name, live.first_name),
+        ("lastName", desired.last_name, live.last_name),
+    ):
+        if wanted is not None and wanted != current:
+            changes.append((name, current, wanted))
+    for name in context.managed_attributes:
+        wanted_values = desired.attributes.get(name, ())
+        current_values = live.attributes.get(name, ())
+        if tuple(wanted_values) != tuple(current_values):
+            changes.append((f"attributes.{name}", ",".join(current_values) or None, ",".join(wanted_values) or None))
+    return tuple(changes)
+
+
+def _held_reason(user: User, context: SyncContext) -> str | None:
+    """Why the plan must not change this user's `enabled` (precedence: sanction > lock)."""
+    if user.id in context.sanctioned:
+        return "active sanction: only the sanction engine changes this user's access"
+    if user.id in context.locked:
+        return "locked by brute-force detection"
+    return None
+
+
+def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -> tuple[list[SyncItem], Held | None]:
+    items: list[SyncItem] = []
+    held: Held | None = None
+    user = live.user
+    fields = _field_changes(desired, user, context)
+    grants_changed = desired_grants(desired) != live.recorded_grants
+    if fields or grants_changed:
+        reason = "source data changed" if fields else "grants changed"
+        items.append(SyncItem("update", desired.external_id, user.username, user.id, desired, fields, reason=reason))
+    added = desired_grants(desired) - live.recorded_grants
+    removed = live.recorded_grants - desired_grants(desired)
+    if added:
+        items.append(SyncItem("grant", desired.external_id, user.username, user.id, desired, grants=added))
+    if removed:
+        reason = "no longer granted by any rule (only grants the sync gave are removed)"
+        items.append(
+            SyncItem("revoke", desired.external_id, user.username, user.id, desired, grants=removed, reason=reason)
+        )
+    enable = _should_be_enabled(desired, context.now)
+    if enable == user.enabled:
+        return items, held
+    hold = _held_reason(user, context)
+    if hold is not None:
+        return items, Held(desired.external_id, user.username, hold)
+    if enable and live.disabled_by_sync is not None:
+        reason = "start date reached" if live.disabled_by_sync.startswith("not started") else "rehired"
+        items.append(SyncItem("enable", desired.external_id, user.username, user.id, desired, reason=reason))
+    elif enable:
+        # Disabled by someone other than the sync (an admin, a sanction since lifted): not ours to undo.
+        held = Held(desired.external_id, user.username, "disabled outside the sync; left disabled")
+    else:
+        reason = "employment ended" if desired.status != "active" or desired.end else "not started yet"
+        items.append(SyncItem("disable", desired.external_id, user.username, user.id, desired, reason=reason))
+    return items, held
+
+
+def _plan_joiner(desired: DesiredUser, taken: Mapping[str, str], context: SyncContext) -> SyncItem | RejectedRecord:
+    for key, value in (("username", desired.username.lower()), ("email", (desired.email or "").lower())):
+        owner = taken.get(f"{key}:{value}") if value else None
+        if owner is not None:
+            # Never link a new hire to an account the sync does not manage (a leaver's reissued email...).
+            return RejectedRecord(
+                desired.source,
+                "",
+                f"{key} '{value}' belongs to another account ({owner}); not linked",
+                desired.external_id,
+            )
+    if desired.status != "active" or (desired.end is not None and desired.end <= context.now):
+        return RejectedRecord(
+            desired.source, "", "inactive in the source and never created: skipped", desired.external_id
+        )
+    return SyncItem("create", desired.external_id, desired.username.lower(), None, desired, reason="joiner")
+
+
+def _taken_names(all_users: Iterable[User]) -> dict[str, str]:
+    """username:/email: keys of every existing account: a joiner never takes over one of them, not even a
+    leaver's (whose email HR may have reissued to the new hire)."""
+    taken: dict[str, str] = {}
+    for user in all_users:
+        taken[f"username:{user.username.lower()}"] = user.username
+        if user.email:
+            taken[f"email:{user.email.lower()}"] = user.username
+    return taken
+
+
+def plan_sync(
+    desired_users: Iterable[DesiredUser],
+    rejected: Iterable[RejectedRecord],
+    managed: Iterable[LiveUser],
+    all_users: Iterable[User],
+    context: SyncContext,
+) -> SyncPlan:
+    """Everything one sync run would do, in a stable order (by external id). Makes no calls."""
+    live_by_id: dict[str, LiveUser] = {}
+    held: list[Held] = []
+    for managed_user in managed:
+        user = managed_user.user
+        if user.username.lower() in context.deny_usernames or user.service_account_client_id:
+            held.append(Held(managed_user.external_id, user.username, "on the deny-list: never touched by the sync"))
+            continue
+        live_by_id[managed_user.external_id] = managed_user
+    taken = _taken_names(all_users)
+    items: list[SyncItem] = []
+    rejects = list(rejected)
+    seen: set[str] = set()
+    for desired in sorted(desired_users, key=lambda user: user.external_id):
+        seen.add(desired.external_id)
+        if desired.username.lower() in context.deny_usernames:
+            held.append(Held(desired.external_id, desired.username, "on the deny-list: never touched by the sync"))
+            continue
+        current = live_by_id.get(desired.external_id)
+        if current is None:
+            outcome = _plan_joiner(desired, taken, context)
+            if isinstance(outcome, SyncItem):
+                items.append(outcome)
+            else:
+                rejects.append(outcome)
+            continue
+        planned, hold = _plan_existing(desired, current, context)
+        items.extend(planned)
+        if hold is not None:
+            held.append(hold)
+    if context.complete:
+        items.extend(_leaver_candidates(live_by_id, seen, context, held))
+    return SyncPlan(
+        context.realm,
+        context.source,
+        tuple(items),
+        tuple(rejects),
+        tuple(held),
+        leaver_phase=context.complete,
+        managed_users=len(live_by_id),
+    )
+
+
+def _leaver_candidates(
+    live_by_id: Mapping[str, LiveUser], seen: set[str], context: SyncContext, held: list[Held]
+) -> list[SyncItem]:
+    """Managed, enabled users the complete reads no longer list: leavers, once an exact lookup confirms."""
+    candidates = []
+    for external_id, live in sorted(live_by_id.items()):
+        if external_id in seen or not live.user.enabled:
+            continue
+        hold = _held_reason(live.user, context)
+        if hold is not None:
+            held.append(Held(external_id, live.user.username, hold))
+            continue
+        reason = "absent from every source; confirmed by an exact lookup before it is disabled"
+        candidates.append(SyncItem("confirm-leaver", external_id, live.user.username, live.user.id, reason=reason))
+    return candidates
+
+
+def managed_live_users(users: Iterable[User], source: str) -> list[LiveUser]:
+    """The users this sync manages: those carrying its source name and an external id."""
+    managed = []
+    for user in users:
+        if _first(user.attributes.get(SOURCE_ATTRIBUTE)) == source and _first(
+            user.attributes.get(EXTERNAL_ID_ATTRIBUTE)
+        ):
+            managed.append(LiveUser.from_user(user))
+    return managed

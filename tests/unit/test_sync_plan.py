@@ -1,0 +1,208 @@
+"""The sync planner and the safety brakes: pure functions, table-driven."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+import pytest
+
+from agent.keycloak import User
+from agent.sync.guard import SafetyLimits, check_safety, removal_threshold, suspect_reads
+from agent.sync.model import (
+    EXTERNAL_ID_ATTRIBUTE,
+    GRANTS_ATTRIBUTE,
+    SOURCE_ATTRIBUTE,
+    DesiredUser,
+    SourceRead,
+    SourceRecord,
+)
+from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncContext, managed_live_users, plan_sync
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+SOURCE = "workforce"
+
+
+def desired(external_id: str, username: str, **extra: object) -> DesiredUser:
+    values: dict[str, object] = {"email": f"{username}@example.org", "first_name": username.title(), "last_name": "X"}
+    values.update(extra)
+    return DesiredUser(external_id=external_id, source=SOURCE, username=username, **values)  # type: ignore[arg-type]
+
+
+def live(
+    external_id: str,
+    username: str,
+    *,
+    enabled: bool = True,
+    grants: Grants | None = None,
+    user_id: str = "",
+    source: str = SOURCE,
+    disabled_by_sync: str | None = None,
+    email: str | None = None,
+    **attributes: str,
+) -> User:
+    attrs: dict[str, tuple[str, ...]] = {EXTERNAL_ID_ATTRIBUTE: (external_id,), SOURCE_ATTRIBUTE: (source,)}
+    if grants is not None:
+        attrs[GRANTS_ATTRIBUTE] = (grants.to_json(),)
+    if disabled_by_sync:
+        attrs[DISABLED_BY_SYNC_ATTRIBUTE] = (disabled_by_sync,)
+    attrs.update({key: (value,) for key, value in attributes.items()})
+    return User(
+        id=user_id or f"kc-{external_id}", username=username, enabled=enabled,
+        email=email if email is not None else f"{username}@example.org", first_name=username.title(), last_name="X",
+        attributes=MappingProxyType(attrs),
+    )  # fmt: skip
+
+
+def plan(desired_users: list[DesiredUser], users: list[User], **context: object) -> object:
+    settings: dict[str, object] = {"realm": "r", "source": SOURCE, "now": NOW}
+    settings.update(context)
+    return plan_sync(desired_users, [], managed_live_users(users, SOURCE), users, SyncContext(**settings))  # type: ignore[arg-type]
+
+
+def actions(result: object) -> list[tuple[str, str]]:
+    return [(item.action, item.external_id) for item in result.items]  # type: ignore[attr-defined]
+
+
+def test_joiner_is_created() -> None:
+    assert actions(plan([desired("1", "ann")], [])) == [("create", "1")]
+
+
+def test_unchanged_user_plans_nothing() -> None:
+    result = plan([desired("1", "ann")], [live("1", "ann", grants=Grants())])
+    assert actions(result) == []
+
+
+def test_rename_keeps_the_same_keycloak_user() -> None:
+    result = plan([desired("1", "ann.smith", email="ann.smith@example.org")], [live("1", "ann", grants=Grants())])
+    [update] = result.items  # type: ignore[attr-defined]
+    assert (update.action, update.user_id) == ("update", "kc-1")
+    assert ("username", "ann", "ann.smith") in update.fields
+    assert ("email", "ann@example.org", "ann.smith@example.org") in update.fields
+
+
+def test_mover_gets_new_grants_and_loses_only_what_the_sync_gave() -> None:
+    before = Grants(groups=frozenset({"/sales", "/staff"}))
+    result = plan([desired("1", "ann", groups=frozenset({"/finance", "/staff"}))], [live("1", "ann", grants=before)])
+    by_action = {item.action: item for item in result.items}  # type: ignore[attr-defined]
+    assert by_action["grant"].grants.groups == {"/finance"}
+    assert by_action["revoke"].grants.groups == {"/sales"}
+    assert "update" in by_action  # records the new grant set
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [({"status": "inactive"}, "employment ended"), ({"end": NOW - timedelta(minutes=1)}, "employment ended")],
+)
+def test_leaver_in_the_source_is_disabled(extra: dict[str, object], reason: str) -> None:
+    result = plan([desired("1", "ann", **extra)], [live("1", "ann", grants=Grants())])
+    [disable] = result.items  # type: ignore[attr-defined]
+    assert (disable.action, disable.reason) == ("disable", reason)
+
+
+def test_termination_instant_not_yet_reached_keeps_access() -> None:
+    result = plan([desired("1", "ann", end=NOW + timedelta(minutes=1))], [live("1", "ann", grants=Grants())])
+    assert actions(result) == []
+
+
+def test_absent_user_is_a_leaver_candidate_to_confirm() -> None:
+    result = plan([desired("1", "ann")], [live("1", "ann", grants=Grants()), live("2", "bob", grants=Grants())])
+    assert actions(result) == [("confirm-leaver", "2")]
+
+
+def test_incomplete_read_plans_no_leaver() -> None:
+    result = plan([desired("1", "ann")], [live("1", "ann"), live("2", "bob")], complete=False)
+    assert actions(result) == []  # bob is absent, but an incomplete read never feeds the leaver phase
+    assert result.leaver_phase is False  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("context", "held_reason"),
+    [({"sanctioned": frozenset({"kc-1"})}, "active sanction"), ({"locked": frozenset({"kc-1"})}, "brute-force")],
+)
+def test_sanctioned_or_locked_user_active_in_hr_stays_disabled(context: dict[str, object], held_reason: str) -> None:
+    result = plan(
+        [desired("1", "ann")], [live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="x")], **context
+    )
+    assert actions(result) == []
+    assert held_reason in result.held[0].reason  # type: ignore[attr-defined]
+
+
+def test_sanctioned_leaver_is_not_touched_either() -> None:
+    result = plan([], [live("1", "ann", grants=Grants())], sanctioned=frozenset({"kc-1"}))
+    assert actions(result) == []
+
+
+def test_rehire_of_a_user_the_sync_disabled_is_enabled() -> None:
+    result = plan(
+        [desired("1", "ann")], [live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="2026-01-01 left")]
+    )
+    assert actions(result) == [("enable", "1")]
+
+
+def test_user_disabled_by_an_admin_is_left_disabled() -> None:
+    result = plan([desired("1", "ann")], [live("1", "ann", enabled=False, grants=Grants())])
+    assert actions(result) == []
+    assert "disabled outside the sync" in result.held[0].reason  # type: ignore[attr-defined]
+
+
+def test_reused_email_never_links_a_new_hire_to_the_leavers_account() -> None:
+    leaver = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="left", email="team-lead@example.org")
+    hire = desired("2", "bea", email="team-lead@example.org")
+    result = plan([desired("1", "ann", status="inactive", email="team-lead@example.org"), hire], [leaver])
+    assert ("create", "2") not in actions(result)
+    [reject] = result.rejected  # type: ignore[attr-defined]
+    assert reject.external_id == "2" and "email 'team-lead@example.org' belongs to another account" in reject.reason
+
+
+def test_username_of_an_unmanaged_account_is_refused() -> None:
+    admin = User(id="kc-admin", username="root", enabled=True)
+    result = plan([desired("1", "root")], [admin])
+    assert actions(result) == [] and "belongs to another account" in result.rejected[0].reason  # type: ignore[attr-defined]
+
+
+def test_deny_listed_and_service_accounts_are_never_touched() -> None:
+    robot = replace(live("9", "service-account-x"), service_account_client_id="x")
+    result = plan([], [live("1", "breakglass"), robot], deny_usernames=frozenset({"breakglass"}))
+    assert actions(result) == []
+    assert len(result.held) == 2  # type: ignore[attr-defined]
+
+
+def test_future_hire_is_created_disabled_until_start() -> None:
+    result = plan([desired("1", "ann", start=NOW + timedelta(days=3))], [])
+    assert actions(result) == [("create", "1")]
+
+
+def test_start_date_reached_enables_the_user_the_sync_created_disabled() -> None:
+    user = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="not started: starts 2026-11-29")
+    result = plan([desired("1", "ann", start=NOW - timedelta(hours=1))], [user])
+    [enable] = result.items  # type: ignore[attr-defined]
+    assert (enable.action, enable.reason) == ("enable", "start date reached")
+
+
+def read(name: str, count: int) -> SourceRead:
+    return SourceRead(name, tuple(SourceRecord(name, {"id": str(i)}) for i in range(count)), complete=True)
+
+
+@pytest.mark.parametrize(("managed", "expected"), [(0, 1), (4, 1), (10, 2), (100, 20), (5000, 500), (2501, 500)])
+def test_removal_threshold_is_min_of_count_and_share(managed: int, expected: int) -> None:
+    assert removal_threshold(managed, SafetyLimits()) == expected
+
+
+@pytest.mark.parametrize(("removals", "staged"), [(19, False), (20, True), (21, True)])
+def test_removals_at_or_above_the_threshold_are_staged(removals: int, staged: bool) -> None:
+    users = [live(str(i), f"u{i}", grants=Grants()) for i in range(100)]
+    keep = [desired(str(i), f"u{i}") for i in range(removals, 100)]
+    result = plan(keep, users)
+    verdict = check_safety(result, {"hr": read("hr", 100 - removals)}, {}, SafetyLimits(max_shrink_ratio=1.0))  # type: ignore[arg-type]
+    assert verdict.stage is staged and not verdict.stop
+
+
+@pytest.mark.parametrize(
+    ("count", "baseline", "suspect"),
+    [(0, None, True), (0, 10, True), (79, 100, True), (80, 100, False), (5, None, False)],
+)
+def test_empty_or_shrunken_source_is_suspect(count: int, baseline: int | None, suspect: bool) -> None:
+    baselines = {} if baseline is None else {"hr": baseline}
+    assert bool(suspect_reads({"hr": read("hr", count)}, baselines, managed_users=10, limits=SafetyLimits())) is suspect
