@@ -21,6 +21,7 @@ from agent.keycloak.models import (
     ConnectionCheck,
     FlowExecution,
     Group,
+    ImportedUser,
     ProtocolMapper,
     Realm,
     RequiredAction,
@@ -821,6 +822,55 @@ class KeycloakGateway:
     def unregister_required_action(self, realm: str, alias: str) -> None:
         """Remove a required action from the realm; its provider stays installed and can be registered again."""
         self._write("DELETE", admin_path(realm, "authentication", "required-actions", alias))
+
+    # -- identity sync: bulk creates, users by attribute, memberships, sessions ----------------
+
+    def import_users(self, realm: str, users: Sequence[Mapping[str, Any]]) -> list[ImportedUser]:
+        """Create users in one transaction with partialImport, skipping usernames that exist.
+
+        With SKIP a resend cannot duplicate anything, so a lost answer is simply sent again. Created users
+        get no default roles or default required actions from Keycloak: callers include them.
+        """
+        body = {"ifResourceExists": "SKIP", "users": list(users)}
+        path = admin_path(realm, "partialImport")
+        try:
+            response = self._write("POST", path, body)
+        except OutcomeUnknown:
+            response = self._write("POST", path, body)
+        return [
+            ImportedUser(str(result["resourceName"]), str(result["id"]), str(result["action"]))
+            for result in (response.body or {}).get("results") or ()
+            if result.get("resourceType") == "USER"
+        ]
+
+    def list_users_with_attribute(
+        self, realm: str, name: str, value: str, *, page_size: int = PAGE_SIZE
+    ) -> Iterator[User]:
+        """Users (full representation) whose attribute `name` has exactly `value`."""
+        params = {"q": f"{name}:{value}", "briefRepresentation": "false"}
+        for raw in self._paged(admin_path(realm, "users"), params, page_size):
+            user = User.from_json(raw)
+            if value in user.attributes.get(name, ()):
+                yield user
+
+    def user_group_paths(self, realm: str, user_id: str) -> list[str]:
+        return [str(raw["path"]) for raw in self._paged(admin_path(realm, "users", user_id, "groups"))]
+
+    def remove_user_from_group(self, realm: str, user_id: str, group_id: str) -> None:
+        self._write("DELETE", admin_path(realm, "users", user_id, "groups", group_id))
+
+    def list_consents(self, realm: str, user_id: str) -> list[str]:
+        """clientIds the user consented to or holds offline tokens for (Keycloak lists both as consents)."""
+        return [str(raw["clientId"]) for raw in self._get(admin_path(realm, "users", user_id, "consents")) or []]
+
+    def revoke_consent(self, realm: str, user_id: str, client_id: str) -> None:
+        """Revoke consent and offline tokens of one client (takes the human clientId, not the uuid)."""
+        self._write("DELETE", admin_path(realm, "users", user_id, "consents", client_id))
+
+    def is_locked_out(self, realm: str, user_id: str) -> bool:
+        """True while brute-force detection holds the user locked (temporarily or permanently)."""
+        status = self._get(admin_path(realm, "attack-detection", "brute-force", "users", user_id)) or {}
+        return bool(status.get("disabled"))
 
 
 def _flatten_groups(raw_groups: Any, parent_id: str | None) -> Iterator[Group]:

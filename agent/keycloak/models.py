@@ -419,3 +419,12 @@ class FlowExecution:
             priority=int(raw.get("priority") or 0),
             representation=_frozen(raw),
         )
+
+
+@dataclass(frozen=True)
+class ImportedUser:
+    """One user of a partialImport answer: ADDED (created now) or SKIPPED (the username existed)."""
+
+    username: str
+    id: str
+    action: str

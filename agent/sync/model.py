@@ -1,6 +1,6 @@
 """Values shared by the sync pipeline: source reads -> mapped desired users -> plan -> executor.
 
-    sources (I/O) --SourceRead--> mapping (pure) --DesiredUser/RejectedRecord--> plan (pure) --> executor
+sources (I/O) --SourceRead--> mapping (pure) --DesiredUser/RejectedRecord--> plan (pure) --> executor
 """
 
 from __future__ import annotations
