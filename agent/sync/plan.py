@@ -168,6 +168,8 @@ class SyncContext:
     deny_usernames: frozenset[str] = frozenset()  # break-glass and other accounts the sync never touches
     managed_attributes: tuple[str, ...] = ()  # source attributes copied to users (department, title...)
     complete: bool = True  # every source read was complete: the leaver phase may run
+    # Keycloak refuses username changes (even an admin's) unless the realm allows editing usernames.
+    usernames_editable: bool = True
 
 
 def _should_be_enabled(user: DesiredUser, now: datetime) -> bool:
@@ -183,7 +185,7 @@ def _field_changes(
 ) -> tuple[tuple[str, str | None, str | None], ...]:
     changes: list[tuple[str, str | None, str | None]] = []
     for name, wanted, current in (
-        ("username", desired.username.lower(), live.username),
+        ("username", desired.username.lower() if context.usernames_editable else None, live.username),
         ("email", (desired.email or "").lower() or None, live.email),
         ("firstName", desired.first_name, live.first_name),
         ("lastName", desired.last_name, live.last_name),
@@ -212,6 +214,12 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
     held: Held | None = None
     user = live.user
     fields = _field_changes(desired, user, context)
+    if not context.usernames_editable and desired.username.lower() != user.username:
+        reason = (
+            f"renamed to '{desired.username.lower()}' in the source, but the realm does not allow username "
+            "changes (set registration.edit_username: true); other changes are applied"
+        )
+        held = Held(desired.external_id, user.username, reason)
     grants_changed = desired_grants(desired) != live.recorded_grants
     if fields or grants_changed:
         reason = "source data changed" if fields else "grants changed"
@@ -230,7 +238,7 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
         return items, held
     hold = _held_reason(user, context)
     if hold is not None:
-        return items, Held(desired.external_id, user.username, hold)
+        return items, held or Held(desired.external_id, user.username, hold)
     if enable and live.disabled_by_sync is not None:
         reason = "start date reached" if live.disabled_by_sync.startswith("not started") else "rehired"
         items.append(SyncItem("enable", desired.external_id, user.username, user.id, desired, reason=reason))

@@ -1,0 +1,307 @@
+"""Joiners, movers, leavers and rehires against a real Keycloak, from desired users (sources and mapping
+are tested on their own). After every run, a second plan is empty and applying it writes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from agent.keycloak import KeycloakGateway
+from agent.keycloak.transport import admin_path
+from agent.secrets import Secret
+from agent.settings import KeycloakConnection
+from agent.sync.executor import SyncExecutor, SyncOutcome
+from agent.sync.live import check_realm_keeps_attributes, read_live_directory
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, DesiredUser, Found, NotFound, SourceRecord
+from agent.sync.plan import SyncContext, SyncPlan, plan_sync
+from tests.harness.realm_steps import apply_spec, spec_of
+
+SOURCE = "hr-sync"
+NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
+ATTRIBUTES = ("department", "title")
+
+
+@pytest.fixture
+def sync_realm(keycloak_connection: KeycloakConnection, realm: str) -> str:
+    apply_spec(
+        keycloak_connection,
+        spec_of(
+            {
+                "realm": realm,
+                "roles": [{"name": "employee"}, {"name": "finance-approver"}],
+                "groups": [{"path": "/staff"}, {"path": "/finance"}, {"path": "/sales"}, {"path": "/hand-made"}],
+                "user_profile": {"unmanaged_attributes": "admin_edit"},
+                "registration": {"edit_username": True},
+                "required_actions": [{"alias": "VERIFY_EMAIL", "enabled": True, "default_action": True}],
+            }
+        ),
+    )
+    return realm
+
+
+def person(external_id: str, username: str, **extra: Any) -> DesiredUser:
+    values: dict[str, Any] = {
+        "email": f"{username}@example.org",
+        "first_name": username.title(),
+        "last_name": "Tester",
+        "groups": frozenset({"/staff"}),
+        "realm_roles": frozenset({"employee"}),
+        "attributes": {"department": ("Sales",)},
+    }
+    values.update(extra)
+    return DesiredUser(external_id=external_id, source=SOURCE, username=username, **values)
+
+
+@dataclass
+class Directory:
+    """Stands for the source of truth's exact lookup by immutable id (what the leaver check asks)."""
+
+    present: set[str]
+
+    def lookup(self, external_id: str) -> Found | NotFound:
+        if external_id in self.present:
+            return Found(SourceRecord(SOURCE, {"id": external_id}))
+        return NotFound()
+
+
+def plan_for(
+    gateway: KeycloakGateway, realm: str, people: Iterable[DesiredUser], now: datetime, **context: Any
+) -> SyncPlan:
+    directory = read_live_directory(gateway, realm, SOURCE)
+    settings = SyncContext(
+        realm=realm, source=SOURCE, now=now, managed_attributes=ATTRIBUTES,
+        usernames_editable=directory.usernames_editable, **context,
+    )  # fmt: skip
+    return plan_sync(list(people), [], directory.managed, directory.all_users, settings)
+
+
+def sync(
+    connection: KeycloakConnection, realm: str, people: list[DesiredUser], *, now: datetime = NOW,
+    present: set[str] | None = None, **context: Any,
+) -> tuple[SyncPlan, SyncOutcome]:  # fmt: skip
+    """One sync run, then the proof that it converged: a second plan is empty and writes nothing."""
+    gateway = KeycloakGateway.connect(connection)
+    lookup = Directory(present if present is not None else {p.external_id for p in people}).lookup
+    try:
+        check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
+        plan = plan_for(gateway, realm, people, now, **context)
+        live = read_live_directory(gateway, realm, SOURCE).by_user_id()
+        outcome = SyncExecutor(gateway, plan, now=now, attribute_names=ATTRIBUTES, lookup=lookup, live_users=live).run()
+        assert not outcome.failed, outcome.failed
+    finally:
+        gateway.close()
+    second = KeycloakGateway.connect(connection)
+    try:
+        again = plan_for(second, realm, people, now, **context)
+        remaining = [
+            (i.action, i.external_id)
+            for i in again.items
+            if i.action != "confirm-leaver" or i.external_id not in (present or set())
+        ]
+        assert remaining == [], remaining
+        assert second.stats.writes == 0
+    finally:
+        second.close()
+    return plan, outcome
+
+
+def user_of(gateway: KeycloakGateway, realm: str, external_id: str) -> Any:
+    [user] = list(gateway.list_users_with_attribute(realm, EXTERNAL_ID_ATTRIBUTE, external_id))
+    return user
+
+
+def groups_of(gateway: KeycloakGateway, realm: str, user_id: str) -> set[str]:
+    return set(gateway.user_group_paths(realm, user_id))
+
+
+def test_joiner_mover_rename_leaver_rehire(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    realm = sync_realm
+    ann = person(
+        "1001",
+        "ann",
+        groups=frozenset({"/staff", "/finance"}),
+        realm_roles=frozenset({"employee", "finance-approver"}),
+        attributes={"department": ("Finance",)},
+    )
+    bob = person("1002", "bob")
+
+    # Step 1: joiners.
+    plan, _ = sync(keycloak_connection, realm, [ann, bob])
+    assert sorted((i.action, i.external_id) for i in plan.items) == [("create", "1001"), ("create", "1002")]
+    created = user_of(gateway, realm, "1001")
+    assert created.enabled and created.email == "ann@example.org"
+    assert dict(created.attributes)["department"] == ("Finance",)
+    assert "VERIFY_EMAIL" in created.required_actions  # the realm's default required action, added explicitly
+    assert groups_of(gateway, realm, created.id) == {"/staff", "/finance"}
+    effective = {role.name for role in gateway.user_realm_roles(realm, created.id, effective=True)}
+    assert {"employee", "finance-approver", "offline_access"} <= effective  # default roles included
+
+    # Step 2: a mover: Finance -> Sales. A group added by hand stays; only the sync's own grants move.
+    hand_made = gateway.find_group_by_path(realm, "/hand-made")
+    assert hand_made is not None
+    gateway.add_user_to_group(realm, created.id, hand_made.id)
+    moved = person("1001", "ann", groups=frozenset({"/staff", "/sales"}), attributes={"department": ("Sales",)})
+    plan, _ = sync(keycloak_connection, realm, [moved, bob])
+    assert {i.action for i in plan.items} == {"grant", "revoke", "update"}
+    assert groups_of(gateway, realm, created.id) == {"/staff", "/sales", "/hand-made"}
+    assert "finance-approver" not in {r.name for r in gateway.user_realm_roles(realm, created.id)}
+
+    # Step 3: renamed in HR, new email: the same Keycloak user keeps its grants.
+    renamed = person(
+        "1001",
+        "ann.smith",
+        email="ann.smith@example.org",
+        groups=frozenset({"/staff", "/sales"}),
+        attributes={"department": ("Sales",)},
+    )
+    sync(keycloak_connection, realm, [renamed, bob])
+    same = user_of(gateway, realm, "1001")
+    assert (same.id, same.username, same.email) == (created.id, "ann.smith", "ann.smith@example.org")
+    assert groups_of(gateway, realm, same.id) == {"/staff", "/sales", "/hand-made"}
+
+    # Step 4: bob leaves (absent from the source, confirmed by an exact lookup): disabled, sessions ended.
+    bob_user = user_of(gateway, realm, "1002")
+    gateway.set_password(realm, bob_user.id, Secret("Bob-password-1!"))
+    gateway.update_user(realm, bob_user.id, {"requiredActions": []})
+    token = requests.post(
+        f"{keycloak_connection.url}/realms/{realm}/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": "admin-cli", "username": "bob", "password": "Bob-password-1!"},
+        timeout=30,
+    )
+    assert token.status_code == 200
+    plan, _ = sync(keycloak_connection, realm, [renamed], present={"1001"})
+    assert [(i.action, i.external_id) for i in plan.items] == [("confirm-leaver", "1002")]
+    left = user_of(gateway, realm, "1002")
+    assert not left.enabled
+    assert gateway._get(admin_path(realm, "users", left.id, "sessions")) == []
+    refreshed = requests.post(
+        f"{keycloak_connection.url}/realms/{realm}/protocol/openid-connect/token",
+        data={"grant_type": "refresh_token", "client_id": "admin-cli", "refresh_token": token.json()["refresh_token"]},
+        timeout=30,
+    )
+    assert refreshed.status_code == 400  # the old refresh token no longer works
+
+    # Step 5: rehired within retention: the same account is enabled again.
+    plan, _ = sync(keycloak_connection, realm, [renamed, bob])
+    assert [(i.action, i.reason) for i in plan.items] == [("enable", "rehired")]
+    assert user_of(gateway, realm, "1002").id == left.id and user_of(gateway, realm, "1002").enabled
+
+
+def test_absent_but_still_in_the_source_is_not_disabled(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    sync(keycloak_connection, sync_realm, [person("1", "cara"), person("2", "dan")])
+    # A filter change drops dan from the listing, but the exact lookup still finds him: left alone.
+    _, outcome = sync(keycloak_connection, sync_realm, [person("1", "cara")], present={"1", "2"})
+    [result] = outcome.results
+    assert (result.item.action, result.outcome) == ("confirm-leaver", "skipped")
+    assert user_of(gateway, sync_realm, "2").enabled
+
+
+def test_reused_email_does_not_reach_the_leavers_account(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    lead = person("10", "erin", email="team-lead@example.org", groups=frozenset({"/staff", "/finance"}))
+    sync(keycloak_connection, sync_realm, [lead])
+    sync(keycloak_connection, sync_realm, [], present=set())  # erin leaves
+    hire = person("11", "fay", email="team-lead@example.org")
+    plan, _ = sync(keycloak_connection, sync_realm, [hire], present=set())
+    assert plan.of("create") == ()
+    assert "belongs to another account" in plan.rejected[0].reason
+    erin = user_of(gateway, sync_realm, "10")
+    assert not erin.enabled and groups_of(gateway, sync_realm, erin.id) == {"/staff", "/finance"}
+
+
+def test_sanctioned_and_admin_disabled_users_stay_disabled(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    gus, hal = person("20", "gus"), person("21", "hal")
+    sync(keycloak_connection, sync_realm, [gus, hal])
+    gus_id = user_of(gateway, sync_realm, "20").id
+    hal_id = user_of(gateway, sync_realm, "21").id
+    gateway.update_user(sync_realm, gus_id, {"enabled": False})  # suspended by the sanction engine
+    gateway.update_user(sync_realm, hal_id, {"enabled": False})  # disabled by an admin by hand
+
+    plan, _ = sync(keycloak_connection, sync_realm, [gus, hal], sanctioned=frozenset({gus_id}))
+
+    assert plan.items == ()
+    reasons = {held.username: held.reason for held in plan.held}
+    assert "active sanction" in reasons["gus"] and "disabled outside the sync" in reasons["hal"]
+    assert not user_of(gateway, sync_realm, "20").enabled and not user_of(gateway, sync_realm, "21").enabled
+
+
+def test_locked_rehire_is_not_unlocked_by_the_sync(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    # A temporary lockout after one failure, long enough to outlast the test.
+    gateway.update_realm(
+        sync_realm,
+        {"bruteForceProtected": True, "failureFactor": 1, "waitIncrementSeconds": 600, "maxFailureWaitSeconds": 900},
+    )
+    ida = person("30", "ida")
+    sync(keycloak_connection, sync_realm, [ida])
+    sync(keycloak_connection, sync_realm, [], present=set())  # leaves: disabled by the sync
+    user_id = user_of(gateway, sync_realm, "30").id
+    gateway.update_user(sync_realm, user_id, {"enabled": True, "requiredActions": []})
+    gateway.set_password(sync_realm, user_id, Secret("Ida-password-1!"))
+    requests.post(
+        f"{keycloak_connection.url}/realms/{sync_realm}/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": "admin-cli", "username": "ida", "password": "wrong"},
+        timeout=30,
+    )  # one failure locks the account
+    assert gateway.is_locked_out(sync_realm, user_id)
+    gateway.update_user(sync_realm, user_id, {"enabled": False})  # as the sync left it: a leaver
+
+    gateway_ = KeycloakGateway.connect(keycloak_connection)
+    try:
+        plan = plan_for(gateway_, sync_realm, [ida], NOW)
+        live = read_live_directory(gateway_, sync_realm, SOURCE).by_user_id()
+        outcome = SyncExecutor(
+            gateway_, plan, now=NOW, attribute_names=ATTRIBUTES, lookup=Directory({"30"}).lookup, live_users=live
+        ).run()
+    finally:
+        gateway_.close()
+    assert [(r.item.action, r.outcome) for r in outcome.results] == [("enable", "skipped")]
+    assert gateway.is_locked_out(sync_realm, user_id)
+
+
+def test_future_hire_is_created_disabled_and_enabled_at_start(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    start = NOW + timedelta(days=2)
+    # (At least 3 characters: partialImport skips the user profile's username check, updates do not.)
+    jo = person("40", "joe", start=start)
+    sync(keycloak_connection, sync_realm, [jo])
+    assert not user_of(gateway, sync_realm, "40").enabled
+    plan, _ = sync(keycloak_connection, sync_realm, [jo], now=start + timedelta(minutes=1))
+    assert [(i.action, i.reason) for i in plan.items] == [("enable", "start date reached")]
+    assert user_of(gateway, sync_realm, "40").enabled
+
+
+def test_realm_that_drops_attributes_is_refused_before_any_write(gateway: KeycloakGateway, realm: str) -> None:
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="would silently drop"):
+        check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
+
+
+def test_rename_in_a_realm_that_forbids_it_is_held_not_failed(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    gateway.update_realm(sync_realm, {"editUsernameAllowed": False})
+    sync(keycloak_connection, sync_realm, [person("50", "kim", first_name="Kim")])
+    plan, _ = sync(
+        keycloak_connection, sync_realm, [person("50", "kim.lee", first_name="Kim", email="kim.lee@example.org")]
+    )
+    assert [(i.action, dict((f, n) for f, _, n in i.fields)) for i in plan.items] == [
+        ("update", {"email": "kim.lee@example.org"})
+    ]
+    assert "does not allow username changes" in plan.held[0].reason
+    assert user_of(gateway, sync_realm, "50").username == "kim"
