@@ -1,0 +1,108 @@
+"""Opening the store: `open_store(url)` -> a migrated `Store` with runs, staging, baselines and the journal.
+
+URLs follow SQLAlchemy's form: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`; the default is
+`<state dir>/idp-agent.db`. PostgreSQL (`postgresql://...`) comes with the daemon issue.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from agent.errors import ConfigError
+from agent.paths import state_dir
+from agent.store.baselines import Baselines
+from agent.store.clock import Clock, system_clock
+from agent.store.connection import Database
+from agent.store.journal import Journal
+from agent.store.migrations import MIGRATIONS, Migration, migrate
+from agent.store.runs import Runs
+from agent.store.staging import Staging
+
+DEFAULT_FILE_NAME = "idp-agent.db"
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+class Store:
+    """The agent's durable state. Safe to share between threads (see agent.store.connection); close it when
+    done, or use it as a context manager."""
+
+    def __init__(self, db: Database, schema_version: int) -> None:
+        self.db = db
+        self.schema_version = schema_version
+        self.runs = Runs(db)
+        self.staging = Staging(db)
+        self.baselines = Baselines(db)
+        self.journal = Journal(db)
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def default_store_url() -> str:
+    return SQLITE_PREFIX + str(state_dir() / DEFAULT_FILE_NAME)
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a `sqlite:///...` URL names. Messages show only the scheme of other URLs: a PostgreSQL URL
+    may carry a password."""
+    scheme = url.partition(":")[0].lower()
+    if scheme in POSTGRES_SCHEMES:
+        raise ConfigError(
+            "the store on PostgreSQL is not yet supported", hint="use a sqlite:///path/to/file.db URL for now"
+        )
+    if scheme != "sqlite" or not url.startswith(SQLITE_PREFIX):
+        raise ConfigError(f"store URL with scheme '{scheme}' is not supported", hint="write sqlite:///path/to/file.db")
+    raw = url.removeprefix(SQLITE_PREFIX)
+    if not raw or raw == ":memory:" or raw.startswith(("file:", "?")) or "?" in raw:
+        raise ConfigError(
+            "the store needs a file path after sqlite:/// (no :memory:, no query parameters)",
+            hint="each thread opens its own connection, so the store must be a file: sqlite:///path/to/file.db",
+        )
+    return Path(raw)
+
+
+def open_store(
+    url: str | None = None, *, now: Clock = system_clock, migrations: Sequence[Migration] = MIGRATIONS
+) -> Store:
+    """Open (creating if needed) and migrate the store at `url`, default `<state dir>/idp-agent.db`.
+    `now` is the clock every record is stamped with; `migrations` is for tests of older schemas."""
+    path = sqlite_path(url or default_store_url())
+    create_private_file(path)
+    db = Database(path, now=now)
+    try:
+        version = migrate(db, migrations)
+    except BaseException:
+        db.close()
+        raise
+    return Store(db, version)
+
+
+def create_private_file(path: Path) -> None:
+    """Create the store file readable by its owner only (it names people); an existing file keeps its mode."""
+    if path.parent != Path():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as error:
+        raise ConfigError(
+            f"cannot create the store {path}: {error.strerror}", hint="check the directory and its permissions"
+        ) from None
+    os.close(descriptor)

@@ -1,0 +1,208 @@
+"""Versioned schema migrations: an ordered tuple, each applied once in its own transaction and recorded in
+`schema_version`. Opening an older store migrates it forward; a store newer than this code is refused.
+
+To change the schema, append a Migration with the next version; never edit one that has shipped (stores
+in the field have applied it already). SQL here is meant to run on PostgreSQL as well: TEXT/INTEGER/BIGINT
+columns, times as fixed-width UTC text, no AUTOINCREMENT or INSERT OR ...; what must differ goes in `run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.store.connection import Database, Transaction, integer, text
+from agent.store.errors import SchemaError
+from agent.store.values import utc_text
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: `statements` first, then `run` (for data changes or backend-specific DDL)."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...] = ()
+    run: Callable[[Transaction], None] | None = None
+
+
+SCHEMA_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+# The hash before the first journal entry. A literal, not journal.GENESIS_HASH: a shipped migration must not
+# change when a constant does.
+_GENESIS_HASH = "0" * 64
+
+RUNS = Migration(
+    1,
+    "runs",
+    (
+        # Statuses, actions and outcomes are checked in Python, not by CHECK constraints: SQLite cannot
+        # alter a CHECK without rebuilding the table, and later issues add values.
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            realm TEXT NOT NULL,
+            sources TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            counts TEXT NOT NULL,
+            summary TEXT NOT NULL
+        )""",
+        "CREATE INDEX runs_started ON runs (started_at)",
+        "CREATE INDEX runs_kind_started ON runs (kind, started_at)",
+        """CREATE TABLE run_items (
+            run_id TEXT NOT NULL REFERENCES runs (id),
+            seq INTEGER NOT NULL,
+            subject TEXT NOT NULL,
+            action TEXT NOT NULL,
+            before_fields TEXT NOT NULL,
+            after_fields TEXT NOT NULL,
+            grants TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            error TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )""",
+    ),
+)
+
+STAGING = Migration(
+    2,
+    "staging",
+    (
+        """CREATE TABLE staged_sets (
+            run_id TEXT PRIMARY KEY REFERENCES runs (id),
+            realm TEXT NOT NULL,
+            set_hash TEXT NOT NULL,
+            item_count INTEGER NOT NULL,
+            staged_at TEXT NOT NULL,
+            expires_at TEXT,
+            approved_by TEXT,
+            approved_at TEXT
+        )""",
+        # grant_name, not grant: GRANT is a reserved word in SQL.
+        """CREATE TABLE staged_items (
+            run_id TEXT NOT NULL REFERENCES staged_sets (run_id),
+            seq INTEGER NOT NULL,
+            user_id TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            grant_name TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )""",
+    ),
+)
+
+BASELINES = Migration(
+    3,
+    "baselines",
+    ("CREATE TABLE baselines (source TEXT PRIMARY KEY, record_count BIGINT NOT NULL, read_at TEXT NOT NULL)",),
+)
+
+
+def _journal_append_only(tx: Transaction) -> None:
+    """In SQLite, triggers refuse UPDATE and DELETE on the journal: a guard against our own bugs, not against
+    someone who can write the file (they can drop the triggers; `verify` is what catches them)."""
+    if tx.dialect.name != "sqlite":
+        return
+    for event in ("UPDATE", "DELETE"):
+        tx.execute(
+            f"CREATE TRIGGER journal_no_{event.lower()} BEFORE {event} ON journal "
+            "BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END"
+        )
+
+
+JOURNAL = Migration(
+    4,
+    "journal",
+    (
+        # No foreign key to runs: the journal outlives runs that retention deletes, and entries are written
+        # by commands (sanctions, appeals) that have no sync run.
+        """CREATE TABLE journal (
+            seq BIGINT PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            realm TEXT NOT NULL,
+            run_id TEXT,
+            reason TEXT NOT NULL,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX journal_subject ON journal (subject, seq)",
+        "CREATE INDEX journal_at ON journal (at)",
+        # The last entry's seq and hash, updated in the same transaction as each append: cutting entries off
+        # the end of the chain leaves the head pointing past it, which `verify` reports.
+        "CREATE TABLE journal_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL)",
+        f"INSERT INTO journal_head (id, seq, hash) VALUES (1, 0, '{_GENESIS_HASH}')",  # noqa: S608  # a constant
+    ),
+    _journal_append_only,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (RUNS, STAGING, BASELINES, JOURNAL)
+
+
+def check_sequence(migrations: Sequence[Migration]) -> None:
+    """Versions must be 1, 2, 3, ... in order, so that "the store is at version N" means one thing."""
+    versions = [migration.version for migration in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise SchemaError(f"migrations must be numbered 1, 2, 3, ... in order; got {versions}")
+
+
+def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Apply the migrations the store lacks, each in its own transaction; the version the store is at.
+    Idempotent, and safe when several processes open the same store at once."""
+    check_sequence(migrations)
+    with db.transaction(write=True) as tx:
+        tx.execute(SCHEMA_VERSION_TABLE)
+        applied = applied_migrations(tx)
+    check_applied(applied, migrations, db.path)
+    for migration in migrations:
+        if migration.version in applied:
+            continue
+        with db.transaction(write=True) as tx:
+            # Another process may have applied it since we looked; the write lock makes this check exact.
+            if migration.version in applied_migrations(tx):
+                continue
+            for statement in migration.statements:
+                tx.execute(statement)
+            if migration.run is not None:
+                migration.run(tx)
+            tx.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, utc_text(db.now())),
+            )
+    return migrations[-1].version if migrations else 0
+
+
+def applied_migrations(tx: Transaction) -> dict[int, str]:
+    rows = tx.query("SELECT version, name FROM schema_version ORDER BY version")
+    return {integer(row, "version"): text(row, "name") for row in rows}
+
+
+def check_applied(applied: Mapping[int, str], migrations: Sequence[Migration], path: Path) -> None:
+    """Refuse a store written by a newer idp-agent, or one whose history differs from ours."""
+    known = {migration.version: migration.name for migration in migrations}
+    newest_known = max(known, default=0)
+    newer = sorted(version for version in applied if version > newest_known)
+    if newer:
+        raise SchemaError(
+            f"store {path} has schema version {newer[-1]}, newer than this idp-agent knows ({newest_known})",
+            hint="upgrade idp-agent, or point it at another store",
+        )
+    for version, name in sorted(applied.items()):
+        if known[version] != name:
+            raise SchemaError(
+                f"store {path} has migration {version} '{name}', but this idp-agent's migration {version} "
+                f"is '{known[version]}'",
+                hint="the store was written by a different build of idp-agent; use that build or another store",
+            )

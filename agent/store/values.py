@@ -1,0 +1,106 @@
+"""What may go into the store: JSON values under allow-listed keys, never a Secret; canonical JSON and UTC text.
+
+Everything the store keeps may end up in a report or an audit export, so values are checked on the way in
+(N7: no secret, no personal data beyond an allow-list), not scrubbed on the way out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from agent.secrets import Secret
+from agent.store.errors import ForbiddenValue
+
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+# What callers may hand in: tuples and any Mapping are accepted and stored as lists and dicts.
+JsonInput = str | int | float | bool | None | list["JsonInput"] | tuple["JsonInput", ...] | Mapping[str, "JsonInput"]
+
+# A key that names a credential is refused at any depth, whatever the allow-list says.
+SECRET_LIKE_KEY = re.compile(r"password|passwd|secret|token|credential|private.?key|api.?key", re.IGNORECASE)
+
+
+def to_json_value(value: object, where: str) -> JsonValue:
+    """`value` as plain JSON (tuples become lists); a Secret, a secret-like key or any other type is refused."""
+    if isinstance(value, Secret):
+        raise ForbiddenValue(f"{where} is a Secret: secrets never go into the store")
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ForbiddenValue(f"{where} is {value}: only finite numbers can be stored")
+        return value
+    if isinstance(value, list | tuple):
+        return [to_json_value(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        result: dict[str, JsonValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ForbiddenValue(f"{where} has a key of type {type(key).__name__}: keys must be strings")
+            check_not_secret_key(key, where)
+            result[key] = to_json_value(item, f"{where}[{key!r}]")
+        return result
+    raise ForbiddenValue(
+        f"{where} is a {type(value).__name__}: only JSON values (text, numbers, lists, maps) are stored"
+    )
+
+
+def check_not_secret_key(key: str, where: str) -> None:
+    if SECRET_LIKE_KEY.search(key):
+        raise ForbiddenValue(f"{where} has the key {key!r}, which names a credential: secrets never go into the store")
+
+
+def allowed_mapping(
+    value: Mapping[str, object], allowed: Collection[str], where: str, prefixes: tuple[str, ...] = ()
+) -> Mapping[str, JsonValue]:
+    """A read-only copy of `value` whose top-level keys are all in `allowed` (or start with one of `prefixes`)."""
+    unknown = sorted(key for key in value if key not in allowed and not key.startswith(prefixes))
+    if unknown:
+        known = ", ".join(sorted(allowed)) + "".join(f", {prefix}<name>" for prefix in prefixes)
+        raise ForbiddenValue(f"{where}: {', '.join(map(repr, unknown))} not in the allow-list ({known})")
+    converted = to_json_value(value, where)
+    assert isinstance(converted, dict)
+    return MappingProxyType(converted)
+
+
+def check_text(value: object, where: str, *, empty: bool = True) -> str:
+    """`value` if it is a str (a Secret is not); `empty=False` also refuses ''."""
+    if isinstance(value, Secret):
+        raise ForbiddenValue(f"{where} is a Secret: secrets never go into the store")
+    if not isinstance(value, str):
+        raise ForbiddenValue(f"{where} must be text, not {type(value).__name__}")
+    if not empty and not value:
+        raise ForbiddenValue(f"{where} must not be empty")
+    return value
+
+
+def canonical_json(value: object) -> str:
+    """One text per value: sorted keys, no spaces, UTF-8 as is; what hashes are computed over. `value` is
+    checked like everything stored (JSON only, no Secret)."""
+    return json.dumps(
+        to_json_value(value, "value"), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def utc_text(moment: datetime) -> str:
+    """`moment` in UTC as fixed-width ISO 8601 text ending in Z; a naive datetime is refused (its zone is a guess)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: the store needs timezone-aware times")
+    # isoformat, not strftime: strftime('%Y') does not pad years before 1000, and fixed width is what makes
+    # text order time order (`since` filters compare text).
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def parse_utc(text: str) -> datetime:
+    if not text.endswith("Z"):
+        raise ValueError(f"'{text}' is not a UTC time as the store writes them")
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)

@@ -1,0 +1,227 @@
+"""Opening the store: URLs, SQLite settings, and versioned migrations on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.store import ManualClock, SchemaError, StoreError, default_store_url, open_store
+from agent.store.connection import Database, Transaction
+from agent.store.db import sqlite_path
+from agent.store.migrations import MIGRATIONS, Migration, check_sequence, migrate
+
+T0 = datetime(2026, 11, 29, 16, 55, 1, tzinfo=UTC)
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as raw:
+        return {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def versions(path: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(path) as raw:
+        return list(raw.execute("SELECT version, name FROM schema_version ORDER BY version"))
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///state/idp-agent.db", Path("state/idp-agent.db")),
+        ("sqlite:////var/lib/idp-agent/store.db", Path("/var/lib/idp-agent/store.db")),
+        ("sqlite:///store.db", Path("store.db")),
+    ],
+)
+def test_sqlite_urls_name_a_file(url: str, path: Path) -> None:
+    assert sqlite_path(url) == path
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://agent:hunter2@db.example.org/idp", "PostgreSQL is not yet supported"),
+        ("postgres://agent:hunter2@db/idp", "PostgreSQL is not yet supported"),
+        ("mysql://agent:hunter2@db/idp", "scheme 'mysql' is not supported"),
+        ("sqlite:///:memory:", "needs a file path"),
+        ("sqlite:///", "needs a file path"),
+        ("sqlite:///x.db?mode=ro", "needs a file path"),
+        ("sqlite://x.db", "scheme 'sqlite' is not supported"),
+    ],
+)
+def test_unsupported_urls_are_config_errors_without_the_password(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        sqlite_path(url)
+    assert "hunter2" not in str(caught.value) and "hunter2" not in caught.value.hint
+
+
+def test_default_store_lives_in_the_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDP_AGENT_STATE_DIR", str(tmp_path / "state"))
+    assert default_store_url() == f"sqlite:///{tmp_path}/state/idp-agent.db"
+    with open_store() as store:
+        assert store.path == tmp_path / "state" / "idp-agent.db"
+    assert (tmp_path / "state" / "idp-agent.db").is_file()
+
+
+def test_fresh_store_is_private_wal_with_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "store.db"
+    with open_store(f"sqlite:///{path}") as store:
+        assert store.schema_version == len(MIGRATIONS)
+        with store.db.transaction() as tx:
+            assert tx.query_one("PRAGMA foreign_keys") == {"foreign_keys": 1}
+            assert tx.query_one("PRAGMA busy_timeout") == {"timeout": 10_000}
+        with pytest.raises(StoreError, match="FOREIGN KEY"), store.db.transaction(write=True) as tx:
+            tx.execute("INSERT INTO staged_sets VALUES ('no-such-run', 'r', 'h', 0, 't', NULL, NULL, NULL)")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {"runs", "run_items", "staged_sets", "staged_items", "baselines", "journal", "journal_head"} <= tables(path)
+    assert versions(path) == [(m.version, m.name) for m in MIGRATIONS]
+
+
+def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    clock = ManualClock(T0)
+    open_store(url, now=clock).close()
+    with sqlite3.connect(tmp_path / "store.db") as raw:
+        first = list(raw.execute("SELECT * FROM schema_version"))
+    clock.set(datetime(2027, 1, 1, tzinfo=UTC))
+    with open_store(url, now=clock) as store:
+        assert store.schema_version == len(MIGRATIONS)
+    with sqlite3.connect(tmp_path / "store.db") as raw:
+        assert list(raw.execute("SELECT * FROM schema_version")) == first  # same rows, same applied_at
+
+
+def test_an_older_store_is_migrated_forward_and_keeps_its_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url, migrations=MIGRATIONS[:1]) as old:
+        assert old.schema_version == 1
+        run = old.runs.start_run("sync", "acme", ("hr",))
+    assert "journal" not in tables(tmp_path / "store.db")
+    with open_store(url) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.runs.get_run(run.id) == run
+        assert store.journal.verify().ok
+
+
+def test_a_later_migration_can_change_tables_and_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url) as store:
+        store.baselines.record_good_read("hr", 40)
+
+    def double(tx: Transaction) -> None:
+        tx.execute("UPDATE baselines SET record_count = record_count * 2")
+
+    extra = Migration(len(MIGRATIONS) + 1, "notes", ("ALTER TABLE baselines ADD COLUMN note TEXT",), double)
+    with open_store(url, migrations=(*MIGRATIONS, extra)) as store:
+        assert store.schema_version == len(MIGRATIONS) + 1
+        last = store.baselines.last_good("hr")
+        assert last is not None and last.records == 80
+    assert versions(tmp_path / "store.db")[-1] == (extra.version, "notes")
+
+
+def test_a_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    open_store(url).close()
+    with sqlite3.connect(tmp_path / "store.db") as raw:
+        raw.execute("INSERT INTO schema_version VALUES (99, 'from-the-future', '2030-01-01T00:00:00.000000Z')")
+    with pytest.raises(SchemaError, match=r"schema version 99, newer than this idp-agent knows \(4\)") as caught:
+        open_store(url)
+    assert "upgrade idp-agent" in caught.value.hint
+
+
+def test_a_store_from_another_history_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    other = (MIGRATIONS[0], Migration(2, "something-else", ("CREATE TABLE other (x TEXT)",)))
+    open_store(url, migrations=other).close()
+    with pytest.raises(
+        SchemaError, match="migration 2 'something-else', but this idp-agent's migration 2 is 'staging'"
+    ):
+        open_store(url)
+
+
+def test_a_failing_migration_leaves_no_trace(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    broken = Migration(len(MIGRATIONS) + 1, "broken", ("CREATE TABLE half (x TEXT)", "CREATE TABLE half (x TEXT)"))
+    with pytest.raises(StoreError, match="already exists"):
+        open_store(url, migrations=(*MIGRATIONS, broken))
+    assert "half" not in tables(tmp_path / "store.db")
+    assert versions(tmp_path / "store.db")[-1][0] == len(MIGRATIONS)
+    with open_store(url) as store:  # the store is still usable at its last good version
+        assert store.schema_version == len(MIGRATIONS)
+
+
+@pytest.mark.parametrize("numbers", [(2, 3), (1, 3), (1, 1), (2, 1)])
+def test_migrations_are_numbered_from_one_without_gaps(numbers: tuple[int, ...]) -> None:
+    with pytest.raises(SchemaError, match="numbered 1, 2, 3"):
+        check_sequence([Migration(number, f"m{number}") for number in numbers])
+
+
+def test_shipped_migrations_are_in_sequence() -> None:
+    check_sequence(MIGRATIONS)
+
+
+def test_processes_opening_one_new_store_together_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    path.touch()
+    databases = [Database(path) for _ in range(4)]
+    barrier = threading.Barrier(len(databases))
+    errors: list[BaseException] = []
+
+    def open_one(db: Database) -> None:
+        barrier.wait()
+        try:
+            migrate(db)
+        except BaseException as error:  # noqa: BLE001  # reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_one, args=(db,)) for db in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for db in databases:
+        db.close()
+    assert errors == []
+    assert versions(path) == [(m.version, m.name) for m in MIGRATIONS]
+
+
+def test_transactions_do_not_nest_and_roll_back_on_error(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        with store.db.transaction() as _, pytest.raises(StoreError, match="do not nest"), store.db.transaction():
+            pass
+        with pytest.raises(RuntimeError), store.db.transaction(write=True) as tx:
+            tx.execute("INSERT INTO baselines VALUES ('hr', 1, '2026-01-01T00:00:00.000000Z')")
+            raise RuntimeError("boom")
+        assert store.baselines.last_good("hr") is None
+
+
+def test_each_thread_has_its_own_connection_and_close_closes_them_all(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    seen: list[int] = []
+
+    def read() -> None:
+        with store.db.transaction() as tx:
+            seen.append(id(tx._connection))
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    read()
+    assert len(set(seen)) == 4
+    store.close()
+    with pytest.raises(StoreError, match="is closed"):
+        store.runs.list_runs()
+
+
+def test_a_naive_clock_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="naive datetime"):
+        open_store(f"sqlite:///{tmp_path / 'store.db'}", now=lambda: datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        ManualClock(datetime(2026, 1, 1))
