@@ -11,6 +11,7 @@ from agent.config.diagnostics import ConfigErrors
 from agent.errors import AgentError
 from agent.realm.commands import apply_command, export_command, plan_command, schema_command, validate_command
 from agent.stack.commands import stack_group
+from agent.sync.commands import sync_group
 
 
 def print_error(error: AgentError) -> None:
@@ -31,6 +32,7 @@ def cli() -> None:
 
 
 cli.add_command(stack_group)
+cli.add_command(sync_group)
 for command in (validate_command, plan_command, apply_command, export_command, schema_command):
     cli.add_command(command)
 

@@ -170,6 +170,9 @@ class SyncContext:
     complete: bool = True  # every source read was complete: the leaver phase may run
     # Keycloak refuses username changes (even an admin's) unless the realm allows editing usernames.
     usernames_editable: bool = True
+    # People the sources still list though they make no user this run (a rejected record, a hire beyond the
+    # lookahead): never leavers.
+    still_listed: frozenset[str] = frozenset()
 
 
 def _should_be_enabled(user: DesiredUser, now: datetime) -> bool:
@@ -318,7 +321,7 @@ def plan_sync(
         if hold is not None:
             held.append(hold)
     if context.complete:
-        items.extend(_leaver_candidates(live_by_id, seen, context, held))
+        items.extend(_leaver_candidates(live_by_id, seen | context.still_listed, context, held))
     return SyncPlan(
         context.realm,
         context.source,

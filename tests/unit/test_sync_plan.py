@@ -206,3 +206,8 @@ def test_removals_at_or_above_the_threshold_are_staged(removals: int, staged: bo
 def test_empty_or_shrunken_source_is_suspect(count: int, baseline: int | None, suspect: bool) -> None:
     baselines = {} if baseline is None else {"hr": baseline}
     assert bool(suspect_reads({"hr": read("hr", count)}, baselines, managed_users=10, limits=SafetyLimits())) is suspect
+
+
+def test_rejected_or_not_yet_started_people_are_not_leavers() -> None:
+    result = plan([], [live("1", "ann", grants=Grants())], still_listed=frozenset({"1"}))
+    assert actions(result) == []

@@ -1,0 +1,87 @@
+"""The agent's own config file (`idp-agent.yaml`): its sources, the syncs that read them, the store, and
+the safety limits. Loaded strictly, like realm-config: every error as file:line:col before any call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import pydantic
+from pydantic import Field, model_validator
+
+from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
+from agent.config.source import load_document
+from agent.realm.spec import NonEmpty, Spec
+from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, MAX_SHRINK_RATIO, SafetyLimits
+from agent.sync.sources.config import SourceConfig
+
+DEFAULT_CONFIG_FILE = Path("idp-agent.yaml")
+Ratio = Annotated[float, Field(gt=0, le=1)]
+
+
+class SafetySpec(Spec):
+    """Removals (disables and grant removals) at or above min(max_removals, max_removal_ratio x managed users)
+    stop the run and are staged for approval; a source that shrank by more than max_shrink_ratio since its
+    last good read stops the run."""
+
+    max_removals: int = Field(default=MAX_REMOVALS, ge=1)
+    max_removal_ratio: Ratio = MAX_REMOVAL_RATIO
+    max_shrink_ratio: Ratio = MAX_SHRINK_RATIO
+
+    def limits(self) -> SafetyLimits:
+        return SafetyLimits(self.max_removals, self.max_removal_ratio, self.max_shrink_ratio)
+
+
+class SyncSpec(Spec):
+    name: NonEmpty = Field(description="the sync's name; users it creates carry it as idp-agent.source")
+    mapper: Path = Field(description="the mapping file, relative to this config file")
+    sources: tuple[NonEmpty, ...] = Field(min_length=1)
+    deny_usernames: tuple[NonEmpty, ...] = Field(
+        default=(), description="accounts the sync never touches (break-glass admins), besides service accounts"
+    )
+    safety: SafetySpec = SafetySpec()
+
+
+class AgentConfig(Spec):
+    store: str | None = Field(default=None, description="sqlite:///path.db (default: idp-agent.db in the state dir)")
+    sources: tuple[SourceConfig, ...] = ()
+    syncs: tuple[SyncSpec, ...] = ()
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _sources_exist(self) -> AgentConfig:
+        names = [source.name for source in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError("two sources have the same name")
+        for sync in self.syncs:
+            unknown = sorted(set(sync.sources) - set(names))
+            if unknown:
+                raise ValueError(f"sync '{sync.name}' reads unknown source(s): {', '.join(unknown)}")
+        return self
+
+    def sync(self, name: str | None) -> SyncSpec:
+        if name is None and len(self.syncs) == 1:
+            return self.syncs[0]
+        for sync in self.syncs:
+            if sync.name == name:
+                return sync
+        known = ", ".join(sync.name for sync in self.syncs) or "none configured"
+        raise ConfigErrors([Diagnostic("idp-agent.yaml", 1, 1, f"no sync named '{name}' (syncs: {known})")])
+
+    def mapper_path(self, sync: SyncSpec) -> Path:
+        return sync.mapper if sync.mapper.is_absolute() else self.base_dir / sync.mapper
+
+
+def load_agent_config(path: Path, env: Mapping[str, str]) -> AgentConfig:
+    """The config at `path`, validated; raises ConfigErrors with every problem."""
+    if not path.is_file():
+        raise ConfigErrors(
+            [Diagnostic(str(path), 1, 1, "no agent config file", "create idp-agent.yaml (see the example in the repo)")]
+        )
+    document = load_document(path, env=env, base_dir=path.parent)
+    try:
+        config = AgentConfig.model_validate(document.data or {})
+    except pydantic.ValidationError as error:
+        raise ConfigErrors(diagnostics_from_validation_error(error, document, model=AgentConfig)) from None
+    return config.model_copy(update={"base_dir": path.parent})

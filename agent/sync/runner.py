@@ -1,0 +1,246 @@
+"""One sync run, end to end: read sources, map, read Keycloak, plan, check the brakes, apply, journal.
+
+The CLI (`idp-agent sync ...`) and the daemon both call these functions. Planning makes no write; a run
+that the brakes stop or stage applies nothing; `approve_staged` applies exactly a staged removal set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from agent.errors import SourceUnavailable
+from agent.keycloak import KeycloakGateway, User
+from agent.store.db import Store
+from agent.store.journal import NewEntry
+from agent.store.runs import ItemAction, NewItem, Run, RunStatus
+from agent.store.staging import StagedRemoval
+from agent.sync.agent_config import AgentConfig, SyncSpec
+from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
+from agent.sync.guard import Verdict, check_safety
+from agent.sync.live import check_realm_keeps_attributes, read_live_directory
+from agent.sync.mapper_spec import MapperSpec, load_mapper
+from agent.sync.mapping import MappingResult, map_sources
+from agent.sync.model import Found, NotFound, Source, SourceRead
+from agent.sync.plan import Grants, SyncContext, SyncItem, SyncPlan, plan_sync
+from agent.sync.sources import build_source
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a run decided before writing anything."""
+
+    sync: SyncSpec
+    mapper: MapperSpec
+    reads: Mapping[str, SourceRead]
+    mapping: MappingResult
+    plan: SyncPlan
+    verdict: Verdict
+    live_users: Mapping[str, User]
+    sources: Mapping[str, Source]
+
+
+def leaver_lookup(sources: Mapping[str, Source], mapper: MapperSpec) -> Callable[[str], Found | NotFound]:
+    """A person is gone only when every source that creates users says so for that exact id."""
+    creating = [sources[name] for name in mapper.sources if name in sources and mapper.creates_users(name)]
+
+    def lookup(external_id: str) -> Found | NotFound:
+        for source in creating:
+            answer = source.lookup(external_id)
+            if isinstance(answer, Found):
+                return answer
+        return NotFound()
+
+    return lookup
+
+
+def prepare_sync(
+    config: AgentConfig,
+    sync: SyncSpec,
+    gateway: KeycloakGateway,
+    store: Store,
+    *,
+    now: datetime,
+    env: Mapping[str, str],
+    sanctioned: frozenset[str] = frozenset(),
+) -> Prepared:
+    mapper = load_mapper(config.mapper_path(sync), env)
+    sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
+    reads = {name: source.read() for name, source in sources.items()}
+    mapping = map_sources(list(reads.values()), mapper, now)
+    attribute_names = tuple(mapper.attributes)
+    check_realm_keeps_attributes(gateway, mapper.realm, attribute_names)
+    directory = read_live_directory(gateway, mapper.realm, sync.name)
+    context = SyncContext(
+        realm=mapper.realm,
+        source=sync.name,
+        now=now,
+        sanctioned=sanctioned,
+        deny_usernames=frozenset(name.lower() for name in sync.deny_usernames),
+        managed_attributes=attribute_names,
+        complete=all(read.complete for read in reads.values()),
+        usernames_editable=directory.usernames_editable,
+        still_listed=mapping.listed_ids,
+    )
+    plan = plan_sync(mapping.users, mapping.rejected, directory.managed, directory.all_users, context)
+    verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
+    return Prepared(sync, mapper, reads, mapping, plan, verdict, directory.by_user_id(), sources)
+
+
+def _store_item(result: ItemResult) -> NewItem:
+    item = result.item
+    action: ItemAction = "disable" if item.action == "confirm-leaver" else item.action
+    if result.outcome == "skipped" and item.action == "confirm-leaver":
+        action = "skip"
+    before = {name: old for name, old, _ in item.fields if old is not None}
+    after = {name: new for name, _, new in item.fields if new is not None}
+    after["external_id"] = item.external_id
+    grants = item.grants.describe()
+    return NewItem(
+        subject=item.username,
+        action=action,
+        outcome=result.outcome,
+        before=before,
+        after=after,
+        granted=tuple(grants) if item.action in {"grant", "create"} else (),
+        revoked=tuple(grants) if item.action == "revoke" else (),
+        error=result.detail if result.outcome != "applied" else "",
+    )
+
+
+def _journal_entry(result: ItemResult, sync: str, realm: str, run_id: str) -> NewEntry:
+    details: dict[str, str] = {"outcome": result.outcome}
+    if result.user_id:
+        details["id"] = result.user_id
+    if result.outcome != "applied":
+        details["error"] = result.detail
+    return NewEntry(
+        actor=f"sync:{sync}",
+        action=f"user.{result.item.action}",
+        subject=result.item.username,
+        realm=realm,
+        run_id=run_id,
+        reason=result.item.reason or result.detail,
+        details=details,
+    )
+
+
+def execute(prepared: Prepared, gateway: KeycloakGateway, store: Store, run: Run, *, now: datetime) -> SyncOutcome:
+    """Apply the plan, recording every item in the run and every write in the journal as it happens."""
+    realm = prepared.plan.realm
+
+    def record(result: ItemResult) -> None:
+        store.runs.add_items(run.id, [_store_item(result)])
+        if result.outcome != "skipped":
+            store.journal.append_many([_journal_entry(result, prepared.sync.name, realm, run.id)])
+
+    executor = SyncExecutor(
+        gateway,
+        prepared.plan,
+        now=now,
+        attribute_names=tuple(prepared.mapper.attributes),
+        lookup=leaver_lookup(prepared.sources, prepared.mapper),
+        live_users=prepared.live_users,
+        on_result=record,
+    )
+    return executor.run()
+
+
+def _rejects_as_items(prepared: Prepared) -> list[NewItem]:
+    return [
+        NewItem(subject=r.external_id or r.where or "(no id)", action="reject", outcome="skipped", error=r.reason)
+        for r in prepared.plan.rejected
+    ]
+
+
+def staged_removals(plan: SyncPlan) -> list[StagedRemoval]:
+    removals = []
+    for item in plan.removals:
+        assert item.user_id is not None
+        if item.action == "revoke":
+            removals += [
+                StagedRemoval(item.user_id, item.external_id, "revoke", item.reason or "revoke", grant)
+                for grant in item.grants.describe()
+            ]
+        else:
+            removals.append(StagedRemoval(item.user_id, item.external_id, "disable", item.reason or "leaver"))
+    return removals
+
+
+def run_sync(
+    config: AgentConfig,
+    sync: SyncSpec,
+    gateway: KeycloakGateway,
+    store: Store,
+    *,
+    now: datetime,
+    env: Mapping[str, str],
+    sanctioned: frozenset[str] = frozenset(),
+) -> tuple[Run, Prepared, SyncOutcome | None]:
+    prepared = prepare_sync(config, sync, gateway, store, now=now, env=env, sanctioned=sanctioned)
+    run = store.runs.start_run("sync", prepared.plan.realm, sources=tuple(prepared.reads))
+    store.runs.add_items(run.id, _rejects_as_items(prepared))
+    verdict = prepared.verdict
+    if verdict.stop:
+        return store.runs.finish_run(run.id, "stopped", summary="; ".join(verdict.reasons)), prepared, None
+    if verdict.stage:
+        store.staging.stage_removals(run.id, prepared.plan.realm, staged_removals(prepared.plan))
+        summary = "; ".join(verdict.reasons) + f". Nothing applied. Review, then: idp-agent sync approve {run.id}"
+        return store.runs.finish_run(run.id, "staged", summary=summary), prepared, None
+    try:
+        outcome = execute(prepared, gateway, store, run, now=now)
+    except Exception:
+        store.runs.finish_run(run.id, "failed", summary="stopped by an error; the next run converges")
+        raise
+    for name, read in prepared.reads.items():
+        if read.complete:
+            store.baselines.record_good_read(name, len(read.records), now)
+    status: RunStatus = "failed" if outcome.failed else "succeeded"
+    incomplete = [name for name, read in prepared.reads.items() if not read.complete]
+    summary = f"incomplete read of {', '.join(incomplete)}: leaver phase skipped" if incomplete else ""
+    return store.runs.finish_run(run.id, status, summary=summary), prepared, outcome
+
+
+def approve_staged(
+    run_id: str,
+    *,
+    approver: str,
+    config: AgentConfig,
+    sync: SyncSpec,
+    gateway: KeycloakGateway,
+    store: Store,
+    now: datetime,
+    env: Mapping[str, str],
+) -> tuple[Run, SyncOutcome]:
+    """Apply exactly the removal set staged by `run_id` (leavers are still confirmed by exact lookup)."""
+    staged = store.staging.approve(run_id, approver)
+    mapper = load_mapper(config.mapper_path(sync), env)
+    sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
+    items = _items_from_staged(staged.items, gateway, staged.realm)
+    plan = SyncPlan(staged.realm, sync.name, tuple(items))
+    run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
+    prepared = Prepared(sync, mapper, {}, MappingResult((), ()), plan, Verdict(False, False, ()), {}, sources)
+    outcome = execute(prepared, gateway, store, run, now=now)
+    status: RunStatus = "failed" if outcome.failed else "succeeded"
+    return store.runs.finish_run(run.id, status, summary=f"applied the set staged by {run_id}"), outcome
+
+
+def _items_from_staged(staged: tuple[StagedRemoval, ...], gateway: KeycloakGateway, realm: str) -> list[SyncItem]:
+    items: list[SyncItem] = []
+    for removal in staged:
+        user = gateway.get_user(realm, removal.user_id)
+        if user is None:
+            continue  # gone since: nothing left to remove
+        if removal.action == "revoke":
+            kind, _, target = removal.grant.partition(" ")
+            grants = Grants(groups=frozenset({target})) if kind == "group" else Grants(realm_roles=frozenset({target}))
+            items.append(
+                SyncItem("revoke", removal.external_id, user.username, user.id, grants=grants, reason=removal.reason)
+            )
+        else:
+            items.append(SyncItem("confirm-leaver", removal.external_id, user.username, user.id, reason=removal.reason))
+    return [replace(item) for item in items]
+
+
+__all__ = ["Prepared", "SourceUnavailable", "approve_staged", "prepare_sync", "run_sync"]
