@@ -1,14 +1,4 @@
-"""Connections and transactions: one SQLite connection per thread, explicit BEGIN/COMMIT, `?` placeholders.
-
-Thread-safety: a `Database` may be shared by threads; each thread gets its own connection on first use
-(sqlite3 connections must not be shared), and `close()` closes them all. Writers are serialised by the
-database itself: a write transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's single write lock
-up front (waiting up to the busy timeout), so two threads or two processes never interleave writes and a
-read-then-write inside one transaction never sees a stale snapshot.
-
-Portability: SQL in this package uses `?` placeholders and never contains a literal `?`; `Dialect`
-rewrites them (psycopg wants `%s`) and names the few statements that differ between backends.
-"""
+"""Connections and transactions: one SQLite connection per thread, explicit BEGIN/COMMIT, `?` placeholders."""
 
 from __future__ import annotations
 
@@ -79,7 +69,17 @@ class Transaction:
 
 
 class Database:
-    """A SQLite file reached through per-thread connections; `now` is the clock every module stamps with."""
+    """A SQLite file reached through per-thread connections; `now` is the clock every module stamps with.
+
+    Thread-safety: a Database may be shared by threads; each thread gets its own connection on first use
+    (sqlite3 connections must not be shared), and `close()` closes them all. Writers are serialised by
+    SQLite itself: a write transaction starts with `BEGIN IMMEDIATE`, which takes the single write lock up
+    front (waiting up to the busy timeout), so threads or processes never interleave writes, and a
+    read-then-write inside one transaction never acts on a stale snapshot.
+
+    Portability: SQL in this package uses `?` placeholders and never a literal `?`; `Dialect` rewrites them
+    (psycopg wants `%s`) and names the few statements that differ between backends.
+    """
 
     def __init__(self, path: Path, *, now: Clock = system_clock) -> None:
         self.path = path

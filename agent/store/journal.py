@@ -1,14 +1,5 @@
 """The append-only, hash-chained journal of every write idp-agent makes (apply, sync, sanctions, appeals).
-
-Entry n carries sha256(canonical JSON of its fields + the hash of entry n-1); a head record keeps the last
-seq and hash, updated in the same transaction as each append. Appends hold the write lock (`BEGIN
-IMMEDIATE`), so threads and processes never fork the chain.
-
-What `verify` guarantees: every entry from 1 to the head is present, in order, and unchanged since it was
-written, as long as whoever changed the file did not also recompute the hashes after the change and the
-head. It has no key, so it cannot stop someone who rewrites the whole tail; for that, keep `head()` outside
-the store (a log line, an alert, a ticket) and pass it back as `verify(anchor=...)`: everything up to the
-anchor is then proven unchanged, and the journal proven not cut short before it.
+Entry n carries sha256(canonical JSON of its columns, including the hash of entry n-1); see `Journal`.
 """
 
 from __future__ import annotations
@@ -148,7 +139,11 @@ def verify_chain(
             )
             return VerifyResult(False, expected, problem, expected - 1)
         if row["prev_hash"] != previous:
-            problem = f"entry {expected} does not follow entry {expected - 1}: an entry was removed, moved or rewritten"
+            problem = (
+                f"entry {expected} does not follow entry {expected - 1}: an entry was removed, moved or rewritten"
+                if expected > 1
+                else "entry 1 does not start the chain: its previous hash was changed"
+            )
             return VerifyResult(False, expected, problem, expected - 1)
         if entry_hash(row) != row["hash"]:
             return VerifyResult(False, expected, f"entry {expected} was changed after it was written", expected - 1)
@@ -179,7 +174,15 @@ def _check_ends(
 
 
 class Journal:
-    """The journal in the store."""
+    """The journal in the store. A head record keeps the last seq and hash, updated in the same transaction as
+    each append; appends hold the write lock (`BEGIN IMMEDIATE`), so threads and processes never fork the chain.
+
+    What `verify` guarantees: every entry from 1 to the head is present, in order, and unchanged since it was
+    written, unless whoever changed the file also recomputed the hashes after the change and the head. The
+    chain has no key, so it cannot stop someone who rewrites the whole tail; for that, keep `head()` outside
+    the store (a log line, an alert, a ticket) and pass it back as `verify(anchor=...)`: everything up to the
+    anchor is then proven unchanged, and the journal proven not cut short before it.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
