@@ -215,6 +215,10 @@ def approve_staged(
 ) -> tuple[Run, SyncOutcome]:
     """Apply exactly the removal set staged by `run_id` (leavers are still confirmed by exact lookup)."""
     staged = store.staging.approve(run_id, approver)
+    store.journal.append(
+        actor=approver, action="sync.approve", subject=run_id, realm=staged.realm, run_id=run_id,
+        reason=f"approved {len(staged.items)} staged removal(s)",
+    )  # fmt: skip
     mapper = load_mapper(config.mapper_path(sync), env)
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
     items = _items_from_staged(staged.items, gateway, staged.realm)
