@@ -1,0 +1,617 @@
+"""The mapping engine of the identity sync: source records -> desired users (merged by priority on the id,
+granted by rules, each value and grant traced) and rejected records with reasons. Pure: `now` is an argument.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from types import MappingProxyType
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agent.errors import ConfigError
+from agent.sync.mapper_spec import OPERATORS, STATUS_VALUES, ConditionSpec, FieldSpec, GrantSpec, MapperSpec, RuleSpec
+from agent.sync.model import DesiredUser, FieldValue, RejectedRecord, SourceRead, SourceRecord, TraceStep
+from agent.sync.transforms import ISO, WrittenDate, apply_transforms, format_duration, parse_date, render_template
+
+# Values longer than this are cut in reasons: a reason names the problem, it does not carry the data.
+SHOWN_VALUE_CHARS = 40
+CONFIGURE_TOTP = "CONFIGURE_TOTP"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+LeftOutKind = Literal["future-start", "no-creating-source", "incomplete-source"]
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A record that makes no user this run on purpose (not an error): a hire whose start is beyond the
+    lookahead, a person only in sources that do not create users, or one missing from an incomplete read
+    (their fields from that source are unknown this run, and a fallback value would be a false change)."""
+
+    external_id: str
+    source: str
+    where: str
+    kind: LeftOutKind
+    reason: str
+
+
+@dataclass(frozen=True)
+class MappingResult:
+    """Users sorted by external id; every input record is in exactly one of: a user (by its id), `rejected`
+    or `left_out`.
+
+    A hire inside the lookahead is a user with status active and `start` in the future: the account is
+    created ahead (so IT can prepare it) and kept disabled until `start`. Status inactive means employment
+    ended (HR says so, or `end` has passed).
+    """
+
+    users: tuple[DesiredUser, ...]
+    rejected: tuple[RejectedRecord, ...]
+    left_out: tuple[LeftOut, ...] = ()
+
+    @property
+    def listed_ids(self) -> frozenset[str]:
+        """Ids a source still lists though they are not users this run (rejected, not started yet, missing
+        from an incomplete read): a planner must not take their absence from `users` for a leaver."""
+        return frozenset(
+            {record.external_id for record in self.rejected if record.external_id}
+            | {item.external_id for item in self.left_out if item.kind != "no-creating-source"}
+        )
+
+
+class _Refused(Exception):
+    """A record or person the mapping cannot use; the message is the reason (short, no secrets)."""
+
+
+@dataclass(frozen=True)
+class _DateValue:
+    instant: datetime
+    text: str  # as shown in attributes: YYYY-MM-DD for a date, ISO 8601 with offset for a date-time
+
+
+_SourceValue = str | tuple[str, ...] | WrittenDate
+_Value = str | tuple[str, ...] | _DateValue
+
+
+@dataclass(frozen=True)
+class _Mapped:
+    """One source record in canonical fields (dates not yet placed in the worker's zone)."""
+
+    source: str
+    record: SourceRecord
+    external_id: str
+    values: Mapping[str, _SourceValue]
+    defaulted: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Person:
+    """The merged records of one id, dates placed in the worker's zone, before rules."""
+
+    external_id: str
+    records: tuple[_Mapped, ...]
+    values: Mapping[str, _Value]
+    zone: tzinfo
+    status: Literal["active", "inactive"]
+    start: datetime | None
+    end: datetime | None
+    trace: tuple[TraceStep, ...]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the spec says, worked out once per run rather than once per record."""
+
+    spec: MapperSpec
+    creating: frozenset[str]
+    merge_orders: Mapping[str, tuple[str, ...]]
+    lookahead: timedelta
+    sources: frozenset[str]
+
+    @classmethod
+    def of(cls, spec: MapperSpec) -> _Plan:
+        return cls(
+            spec,
+            frozenset(source for source in spec.sources if spec.creates_users(source)),
+            {name: spec.merge_order(name) for name in sorted(spec.canonical_fields)},
+            timedelta(seconds=spec.lookahead),
+            frozenset(spec.sources),
+        )
+
+
+def map_sources(reads: Sequence[SourceRead], spec: MapperSpec, now: datetime) -> MappingResult:
+    """Map, merge, check and grant: the desired users of one run, deterministic whatever the record order.
+
+    A person is mapped from all of their records or from none: when one record of an id is rejected, the
+    others of that id are rejected too. Raises ConfigError when a read names a source the spec lacks.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    plan = _Plan.of(spec)
+    rejected: list[RejectedRecord] = []
+    mapped: list[_Mapped] = []
+    for read in reads:
+        if read.source not in plan.sources:
+            raise ConfigError(f"source '{read.source}' is not in mapper '{spec.name}'")
+        for record in read.records:
+            outcome = _map_record(record, read.source, spec)
+            if isinstance(outcome, RejectedRecord):
+                rejected.append(outcome)
+            else:
+                mapped.append(outcome)
+    people, more_rejected = _join(mapped, rejected)
+    rejected += more_rejected
+    # A source without a read this run counts as incomplete: what it decides is unknown.
+    incomplete = plan.sources - {read.source for read in reads if read.complete}
+    incomplete |= {read.source for read in reads if not read.complete}
+    persons, left_out, person_rejects = _merge_people(people, plan, incomplete, now)
+    rejected += person_rejects
+    persons, unique_rejects = _reject_shared_names(persons)
+    rejected += unique_rejects
+    users = tuple(_desired_user(person, spec, now) for person in persons)
+    return MappingResult(
+        users=tuple(sorted(users, key=lambda user: user.external_id)),
+        rejected=tuple(sorted(rejected, key=lambda item: (item.source, item.where, item.reason))),
+        left_out=tuple(sorted(left_out, key=lambda item: (item.external_id, item.source, item.where))),
+    )
+
+
+# --- one record -------------------------------------------------------------------------------------
+
+
+def _map_record(record: SourceRecord, source: str, spec: MapperSpec) -> _Mapped | RejectedRecord:
+    fields = spec.fields[source]
+    values, defaulted, problems = _record_values(record, fields)
+    external_id = values.get(spec.id)
+    if not isinstance(external_id, str) or not external_id:
+        id_field = fields[spec.id]
+        origin = id_field.from_ or f"template {id_field.template}"
+        reason = (
+            problems[0] if problems and problems[0].startswith(f"{spec.id}:") else f"missing id ({origin} is empty)"
+        )
+        return RejectedRecord(source, record.where, reason)
+    if problems:
+        return RejectedRecord(source, record.where, "; ".join(problems), external_id)
+    return _Mapped(source, record, external_id, MappingProxyType(values), frozenset(defaulted))
+
+
+def _record_values(
+    record: SourceRecord, fields: Mapping[str, FieldSpec]
+) -> tuple[dict[str, _SourceValue], set[str], list[str]]:
+    """Canonical values of one record: `from` fields first, then templates over them."""
+    values: dict[str, _SourceValue] = {}
+    defaulted: set[str] = set()
+    problems: list[str] = []
+    ordered = sorted(fields.items(), key=lambda item: item[1].template is not None)
+    for name, spec in ordered:
+        if spec.template is None:
+            raw = _raw_values(record.get(spec.from_ or ""), spec.split)
+        else:
+            texts = {key: value for key, value in values.items() if isinstance(value, str)}
+            rendered = render_template(spec.template, texts)
+            raw = [] if rendered is None else _raw_values(rendered, spec.split)
+        try:
+            value, used_default = _field_value(raw, name, spec)
+        except _Refused as refused:
+            problems.append(f"{name}: {refused}")
+            continue
+        if value is not None:
+            values[name] = value
+        if used_default:
+            defaulted.add(name)
+    return values, defaulted, problems
+
+
+def _raw_values(value: FieldValue | None, split: str | None) -> list[str]:
+    items = [value] if isinstance(value, str) else list(value or ())
+    if split:
+        items = [part for item in items for part in item.split(split)]
+    return items
+
+
+def _field_value(raw: list[str], name: str, spec: FieldSpec) -> tuple[_SourceValue | None, bool]:
+    """Transforms, map, default, arity and date of one field; (value, whether it is the default)."""
+    texts = [apply_transforms(text, spec.transform) for text in raw]
+    texts = _distinct([_mapped_value(text, spec) for text in texts if text.strip()])
+    arity = spec.arity(name)
+    if not texts:
+        if spec.default is None:
+            return None, False
+        return ((spec.default,) if arity == "all" else spec.default), True
+    if arity == "all":
+        return tuple(texts), False
+    if arity == "one" and len(texts) > 1:
+        raise _Refused(f"{len(texts)} different values where one is expected")
+    if not spec.date:
+        return texts[0], False
+    written = parse_date(texts[0], spec.date)
+    if written is None:
+        formats = " or ".join(ISO if fmt == ISO else fmt for fmt in spec.date)
+        raise _Refused(f"{_shown(texts[0])} is not a date ({formats})")
+    return written, False
+
+
+def _mapped_value(text: str, spec: FieldSpec) -> str:
+    if spec.map is None:
+        return text
+    if text in spec.map:
+        return spec.map[text]
+    if spec.unmapped == "keep":
+        return text
+    raise _Refused(f"{_shown(text)} is not in the value map")
+
+
+def _distinct(texts: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(texts))
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "...")
+
+
+# --- join on the id ---------------------------------------------------------------------------------
+
+
+def _join(
+    mapped: list[_Mapped], rejected: list[RejectedRecord]
+) -> tuple[dict[str, dict[str, _Mapped]], list[RejectedRecord]]:
+    """Records by id and source. Two records of one source with one id reject each other; any rejected
+    record of an id rejects the other records of that id."""
+    by_key: dict[tuple[str, str], list[_Mapped]] = defaultdict(list)
+    for item in mapped:
+        by_key[(item.external_id, item.source)].append(item)
+    more: list[RejectedRecord] = []
+    for (external_id, source), items in by_key.items():
+        if len(items) < 2:
+            continue
+        for item in items:
+            others = sorted(other.record.where or "?" for other in items if other is not item)
+            reason = f"duplicate id {external_id} in {source} (also at {', '.join(others)})"
+            more.append(RejectedRecord(source, item.record.where, reason, external_id))
+    first_reject: dict[str, RejectedRecord] = {}
+    for reject in sorted([*rejected, *more], key=lambda item: (item.source, item.where)):
+        if reject.external_id:
+            first_reject.setdefault(reject.external_id, reject)
+    people: dict[str, dict[str, _Mapped]] = defaultdict(dict)
+    for (external_id, source), items in by_key.items():
+        cause = first_reject.get(external_id)
+        if cause is None:
+            people[external_id][source] = items[0]
+        elif len(items) == 1:
+            reason = f"id {external_id} is rejected at {cause.source} {cause.where or '?'}: {cause.reason}"
+            more.append(RejectedRecord(source, items[0].record.where, reason, external_id))
+    return people, more
+
+
+# --- one person -------------------------------------------------------------------------------------
+
+
+def _merge_people(
+    people: Mapping[str, Mapping[str, _Mapped]], plan: _Plan, incomplete: frozenset[str], now: datetime
+) -> tuple[list[_Person], list[LeftOut], list[RejectedRecord]]:
+    persons: list[_Person] = []
+    left_out: list[LeftOut] = []
+    rejected: list[RejectedRecord] = []
+    for external_id in sorted(people):
+        records = people[external_id]
+        ordered = tuple(records[source] for source in sorted(records))
+        kind, reason = _left_out_why(records, plan, incomplete)
+        if kind is not None:
+            left_out += [LeftOut(external_id, item.source, item.record.where, kind, reason) for item in ordered]
+            continue
+        try:
+            person = _merge_person(external_id, records, plan, now)
+        except _Refused as refused:
+            rejected += [_reject(item, str(refused)) for item in ordered]
+            continue
+        if person.start is not None and person.start > now + plan.lookahead:
+            created_from = (person.start - plan.lookahead).isoformat()
+            reason = f"starts {person.start.isoformat()}; becomes a user from {created_from}"
+            left_out += [
+                LeftOut(external_id, item.source, item.record.where, "future-start", reason) for item in ordered
+            ]
+            continue
+        persons.append(person)
+    return persons, left_out, rejected
+
+
+def _left_out_why(
+    records: Mapping[str, _Mapped], plan: _Plan, incomplete: frozenset[str]
+) -> tuple[LeftOutKind | None, str]:
+    if not plan.creating & records.keys():
+        listed = ", ".join(sorted(records))
+        return "no-creating-source", f"only in {listed}, which does not create users"
+    missing = sorted(incomplete - records.keys())
+    if missing:
+        # Its fields from that source are unknown this run: a fallback value would be a false change.
+        return "incomplete-source", f"not in the incomplete read of {', '.join(missing)}; left as it is"
+    return None, ""
+
+
+def _reject(item: _Mapped, reason: str) -> RejectedRecord:
+    return RejectedRecord(item.source, item.record.where, reason, item.external_id)
+
+
+def _merge_person(external_id: str, records: Mapping[str, _Mapped], plan: _Plan, now: datetime) -> _Person:
+    """Each field from the first source in its merge order that has a value; then dates and status."""
+    spec = plan.spec
+    chosen: dict[str, tuple[_SourceValue, _Mapped]] = {}
+    trace: list[TraceStep] = []
+    for name, order in plan.merge_orders.items():
+        givers = [records[source] for source in order if source in records and name in records[source].values]
+        if givers:
+            chosen[name] = (givers[0].values[name], givers[0])
+            trace.append(TraceStep(f"field {name}", _origin(name, givers[0], givers[1:], spec)))
+    zone = _zone(chosen.get("timezone"))
+    values: dict[str, _Value] = {}
+    for name, (value, item) in chosen.items():
+        if isinstance(value, WrittenDate):
+            end_of_day = spec.fields[item.source][name].end_of_day
+            values[name] = _DateValue(
+                value.instant(zone, end_of_day=end_of_day), value.text(zone, end_of_day=end_of_day)
+            )
+        else:
+            values[name] = value
+    _require_names(values)
+    start, end = _instant(values.get("start_date")), _instant(values.get("end_date"))
+    if start is not None and end is not None and end <= start:
+        trace.append(TraceStep("end", f"end_date {end.isoformat()} is not after start_date: an earlier employment"))
+        end = None
+    status, status_step = _status(values.get("status"), chosen.get("status"), end, now)
+    trace.append(status_step)
+    return _Person(
+        external_id, tuple(records[s] for s in sorted(records)), values, zone, status, start, end, tuple(trace)
+    )
+
+
+def _origin(name: str, item: _Mapped, losers: Sequence[_Mapped], spec: MapperSpec) -> str:
+    field_spec = spec.fields[item.source][name]
+    origin = (
+        f"{item.source} {field_spec.from_}" if field_spec.from_ else f"{item.source} template {field_spec.template}"
+    )
+    where = f" at {item.record.where}" if item.record.where else ""
+    text = f"from {origin}{where}"
+    if name in item.defaulted:
+        text = f"default of {item.source} ({field_spec.from_ or 'template'} empty){where}"
+    if name not in spec.sources[item.source].fields:
+        text += " (fallback: no source that decides it has a value)"
+    if losers:
+        text += f"; over {', '.join(loser.source for loser in losers)}"
+    return text
+
+
+def _zone(chosen: tuple[_SourceValue, _Mapped] | None) -> tzinfo:
+    if chosen is None:
+        return ZoneInfo("UTC")
+    name = chosen[0]
+    if not isinstance(name, str):
+        raise _Refused("timezone: several values")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Refused(f"timezone: unknown time zone {_shown(name)}") from None
+
+
+def _require_names(values: Mapping[str, _Value]) -> None:
+    username = values.get("username")
+    if not isinstance(username, str) or not username:
+        raise _Refused("no username: no source gives one")
+    email = values.get("email")
+    if isinstance(email, str) and not _EMAIL.fullmatch(email):
+        raise _Refused("email: not an email address")
+
+
+def _instant(value: _Value | None) -> datetime | None:
+    return value.instant if isinstance(value, _DateValue) else None
+
+
+def _status(
+    value: _Value | None, chosen: tuple[_SourceValue, _Mapped] | None, end: datetime | None, now: datetime
+) -> tuple[Literal["active", "inactive"], TraceStep]:
+    source = f"{chosen[1].source} says" if chosen else "no status given:"
+    if value is not None and value not in STATUS_VALUES:
+        raise _Refused(f"status: {_shown(str(value))} is neither {' nor '.join(STATUS_VALUES)}; map it")
+    if value == "inactive":
+        return "inactive", TraceStep("status inactive", f"{source} inactive")
+    if end is not None and end <= now:
+        return "inactive", TraceStep("status inactive", f"end_date {end.isoformat()} has passed")
+    return "active", TraceStep("status active", f"{source} active" if value else f"{source} active by default")
+
+
+# --- names shared between people ----------------------------------------------------------------------
+
+
+def _reject_shared_names(persons: list[_Person]) -> tuple[list[_Person], list[RejectedRecord]]:
+    """Two active people with one username or email: both are rejected (Keycloak could link only one).
+    Leavers are left out of this check: a leaver's email reissued to a new hire is the planner's case."""
+    owners: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for person in persons:
+        if person.status != "active":
+            continue
+        for key in ("username", "email"):
+            value = person.values.get(key)
+            if isinstance(value, str):
+                owners[(key, value.lower())].append(person.external_id)
+    reasons: dict[str, list[str]] = defaultdict(list)
+    for (key, _value), ids in sorted(owners.items()):
+        if len(ids) < 2:
+            continue
+        for external_id in ids:
+            others = ", ".join(sorted(other for other in ids if other != external_id))
+            reasons[external_id].append(f"duplicate {key} (also the {key} of id {others})")
+    kept = [person for person in persons if person.external_id not in reasons]
+    rejected = [
+        _reject(item, "; ".join(sorted(reasons[person.external_id])))
+        for person in persons
+        if person.external_id in reasons
+        for item in person.records
+    ]
+    return kept, rejected
+
+
+# --- rules and the desired user --------------------------------------------------------------------------
+
+
+def _desired_user(person: _Person, spec: MapperSpec, now: datetime) -> DesiredUser:
+    trace = list(person.trace)
+    groups: set[str] = set()
+    realm_roles: set[str] = set()
+    client_roles: set[tuple[str, str]] = set()
+    for rule in spec.rules:
+        matched, why = _rule_matches(rule, person, now)
+        because = f"rule {rule.name}: {why}" if matched else f"rule {rule.name} did not match: {why}"
+        trace += [TraceStep(what, because, matched) for what in _grant_names(rule.grant)]
+        if matched:
+            groups.update(rule.grant.groups)
+            realm_roles.update(rule.grant.realm_roles)
+            client_roles.update((client, role) for client, roles in rule.grant.client_roles.items() for role in roles)
+    actions, action_steps = _required_actions(spec, groups, realm_roles)
+    values = person.values
+    return DesiredUser(
+        external_id=person.external_id,
+        source=spec.name,
+        username=_text(values.get("username")).lower(),
+        email=_text(values.get("email")).lower() or None,
+        first_name=_text(values.get("first_name")) or None,
+        last_name=_text(values.get("last_name")) or None,
+        attributes=MappingProxyType(
+            {name: _texts(values[name]) for name in spec.attributes if name in values and _texts(values[name])}
+        ),
+        status=person.status,
+        start=person.start,
+        end=person.end,
+        groups=frozenset(groups),
+        realm_roles=frozenset(realm_roles),
+        client_roles=frozenset(client_roles),
+        required_actions=actions,
+        trace=(*trace, *action_steps),
+    )
+
+
+def _text(value: _Value | None) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _texts(value: _Value | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, _DateValue):
+        return (value.text,)
+    return value
+
+
+def _grant_names(grant: GrantSpec) -> list[str]:
+    return [
+        *(f"group {path}" for path in grant.groups),
+        *(f"realm role {role}" for role in grant.realm_roles),
+        *(f"client role {client}/{role}" for client, roles in grant.client_roles.items() for role in roles),
+    ]
+
+
+def _required_actions(
+    spec: MapperSpec, groups: set[str], realm_roles: set[str]
+) -> tuple[tuple[str, ...], list[TraceStep]]:
+    actions = list(spec.required_actions)
+    steps = [TraceStep(f"required action {action}", "required_actions of the mapper (joiners)") for action in actions]
+    mfa_because = [f"realm role {role} is in mfa_roles" for role in sorted(realm_roles & set(spec.mfa_roles))]
+    mfa_because += [
+        f"group {group} is in mfa_groups"
+        for group in sorted(groups)
+        if any(group == mfa or group.startswith(f"{mfa}/") for mfa in spec.mfa_groups)
+    ]
+    if mfa_because:
+        if CONFIGURE_TOTP not in actions:
+            actions.append(CONFIGURE_TOTP)
+        steps.append(TraceStep(f"required action {CONFIGURE_TOTP}", "; ".join(mfa_because)))
+    return tuple(actions), steps
+
+
+def _rule_matches(rule: RuleSpec, person: _Person, now: datetime) -> tuple[bool, str]:
+    """Whether every test of the rule holds, and why: all phrases when it matches, the first that fails
+    when it does not."""
+    phrases: list[str] = []
+    for name, condition in rule.when.items():
+        held, phrase = _condition_holds(name, condition, person.values.get(name), person.zone, now)
+        if not held:
+            return False, phrase
+        phrases.append(phrase)
+    return True, " and ".join(phrases) or "always"
+
+
+def _condition_holds(
+    name: str, condition: ConditionSpec, value: _Value | None, zone: tzinfo, now: datetime
+) -> tuple[bool, str]:
+    phrases: list[str] = []
+    for operator in OPERATORS:
+        operand = getattr(condition, "in_" if operator == "in" else operator)
+        if operand is None:
+            continue
+        held, yes, no = _operator(operator, operand, name, value, zone=zone, now=now)
+        if not held:
+            return False, no
+        phrases.append(yes)
+    return True, " and ".join(phrases)
+
+
+# operator -> (phrase when it holds, phrase when it does not)
+_PHRASES: Mapping[str, tuple[str, str]] = {
+    "equals": ("==", "!="),
+    "not_equals": ("!=", "=="),
+    "in": ("in", "not in"),
+    "not_in": ("not in", "in"),
+    "contains": ("contains", "does not contain"),
+    "matches": ("matches", "does not match"),
+}
+_NEGATED = frozenset({"not_equals", "not_in"})
+
+
+def _operator(
+    operator: str, operand: object, name: str, value: _Value | None, *, zone: tzinfo, now: datetime
+) -> tuple[bool, str, str]:
+    """(holds, the phrase when it holds, the phrase when it does not)."""
+    texts = _texts(value)
+    empty = f"{name} is empty"
+    if operator == "exists":
+        is_set = f"{name} is set"
+        return bool(texts) == operand, (is_set if operand else empty), (empty if operand else is_set)
+    if operator not in _PHRASES:
+        return _date_operator(operator, operand, name, value, zone=zone, now=now)
+    named = tuple(str(item) for item in operand) if isinstance(operand, tuple) else (str(operand),)
+    shown = f"[{', '.join(named)}]" if isinstance(operand, tuple) else str(operand)
+    if operator == "matches":
+        shown = f"/{shown}/"
+    yes, no = _PHRASES[operator]
+    if not texts and operator not in _NEGATED:
+        return False, f"{name} {yes} {shown}", empty
+    if operator == "matches":
+        hit = any(re.fullmatch(named[0], text) for text in texts)
+    else:
+        hit = bool(set(texts) & set(named))
+    return hit != (operator in _NEGATED), f"{name} {yes} {shown}", f"{name} {no} {shown}"
+
+
+def _date_operator(
+    operator: str, operand: object, name: str, value: _Value | None, *, zone: tzinfo, now: datetime
+) -> tuple[bool, str, str]:
+    if not isinstance(value, _DateValue):
+        return False, "", f"{name} is empty"
+    if operator in ("older_than", "newer_than"):
+        assert isinstance(operand, int)
+        age = format_duration(operand)
+        cutoff = now - timedelta(seconds=operand)
+        older = value.instant <= cutoff
+        if operator == "older_than":
+            return older, f"{name} older than {age}", f"{name} not older than {age}"
+        return not older, f"{name} newer than {age}", f"{name} not newer than {age}"
+    written = parse_date(str(operand), (ISO,))
+    assert written is not None  # checked when the mapper file was loaded
+    limit = written.instant(zone)
+    if operator == "before":
+        return value.instant < limit, f"{name} before {operand}", f"{name} not before {operand}"
+    return value.instant > limit, f"{name} after {operand}", f"{name} not after {operand}"
