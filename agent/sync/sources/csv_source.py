@@ -1,0 +1,128 @@
+"""The `csv` source: an HR export file, read with the csv module (quoted newlines, a BOM, any delimiter)."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from agent.errors import SourceUnavailable
+from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
+from agent.sync.sources.common import check_external_id, find_by_field
+from agent.sync.sources.config import CsvSourceConfig
+
+
+class CsvSource:
+    """Reads the file afresh on every `read` and `lookup`; never raises for a bad or missing file."""
+
+    def __init__(self, config: CsvSourceConfig) -> None:
+        self.config = config
+        self.name = config.name
+
+    def read(self) -> SourceRead:
+        """Every row as a record, `where` = `file:line` of the row's first line.
+
+        A missing, unreadable or undecodable file, a header without a required column, a row with the wrong
+        number of fields or broken quoting make the read incomplete (the good rows are still returned).
+        An empty or header-only file is a *complete* read of zero records: whether that is suspicious (a
+        wiped export) is for the safety brakes, which compare the read with the last good run.
+        """
+        return read_csv(self.config)
+
+    def lookup(self, external_id: str) -> Found | NotFound:
+        """Re-reads the file and finds the row whose `id_field` is `external_id`; an incomplete read raises."""
+        check_external_id(external_id)
+        result = read_csv(self.config)
+        if not result.complete:
+            raise SourceUnavailable(f"source {self.name}: {result.problem}")
+        return find_by_field(result.records, self.config.id_field, external_id)
+
+
+@dataclass
+class _Parsed:
+    records: list[SourceRecord] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_csv(config: CsvSourceConfig) -> SourceRead:
+    """One complete or incomplete read of the configured file (see CsvSource.read)."""
+    path = config.path
+    try:
+        # newline="" lets the csv module see quoted newlines (and \r\n) exactly as written.
+        with path.open(encoding=_python_encoding(config.encoding), newline="") as handle:
+            parsed = parse_rows(config, handle)
+    except FileNotFoundError:
+        parsed = _Parsed(problems=[f"{path}: no such file"])
+    except OSError as error:
+        parsed = _Parsed(problems=[f"{path}: cannot read it ({error.strerror or type(error).__name__})"])
+    return SourceRead(
+        source=config.name,
+        records=tuple(parsed.records),
+        complete=not parsed.problems,
+        problem=_summary(parsed.problems),
+        pages=1,
+    )
+
+
+def _python_encoding(encoding: str) -> str:
+    # utf-8-sig reads a file with or without a BOM alike (Excel writes one, most tools do not).
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _summary(problems: Sequence[str]) -> str:
+    if len(problems) <= 1:
+        return "".join(problems)
+    return f"{problems[0]} (and {len(problems) - 1} more problems)"
+
+
+def parse_rows(config: CsvSourceConfig, lines: Iterator[str]) -> _Parsed:
+    """Records from CSV text lines; problems instead of exceptions."""
+    label = config.path.name
+    reader = csv.reader(lines, delimiter=config.delimiter, quotechar=config.quote_char, strict=True)
+    parsed = _Parsed()
+    names: tuple[str | None, ...] | None = None
+    end = 0  # the last physical line the reader consumed
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row:
+                continue  # a blank line
+            if names is None:
+                names, problem = header_fields(config, row)
+                if problem:
+                    parsed.problems.append(f"{label}:{start}: {problem}")
+                    return parsed
+                continue
+            if len(row) != len(names):
+                parsed.problems.append(f"{label}:{start}: {len(row)} fields where the header has {len(names)}")
+                continue
+            parsed.records.append(SourceRecord(config.name, _fields(names, row), f"{label}:{start}"))
+    except UnicodeDecodeError:
+        parsed.problems.append(f"{label}: bytes after line {end} are not valid {config.encoding}")
+    except csv.Error as error:
+        parsed.problems.append(f"{label}:{end + 1}: malformed CSV ({error})")
+    return parsed
+
+
+def header_fields(config: CsvSourceConfig, header: Sequence[str]) -> tuple[tuple[str | None, ...], str]:
+    """Field name per column (None: a column without a header, ignored), and a problem or ""."""
+    names = tuple(config.columns.get(title.strip(), title.strip()) or None for title in header)
+    present = [name for name in names if name is not None]
+    twice = sorted({name for name in present if present.count(name) > 1})
+    if twice:
+        return names, f"two columns give the field '{twice[0]}'"
+    required = {config.id_field, *config.required_fields, *config.columns.values()}
+    missing = sorted(required - set(present))
+    if missing:
+        return names, "the header has no " + ", ".join(_column_for(config, name) for name in missing)
+    return names, ""
+
+
+def _column_for(config: CsvSourceConfig, field_name: str) -> str:
+    headers = [header for header, target in config.columns.items() if target == field_name]
+    return f"column '{headers[0]}' (field {field_name})" if headers else f"column '{field_name}'"
+
+
+def _fields(names: Sequence[str | None], row: Sequence[str]) -> dict[str, FieldValue]:
+    return {name: value for name, value in zip(names, row, strict=True) if name is not None}
