@@ -1,0 +1,185 @@
+"""GET of JSON from an HR system, with bounded retries: the one place the HTTP sources meet the network.
+
+Retried: connection errors, timeouts, 429 (honouring Retry-After) and 5xx, with exponential backoff and
+full jitter, at most `max_attempts` tries. Not retried: TLS failures, other 4xx, bodies that are not JSON.
+Problems name the URL without its query or credentials, never a header value or token.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from agent.secrets import Secret
+from agent.sync.sources.config import BasicAuth, BearerAuth, HttpSourceOptions
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_SECONDS = 60.0
+BACKOFF_CAP_SECONDS = 8.0
+NOT_FOUND = 404
+
+QueryParams = Sequence[tuple[str, str]]
+
+
+class FetchFailed(Exception):
+    """A GET that did not produce a usable JSON answer; the message is safe to show (no secret, no query)."""
+
+
+@dataclass(frozen=True)
+class JsonAnswer:
+    status: int
+    body: Any  # None for a 404
+    headers: Mapping[str, str]
+    links: Mapping[str, str]  # rel -> URL, from the Link header
+    url: str
+
+
+def safe_url(url: str) -> str:
+    """scheme://host[:port]/path: no user info, query or fragment (they may carry keys or personal data)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds, from delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, moment.timestamp() - current)
+
+
+def backoff_seconds(attempt: int, base: float, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds before the next try after try number `attempt` (1-based): Retry-After when given, else jitter."""
+    if retry_after is not None:
+        return min(retry_after, MAX_RETRY_AFTER_SECONDS)
+    return rng.uniform(0, min(BACKOFF_CAP_SECONDS, base * 2 ** (attempt - 1)))
+
+
+def _tls_reason(error: BaseException) -> str:
+    """The certificate check's own words (e.g. 'self-signed certificate'), found in requests' wrapping."""
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or "certificate verify failed")
+        pending += [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+    return "TLS handshake failed"
+
+
+def _describe(error: requests.RequestException, timeout_seconds: float) -> str:
+    # requests' own messages repeat the full URL (query included): describe the failure in our words.
+    if isinstance(error, requests.exceptions.SSLError):
+        return f"TLS: {_tls_reason(error)}"
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {timeout_seconds:g} s"
+    if isinstance(error, requests.ConnectionError):
+        return "connection failed or was reset"
+    return f"request failed ({type(error).__name__})"
+
+
+class JsonClient:
+    """A requests session with the source's auth, headers and TLS settings; use as a context manager."""
+
+    def __init__(
+        self,
+        options: HttpSourceOptions,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._options = options
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._session = requests.Session()
+        self._session.verify = options.verify
+        self._session.headers.update(_headers(options))
+        if isinstance(options.auth, BasicAuth):
+            self._session.auth = (options.auth.username, options.auth.password.reveal())
+        self.requests_sent = 0
+
+    def __enter__(self) -> JsonClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._session.close()
+
+    def get(self, url: str, params: QueryParams = (), *, not_found_ok: bool = False) -> JsonAnswer:
+        """The JSON answer of a 2xx (or of a 404 when `not_found_ok`, with body None); FetchFailed otherwise."""
+        where = f"GET {safe_url(url)}"
+        attempts = self._options.max_attempts
+        for attempt in range(1, attempts + 1):
+            retry_after: float | None = None
+            try:
+                raw = self._send(url, params)
+            except requests.exceptions.SSLError as error:
+                raise FetchFailed(f"{where}: {_describe(error, self._options.timeout_seconds)}") from None
+            except requests.RequestException as error:
+                problem = _describe(error, self._options.timeout_seconds)
+            else:
+                if raw.status_code == NOT_FOUND and not_found_ok:
+                    return JsonAnswer(raw.status_code, None, raw.headers, _links(raw), raw.url)
+                if 200 <= raw.status_code < 300:
+                    return JsonAnswer(raw.status_code, _json_body(raw, where), raw.headers, _links(raw), raw.url)
+                problem = f"HTTP {raw.status_code}{_status_hint(raw.status_code)}"
+                if raw.status_code not in RETRYABLE_STATUSES:
+                    raise FetchFailed(f"{where}: {problem}")
+                retry_after = parse_retry_after(raw.headers.get("Retry-After"))
+            if attempt < attempts:
+                self._sleep(backoff_seconds(attempt, self._options.backoff_seconds, retry_after, self._rng))
+        raise FetchFailed(f"{where}: {problem} (after {attempts} attempts)")
+
+    def _send(self, url: str, params: QueryParams) -> requests.Response:
+        self.requests_sent += 1
+        # Not streamed: the whole body is read here, so a reset mid-body is a connection error like any other.
+        return self._session.get(url, params=list(params), timeout=self._options.timeout_seconds)
+
+
+def _headers(options: HttpSourceOptions) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    headers.update(
+        {name: value.reveal() if isinstance(value, Secret) else value for name, value in options.headers.items()}
+    )
+    if isinstance(options.auth, BearerAuth):
+        headers["Authorization"] = f"Bearer {options.auth.token.reveal()}"
+    return headers
+
+
+def _status_hint(status: int) -> str:
+    if status in {401, 403}:
+        return ": check the source's credentials and their rights"
+    return ""
+
+
+def _json_body(raw: requests.Response, where: str) -> Any:
+    try:
+        return json.loads(raw.content)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FetchFailed(f"{where}: the answer is not JSON (HTTP {raw.status_code})") from None
+
+
+def _links(raw: requests.Response) -> dict[str, str]:
+    return {rel: link["url"] for rel, link in raw.links.items() if "url" in link}
