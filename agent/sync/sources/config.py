@@ -239,13 +239,14 @@ class ScimSourceConfig(HttpSourceOptions):
 
 class LdapGroupsSpec(Spec):
     """Group membership as the multi-valued field `groups` (group names): an entry's `memberOf` when it has
-    one (the name is the value of the first RDN), else the groups under `base_dn` that list its DN."""
+    one (the name is the value of the first RDN of each DN), else the groups under `base_dn` that list its DN."""
 
     base_dn: FromEnv | None = None
     object_class: AttributeName = "groupOfNames"
     member_attribute: AttributeName = "member"
     name_attribute: AttributeName = "cn"
     use_member_of: bool = True
+    member_of_attribute: AttributeName = Field("memberOf", description="isMemberOf on Oracle/389 directories")
 
     @model_validator(mode="after")
     def _some_way(self) -> LdapGroupsSpec:

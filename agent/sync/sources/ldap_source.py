@@ -1,0 +1,424 @@
+"""The `ldap` source: an ldap3 paged search over LDAPS or StartTLS, the certificate always verified.
+
+Every value put into a filter is escaped with `escape_filter_chars` (RFC 4515). The source never builds a
+DN from a value: it finds entries by filter (`escape_dn_value` is the way to build one: escape_rdn, NUL fixed);
+DN values it reads are unescaped (RFC 4514) before use.
+Any result but `success` (sizeLimitExceeded, timeLimitExceeded, adminLimitExceeded, busy, unavailable,
+referral ...) and any connection trouble makes a read incomplete; ldap3 does not raise for some of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import ssl
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn, parse_dn
+
+from agent.errors import SourceUnavailable
+from agent.secrets import HIDDEN
+from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
+from agent.sync.sources.common import check_external_id
+from agent.sync.sources.config import LdapGroupsSpec, LdapSourceConfig
+
+PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
+GROUPS_FIELD = "groups"
+DN_FIELD = "dn"
+SCOPES = {"one": ldap3.LEVEL, "subtree": ldap3.SUBTREE}
+_HEX_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)")
+
+
+class SearchIncomplete(Exception):
+    """A search ended with a result other than success, or referred part of the tree elsewhere."""
+
+
+@dataclass
+class ReadProgress:
+    """What a read got so far, kept when it fails half way."""
+
+    records: list[SourceRecord] = field(default_factory=list)
+    pages: int = 0
+
+
+class LdapSource:
+    def __init__(self, config: LdapSourceConfig) -> None:
+        self.config = config
+        self.name = config.name
+
+    def read(self) -> SourceRead:
+        """Every entry under the base matching the filter; any failure gives an incomplete read, never raises."""
+        progress = ReadProgress()
+        problem = ""
+        try:
+            connection = open_connection(self.config)
+        except (ldap_errors.LDAPException, OSError) as error:
+            return SourceRead(self.name, (), complete=False, problem=describe_error(error, self.config))
+        try:
+            read_directory(self.config, connection, progress)
+        except SearchIncomplete as error:
+            problem = str(error)
+        except (ldap_errors.LDAPException, OSError) as error:
+            problem = describe_error(error, self.config)
+        finally:
+            _close(connection)
+        records = tuple(progress.records)
+        return SourceRead(self.name, records, complete=not problem, problem=problem, pages=progress.pages)
+
+    def lookup(self, external_id: str) -> Found | NotFound:
+        """An exact search `(<id_attribute>=<escaped id>)`, scope subtree under `lookup_base_dn` (else base_dn).
+        NotFound only when the server answered success with no entry; any trouble raises SourceUnavailable."""
+        check_external_id(external_id)
+        try:
+            connection = open_connection(self.config)
+            try:
+                return lookup_entry(self.config, connection, external_id)
+            finally:
+                _close(connection)
+        except SearchIncomplete as error:
+            raise SourceUnavailable(f"source {self.name}: lookup: {error}") from None
+        except (ldap_errors.LDAPException, OSError) as error:
+            raise SourceUnavailable(f"source {self.name}: lookup: {describe_error(error, self.config)}") from None
+
+
+def open_connection(config: LdapSourceConfig) -> ldap3.Connection:
+    """A bound connection: TLS first (LDAPS, or StartTLS before the bind), so the password never goes plain."""
+    password = config.bind_password.reveal()
+    if not password:
+        # An empty password makes a simple bind anonymous (RFC 4513 5.1.2): it would "succeed" and see nothing.
+        raise ldap_errors.LDAPPasswordIsMandatoryError("the bind password is empty")
+    parts = urlsplit(config.url)
+    mode = config.tls_mode
+    tls = None
+    if mode != "none":
+        ca_file = str(config.ca_file) if config.ca_file is not None else None
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
+    server = ldap3.Server(
+        parts.hostname or "",
+        port=parts.port or DEFAULT_PORTS[parts.scheme],
+        use_ssl=mode == "ldaps",
+        tls=tls,
+        connect_timeout=config.connect_timeout_seconds,
+        get_info=ldap3.NONE,
+    )
+    connection = ldap3.Connection(
+        server,
+        user=config.bind_dn,
+        password=password,
+        receive_timeout=config.receive_timeout_seconds,
+        raise_exceptions=True,
+        read_only=True,
+        auto_referrals=False,  # a referral would send our bind to another server
+        auto_bind=ldap3.AUTO_BIND_NONE,
+    )
+    try:
+        connection.open()
+        if mode == "start-tls":
+            _start_tls(connection)
+        connection.bind()
+    except BaseException:
+        _close(connection)
+        raise
+    return connection
+
+
+def _start_tls(connection: ldap3.Connection) -> None:
+    """StartTLS, raising LDAPStartTLSError when the server refuses it or the certificate fails: never plain."""
+    try:
+        started = connection.start_tls()
+    except ldap_errors.LDAPOperationResult as refused:
+        raise ldap_errors.LDAPStartTLSError(f"startTLS failed - {refused.description}") from None
+    if not started or not connection.tls_started:
+        raise ldap_errors.LDAPStartTLSError("startTLS failed - notStarted")
+
+
+def _close(connection: ldap3.Connection) -> None:
+    # When the connection is gone already there is nothing to release.
+    with contextlib.suppress(ldap_errors.LDAPException, OSError):
+        connection.unbind()
+
+
+def read_directory(config: LdapSourceConfig, connection: ldap3.Connection, progress: ReadProgress) -> None:
+    """Appends a record per entry to `progress` (so a failure keeps what was read), and counts pages."""
+    requested = requested_attributes(config)
+    memberships: Mapping[str, tuple[str, ...]] = {}
+    if config.groups is not None and config.groups.base_dn is not None:
+        memberships = group_memberships(config.groups, connection, config, progress)
+    for entry in paged_entries(
+        connection,
+        base=config.base_dn,
+        search_filter=config.filter,
+        scope=config.scope,
+        attributes=requested,
+        config=config,
+        progress=progress,
+    ):
+        groups = _groups_of(config.groups, entry, memberships)
+        progress.records.append(entry_record(config, entry, groups))
+
+
+def requested_attributes(config: LdapSourceConfig) -> list[str]:
+    """The configured attributes, the id (operational attributes such as entryUUID are sent only when named)
+    and memberOf when groups may come from it."""
+    names = [*config.attributes, config.id_attribute]
+    if config.groups is not None and config.groups.use_member_of:
+        names.append(config.groups.member_of_attribute)
+    return list(dict.fromkeys(names))
+
+
+def paged_entries(
+    connection: ldap3.Connection,
+    *,
+    base: str,
+    search_filter: str,
+    scope: str,
+    attributes: Sequence[str],
+    config: LdapSourceConfig,
+    progress: ReadProgress,
+) -> Iterator[Mapping[str, Any]]:
+    """Entries of a paged search, page by page; SearchIncomplete unless every page ends in success."""
+    cookie: bytes | None = None
+    while True:
+        connection.search(
+            base,
+            search_filter,
+            search_scope=SCOPES[scope],
+            attributes=list(attributes),
+            paged_size=config.paged_size,
+            paged_criticality=True,  # a server that cannot page must say so, not return a truncated list
+            paged_cookie=cookie,
+        )
+        progress.pages += 1
+        result = connection.result
+        description = str(result.get("description", ""))
+        for response in connection.response or []:
+            if response.get("type") == "searchResEntry":
+                yield response
+            elif response.get("type") == "searchResRef" and config.referrals == "incomplete":
+                raise SearchIncomplete(f"search of {base} was referred to another server (not followed)")
+        if description != "success":
+            message = str(result.get("message") or "")
+            raise SearchIncomplete(f"search of {base} ended with {description}" + (f": {message}" if message else ""))
+        cookie = result.get("controls", {}).get(PAGED_RESULTS_OID, {}).get("value", {}).get("cookie")
+        if not cookie:
+            return
+
+
+def group_memberships(
+    groups: LdapGroupsSpec, connection: ldap3.Connection, config: LdapSourceConfig, progress: ReadProgress
+) -> dict[str, tuple[str, ...]]:
+    """Member DN key -> group names, from one paged search of every group under the groups base."""
+    found: defaultdict[str, list[str]] = defaultdict(list)
+    group_filter = exact_filter("objectClass", groups.object_class)
+    attributes = [groups.name_attribute, groups.member_attribute]
+    base = groups.base_dn or config.base_dn
+    for entry in paged_entries(
+        connection,
+        base=base,
+        search_filter=group_filter,
+        scope="subtree",
+        attributes=attributes,
+        config=config,
+        progress=progress,
+    ):
+        names = _values(entry, groups.name_attribute)
+        if not names:
+            continue
+        for member in _values(entry, groups.member_attribute):
+            found[dn_key(member)].append(names[0])
+    return {member: tuple(sorted(set(names))) for member, names in found.items()}
+
+
+def exact_filter(attribute: str, value: str) -> str:
+    """`(attribute=value)` with the value escaped (RFC 4515): `*`, `(`, `)`, `\\` and NUL lose their meaning."""
+    return f"({attribute}={escape_filter_chars(value)})"
+
+
+def lookup_entry(config: LdapSourceConfig, connection: ldap3.Connection, external_id: str) -> Found | NotFound:
+    base = config.lookup_base_dn or config.base_dn
+    search_filter = exact_filter(config.id_attribute, external_id)
+    connection.search(base, search_filter, search_scope=ldap3.SUBTREE, attributes=requested_attributes(config))
+    description = str(connection.result.get("description", ""))
+    if description != "success":
+        raise SearchIncomplete(f"search of {base} ended with {description}")
+    entries = [response for response in connection.response or [] if response.get("type") == "searchResEntry"]
+    if not entries:
+        return NotFound()
+    # The server matched with the attribute's own rule (uid ignores case); prefer the entry equal as written.
+    entry = next((item for item in entries if external_id in _values(item, config.id_attribute)), entries[0])
+    groups: tuple[str, ...] | None = None
+    if config.groups is not None:
+        groups = _groups_of(config.groups, entry, {})
+        if not groups and config.groups.base_dn is not None:
+            groups = groups_of_member(config.groups, connection, str(entry["dn"]))
+    return Found(entry_record(config, entry, groups))
+
+
+def groups_of_member(groups: LdapGroupsSpec, connection: ldap3.Connection, member_dn: str) -> tuple[str, ...]:
+    """Names of the groups under the groups base whose member attribute holds `member_dn`."""
+    search_filter = (
+        f"(&{exact_filter('objectClass', groups.object_class)}{exact_filter(groups.member_attribute, member_dn)})"
+    )
+    connection.search(groups.base_dn, search_filter, search_scope=ldap3.SUBTREE, attributes=[groups.name_attribute])
+    description = str(connection.result.get("description", ""))
+    if description != "success":
+        raise SearchIncomplete(f"search of {groups.base_dn} ended with {description}")
+    names = {
+        _values(response, groups.name_attribute)[0]
+        for response in connection.response or []
+        if response.get("type") == "searchResEntry" and _values(response, groups.name_attribute)
+    }
+    return tuple(sorted(names))
+
+
+def _groups_of(
+    groups: LdapGroupsSpec | None, entry: Mapping[str, Any], memberships: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...] | None:
+    if groups is None:
+        return None
+    if groups.use_member_of:
+        member_of = _values(entry, groups.member_of_attribute)
+        if member_of:
+            return tuple(sorted({first_rdn_value(dn) for dn in member_of}))
+    return memberships.get(dn_key(str(entry["dn"])), ())
+
+
+def entry_record(config: LdapSourceConfig, entry: Mapping[str, Any], groups: tuple[str, ...] | None) -> SourceRecord:
+    """Fields named as configured (the server may spell them in another case); one value as a string, several
+    as a tuple; values that are not UTF-8 text (photos, binary GUIDs) are left out."""
+    dn = str(entry["dn"])
+    spelled = {name.lower(): name for name in (*config.attributes, config.id_attribute)}
+    fields: dict[str, FieldValue] = {DN_FIELD: dn}
+    for name in entry.get("raw_attributes", {}):
+        field_name = spelled.get(name.lower())
+        if field_name is None:
+            continue  # memberOf, asked for only to find groups
+        values = _values(entry, name)
+        if values:
+            fields[field_name] = values[0] if len(values) == 1 else values
+    if groups is not None:
+        fields[GROUPS_FIELD] = groups
+    return SourceRecord(config.name, fields, dn)
+
+
+def _values(entry: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    raw: Mapping[str, list[bytes]] = entry.get("raw_attributes", {})
+    lowered = name.lower()
+    texts: list[str] = []
+    for key, values in raw.items():
+        if key.lower() != lowered:
+            continue
+        for value in values:
+            try:
+                texts.append(value.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
+    return tuple(texts)
+
+
+def escape_dn_value(value: str) -> str:
+    """An attribute value ready for a DN (RFC 4514): escape_rdn, with NUL written as `\\00`.
+
+    ldap3's escape_rdn puts a backslash before a raw NUL, which slapd rejects as invalidDNSyntax.
+    """
+    if not value:
+        raise ValueError("an empty value cannot name an entry")
+    escaped: str = escape_rdn(value)
+    return escaped.replace("\\\x00", "\\00")
+
+
+def unescape_dn_value(value: str) -> str:
+    """An RDN value as text: `\\,` -> `,`, `\\2C` -> `,` (hex pairs are UTF-8 bytes, RFC 4514 section 2.4)."""
+    out = bytearray()
+    position = 0
+    for match in _HEX_ESCAPE.finditer(value):
+        out += value[position : match.start()].encode("utf-8")
+        out += bytes.fromhex(match.group(1)) if match.group(1) else match.group(2).encode("utf-8")
+        position = match.end()
+    out += value[position:].encode("utf-8")
+    return out.decode("utf-8", errors="replace")
+
+
+def _components(dn: str) -> list[tuple[str, str]] | None:
+    try:
+        return [(attribute, value) for attribute, value, _ in parse_dn(dn, escape=False, strip=True)]
+    except ldap_errors.LDAPInvalidDnError:
+        return None
+
+
+def first_rdn_value(dn: str) -> str:
+    """The value of a DN's first RDN, unescaped (the group name of a memberOf value); the DN when unparsable."""
+    components = _components(dn)
+    return unescape_dn_value(components[0][1]) if components else dn
+
+
+def dn_key(dn: str) -> str:
+    """A DN in a form where differences of case and escaping do not matter, to compare member values."""
+    components = _components(dn)
+    if components is None:
+        return dn.strip().lower()
+    return ",".join(f"{attribute.lower()}={unescape_dn_value(value).lower()}" for attribute, value in components)
+
+
+def describe_error(error: BaseException, config: LdapSourceConfig) -> str:
+    """What went wrong, for an operator: the LDAP result or the connection failure, never the password."""
+    where = _server(config)
+    text: str
+    if isinstance(error, ldap_errors.LDAPInvalidCredentialsResult):
+        text = f"bind as {config.bind_dn} refused: invalidCredentials (wrong or rotated password?)"
+    elif isinstance(error, ldap_errors.LDAPOperationResult):
+        message = f": {error.message}" if error.message else ""
+        text = f"{where} answered {error.description}{message}"
+    elif isinstance(error, ldap_errors.LDAPPasswordIsMandatoryError):
+        text = "the bind password is empty (it would bind anonymously)"
+    elif isinstance(error, ldap_errors.LDAPCertificateError | ldap_errors.LDAPStartTLSError) or _is_tls(error):
+        text = f"TLS with {where} failed, nothing was sent in plain text: {_tls_reason(error)}"
+    elif isinstance(error, ldap_errors.LDAPSocketOpenError):
+        text = f"cannot connect to {where}: {_socket_reason(error)}"
+    elif isinstance(error, ldap_errors.LDAPSocketReceiveError | ldap_errors.LDAPResponseTimeoutError | TimeoutError):
+        text = f"{where} did not answer within {config.receive_timeout_seconds} s (or the connection broke)"
+    elif isinstance(error, ldap_errors.LDAPSessionTerminatedByServerError | ldap_errors.LDAPSocketSendError):
+        text = f"{where} closed or reset the connection"
+    else:
+        text = f"{where}: {type(error).__name__}: {error}"
+    return _without_password(text, config)
+
+
+def _server(config: LdapSourceConfig) -> str:
+    parts = urlsplit(config.url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
+
+
+def _is_tls(error: BaseException) -> bool:
+    return isinstance(error, ssl.SSLError) or "ssl" in str(error).lower() or "certificate" in str(error).lower()
+
+
+def _tls_reason(error: BaseException) -> str:
+    text = str(error)
+    if "doesn't match" in text or "hostname" in text.lower():
+        return "the certificate does not match the server's host name"
+    found = re.search(r"certificate verify failed: ([^(')\]]+)", text)
+    if found:
+        return f"certificate verify failed: {found.group(1).strip()}"
+    found = re.search(r"startTLS failed - (\w+)", text)
+    if found:
+        return f"the server refused StartTLS ({found.group(1)})"
+    return re.sub(r"\{.*\}", "", text)[:200]  # ldap3 may print the whole certificate; keep it short
+
+
+def _socket_reason(error: BaseException) -> str:
+    found = re.search(r"\[Errno \d+\] ([^\]',)]+)", str(error))
+    return found.group(1).strip() if found else str(error)[:200]
+
+
+def _without_password(text: str, config: LdapSourceConfig) -> str:
+    password = config.bind_password.reveal()
+    return text.replace(password, HIDDEN) if password else text
