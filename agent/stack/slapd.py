@@ -60,6 +60,22 @@ class SizeLimits:
         )
 
 
+@dataclass(frozen=True)
+class SlapdTls:
+    """Certificate files for StartTLS and LDAPS (PEM; the key readable by the user slapd runs as)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def directives(self) -> list[str]:
+        return [
+            f"TLSCACertificateFile {self.ca_file}",
+            f"TLSCertificateFile {self.cert_file}",
+            f"TLSCertificateKeyFile {self.key_file}",
+        ]
+
+
 def ssha(password: str, salt: bytes | None = None) -> str:
     """An `{SSHA}` userPassword/rootpw value, as `slappasswd` makes it (salted SHA-1, slapd's default)."""
     salt = os.urandom(SSHA_SALT_BYTES) if salt is None else salt
@@ -75,6 +91,7 @@ def render_slapd_conf(
     root_pw_hash: str,
     limits: SizeLimits,
     maxsize_bytes: int = MDB_MAXSIZE_BYTES,
+    tls: SlapdTls | None = None,
 ) -> str:
     """The slapd.conf text for a directory whose pid, args and database live under `directory`."""
     lines = [f"include {SCHEMA_DIR / name}.schema" for name in SCHEMAS]
@@ -84,6 +101,7 @@ def render_slapd_conf(
         f"pidfile {directory / 'slapd.pid'}",
         f"argsfile {directory / 'slapd.args'}",
         limits.directive(),
+        *(tls.directives() if tls is not None else []),
         "",
         "database mdb",
         f"maxsize {maxsize_bytes}",
@@ -128,12 +146,14 @@ class SlapdInstance:
         password: Secret,
         suffix: str = DEFAULT_SUFFIX,
         limits: SizeLimits | None = None,
+        tls: SlapdTls | None = None,
     ) -> None:
         self.directory = directory.resolve()
         self.suffix = suffix
         self.root_dn = f"cn=admin,{suffix}"
         self.password = password
         self.limits = limits or SizeLimits()
+        self.tls = tls
         self.conf_path = self.directory / "slapd.conf"
         self.pid_path = self.directory / "slapd.pid"
         self.args_path = self.directory / "slapd.args"
@@ -150,6 +170,7 @@ class SlapdInstance:
             root_dn=self.root_dn,
             root_pw_hash=ssha(self.password.reveal()),
             limits=self.limits,
+            tls=self.tls,
         )
         fd = os.open(self.conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, processes.PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -177,16 +198,26 @@ class SlapdInstance:
                 hint="fix the LDIF (schema, parent entries before children) and load again",
             )
 
-    def start(self, port: int, *, timeout_seconds: float = START_TIMEOUT_SECONDS) -> None:
-        """Start slapd on 127.0.0.1:port (it daemonises) and wait until the root DN can bind."""
+    def start(
+        self, port: int, *, timeout_seconds: float = START_TIMEOUT_SECONDS, ldaps_port: int | None = None
+    ) -> None:
+        """Start slapd on 127.0.0.1:port (it daemonises) and wait until the root DN can bind.
+
+        With `ldaps_port` (and `tls` set) it also listens for LDAPS there; StartTLS works on `port` with `tls`.
+        """
         if self.is_running():
             raise StackError(f"slapd already runs from {self.directory}", hint="stop it first")
         self.write_config()
         self.pid_path.unlink(missing_ok=True)
         url = f"ldap://{processes.LOCALHOST}:{port}"
+        listeners = f"{url}/"
+        if ldaps_port is not None:
+            if self.tls is None:
+                raise StackError("an LDAPS port needs certificates", hint="pass tls=SlapdTls(...)")
+            listeners += f" ldaps://{processes.LOCALHOST}:{ldaps_port}/"
         with self.log_path.open("w", encoding="utf-8") as log:
             done = subprocess.run(
-                [str(SLAPD), "-f", str(self.conf_path), "-h", f"{url}/"],
+                [str(SLAPD), "-f", str(self.conf_path), "-h", listeners],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

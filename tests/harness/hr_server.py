@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -331,9 +332,13 @@ class _HrHttpServer(ThreadingHTTPServer):
 class HrServer:
     """`with HrServer(people) as hr:` serves on a free loopback port until the block ends."""
 
-    def __init__(self, people: list[dict[str, Any]], **settings: Any) -> None:
+    def __init__(self, people: list[dict[str, Any]], *, tls: ssl.SSLContext | None = None, **settings: Any) -> None:
         self.state = HrState(people, **settings)
         self._server = _HrHttpServer(self.state)
+        self._scheme = "http"
+        if tls is not None:  # HTTPS: the handshake happens on accept, a client that rejects it is just dropped
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, name="hr-server", daemon=True
         )
@@ -341,7 +346,11 @@ class HrServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     def __enter__(self) -> HrServer:
         self._thread.start()

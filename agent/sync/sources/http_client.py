@@ -85,7 +85,7 @@ def _tls_reason(error: BaseException) -> str:
             continue
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
-            return str(current.verify_message or "certificate verify failed")
+            return f"certificate verify failed: {current.verify_message or ''}".removesuffix(": ")
         pending += [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
     return "TLS handshake failed"
 
@@ -115,7 +115,6 @@ class JsonClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._session = requests.Session()
-        self._session.verify = options.verify
         self._session.headers.update(_headers(options))
         if isinstance(options.auth, BasicAuth):
             self._session.auth = (options.auth.username, options.auth.password.reveal())
@@ -155,7 +154,10 @@ class JsonClient:
     def _send(self, url: str, params: QueryParams) -> requests.Response:
         self.requests_sent += 1
         # Not streamed: the whole body is read here, so a reset mid-body is a connection error like any other.
-        return self._session.get(url, params=list(params), timeout=self._options.timeout_seconds)
+        # `verify` per request: requests lets REQUESTS_CA_BUNDLE override a session's verify (psf/requests#3829).
+        return self._session.get(
+            url, params=list(params), timeout=self._options.timeout_seconds, verify=self._options.verify
+        )
 
 
 def _headers(options: HttpSourceOptions) -> dict[str, str]:
