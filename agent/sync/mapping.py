@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import ConfigError
@@ -46,7 +46,12 @@ class MappingResult:
 
     A hire inside the lookahead is a user with status active and `start` in the future: the account is
     created ahead (so IT can prepare it) and kept disabled until `start`. Status inactive means employment
-    ended (HR says so, or `end` has passed).
+    ended (HR says so, or `end` has passed). Usernames and emails are lower-cased, as Keycloak stores them.
+
+    A user's trace, for `sync explain`: a `record <source>` step per record (where it was), a `field <name>`
+    step per mapped field (which source and field, which sources it won over; never the value), the status
+    and why, a step per grant of every rule (granted=False, with the failing test, when the rule did not
+    match), and the required actions. Identical steps are one shared object.
     """
 
     users: tuple[DesiredUser, ...]
@@ -93,7 +98,7 @@ class _Person:
     """The merged records of one id, dates placed in the worker's zone, before rules."""
 
     external_id: str
-    records: tuple[_Mapped, ...]
+    records: tuple[tuple[str, str], ...]  # (source, where) of each record, for rejections
     values: Mapping[str, _Value]
     zone: tzinfo
     status: Literal["active", "inactive"]
@@ -102,15 +107,63 @@ class _Person:
     trace: tuple[TraceStep, ...]
 
 
+_Hashable = TypeVar("_Hashable", bound=Hashable)
+
+
+class _Shared:
+    """Values shared between users. Most trace steps read the same for thousands of people (a rule's
+    outcome, which source a field came from), and so do grant sets and attribute values: each distinct
+    one is built once per run, which keeps a user to a few pointers at 100k users."""
+
+    def __init__(self) -> None:
+        self._steps: dict[tuple[str, str, bool], TraceStep] = {}
+        self._values: dict[Hashable, Hashable] = {}
+        self._rules: dict[tuple[int, bool, str], tuple[TraceStep, ...]] = {}
+        self._fields: dict[tuple[str, str, tuple[str, ...], bool], TraceStep] = {}
+
+    def field_step(
+        self, spec: MapperSpec, name: str, source: str, losers: tuple[str, ...], *, defaulted: bool
+    ) -> TraceStep:
+        """Where a field's value came from: which source and field, and which sources it won over."""
+        key = (name, source, losers, defaulted)
+        found = self._fields.get(key)
+        if found is None:
+            found = self._fields[key] = TraceStep(f"field {name}", _origin(spec, *key))
+        return found
+
+    def rule_steps(self, index: int, rule: RuleSpec, matched: bool, why: str) -> tuple[TraceStep, ...]:
+        """One step per grant of the rule: given (because it matched) or not (and why not)."""
+        key = (index, matched, why)
+        found = self._rules.get(key)
+        if found is None:
+            because = f"rule {rule.name}: {why}" if matched else f"rule {rule.name} did not match: {why}"
+            found = self._rules[key] = tuple(self.step(what, because, matched) for what in _grant_names(rule.grant))
+        return found
+
+    def step(self, what: str, because: str, granted: bool = True) -> TraceStep:
+        key = (what, because, granted)
+        found = self._steps.get(key)
+        if found is None:
+            found = self._steps[key] = TraceStep(what, because, granted)
+        return found
+
+    def same(self, value: _Hashable) -> _Hashable:
+        """The first value equal to `value` seen this run."""
+        return self._values.setdefault(value, value)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class _Plan:
-    """What the spec says, worked out once per run rather than once per record."""
+    """What the spec says, worked out once per run rather than once per record; and the shared traces."""
 
     spec: MapperSpec
     creating: frozenset[str]
     merge_orders: Mapping[str, tuple[str, ...]]
+    # Per source: its fields, those read with `from` first (templates see them).
+    field_order: Mapping[str, tuple[tuple[str, FieldSpec], ...]]
     lookahead: timedelta
     sources: frozenset[str]
+    shared: _Shared
 
     @classmethod
     def of(cls, spec: MapperSpec) -> _Plan:
@@ -118,8 +171,13 @@ class _Plan:
             spec,
             frozenset(source for source in spec.sources if spec.creates_users(source)),
             {name: spec.merge_order(name) for name in sorted(spec.canonical_fields)},
+            {
+                source: tuple(sorted(fields.items(), key=lambda item: item[1].template is not None))
+                for source, fields in spec.fields.items()
+            },
             timedelta(seconds=spec.lookahead),
             frozenset(spec.sources),
+            _Shared(),
         )
 
 
@@ -138,21 +196,21 @@ def map_sources(reads: Sequence[SourceRead], spec: MapperSpec, now: datetime) ->
         if read.source not in plan.sources:
             raise ConfigError(f"source '{read.source}' is not in mapper '{spec.name}'")
         for record in read.records:
-            outcome = _map_record(record, read.source, spec)
+            outcome = _map_record(record, read.source, plan)
             if isinstance(outcome, RejectedRecord):
                 rejected.append(outcome)
             else:
                 mapped.append(outcome)
     people, more_rejected = _join(mapped, rejected)
+    del mapped  # the people hold the records now; each is dropped once its user is made
     rejected += more_rejected
     # A source without a read this run counts as incomplete: what it decides is unknown.
     incomplete = plan.sources - {read.source for read in reads if read.complete}
     incomplete |= {read.source for read in reads if not read.complete}
-    persons, left_out, person_rejects = _merge_people(people, plan, incomplete, now)
+    users, records_of, left_out, person_rejects = _make_users(people, plan, incomplete, now)
     rejected += person_rejects
-    persons, unique_rejects = _reject_shared_names(persons)
+    users, unique_rejects = _reject_shared_names(users, records_of)
     rejected += unique_rejects
-    users = tuple(_desired_user(person, spec, now) for person in persons)
     return MappingResult(
         users=tuple(sorted(users, key=lambda user: user.external_id)),
         rejected=tuple(sorted(rejected, key=lambda item: (item.source, item.where, item.reason))),
@@ -163,9 +221,10 @@ def map_sources(reads: Sequence[SourceRead], spec: MapperSpec, now: datetime) ->
 # --- one record -------------------------------------------------------------------------------------
 
 
-def _map_record(record: SourceRecord, source: str, spec: MapperSpec) -> _Mapped | RejectedRecord:
+def _map_record(record: SourceRecord, source: str, plan: _Plan) -> _Mapped | RejectedRecord:
+    spec = plan.spec
     fields = spec.fields[source]
-    values, defaulted, problems = _record_values(record, fields)
+    values, defaulted, problems = _record_values(record, plan.field_order[source])
     external_id = values.get(spec.id)
     if not isinstance(external_id, str) or not external_id:
         id_field = fields[spec.id]
@@ -176,17 +235,16 @@ def _map_record(record: SourceRecord, source: str, spec: MapperSpec) -> _Mapped 
         return RejectedRecord(source, record.where, reason)
     if problems:
         return RejectedRecord(source, record.where, "; ".join(problems), external_id)
-    return _Mapped(source, record, external_id, MappingProxyType(values), frozenset(defaulted))
+    return _Mapped(source, record, external_id, values, frozenset(defaulted))
 
 
 def _record_values(
-    record: SourceRecord, fields: Mapping[str, FieldSpec]
+    record: SourceRecord, ordered: tuple[tuple[str, FieldSpec], ...]
 ) -> tuple[dict[str, _SourceValue], set[str], list[str]]:
     """Canonical values of one record: `from` fields first, then templates over them."""
     values: dict[str, _SourceValue] = {}
     defaulted: set[str] = set()
     problems: list[str] = []
-    ordered = sorted(fields.items(), key=lambda item: item[1].template is not None)
     for name, spec in ordered:
         if spec.template is None:
             raw = _raw_values(record.get(spec.from_ or ""), spec.split)
@@ -215,8 +273,12 @@ def _raw_values(value: FieldValue | None, split: str | None) -> list[str]:
 
 def _field_value(raw: list[str], name: str, spec: FieldSpec) -> tuple[_SourceValue | None, bool]:
     """Transforms, map, default, arity and date of one field; (value, whether it is the default)."""
-    texts = [apply_transforms(text, spec.transform) for text in raw]
-    texts = _distinct([_mapped_value(text, spec) for text in texts if text.strip()])
+    if len(raw) == 1:  # the common case, without the list work
+        text = apply_transforms(raw[0], spec.transform)
+        texts = [_mapped_value(text, spec)] if text.strip() else []
+    else:
+        transformed = [apply_transforms(text, spec.transform) for text in raw]
+        texts = _distinct([_mapped_value(text, spec) for text in transformed if text.strip()])
     arity = spec.arity(name)
     if not texts:
         if spec.default is None:
@@ -290,21 +352,24 @@ def _join(
 # --- one person -------------------------------------------------------------------------------------
 
 
-def _merge_people(
-    people: Mapping[str, Mapping[str, _Mapped]], plan: _Plan, incomplete: frozenset[str], now: datetime
-) -> tuple[list[_Person], list[LeftOut], list[RejectedRecord]]:
-    persons: list[_Person] = []
+def _make_users(
+    people: dict[str, dict[str, _Mapped]], plan: _Plan, incomplete: frozenset[str], now: datetime
+) -> tuple[list[DesiredUser], dict[str, tuple[tuple[str, str], ...]], list[LeftOut], list[RejectedRecord]]:
+    """Users (and where each one's records are), left-out records and rejects; empties `people` as it goes,
+    so that a person's records are freed once their user is made."""
+    users: list[DesiredUser] = []
+    records_of: dict[str, tuple[tuple[str, str], ...]] = {}
     left_out: list[LeftOut] = []
     rejected: list[RejectedRecord] = []
     for external_id in sorted(people):
-        records = people[external_id]
+        records = people.pop(external_id)
         ordered = tuple(records[source] for source in sorted(records))
         kind, reason = _left_out_why(records, plan, incomplete)
         if kind is not None:
             left_out += [LeftOut(external_id, item.source, item.record.where, kind, reason) for item in ordered]
             continue
         try:
-            person = _merge_person(external_id, records, plan, now)
+            person = _merge_person(external_id, ordered, plan, now)
         except _Refused as refused:
             rejected += [_reject(item, str(refused)) for item in ordered]
             continue
@@ -315,8 +380,9 @@ def _merge_people(
                 LeftOut(external_id, item.source, item.record.where, "future-start", reason) for item in ordered
             ]
             continue
-        persons.append(person)
-    return persons, left_out, rejected
+        users.append(_desired_user(person, plan, now))
+        records_of[external_id] = person.records
+    return users, records_of, left_out, rejected
 
 
 def _left_out_why(
@@ -336,16 +402,19 @@ def _reject(item: _Mapped, reason: str) -> RejectedRecord:
     return RejectedRecord(item.source, item.record.where, reason, item.external_id)
 
 
-def _merge_person(external_id: str, records: Mapping[str, _Mapped], plan: _Plan, now: datetime) -> _Person:
+def _merge_person(external_id: str, ordered: tuple[_Mapped, ...], plan: _Plan, now: datetime) -> _Person:
     """Each field from the first source in its merge order that has a value; then dates and status."""
-    spec = plan.spec
+    spec, shared = plan.spec, plan.shared
+    records = {item.source: item for item in ordered}
     chosen: dict[str, tuple[_SourceValue, _Mapped]] = {}
-    trace: list[TraceStep] = []
+    # Not shared: one per record, never the same twice.
+    trace = [TraceStep(shared.same(f"record {item.source}"), item.record.where or "?") for item in ordered]
     for name, order in plan.merge_orders.items():
         givers = [records[source] for source in order if source in records and name in records[source].values]
         if givers:
             chosen[name] = (givers[0].values[name], givers[0])
-            trace.append(TraceStep(f"field {name}", _origin(name, givers[0], givers[1:], spec)))
+            losers = tuple(giver.source for giver in givers[1:])
+            trace.append(shared.field_step(spec, name, givers[0].source, losers, defaulted=name in givers[0].defaulted))
     zone = _zone(chosen.get("timezone"))
     values: dict[str, _Value] = {}
     for name, (value, item) in chosen.items():
@@ -359,28 +428,23 @@ def _merge_person(external_id: str, records: Mapping[str, _Mapped], plan: _Plan,
     _require_names(values)
     start, end = _instant(values.get("start_date")), _instant(values.get("end_date"))
     if start is not None and end is not None and end <= start:
-        trace.append(TraceStep("end", f"end_date {end.isoformat()} is not after start_date: an earlier employment"))
+        trace.append(shared.step("end", f"end_date {end.isoformat()} is not after start_date: an earlier employment"))
         end = None
-    status, status_step = _status(values.get("status"), chosen.get("status"), end, now)
-    trace.append(status_step)
-    return _Person(
-        external_id, tuple(records[s] for s in sorted(records)), values, zone, status, start, end, tuple(trace)
-    )
+    status, (what, because) = _status(values.get("status"), chosen.get("status"), end, now)
+    trace.append(shared.step(what, because))
+    refs = tuple((item.source, item.record.where) for item in ordered)
+    return _Person(external_id, refs, values, zone, status, start, end, tuple(trace))
 
 
-def _origin(name: str, item: _Mapped, losers: Sequence[_Mapped], spec: MapperSpec) -> str:
-    field_spec = spec.fields[item.source][name]
-    origin = (
-        f"{item.source} {field_spec.from_}" if field_spec.from_ else f"{item.source} template {field_spec.template}"
-    )
-    where = f" at {item.record.where}" if item.record.where else ""
-    text = f"from {origin}{where}"
-    if name in item.defaulted:
-        text = f"default of {item.source} ({field_spec.from_ or 'template'} empty){where}"
-    if name not in spec.sources[item.source].fields:
+def _origin(spec: MapperSpec, name: str, source: str, losers: tuple[str, ...], defaulted: bool) -> str:
+    field_spec = spec.fields[source][name]
+    text = f"from {source} {field_spec.from_}" if field_spec.from_ else f"from {source} template {field_spec.template}"
+    if defaulted:
+        text = f"default of {source} ({field_spec.from_ or 'template'} empty)"
+    if name not in spec.sources[source].fields:
         text += " (fallback: no source that decides it has a value)"
     if losers:
-        text += f"; over {', '.join(loser.source for loser in losers)}"
+        text += f"; over {', '.join(losers)}"
     return text
 
 
@@ -411,31 +475,33 @@ def _instant(value: _Value | None) -> datetime | None:
 
 def _status(
     value: _Value | None, chosen: tuple[_SourceValue, _Mapped] | None, end: datetime | None, now: datetime
-) -> tuple[Literal["active", "inactive"], TraceStep]:
+) -> tuple[Literal["active", "inactive"], tuple[str, str]]:
+    """The status and its trace step (what, because)."""
     source = f"{chosen[1].source} says" if chosen else "no status given:"
     if value is not None and value not in STATUS_VALUES:
         raise _Refused(f"status: {_shown(str(value))} is neither {' nor '.join(STATUS_VALUES)}; map it")
     if value == "inactive":
-        return "inactive", TraceStep("status inactive", f"{source} inactive")
+        return "inactive", ("status inactive", f"{source} inactive")
     if end is not None and end <= now:
-        return "inactive", TraceStep("status inactive", f"end_date {end.isoformat()} has passed")
-    return "active", TraceStep("status active", f"{source} active" if value else f"{source} active by default")
+        return "inactive", ("status inactive", f"end_date {end.isoformat()} has passed")
+    return "active", ("status active", f"{source} active" if value else f"{source} active by default")
 
 
 # --- names shared between people ----------------------------------------------------------------------
 
 
-def _reject_shared_names(persons: list[_Person]) -> tuple[list[_Person], list[RejectedRecord]]:
+def _reject_shared_names(
+    users: list[DesiredUser], records_of: Mapping[str, tuple[tuple[str, str], ...]]
+) -> tuple[list[DesiredUser], list[RejectedRecord]]:
     """Two active people with one username or email: both are rejected (Keycloak could link only one).
     Leavers are left out of this check: a leaver's email reissued to a new hire is the planner's case."""
     owners: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for person in persons:
-        if person.status != "active":
+    for user in users:
+        if user.status != "active":
             continue
-        for key in ("username", "email"):
-            value = person.values.get(key)
-            if isinstance(value, str):
-                owners[(key, value.lower())].append(person.external_id)
+        owners[("username", user.username)].append(user.external_id)
+        if user.email:
+            owners[("email", user.email)].append(user.external_id)
     reasons: dict[str, list[str]] = defaultdict(list)
     for (key, _value), ids in sorted(owners.items()):
         if len(ids) < 2:
@@ -443,12 +509,11 @@ def _reject_shared_names(persons: list[_Person]) -> tuple[list[_Person], list[Re
         for external_id in ids:
             others = ", ".join(sorted(other for other in ids if other != external_id))
             reasons[external_id].append(f"duplicate {key} (also the {key} of id {others})")
-    kept = [person for person in persons if person.external_id not in reasons]
+    kept = [user for user in users if user.external_id not in reasons]
     rejected = [
-        _reject(item, "; ".join(sorted(reasons[person.external_id])))
-        for person in persons
-        if person.external_id in reasons
-        for item in person.records
+        RejectedRecord(source, where, "; ".join(sorted(why)), external_id)
+        for external_id, why in reasons.items()
+        for source, where in records_of[external_id]
     ]
     return kept, rejected
 
@@ -456,20 +521,21 @@ def _reject_shared_names(persons: list[_Person]) -> tuple[list[_Person], list[Re
 # --- rules and the desired user --------------------------------------------------------------------------
 
 
-def _desired_user(person: _Person, spec: MapperSpec, now: datetime) -> DesiredUser:
+def _desired_user(person: _Person, plan: _Plan, now: datetime) -> DesiredUser:
+    spec, shared = plan.spec, plan.shared
     trace = list(person.trace)
     groups: set[str] = set()
     realm_roles: set[str] = set()
     client_roles: set[tuple[str, str]] = set()
-    for rule in spec.rules:
+    for index, rule in enumerate(spec.rules):
         matched, why = _rule_matches(rule, person, now)
-        because = f"rule {rule.name}: {why}" if matched else f"rule {rule.name} did not match: {why}"
-        trace += [TraceStep(what, because, matched) for what in _grant_names(rule.grant)]
+        trace += shared.rule_steps(index, rule, matched, why)
         if matched:
             groups.update(rule.grant.groups)
             realm_roles.update(rule.grant.realm_roles)
             client_roles.update((client, role) for client, roles in rule.grant.client_roles.items() for role in roles)
     actions, action_steps = _required_actions(spec, groups, realm_roles)
+    trace += [shared.step(what, because) for what, because in action_steps]
     values = person.values
     return DesiredUser(
         external_id=person.external_id,
@@ -479,16 +545,20 @@ def _desired_user(person: _Person, spec: MapperSpec, now: datetime) -> DesiredUs
         first_name=_text(values.get("first_name")) or None,
         last_name=_text(values.get("last_name")) or None,
         attributes=MappingProxyType(
-            {name: _texts(values[name]) for name in spec.attributes if name in values and _texts(values[name])}
+            {
+                name: shared.same(_texts(values[name]))
+                for name in spec.attributes
+                if name in values and _texts(values[name])
+            }
         ),
         status=person.status,
         start=person.start,
         end=person.end,
-        groups=frozenset(groups),
-        realm_roles=frozenset(realm_roles),
-        client_roles=frozenset(client_roles),
-        required_actions=actions,
-        trace=(*trace, *action_steps),
+        groups=shared.same(frozenset(groups)),
+        realm_roles=shared.same(frozenset(realm_roles)),
+        client_roles=shared.same(frozenset(client_roles)),
+        required_actions=shared.same(actions),
+        trace=tuple(trace),
     )
 
 
@@ -516,9 +586,10 @@ def _grant_names(grant: GrantSpec) -> list[str]:
 
 def _required_actions(
     spec: MapperSpec, groups: set[str], realm_roles: set[str]
-) -> tuple[tuple[str, ...], list[TraceStep]]:
+) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """The required actions and their trace steps (what, because)."""
     actions = list(spec.required_actions)
-    steps = [TraceStep(f"required action {action}", "required_actions of the mapper (joiners)") for action in actions]
+    steps = [(f"required action {action}", "required_actions of the mapper (joiners)") for action in actions]
     mfa_because = [f"realm role {role} is in mfa_roles" for role in sorted(realm_roles & set(spec.mfa_roles))]
     mfa_because += [
         f"group {group} is in mfa_groups"
@@ -528,7 +599,7 @@ def _required_actions(
     if mfa_because:
         if CONFIGURE_TOTP not in actions:
             actions.append(CONFIGURE_TOTP)
-        steps.append(TraceStep(f"required action {CONFIGURE_TOTP}", "; ".join(mfa_because)))
+        steps.append((f"required action {CONFIGURE_TOTP}", "; ".join(mfa_because)))
     return tuple(actions), steps
 
 

@@ -4,6 +4,7 @@ read in the worker's time zone. Pure functions; the mapper file names them (see 
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -40,6 +41,7 @@ _ASCII_LETTERS = str.maketrans(
 # strptime directives that carry a time of day: a format without any of them writes a date only.
 _TIME_DIRECTIVES = frozenset("HIMSfpXcTRz")
 ISO = "iso"
+DATE_CACHE_SIZE = 16_384
 
 
 def to_ascii(text: str) -> str:
@@ -179,8 +181,10 @@ def check_date_format(fmt: str) -> None:
         raise ValueError(f"date format '{fmt}' cannot be read back: {error}") from None
 
 
+@functools.lru_cache(maxsize=DATE_CACHE_SIZE)
 def parse_date(text: str, formats: tuple[str, ...]) -> WrittenDate | None:
-    """The first format that reads the whole of `text`; None when none does."""
+    """The first format that reads the whole of `text`; None when none does. Cached: a feed repeats the
+    same few thousand dates (start dates, training days), and strptime is slow."""
     for fmt in formats:
         parsed = _parse_one(text.strip(), fmt)
         if parsed is not None:

@@ -332,19 +332,23 @@ def test_hr_decides_names_and_status_ldap_decides_username_and_groups() -> None:
     assert user.email == "p1001@example.org"  # hr decides email; ldap's mail is only a fallback
     assert user.username == "alee"
     assert "admin" in user.realm_roles
-    assert steps(user, "field username") == [("from ldap uid at uid=u1001; over hr", True)]
-    assert steps(user, "field email") == [("from hr Email at line 1001; over ldap", True)]
+    assert steps(user, "field username") == [("from ldap uid; over hr", True)]
+    assert steps(user, "field email") == [("from hr Email; over ldap", True)]
+    assert steps(user, "record hr") == [("line 1001", True)]
+    assert steps(user, "record ldap") == [("uid=u1001", True)]
 
 
 def test_fallbacks_fill_what_no_deciding_source_gives() -> None:
     user = only_user(run([hr("1001", FirstName="Ann", LastName="Lee", Email="")], [ldap("1001")]))
     assert user.email == "u1001@example.org"
-    assert steps(user, "field email") == [
-        ("from ldap mail at uid=u1001 (fallback: no source that decides it has a value)", True)
-    ]
-    hr_only = only_user(run([hr("1002", FirstName="Ann", LastName="Lee")]))
+    assert steps(user, "field email") == [("from ldap mail (fallback: no source that decides it has a value)", True)]
+    hr_only = only_user(run([hr("1002", FirstName="Ann", LastName="Lee", Status="")]))
     assert hr_only.username == "ann.lee"
-    assert "fallback" in steps(hr_only, "field username")[0][0]
+    assert steps(hr_only, "field username") == [
+        ("from hr template {first_name}.{last_name} (fallback: no source that decides it has a value)", True)
+    ]
+    assert steps(hr_only, "field status") == [("default of hr (Status empty)", True)]
+    assert steps(hr_only, "status active") == [("hr says active", True)]
 
 
 def test_a_person_only_in_ldap_is_left_out_unless_ldap_creates_users() -> None:
@@ -636,6 +640,14 @@ def test_every_mapped_field_is_traced_without_its_value() -> None:
     shown = " ".join(step.because for step in user.trace)
     for value in ("p1001@example.org", "Lee1001", "Europe/London", "2025-01-31"):
         assert value not in shown
+
+
+def test_identical_trace_steps_and_grant_sets_are_shared_between_users() -> None:
+    first, second = run([hr("1001"), hr("1002")], [ldap("1001"), ldap("1002")]).users
+    assert first.trace[0] != second.trace[0]  # record steps say where each record was
+    shared = [a is b for a, b in zip(first.trace[2:], second.trace[2:], strict=True)]
+    assert all(shared)
+    assert first.groups is second.groups
 
 
 def test_the_desired_user_is_complete() -> None:
