@@ -220,7 +220,8 @@ class GrantSpec(Spec):
 
 class RuleSpec(Spec):
     """Grants from attributes: when every test under `when` holds (no `when`: always), `grant` applies.
-    Rules are evaluated in order and every rule that matches applies."""
+    Rules are evaluated in order and every rule that matches applies. `name` names the rule in traces
+    (`sync explain`); `description` is for readers of the file."""
 
     name: NonEmpty
     description: str = ""

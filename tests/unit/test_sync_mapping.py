@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import csv
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +16,8 @@ from hypothesis import strategies as st
 
 from agent.config.source import parse_document
 from agent.errors import ConfigError
-from agent.sync.mapper_spec import MapperSpec, mapper_from_document
+from agent.stack.demo_directory import FIRST_EMPLOYEE_NUMBER, GROUPS, PEOPLE, group_dn
+from agent.sync.mapper_spec import MapperSpec, load_mapper, mapper_from_document
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import DesiredUser, SourceRead, SourceRecord
 from agent.sync.transforms import (
@@ -726,3 +729,47 @@ def test_every_record_makes_exactly_one_user_rejection_or_left_out_entry(
         assert user.status in ("active", "inactive")
         assert user.start is None or user.start <= NOW + timedelta(days=7)
         assert (user.status == "inactive") == (any(step.what == "status inactive" for step in user.trace))
+
+
+# --- the demo data --------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def demo_reads() -> list[SourceRead]:
+    """The demo HR CSV and the demo directory's people as the sources would read them."""
+    with (REPO / "mappers" / "demo" / "hr.csv").open(encoding="utf-8-sig", newline="") as file:
+        rows = [SourceRecord("hr", row, f"line {index + 2}") for index, row in enumerate(csv.DictReader(file))]
+    entries = [
+        SourceRecord(
+            "ldap",
+            {
+                "uid": person.uid,
+                "employeeNumber": str(FIRST_EMPLOYEE_NUMBER + index),
+                "groups": tuple(group_dn(name) for name, members in GROUPS.items() if person.uid in members),
+            },
+            f"uid={person.uid}",
+        )
+        for index, person in enumerate(PEOPLE)
+    ]
+    return [SourceRead("hr", tuple(rows), True), SourceRead("ldap", tuple(entries), True)]
+
+
+def test_the_demo_hr_feed_matches_the_demo_directory() -> None:
+    spec = load_mapper(REPO / "mappers" / "workforce.yaml", {})
+    result = map_sources(demo_reads(), spec, datetime(2026, 11, 29, 12, tzinfo=UTC))
+    assert result.rejected == ()
+    users = {user.external_id: user for user in result.users}
+    for index, person in enumerate(PEOPLE):
+        user = users[str(FIRST_EMPLOYEE_NUMBER + index)]
+        assert (user.username, user.email) == (person.uid, f"{person.uid}@example.org")
+        assert (user.first_name, user.last_name) == (person.given_name, person.surname)
+    hr_only = sorted(set(users) - {str(FIRST_EMPLOYEE_NUMBER + index) for index in range(len(PEOPLE))})
+    assert [users[external_id].username for external_id in hr_only] == ["tomas.ortega", "wei.zhang"]
+    assert [(item.external_id, item.kind) for item in result.left_out] == [("1022", "future-start")]
+    assert [user.username for user in result.users if user.status == "inactive"] == ["nlarsen"]
+    admins = sorted(user.username for user in result.users if "/it-admins" in user.groups)
+    assert admins == ["acarter", "eschmidt", "jnunez"]
+    approvers = sorted(user.username for user in result.users if "finance-approver" in user.realm_roles)
+    assert approvers == ["gharris", "jbrown"]
+    assert len({user.start.utcoffset() for user in result.users if user.start}) > 3  # several time zones
