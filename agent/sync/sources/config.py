@@ -81,7 +81,7 @@ class PagePaging(Spec):
     size: PageSize = DEFAULT_PAGE_SIZE
     page_param: NonEmpty = "page"
     size_param: NonEmpty = "per_page"
-    first_page: int = Field(1, ge=0)
+    first_page: int = Field(default=1, ge=0)
     confirm_end: bool = True
 
 
@@ -111,7 +111,7 @@ class NextLinkPaging(Spec):
     A link to another server is never followed (it would receive the credentials)."""
 
     mode: Literal["next-link"]
-    next_link_path: JsonPath | None = Field(None, min_length=1)
+    next_link_path: JsonPath | None = Field(default=None, min_length=1)
     size: PageSize | None = None
     size_param: NonEmpty = "limit"
 
@@ -122,12 +122,16 @@ Paging = Annotated[NoPaging | PagePaging | OffsetPaging | CursorPaging | NextLin
 class HttpSourceOptions(Spec):
     """Settings every HTTP source shares: TLS, timeouts, bounded retries, a page cap."""
 
-    tls_verify: bool = Field(True, description="false only for a test server; prefer ca_file")
+    tls_verify: bool = Field(default=True, description="false only for a test server; prefer ca_file")
     ca_file: EnvPath | None = None
-    timeout_seconds: float = Field(DEFAULT_TIMEOUT_SECONDS, gt=0)
-    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=10, description="per request, the first one included")
-    backoff_seconds: float = Field(DEFAULT_BACKOFF_SECONDS, ge=0)
-    max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1, description="a read stops as incomplete beyond this many pages")
+    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0)
+    max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS, ge=1, le=10, description="per request, the first one included"
+    )
+    backoff_seconds: float = Field(default=DEFAULT_BACKOFF_SECONDS, ge=0)
+    max_pages: int = Field(
+        default=DEFAULT_MAX_PAGES, ge=1, description="a read stops as incomplete beyond this many pages"
+    )
     auth: HttpAuth | None = None
     headers: dict[str, HeaderValue] = Field(default_factory=dict)
 
@@ -159,8 +163,8 @@ class CsvSourceConfig(Spec):
     name: SourceName
     path: EnvPath
     encoding: NonEmpty = "utf-8"
-    delimiter: str = Field(",", min_length=1, max_length=1)
-    quote_char: str = Field('"', min_length=1, max_length=1)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quote_char: str = Field(default='"', min_length=1, max_length=1)
     columns: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
     id_field: NonEmpty = "id"
     required_fields: tuple[NonEmpty, ...] = ()
@@ -200,7 +204,7 @@ class HttpJsonSourceConfig(HttpSourceOptions):
     params: dict[NonEmpty, str] = Field(default_factory=dict, description="extra query parameters on every page")
     records_path: JsonPath = ""
     paging: Paging = Field(default_factory=lambda: NoPaging(mode="none"))
-    expected_total_path: JsonPath | None = Field(None, min_length=1)
+    expected_total_path: JsonPath | None = Field(default=None, min_length=1)
     lookup_url: FromEnv | None = None
     lookup_record_path: JsonPath = ""
     id_field: NonEmpty = "id"
@@ -227,7 +231,7 @@ class ScimSourceConfig(HttpSourceOptions):
     type: Literal["scim"]
     name: SourceName
     base_url: FromEnv
-    filter: str | None = Field(None, min_length=1, description='e.g. active eq true, or userType eq "Employee"')
+    filter: str | None = Field(default=None, min_length=1, description='e.g. active eq true, or userType eq "Employee"')
     page_size: PageSize = DEFAULT_PAGE_SIZE
     lookup_by: Literal["id", "externalId"] = "id"
 
@@ -246,7 +250,7 @@ class LdapGroupsSpec(Spec):
     member_attribute: AttributeName = "member"
     name_attribute: AttributeName = "cn"
     use_member_of: bool = True
-    member_of_attribute: AttributeName = Field("memberOf", description="isMemberOf on Oracle/389 directories")
+    member_of_attribute: AttributeName = Field(default="memberOf", description="isMemberOf on Oracle/389 directories")
 
     @model_validator(mode="after")
     def _some_way(self) -> LdapGroupsSpec:
@@ -284,13 +288,13 @@ class LdapSourceConfig(Spec):
     )
     id_attribute: AttributeName = "entryUUID"
     groups: LdapGroupsSpec | None = None
-    paged_size: int = Field(DEFAULT_LDAP_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    paged_size: int = Field(default=DEFAULT_LDAP_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     tls: LdapTls | None = None
     ca_file: EnvPath | None = None
-    connect_timeout_seconds: int = Field(10, ge=1)
-    receive_timeout_seconds: int = Field(30, ge=1)
+    connect_timeout_seconds: int = Field(default=10, ge=1)
+    receive_timeout_seconds: int = Field(default=30, ge=1)
     referrals: Literal["incomplete", "ignore"] = Field(
-        "incomplete", description="a search that refers part of the tree elsewhere: incomplete, or ignore them"
+        default="incomplete", description="a search that refers part of the tree elsewhere: incomplete, or ignore them"
     )
     lookup_base_dn: FromEnv | None = None
 

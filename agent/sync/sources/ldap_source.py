@@ -348,10 +348,13 @@ def unescape_dn_value(value: str) -> str:
 
 
 def _components(dn: str) -> list[tuple[str, str]] | None:
-    try:
-        return [(attribute, value) for attribute, value, _ in parse_dn(dn, escape=False, strip=True)]
-    except ldap_errors.LDAPInvalidDnError:
-        return None
+    # ldap3's strip=True breaks an escaped trailing space (`cn=a\\ `), strip=False a space after a comma.
+    for strip in (False, True):
+        try:
+            return [(attribute, value) for attribute, value, _ in parse_dn(dn, escape=False, strip=strip)]
+        except ldap_errors.LDAPInvalidDnError:
+            continue
+    return None
 
 
 def first_rdn_value(dn: str) -> str:

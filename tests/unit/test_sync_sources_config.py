@@ -1,0 +1,153 @@
+"""Source configs: one model per `type`, strict, secrets only as Secret values, TLS never off by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+import pytest
+
+from agent.secrets import Secret
+from agent.sync.sources import CsvSource, HttpJsonSource, LdapSource, ScimSource, build_source, parse_source_config
+from agent.sync.sources.config import (
+    CsvSourceConfig,
+    HttpJsonSourceConfig,
+    LdapSourceConfig,
+    NoPaging,
+    PagePaging,
+    ScimSourceConfig,
+)
+
+TOKEN = Secret("canary-token-31337")
+LDAP: dict[str, Any] = {
+    "type": "ldap",
+    "name": "corp",
+    "url": "ldap://ldap.example.org",
+    "bind_dn": "cn=sync,dc=example,dc=org",
+    "bind_password": Secret("canary-ldap-pw"),
+    "base_dn": "ou=people,dc=example,dc=org",
+}
+HTTP: dict[str, Any] = {"type": "http-json", "name": "hr-api", "url": "https://hr.example.org/api/people"}
+SCIM: dict[str, Any] = {"type": "scim", "name": "hr-scim", "base_url": "https://hr.example.org/scim/v2/"}
+CSV: dict[str, Any] = {"type": "csv", "name": "hr", "path": "/data/hr.csv"}
+
+
+@pytest.mark.parametrize(
+    ("data", "model", "connector"),
+    [
+        (CSV, CsvSourceConfig, CsvSource),
+        (HTTP, HttpJsonSourceConfig, HttpJsonSource),
+        (SCIM, ScimSourceConfig, ScimSource),
+        (LDAP, LdapSourceConfig, LdapSource),
+    ],
+)
+def test_each_type_builds_its_connector(data: dict[str, Any], model: type, connector: type) -> None:
+    config = parse_source_config(data)
+
+    source = build_source(config)
+
+    assert isinstance(config, model)
+    assert isinstance(source, connector)
+    assert source.name == data["name"]
+
+
+def test_defaults() -> None:
+    http = parse_source_config(HTTP)
+    scim = parse_source_config(SCIM)
+    ldap = parse_source_config(LDAP)
+    csv = parse_source_config(CSV)
+
+    assert isinstance(http, HttpJsonSourceConfig) and isinstance(scim, ScimSourceConfig)
+    assert isinstance(ldap, LdapSourceConfig) and isinstance(csv, CsvSourceConfig)
+    assert http.paging == NoPaging(mode="none")
+    assert http.verify is True and http.max_attempts == 3 and http.records_path == ""
+    assert scim.base_url == "https://hr.example.org/scim/v2"
+    assert ldap.filter == "(objectClass=inetOrgPerson)" and ldap.id_attribute == "entryUUID"
+    assert ldap.paged_size == 500 and ldap.scope == "subtree"
+    assert csv.encoding == "utf-8" and csv.delimiter == "," and csv.id_field == "id"
+
+
+@pytest.mark.parametrize(
+    ("url", "tls", "expected"),
+    [
+        ("ldap://ldap.example.org", None, "start-tls"),
+        ("ldaps://ldap.example.org", None, "ldaps"),
+        ("ldap://ldap.example.org", "none", "none"),
+        ("ldap://ldap.example.org:1389", "start-tls", "start-tls"),
+    ],
+)
+def test_ldap_tls_follows_the_url_and_plain_text_must_be_written_out(url: str, tls: str | None, expected: str) -> None:
+    config = parse_source_config({**LDAP, "url": url, "tls": tls})
+
+    assert isinstance(config, LdapSourceConfig)
+    assert config.tls_mode == expected
+
+
+def test_page_paging_and_ca_file() -> None:
+    config = parse_source_config(
+        {**HTTP, "paging": {"mode": "page", "size": 50}, "ca_file": "/etc/hr-ca.pem", "auth": {
+            "type": "basic", "username": "sync", "password": Secret("pw")}}
+    )  # fmt: skip
+
+    assert isinstance(config, HttpJsonSourceConfig)
+    assert config.paging == PagePaging(mode="page", size=50)
+    assert config.verify == "/etc/hr-ca.pem"
+
+
+INVALID = [
+    pytest.param({**CSV, "type": "excel"}, "type", id="unknown-type"),
+    pytest.param({**CSV, "sheet": "1"}, "Extra inputs are not permitted", id="unknown-field"),
+    pytest.param({**CSV, "name": "h r"}, "name", id="name-with-space"),
+    pytest.param({**CSV, "delimiter": ";;"}, "delimiter", id="two-char-delimiter"),
+    pytest.param({**CSV, "delimiter": '"'}, "delimiter and quote_char must differ", id="delimiter-is-quote"),
+    pytest.param({**CSV, "encoding": "utf-9"}, "unknown encoding 'utf-9'", id="unknown-encoding"),
+    pytest.param({**CSV, "columns": {"A": "id", "B": "id"}}, "two columns are renamed to 'id'", id="columns-collide"),
+    pytest.param({**HTTP, "url": "ftp://hr.example.org/x"}, "is not an http(s) URL", id="not-http"),
+    pytest.param({**HTTP, "url": "https://u:p@hr.example.org/x"}, "never in the URL", id="credentials-in-url"),
+    pytest.param({**HTTP, "lookup_url": "https://hr.example.org/people"}, "must contain {id}", id="lookup-without-id"),
+    pytest.param({**HTTP, "tls_verify": False, "ca_file": "/ca.pem"}, "ca_file is set but tls_verify is false",
+                 id="ca-and-no-verify"),
+    pytest.param({**HTTP, "auth": {"type": "bearer", "token": "written-in-the-file"}}, "${env:NAME}",
+                 id="token-written-in-file"),
+    pytest.param({**HTTP, "headers": {"X Key": "v"}}, "not an HTTP header name", id="bad-header-name"),
+    pytest.param({**HTTP, "paging": {"mode": "cursor"}}, "next_cursor_path", id="cursor-without-path"),
+    pytest.param({**HTTP, "paging": {"mode": "page", "size": 0}}, "size", id="page-size-zero"),
+    pytest.param({**HTTP, "records_path": "data..items"}, "records_path", id="bad-path"),
+    pytest.param({**SCIM, "max_attempts": 0}, "max_attempts", id="no-attempts"),
+    pytest.param({**LDAP, "bind_password": "plain-pw"}, "${env:NAME}", id="password-written-in-file"),
+    pytest.param({**LDAP, "url": "http://ldap.example.org"}, "not an ldap:// or ldaps:// URL", id="not-ldap"),
+    pytest.param({**LDAP, "url": "ldaps://x", "tls": "start-tls"}, "contradicts", id="ldaps-with-starttls"),
+    pytest.param({**LDAP, "tls": "ldaps"}, "needs an ldaps:// URL", id="ldaps-on-ldap-url"),
+    pytest.param({**LDAP, "tls": "none", "ca_file": "/ca.pem"}, "tls is none", id="ca-without-tls"),
+    pytest.param({**LDAP, "id_attribute": "uid)(uid=*"}, "id_attribute", id="attribute-injection"),
+    pytest.param({**LDAP, "attributes": ["mail", "cn*"]}, "attributes", id="bad-attribute"),
+    pytest.param({**LDAP, "filter": "objectClass=person"}, "filter", id="filter-without-parentheses"),
+    pytest.param({**LDAP, "groups": {"use_member_of": False}}, "set base_dn", id="groups-from-nowhere"),
+    pytest.param({**LDAP, "paged_size": 0}, "paged_size", id="paged-size-zero"),
+    pytest.param({**LDAP, "receive_timeout_seconds": 1.5}, "receive_timeout_seconds", id="fractional-timeout"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("data", "message"), INVALID)
+def test_invalid_configs_are_refused(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        parse_source_config(data)
+
+    assert message in str(raised.value)
+
+
+def test_secrets_never_show_in_a_config_or_its_errors() -> None:
+    config = parse_source_config({**HTTP, "auth": {"type": "bearer", "token": TOKEN}, "headers": {"X-Key": TOKEN}})
+    with pytest.raises(pydantic.ValidationError) as raised:
+        parse_source_config({**HTTP, "auth": {"type": "bearer", "token": TOKEN}, "timeout_seconds": -1})
+    ldap = parse_source_config(LDAP)
+
+    for text in (repr(config), str(config), str(raised.value), repr(ldap)):
+        assert "canary" not in text
+
+
+def test_configs_are_frozen() -> None:
+    config = parse_source_config(CSV)
+
+    with pytest.raises(pydantic.ValidationError):
+        config.name = "other"
