@@ -173,6 +173,26 @@ class SyncContext:
     # People the sources still list though they make no user this run (a rejected record, a hire beyond the
     # lookahead): never leavers.
     still_listed: frozenset[str] = frozenset()
+    # What the realm has, to refuse grants of groups or roles that do not exist (None: not checked).
+    known_groups: frozenset[str] | None = None
+    known_realm_roles: frozenset[str] | None = None
+    known_client_roles: frozenset[tuple[str, str]] | None = None
+
+
+def unknown_grant(user: DesiredUser, context: SyncContext) -> str | None:
+    """Why the user's grants cannot be made (a group or role missing from the realm), or None."""
+    checks = (
+        ("group", user.groups, context.known_groups, str),
+        ("realm role", user.realm_roles, context.known_realm_roles, str),
+        ("client role", user.client_roles, context.known_client_roles, "/".join),
+    )
+    for label, wanted, known, show in checks:
+        if known is None:
+            continue
+        missing = sorted(show(target) for target in wanted if target not in known)
+        if missing:
+            return f"grants unknown {label}(s) {', '.join(missing)} in realm '{context.realm}'"
+    return None
 
 
 def _should_be_enabled(user: DesiredUser, now: datetime) -> bool:
@@ -307,6 +327,10 @@ def plan_sync(
         seen.add(desired.external_id)
         if desired.username.lower() in context.deny_usernames:
             held.append(Held(desired.external_id, desired.username, "on the deny-list: never touched by the sync"))
+            continue
+        problem = unknown_grant(desired, context)
+        if problem is not None:
+            rejects.append(RejectedRecord(desired.source, "", problem, desired.external_id))
             continue
         current = live_by_id.get(desired.external_id)
         if current is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from agent.errors import SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
@@ -55,6 +56,21 @@ def leaver_lookup(sources: Mapping[str, Source], mapper: MapperSpec) -> Callable
     return lookup
 
 
+def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult) -> dict[str, frozenset[Any]]:
+    """The realm's groups and roles that the desired grants name, to reject grants of missing ones."""
+    client_ids = sorted({client for user in mapping.users for client, _ in user.client_roles})
+    client_roles: set[tuple[str, str]] = set()
+    for client_id in client_ids:
+        client = gateway.find_client(realm, client_id)
+        if client is not None:
+            client_roles |= {(client_id, role.name) for role in gateway.list_client_roles(realm, client.id)}
+    return {
+        "known_groups": frozenset(group.path for group in gateway.list_groups(realm)),
+        "known_realm_roles": frozenset(role.name for role in gateway.list_realm_roles(realm)),
+        "known_client_roles": frozenset(client_roles),
+    }
+
+
 def prepare_sync(
     config: AgentConfig,
     sync: SyncSpec,
@@ -82,6 +98,7 @@ def prepare_sync(
         complete=all(read.complete for read in reads.values()),
         usernames_editable=directory.usernames_editable,
         still_listed=mapping.listed_ids,
+        **known_targets(gateway, mapper.realm, mapping),
     )
     plan = plan_sync(mapping.users, mapping.rejected, directory.managed, directory.all_users, context)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())

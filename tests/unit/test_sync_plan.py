@@ -211,3 +211,12 @@ def test_empty_or_shrunken_source_is_suspect(count: int, baseline: int | None, s
 def test_rejected_or_not_yet_started_people_are_not_leavers() -> None:
     result = plan([], [live("1", "ann", grants=Grants())], still_listed=frozenset({"1"}))
     assert actions(result) == []
+
+
+def test_grant_of_an_unknown_group_or_role_rejects_that_person_only() -> None:
+    good = desired("1", "ann", groups=frozenset({"/staff"}))
+    bad = desired("2", "bob", realm_roles=frozenset({"invoice-approver"}))
+    result = plan([good, bad], [], known_groups=frozenset({"/staff"}), known_realm_roles=frozenset({"employee"}))
+    assert actions(result) == [("create", "1")]
+    [reject] = result.rejected  # type: ignore[attr-defined]
+    assert reject.external_id == "2" and "unknown realm role(s) invoice-approver" in reject.reason
