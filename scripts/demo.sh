@@ -32,6 +32,24 @@ $agent apply
 step "Second plan: must be empty"
 $agent plan
 
+step "Identity sync plan: HR CSV (mappers/demo/hr.csv) + the demo LDAP directory -> realm workforce"
+set +e; $agent sync plan; code=$?; set -e
+[[ $code == 0 || $code == 2 ]] || exit "$code"
+
+step "Identity sync run"
+set +e; $agent sync run > /dev/null; code=$?; set -e
+[[ $code == 0 ]] || { echo "sync run ended with exit $code"; exit "$code"; }
+run_id=$($agent sync runs --limit 1 | awk '{print $1}')
+
+step "The run's journal ($agent sync show $run_id)"
+$agent sync show "$run_id"
+
+step "Why a person has their groups ($agent sync explain acarter)"
+$agent sync explain acarter
+
+step "Second sync plan: nothing left to do"
+$agent sync plan
+
 step "Where things are"
 $agent stack status
 echo

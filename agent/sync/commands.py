@@ -77,8 +77,8 @@ def render_plan(prepared: Prepared) -> str:
     lines += [_item_line(item) for item in plan.items]
     lines += [f"  ! rejected {r.external_id or r.where}: {r.reason}" for r in plan.rejected]
     lines += [f"  = held {h.username} ({h.external_id}): {h.reason}" for h in plan.held]
-    counts = plan.counts()
-    lines.append("Plan: " + ", ".join(f"{count} {action}" for action, count in sorted(counts.items()) if count) + ".")
+    counts = ", ".join(f"{count} {action}" for action, count in sorted(plan.counts().items()) if count)
+    lines.append(f"Plan: {counts}." if counts else "Plan: nothing to do.")
     for reason in prepared.verdict.reasons:
         lines.append(f"SAFETY: {reason}")
     return "\n".join(lines)
