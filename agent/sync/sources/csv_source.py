@@ -48,9 +48,11 @@ class _Parsed:
 def read_csv(config: CsvSourceConfig) -> SourceRead:
     """One complete or incomplete read of the configured file (see CsvSource.read)."""
     path = config.path
+    pages = 0
     try:
         # newline="" lets the csv module see quoted newlines (and \r\n) exactly as written.
         with path.open(encoding=_python_encoding(config.encoding), newline="") as handle:
+            pages = 1
             parsed = parse_rows(config, handle)
     except FileNotFoundError:
         parsed = _Parsed(problems=[f"{path}: no such file"])
@@ -61,7 +63,7 @@ def read_csv(config: CsvSourceConfig) -> SourceRead:
         records=tuple(parsed.records),
         complete=not parsed.problems,
         problem=_summary(parsed.problems),
-        pages=1,
+        pages=pages,
     )
 
 
