@@ -1,0 +1,298 @@
+"""Whole sync runs (source -> mapping -> plan -> brakes -> Keycloak -> store) against a real Keycloak and a
+real slapd: S01 broken feeds, S02 removal threshold and approval, S05 scope change, S07 bad rows."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ldap3
+import pytest
+import yaml
+
+from agent.keycloak import KeycloakGateway
+from agent.settings import KeycloakConnection
+from agent.store.db import Store, open_store
+from agent.sync.agent_config import AgentConfig, load_agent_config
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE
+from agent.sync.runner import approve_staged, run_sync
+from tests.harness.ldap_directory import SUFFIX, DirectoryFactory, numbered_people
+from tests.harness.realm_steps import apply_spec, spec_of
+
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+SYNC = "people"
+HEADER = ["EmployeeID", "Username", "FirstName", "LastName", "Email", "Status", "Department", "StartDate"]
+
+
+def hr_row(index: int, **changes: str) -> dict[str, str]:
+    row = {
+        "EmployeeID": str(5000 + index),
+        "Username": f"person{index:03d}",
+        "FirstName": "Per",
+        "LastName": f"Son{index}",
+        "Email": f"person{index:03d}@example.org",
+        "Status": "Active",
+        "Department": "Sales",
+        "StartDate": "2020-01-01",
+    }
+    row.update(changes)
+    return row
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, HEADER)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+HR_FIELDS = ["employee_id", "username", "first_name", "last_name", "email", "status", "department", "start_date"]
+HR_MAPPER = {
+    "name": SYNC,
+    "id": "employee_id",
+    "sources": {"hr": {"priority": 10, "fields": HR_FIELDS}},
+    "fields": {
+        "hr": {
+            "employee_id": {"from": "EmployeeID"},
+            "username": {"from": "Username", "transform": ["lower"]},
+            "first_name": {"from": "FirstName"},
+            "last_name": {"from": "LastName"},
+            "email": {"from": "Email", "transform": ["lower"]},
+            "status": {"from": "Status", "map": {"Active": "active", "Terminated": "inactive"}},
+            "department": {"from": "Department"},
+            "start_date": {"from": "StartDate", "date": "%Y-%m-%d"},
+        }
+    },
+    "attributes": ["department"],
+    "rules": [
+        {"name": "everyone", "grant": {"groups": ["/staff"]}},
+        {"name": "finance", "when": {"department": "Finance"}, "grant": {"groups": ["/finance"]}},
+        {"name": "ghosts", "when": {"department": "Ghost"}, "grant": {"realm_roles": ["no-such-role"]}},
+    ],
+}  # fmt: skip
+
+
+@dataclass
+class SyncSetup:
+    folder: Path
+    realm: str
+    connection: KeycloakConnection
+
+    def config(
+        self, *, sources: list[dict[str, Any]], mapper: dict[str, Any], safety: dict[str, Any] | None = None
+    ) -> AgentConfig:
+        (self.folder / "mapper.yaml").write_text(yaml.safe_dump({**mapper, "realm": self.realm}))
+        agent = {
+            "store": f"sqlite:///{self.folder / 'store.db'}",
+            "sources": sources,
+            "syncs": [
+                {"name": SYNC, "mapper": "mapper.yaml", "sources": [s["name"] for s in sources], "safety": safety or {}}
+            ],
+        }
+        (self.folder / "idp-agent.yaml").write_text(yaml.safe_dump(agent))
+        return load_agent_config(self.folder / "idp-agent.yaml", self.env or {})
+
+    env: dict[str, str] | None = None
+
+    def run(self, config: AgentConfig) -> tuple[Any, Any, Any]:
+        gateway = KeycloakGateway.connect(self.connection)
+        try:
+            with open_store(config.store) as store:
+                return run_sync(config, config.sync(SYNC), gateway, store, now=NOW, env=self.env or {})
+        finally:
+            gateway.close()
+
+    def store(self, config: AgentConfig) -> Store:
+        return open_store(config.store)
+
+
+@pytest.fixture
+def setup(keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path) -> SyncSetup:
+    apply_spec(
+        keycloak_connection,
+        spec_of(
+            {
+                "realm": realm,
+                "groups": [{"path": "/staff"}, {"path": "/finance"}],
+                "user_profile": {"unmanaged_attributes": "admin_edit"},
+                "registration": {"edit_username": True},
+            }
+        ),
+    )
+    return SyncSetup(tmp_path, realm, keycloak_connection, env={})
+
+
+def hr_config(setup: SyncSetup, rows: list[dict[str, str]] | None, **safety: Any) -> AgentConfig:
+    path = setup.folder / "hr.csv"
+    if rows is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_csv(path, rows)
+    source = {"name": "hr", "type": "csv", "path": str(path), "id_field": "EmployeeID"}
+    return setup.config(sources=[source], mapper=HR_MAPPER, safety=safety)
+
+
+def managed(gateway: KeycloakGateway, realm: str) -> dict[str, Any]:
+    return {
+        u.attributes[EXTERNAL_ID_ATTRIBUTE][0]: u
+        for u in gateway.list_users_with_attribute(realm, SOURCE_ATTRIBUTE, SYNC)
+    }
+
+
+def test_s07_bad_rows_are_rejected_with_reasons_and_the_rest_applied(
+    setup: SyncSetup, gateway: KeycloakGateway
+) -> None:
+    rows = [hr_row(i) for i in range(6)]
+    rows += [
+        hr_row(6, EmployeeID="5001"),  # duplicate id (also row 2)
+        hr_row(7, Email="person000@example.org"),  # duplicate email
+        hr_row(8, EmployeeID=""),  # missing id
+        hr_row(9, StartDate="31/12/2020"),  # bad date
+        hr_row(10, Department="Ghost"),  # grants a role the realm does not have
+        hr_row(11, Department="Finance"),
+    ]
+    run, prepared, _ = setup.run(hr_config(setup, rows))
+
+    assert run.status == "succeeded"
+    live = managed(gateway, setup.realm)
+    assert set(live) == {"5002", "5003", "5004", "5005", "5011"}
+    reasons = " | ".join(r.reason for r in prepared.plan.rejected)
+    for fragment in ("duplicate id", "duplicate email", "missing id", "31/12/2020", "no-such-role"):
+        assert fragment in reasons, reasons
+    # N6: the run's counts equal an independent count taken from Keycloak.
+    assert run.counts["create.applied"] == len(live) == 5
+    assert set(gateway.user_group_paths(setup.realm, live["5011"].id)) == {"/staff", "/finance"}
+    with setup.store(hr_config(setup, rows)) as store:
+        assert [item.action for item in store.runs.run_items(run.id)].count("create") == 5
+        assert store.journal.verify().ok
+
+
+@pytest.mark.parametrize("broken", ["header-only", "missing-file", "lost-60-percent"])
+def test_s01_a_broken_feed_disables_no_one(setup: SyncSetup, gateway: KeycloakGateway, broken: str) -> None:
+    good = [hr_row(i) for i in range(20)]
+    run, _, _ = setup.run(hr_config(setup, good))
+    assert run.status == "succeeded" and len(managed(gateway, setup.realm)) == 20
+
+    feeds = {"header-only": [], "missing-file": None, "lost-60-percent": good[:8]}
+    run, prepared, outcome = setup.run(hr_config(setup, feeds[broken]))
+
+    assert all(user.enabled for user in managed(gateway, setup.realm).values())
+    assert run.status == "stopped" and outcome is None  # suspect: nothing applied at all
+    assert "source 'hr'" in run.summary
+    if broken == "missing-file":
+        assert not prepared.reads["hr"].complete
+    # The next good feed proceeds normally.
+    run, _, _ = setup.run(hr_config(setup, good))
+    assert run.status == "succeeded" and all(user.enabled for user in managed(gateway, setup.realm).values())
+
+
+@pytest.mark.parametrize(("leavers", "staged"), [(3, False), (4, True), (5, True)])
+def test_s02_removals_at_the_threshold_are_staged_and_approval_applies_exactly_that_set(
+    setup: SyncSetup, gateway: KeycloakGateway, leavers: int, staged: bool
+) -> None:
+    everyone = [hr_row(i) for i in range(20)]
+    setup.run(hr_config(setup, everyone))
+    # 20 managed users x 20 % = a threshold of 4 removals.
+    config = hr_config(setup, everyone[leavers:], max_removal_ratio=0.2, max_shrink_ratio=1.0)
+
+    run, _, _ = setup.run(config)
+
+    live = managed(gateway, setup.realm)
+    gone = {str(5000 + i) for i in range(leavers)}
+    if not staged:
+        assert run.status == "succeeded"
+        assert {eid for eid, user in live.items() if not user.enabled} == gone
+        return
+    assert run.status == "staged" and "idp-agent sync approve" in run.summary
+    assert all(user.enabled for user in live.values())  # nothing applied
+    with setup.store(config) as store:
+        staged_set = store.staging.staged(run.id)
+        assert staged_set is not None and {item.external_id for item in staged_set.items} == gone
+    # A person leaves after the run was staged: approval must not include them.
+    later = hr_config(setup, everyone[leavers + 1 :], max_removal_ratio=0.2, max_shrink_ratio=1.0)
+    gateway_ = KeycloakGateway.connect(setup.connection)
+    try:
+        with setup.store(later) as store:
+            approved, _ = approve_staged(
+                run.id,
+                approver="security-lead",
+                config=later,
+                sync=later.sync(SYNC),
+                gateway=gateway_,
+                store=store,
+                now=NOW,
+                env={},
+            )
+            assert store.journal.entries(subject=run.id)[0].action == "sync.approve"
+    finally:
+        gateway_.close()
+    assert approved.status == "succeeded"
+    live = managed(gateway, setup.realm)
+    assert {eid for eid, user in live.items() if not user.enabled} == gone
+    assert live[str(5000 + leavers)].enabled
+
+
+@pytest.fixture
+def directory_setup(setup: SyncSetup, ldap_directory: DirectoryFactory) -> Iterator[tuple[SyncSetup, Any]]:
+    yield setup, ldap_directory(numbered_people(10))
+
+
+def ldap_config(setup: SyncSetup, directory: Any, uids: list[str] | None) -> AgentConfig:
+    admin = directory.admin
+    setup.env = {"TEST_LDAP_PASSWORD": admin.bind_password.reveal()}
+    listing = "(objectClass=inetOrgPerson)" if uids is None else "(|" + "".join(f"(uid={u})" for u in uids) + ")"
+    source = {
+        "name": "ldap",
+        "type": "ldap",
+        "url": admin.url,
+        "bind_dn": admin.bind_dn,
+        "bind_password": "${env:TEST_LDAP_PASSWORD}",
+        "base_dn": f"ou=people,{SUFFIX}",
+        "filter": listing,
+        "tls": "none",
+        "id_attribute": "employeeNumber",
+        "lookup_base_dn": SUFFIX,
+    }
+    mapper = {
+        "name": SYNC,
+        "id": "employee_id",
+        "sources": {
+            "ldap": {"priority": 10, "fields": ["employee_id", "username", "email", "first_name", "last_name"]}
+        },
+        "fields": {
+            "ldap": {
+                "employee_id": {"from": "employeeNumber"},
+                "username": {"from": "uid"},
+                "email": {"from": "mail"},
+                "first_name": {"from": "givenName"},
+                "last_name": {"from": "sn"},
+            }
+        },
+    }
+    return setup.config(sources=[source], mapper=mapper, safety={"max_removal_ratio": 1.0, "max_shrink_ratio": 1.0})
+
+
+def test_s05_a_narrower_filter_disables_only_those_really_deleted(
+    directory_setup: tuple[SyncSetup, Any], gateway: KeycloakGateway
+) -> None:
+    setup, directory = directory_setup
+    run, _, _ = setup.run(ldap_config(setup, directory, None))
+    assert run.status == "succeeded" and len(managed(gateway, setup.realm)) == 10
+
+    # 3 people are really deleted from the directory; the filter also narrows to 4 of the remaining 7.
+    admin = directory.admin
+    connection = ldap3.Connection(admin.url, admin.bind_dn, admin.bind_password.reveal(), auto_bind=True)
+    for index in (7, 8, 9):
+        assert connection.delete(f"uid=user{index:05d},ou=people,{SUFFIX}")
+    connection.unbind()
+    run, _, outcome = setup.run(ldap_config(setup, directory, [f"user{i:05d}" for i in range(4)]))
+
+    assert run.status == "succeeded"
+    disabled = {eid for eid, user in managed(gateway, setup.realm).items() if not user.enabled}
+    assert disabled == {"10007", "10008", "10009"}
+    skipped = [r for r in outcome.results if r.outcome == "skipped"]
+    assert len(skipped) == 3 and all("scope or filter change" in r.detail for r in skipped)
