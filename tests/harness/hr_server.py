@@ -114,6 +114,7 @@ class HrState:
     token: str | None = None
     basic: tuple[str, str] | None = None
     lookup_status: int | None = None  # answer every lookup with this status instead
+    lookup_null: bool = False  # answer every lookup 200 with a JSON null
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -271,6 +272,8 @@ def _list(state: HrState, path: str, params: Mapping[str, str], base_url: str) -
 
 
 def _lookup(state: HrState, person_id: str) -> tuple[int, bytes, dict[str, str]]:
+    if state.lookup_null:
+        return _json(200, None)
     if state.lookup_status is not None:
         return _json(state.lookup_status, {"error": "injected"})
     found = next((record for record in state.people if record["id"] == person_id), None)
@@ -282,6 +285,8 @@ def _lookup(state: HrState, person_id: str) -> tuple[int, bytes, dict[str, str]]
 def _scim(state: HrState, path: str, params: Mapping[str, str]) -> tuple[int, bytes, dict[str, str]]:
     users = [scim_user(record) for record in state.people]
     if path != "/scim/v2/Users":
+        if state.lookup_null:
+            return _json(200, None)
         if state.lookup_status is not None:
             return _json(state.lookup_status, {"status": str(state.lookup_status)})
         wanted = unquote(path.removeprefix("/scim/v2/Users/"))

@@ -382,6 +382,23 @@ def test_lookup_that_cannot_tell_raises_unavailable(hr: HrServer, status: int, a
     assert len(hr.state.requests_to("/api/people/")) == attempts
 
 
+@pytest.mark.parametrize("lookup", ["http-json", "scim"])
+@pytest.mark.parametrize("answer", ["error-object", "null"])
+def test_lookup_answered_200_without_the_record_raises_unavailable(hr: HrServer, lookup: str, answer: str) -> None:
+    if answer == "null":
+        hr.state.lookup_null = True
+    else:
+        hr.state.lookup_status = 200  # answers {"error": "injected"}
+    source: HttpJsonSource | ScimSource = (
+        _http(hr, "page", lookup_url=f"{hr.url}/api/people/{{id}}", lookup_record_path="data")
+        if lookup == "http-json"
+        else _scim(hr)
+    )
+
+    with pytest.raises(SourceUnavailable):
+        source.lookup("E00007" if lookup == "http-json" else "scim-E00007")
+
+
 def test_lookup_of_a_server_that_is_down_raises_unavailable(hr: HrServer) -> None:
     source = _http(hr, "page", lookup_url="http://127.0.0.1:9/api/people/{id}")
 

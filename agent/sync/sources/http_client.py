@@ -37,7 +37,7 @@ class FetchFailed(Exception):
 @dataclass(frozen=True)
 class JsonAnswer:
     status: int
-    body: Any  # None for a 404
+    body: Any  # None for a 404 (and for a 2xx whose JSON is null: tell them apart by status)
     headers: Mapping[str, str]
     links: Mapping[str, str]  # rel -> URL, from the Link header
     url: str

@@ -22,7 +22,7 @@ from agent.sync.sources.config import (
     OffsetPaging,
     PagePaging,
 )
-from agent.sync.sources.http_client import FetchFailed, JsonClient, safe_url
+from agent.sync.sources.http_client import NOT_FOUND, FetchFailed, JsonClient, safe_url
 
 MISSING: Any = object()
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -85,7 +85,7 @@ class HttpJsonSource:
                 answer = client.get(url, not_found_ok=True)
             except FetchFailed as failed:
                 raise SourceUnavailable(f"source {self.name}: lookup failed: {failed}") from None
-        if answer.body is None:
+        if answer.status == NOT_FOUND:
             return NotFound()
         return Found(lookup_record(self.config, answer.body, safe_url(url), external_id))
 
@@ -104,7 +104,7 @@ def lookup_record(config: HttpJsonSourceConfig, body: Any, where: str, external_
 
 
 def read_pages(config: HttpJsonSourceConfig, client: JsonClient) -> SourceRead:
-    """Follow the pages until paging stops; see the module docstring of config.py for each paging mode."""
+    """Follow the pages until paging stops (each paging model in config.py says how it ends)."""
     records: list[SourceRecord] = []
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     total: int | None = None

@@ -16,7 +16,7 @@ from agent.errors import SourceUnavailable
 from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
 from agent.sync.sources.common import check_external_id
 from agent.sync.sources.config import ScimSourceConfig
-from agent.sync.sources.http_client import FetchFailed, JsonClient, safe_url
+from agent.sync.sources.http_client import NOT_FOUND, FetchFailed, JsonClient, safe_url
 
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 SINGLE_VALUED = (
@@ -163,7 +163,7 @@ def scim_string(value: str) -> str:
 def _lookup_by_id(config: ScimSourceConfig, client: JsonClient, external_id: str) -> Found | NotFound:
     url = f"{config.base_url}/Users/{quote(external_id, safe='')}"
     answer = client.get(url, not_found_ok=True)
-    if answer.body is None:
+    if answer.status == NOT_FOUND:
         return NotFound()
     if not isinstance(answer.body, Mapping) or answer.body.get("id") != external_id:
         raise SourceUnavailable(f"source {config.name}: GET {safe_url(url)} did not answer the user asked for")
