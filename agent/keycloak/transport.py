@@ -246,6 +246,8 @@ class Transport:
             headers=headers,
             timeout=self.connection.timeout_seconds,
             allow_redirects=False,
+            # Per request: requests lets REQUESTS_CA_BUNDLE override a session's verify (psf/requests#3829).
+            verify=self.connection.verify,
         )
 
     def _finish(self, method: str, path: str, raw: requests.Response, missing_ok: bool) -> Response | None:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from agent.keycloak import KeycloakGateway
+from agent.locks import Locked, exclusive
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
@@ -53,6 +54,18 @@ def _session(config_path: Path, *, read_only: bool) -> Iterator[tuple[AgentConfi
     finally:
         store.close()
         gateway.close()
+
+
+@contextmanager
+def _one_writer(config_path: Path, sync_name: str | None) -> Iterator[None]:
+    """Hold the sync's lock; when another run (CLI or daemon) holds it, say so and exit 0."""
+    name = load_agent_config(config_path, os.environ).sync(sync_name).name
+    try:
+        with exclusive(f"sync-{name}"):
+            yield
+    except Locked as locked:
+        click.echo(str(locked))
+        sys.exit(EXIT_OK)
 
 
 def _item_line(item: SyncItem) -> str:
@@ -133,8 +146,8 @@ def plan_command(config_path: Path, sync_name: str | None, as_json: bool) -> Non
 @config_option
 @sync_option
 def run_command(config_path: Path, sync_name: str | None) -> None:
-    """Run the sync once. Exit 0 done, 2 removals staged for approval, 1 stopped or failed."""
-    with _session(config_path, read_only=False) as (config, gateway, store):
+    """Run the sync once. Exit 0 done (or skipped: another run holds the lock), 2 removals staged, 1 failed."""
+    with _one_writer(config_path, sync_name), _session(config_path, read_only=False) as (config, gateway, store):
         run, prepared, _ = run_sync(
             config, config.sync(sync_name), gateway, store, now=datetime.now(UTC), env=os.environ
         )
@@ -153,7 +166,7 @@ def run_command(config_path: Path, sync_name: str | None) -> None:
 @click.option("--approver", default=lambda: os.environ.get("USER", "operator"), help="who approves (journalled)")
 def approve_command(run_id: str, config_path: Path, sync_name: str | None, approver: str) -> None:
     """Apply exactly the removal set a run staged."""
-    with _session(config_path, read_only=False) as (config, gateway, store):
+    with _one_writer(config_path, sync_name), _session(config_path, read_only=False) as (config, gateway, store):
         run, outcome = approve_staged(
             run_id, approver=approver, config=config, sync=config.sync(sync_name), gateway=gateway, store=store,
             now=datetime.now(UTC), env=os.environ,
