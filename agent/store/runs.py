@@ -20,7 +20,9 @@ from agent.store.errors import StoreConflict, StoreError
 from agent.store.values import JsonValue, allowed_mapping, check_text, parse_utc, to_json_value, utc_text
 
 RunStatus = Literal["running", "succeeded", "failed", "stopped", "staged", "approved"]
-ItemAction = Literal["create", "update", "disable", "enable", "delete", "grant", "revoke", "skip", "reject"]
+ItemAction = Literal[
+    "create", "update", "disable", "enable", "delete", "anonymise", "grant", "revoke", "skip", "reject"
+]
 ItemOutcome = Literal["applied", "failed", "staged", "skipped"]
 
 RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))

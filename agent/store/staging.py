@@ -17,7 +17,7 @@ from agent.store.errors import ApprovalError, StoreError
 from agent.store.runs import get_run
 from agent.store.values import canonical_json, check_text, parse_utc, sha256_hex, utc_text
 
-RemovalAction = Literal["disable", "delete", "revoke"]
+RemovalAction = Literal["disable", "delete", "anonymise", "revoke"]
 REMOVAL_ACTIONS: frozenset[str] = frozenset(get_args(RemovalAction))
 
 

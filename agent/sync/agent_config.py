@@ -4,19 +4,22 @@ the safety limits. Loaded strictly, like realm-config: every error as file:line:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pydantic
 from pydantic import Field, model_validator
 
 from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
 from agent.config.source import load_document
-from agent.realm.spec import NonEmpty, Spec
+from agent.realm.spec import Duration, NonEmpty, Spec
 from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, MAX_SHRINK_RATIO, SafetyLimits
+from agent.sync.plan import Retention
 from agent.sync.sources.config import SourceConfig
 
 DEFAULT_CONFIG_FILE = Path("idp-agent.yaml")
+RETENTION_FILE = Path("policies") / "retention.yaml"
 Ratio = Annotated[float, Field(gt=0, le=1)]
 
 
@@ -33,6 +36,11 @@ class SafetySpec(Spec):
         return SafetyLimits(self.max_removals, self.max_removal_ratio, self.max_shrink_ratio)
 
 
+class RetentionSpec(Spec):
+    keep_for: Duration
+    then: Literal["delete", "anonymise"] = "delete"
+
+
 class SyncSpec(Spec):
     name: NonEmpty = Field(description="the sync's name; users it creates carry it as idp-agent.source")
     mapper: Path = Field(description="the mapping file, relative to this config file")
@@ -41,6 +49,9 @@ class SyncSpec(Spec):
         default=(), description="accounts the sync never touches (break-glass admins), besides service accounts"
     )
     safety: SafetySpec = SafetySpec()
+    retention: NonEmpty | None = Field(
+        default=None, description="a preset of policies/retention.yaml; absent: leavers stay disabled for good"
+    )
 
 
 class AgentConfig(Spec):
@@ -48,6 +59,7 @@ class AgentConfig(Spec):
     sources: tuple[SourceConfig, ...] = ()
     syncs: tuple[SyncSpec, ...] = ()
     base_dir: Path = Field(default=Path("."), exclude=True)
+    retention_presets: dict[str, RetentionSpec] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="after")
     def _sources_exist(self) -> AgentConfig:
@@ -69,6 +81,13 @@ class AgentConfig(Spec):
         known = ", ".join(sync.name for sync in self.syncs) or "none configured"
         raise ConfigErrors([Diagnostic("idp-agent.yaml", 1, 1, f"no sync named '{name}' (syncs: {known})")])
 
+    def retention(self, sync: SyncSpec) -> Retention | None:
+        """The sync's retention preset from policies/retention.yaml beside this config (validated at load)."""
+        if sync.retention is None:
+            return None
+        preset = self.retention_presets[sync.retention]
+        return Retention(timedelta(seconds=preset.keep_for), preset.then)
+
     def mapper_path(self, sync: SyncSpec) -> Path:
         return sync.mapper if sync.mapper.is_absolute() else self.base_dir / sync.mapper
 
@@ -84,4 +103,29 @@ def load_agent_config(path: Path, env: Mapping[str, str]) -> AgentConfig:
         config = AgentConfig.model_validate(document.data or {})
     except pydantic.ValidationError as error:
         raise ConfigErrors(diagnostics_from_validation_error(error, document, model=AgentConfig)) from None
-    return config.model_copy(update={"base_dir": path.parent})
+    presets = load_retention_presets(path.parent / RETENTION_FILE, env)
+    for index, sync in enumerate(config.syncs):
+        if sync.retention is not None and sync.retention not in presets:
+            position = document.position_of(("syncs", index, "retention"))
+            known = ", ".join(sorted(presets)) or "none defined"
+            message = f"unknown retention preset '{sync.retention}'"
+            raise ConfigErrors(
+                [Diagnostic(str(path), position.line, position.col, message, f"presets in {RETENTION_FILE}: {known}")]
+            )
+    return config.model_copy(update={"base_dir": path.parent, "retention_presets": presets})
+
+
+def load_retention_presets(path: Path, env: Mapping[str, str]) -> dict[str, RetentionSpec]:
+    if not path.is_file():
+        return {}
+    document = load_document(path, env=env, base_dir=path.parent)
+    raw = (document.data or {}).get("presets") or {}
+    presets = {}
+    for name, body in raw.items():
+        try:
+            presets[str(name)] = RetentionSpec.model_validate(body)
+        except pydantic.ValidationError as error:
+            raise ConfigErrors(
+                diagnostics_from_validation_error(error, document, prefix=("presets", name), model=RetentionSpec)
+            ) from None
+    return presets

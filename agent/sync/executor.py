@@ -194,7 +194,8 @@ class SyncExecutor:
     # -- existing people ------------------------------------------------------------------------
 
     def _apply_person(self, items: list[SyncItem]) -> None:
-        order = {"grant": 0, "revoke": 1, "update": 2, "enable": 3, "disable": 4, "confirm-leaver": 5}
+        order = {"grant": 0, "revoke": 1, "update": 2, "enable": 3, "disable": 4, "confirm-leaver": 5, "delete": 6,
+                 "anonymise": 6}  # fmt: skip
         for item in sorted(items, key=lambda step: order[step.action]):
             try:
                 self._apply_step(item)
@@ -217,6 +218,11 @@ class SyncExecutor:
             self._disable(item, item.reason)
         elif item.action == "confirm-leaver":
             self._confirm_leaver(item)
+        elif item.action == "delete":
+            self._gateway.delete_user(self._realm, item.user_id)
+            self._record(item, "applied", item.reason)
+        elif item.action == "anonymise":
+            self._anonymise(item)
 
     def _change_grants(self, user_id: str, grants: Grants, *, add: bool) -> None:
         targets = self.targets
@@ -288,6 +294,20 @@ class SyncExecutor:
         for client_id in self._gateway.list_consents(self._realm, item.user_id):
             self._gateway.revoke_consent(self._realm, item.user_id, client_id)
         self._record(item, "applied", reason)
+
+    def _anonymise(self, item: SyncItem) -> None:
+        """Wipe personal data and the link to the source id: a later rehire gets a new account."""
+        assert item.user_id is not None
+        wiped: dict[str, Any] = {
+            "username": f"anonymised-{item.user_id}",
+            "email": None,
+            "firstName": None,
+            "lastName": None,
+            "attributes": {},
+            "enabled": False,
+        }
+        self._gateway.update_user(self._realm, item.user_id, wiped)
+        self._record(item, "applied", item.reason)
 
     def _confirm_leaver(self, item: SyncItem) -> None:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from agent.keycloak import User
@@ -20,8 +20,29 @@ from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATT
 # re-enables only what it disabled itself (a rehire, a start date reached), never an admin's disable.
 DISABLED_BY_SYNC_ATTRIBUTE = "idp-agent.disabled-by-sync"
 
-SyncAction = Literal["create", "update", "disable", "enable", "grant", "revoke", "confirm-leaver"]
-REMOVALS: frozenset[SyncAction] = frozenset({"disable", "revoke"})
+SyncAction = Literal[
+    "create", "update", "disable", "enable", "grant", "revoke", "confirm-leaver", "delete", "anonymise"
+]
+REMOVALS: frozenset[SyncAction] = frozenset({"disable", "revoke", "delete", "anonymise"})
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long a leaver's disabled account is kept (a rehire within it gets the same account back), and
+    what happens after: `delete` it, or `anonymise` it (personal data wiped, no longer linked to the id)."""
+
+    keep_for: timedelta
+    then: Literal["delete", "anonymise"] = "delete"
+
+
+def left_at(marker: str | None) -> datetime | None:
+    """When the sync disabled a leaver, from its marker `left <ISO time>: <reason>`; None for other marks."""
+    if not marker or not marker.startswith("left "):
+        return None
+    try:
+        return datetime.fromisoformat(marker.removeprefix("left ").split(": ", 1)[0])
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -177,6 +198,7 @@ class SyncContext:
     known_groups: frozenset[str] | None = None
     known_realm_roles: frozenset[str] | None = None
     known_client_roles: frozenset[tuple[str, str]] | None = None
+    retention: Retention | None = None  # None: leavers stay disabled for good
 
 
 def unknown_grant(user: DesiredUser, context: SyncContext) -> str | None:
@@ -323,7 +345,8 @@ def plan_sync(
     items: list[SyncItem] = []
     rejects = list(rejected)
     seen: set[str] = set()
-    for desired in sorted(desired_users, key=lambda user: user.external_id):
+    desired_users_list = sorted(desired_users, key=lambda user: user.external_id)
+    for desired in desired_users_list:
         seen.add(desired.external_id)
         if desired.username.lower() in context.deny_usernames:
             held.append(Held(desired.external_id, desired.username, "on the deny-list: never touched by the sync"))
@@ -346,6 +369,8 @@ def plan_sync(
             held.append(hold)
     if context.complete:
         items.extend(_leaver_candidates(live_by_id, seen | context.still_listed, context, held))
+        active = {user.external_id for user in desired_users_list if user.status == "active"}
+        items.extend(_past_retention(live_by_id, active | context.still_listed, context, held))
     return SyncPlan(
         context.realm,
         context.source,
@@ -372,6 +397,26 @@ def _leaver_candidates(
         reason = "absent from every source; confirmed by an exact lookup before it is disabled"
         candidates.append(SyncItem("confirm-leaver", external_id, live.user.username, live.user.id, reason=reason))
     return candidates
+
+
+def _past_retention(
+    live_by_id: Mapping[str, LiveUser], active: set[str], context: SyncContext, held: list[Held]
+) -> list[SyncItem]:
+    """Leavers the sync disabled longer ago than the retention period, and not back in the sources."""
+    retention = context.retention
+    if retention is None:
+        return []
+    items = []
+    for external_id, live in sorted(live_by_id.items()):
+        left = left_at(live.disabled_by_sync)
+        if live.user.enabled or left is None or external_id in active or context.now - left < retention.keep_for:
+            continue
+        if live.user.id in context.sanctioned:
+            held.append(Held(external_id, live.user.username, "active sanction: kept until the sanction ends"))
+            continue
+        reason = f"left {left.date().isoformat()}, beyond the retention period of {retention.keep_for.days} days"
+        items.append(SyncItem(retention.then, external_id, live.user.username, live.user.id, reason=reason))
+    return items
 
 
 def managed_live_users(users: Iterable[User], source: str) -> list[LiveUser]:

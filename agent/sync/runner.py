@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from agent.errors import SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.runs import ItemAction, NewItem, Run, RunStatus
-from agent.store.staging import StagedRemoval
+from agent.store.staging import RemovalAction, StagedRemoval
 from agent.sync.agent_config import AgentConfig, SyncSpec
 from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
 from agent.sync.guard import Verdict, check_safety
@@ -24,7 +23,7 @@ from agent.sync.live import check_realm_keeps_attributes, read_live_directory
 from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import Found, NotFound, Source, SourceRead
-from agent.sync.plan import Grants, SyncContext, SyncItem, SyncPlan, plan_sync
+from agent.sync.plan import Grants, SyncAction, SyncContext, SyncItem, SyncPlan, plan_sync
 from agent.sync.sources import build_source
 
 
@@ -56,7 +55,14 @@ def leaver_lookup(sources: Mapping[str, Source], mapper: MapperSpec) -> Callable
     return lookup
 
 
-def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult) -> dict[str, frozenset[Any]]:
+@dataclass(frozen=True)
+class KnownTargets:
+    groups: frozenset[str]
+    realm_roles: frozenset[str]
+    client_roles: frozenset[tuple[str, str]]
+
+
+def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult) -> KnownTargets:
     """The realm's groups and roles that the desired grants name, to reject grants of missing ones."""
     client_ids = sorted({client for user in mapping.users for client, _ in user.client_roles})
     client_roles: set[tuple[str, str]] = set()
@@ -64,11 +70,11 @@ def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult) 
         client = gateway.find_client(realm, client_id)
         if client is not None:
             client_roles |= {(client_id, role.name) for role in gateway.list_client_roles(realm, client.id)}
-    return {
-        "known_groups": frozenset(group.path for group in gateway.list_groups(realm)),
-        "known_realm_roles": frozenset(role.name for role in gateway.list_realm_roles(realm)),
-        "known_client_roles": frozenset(client_roles),
-    }
+    return KnownTargets(
+        frozenset(group.path for group in gateway.list_groups(realm)),
+        frozenset(role.name for role in gateway.list_realm_roles(realm)),
+        frozenset(client_roles),
+    )
 
 
 def prepare_sync(
@@ -88,6 +94,7 @@ def prepare_sync(
     attribute_names = tuple(mapper.attributes)
     check_realm_keeps_attributes(gateway, mapper.realm, attribute_names)
     directory = read_live_directory(gateway, mapper.realm, sync.name)
+    known = known_targets(gateway, mapper.realm, mapping)
     context = SyncContext(
         realm=mapper.realm,
         source=sync.name,
@@ -98,7 +105,10 @@ def prepare_sync(
         complete=all(read.complete for read in reads.values()),
         usernames_editable=directory.usernames_editable,
         still_listed=mapping.listed_ids,
-        **known_targets(gateway, mapper.realm, mapping),
+        known_groups=known.groups,
+        known_realm_roles=known.realm_roles,
+        known_client_roles=known.client_roles,
+        retention=config.retention(sync),
     )
     plan = plan_sync(mapping.users, mapping.rejected, directory.managed, directory.all_users, context)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
@@ -180,6 +190,9 @@ def staged_removals(plan: SyncPlan) -> list[StagedRemoval]:
                 StagedRemoval(item.user_id, item.external_id, "revoke", item.reason or "revoke", grant)
                 for grant in item.grants.describe()
             ]
+        elif item.action in {"delete", "anonymise"}:
+            action: RemovalAction = "delete" if item.action == "delete" else "anonymise"
+            removals.append(StagedRemoval(item.user_id, item.external_id, action, item.reason or "retention"))
         else:
             removals.append(StagedRemoval(item.user_id, item.external_id, "disable", item.reason or "leaver"))
     return removals
@@ -259,6 +272,9 @@ def _items_from_staged(staged: tuple[StagedRemoval, ...], gateway: KeycloakGatew
             items.append(
                 SyncItem("revoke", removal.external_id, user.username, user.id, grants=grants, reason=removal.reason)
             )
+        elif removal.action in {"delete", "anonymise"}:
+            step: SyncAction = "delete" if removal.action == "delete" else "anonymise"
+            items.append(SyncItem(step, removal.external_id, user.username, user.id, reason=removal.reason))
         else:
             items.append(SyncItem("confirm-leaver", removal.external_id, user.username, user.id, reason=removal.reason))
     return [replace(item) for item in items]

@@ -305,3 +305,32 @@ def test_rename_in_a_realm_that_forbids_it_is_held_not_failed(
     ]
     assert "does not allow username changes" in plan.held[0].reason
     assert user_of(gateway, sync_realm, "50").username == "kim"
+
+
+@pytest.mark.parametrize("then", ["delete", "anonymise"])
+def test_leaver_past_retention_is_deleted_or_anonymised(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str, then: str
+) -> None:
+    from agent.sync.plan import Retention
+
+    retention = Retention(timedelta(days=90), then)  # type: ignore[arg-type]
+    lou = person("60", "lou", email="lou@example.org")
+    sync(keycloak_connection, sync_realm, [lou])
+    sync(keycloak_connection, sync_realm, [], present=set())  # leaves: disabled, kept
+    user_id = user_of(gateway, sync_realm, "60").id
+
+    later = NOW + timedelta(days=91)
+    plan, _ = sync(keycloak_connection, sync_realm, [], now=later, present=set(), retention=retention)
+
+    assert [(i.action, i.external_id) for i in plan.items] == [(then, "60")]
+    remaining = gateway.get_user(sync_realm, user_id)
+    if then == "delete":
+        assert remaining is None
+    else:
+        assert remaining is not None and not remaining.enabled
+        assert (remaining.email, remaining.first_name, dict(remaining.attributes)) == (None, None, {})
+        assert remaining.username.startswith("anonymised-")
+        # No longer linked to the source id: a rehire gets a new account.
+        plan, _ = sync(keycloak_connection, sync_realm, [lou], now=later, retention=retention)
+        assert [i.action for i in plan.items] == ["create"]
+        assert user_of(gateway, sync_realm, "60").id != user_id

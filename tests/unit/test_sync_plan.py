@@ -18,7 +18,7 @@ from agent.sync.model import (
     SourceRead,
     SourceRecord,
 )
-from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncContext, managed_live_users, plan_sync
+from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, Retention, SyncContext, managed_live_users, plan_sync
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SOURCE = "workforce"
@@ -220,3 +220,28 @@ def test_grant_of_an_unknown_group_or_role_rejects_that_person_only() -> None:
     assert actions(result) == [("create", "1")]
     [reject] = result.rejected  # type: ignore[attr-defined]
     assert reject.external_id == "2" and "unknown realm role(s) invoice-approver" in reject.reason
+
+
+RETAIN = Retention(timedelta(days=90), "delete")
+
+
+@pytest.mark.parametrize(
+    ("left_days_ago", "in_source", "expected"),
+    [(91, False, [("delete", "1")]), (89, False, []), (91, True, [("enable", "1")]), (200, False, [("delete", "1")])],
+)
+def test_leavers_past_retention_are_deleted_unless_back(
+    left_days_ago: int, in_source: bool, expected: list[tuple[str, str]]
+) -> None:
+    left = (NOW - timedelta(days=left_days_ago)).isoformat()
+    user = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync=f"left {left}: employment ended")
+    result = plan([desired("1", "ann")] if in_source else [], [user], retention=RETAIN)
+    assert actions(result) == expected
+
+
+def test_retention_needs_a_complete_read_and_spares_sanctioned_and_not_started() -> None:
+    old = (NOW - timedelta(days=400)).isoformat()
+    leaver = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync=f"left {old}: x")
+    assert actions(plan([], [leaver], retention=RETAIN, complete=False)) == []
+    assert actions(plan([], [leaver], retention=RETAIN, sanctioned=frozenset({"kc-1"}))) == []
+    waiting = live("2", "bob", enabled=False, grants=Grants(), disabled_by_sync=f"not started: created {old}")
+    assert actions(plan([], [waiting], retention=RETAIN)) == []
