@@ -142,15 +142,28 @@ def plan_command(config_path: Path, sync_name: str | None, as_json: bool) -> Non
     sys.exit(EXIT_OK if prepared.plan.is_empty else EXIT_PENDING)
 
 
+def _terminal_progress(done: int, total: int) -> None:
+    """A one-line progress bar on stderr, redrawn in place (only when stderr is a terminal)."""
+    width = 30
+    filled = width * done // max(total, 1)
+    click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} steps", err=True, nl=done == total)
+
+
 @sync_group.command("run")
 @config_option
 @sync_option
-def run_command(config_path: Path, sync_name: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print the run as JSON (also the default off a terminal: no bar)")
+def run_command(config_path: Path, sync_name: str | None, as_json: bool) -> None:
     """Run the sync once. Exit 0 done (or skipped: another run holds the lock), 2 removals staged, 1 failed."""
+    progress = _terminal_progress if sys.stderr.isatty() and not as_json else None
     with _one_writer(config_path, sync_name), _session(config_path, read_only=False) as (config, gateway, store):
         run, prepared, _ = run_sync(
-            config, config.sync(sync_name), gateway, store, now=datetime.now(UTC), env=os.environ
+            config, config.sync(sync_name), gateway, store, now=datetime.now(UTC), env=os.environ, progress=progress
         )
+    if as_json:
+        summary = {"run": run.id, "status": run.status, "counts": dict(run.counts), "summary": run.summary}
+        click.echo(json.dumps({**summary, "plan": plan_as_json(prepared)}, indent=2, sort_keys=True))
+    else:
         click.echo(render_plan(prepared))
         counts = ", ".join(f"{key}={value}" for key, value in sorted(run.counts.items())) or "nothing to do"
         click.echo(f"run {run.id}: {run.status} ({counts})")

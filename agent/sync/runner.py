@@ -153,14 +153,26 @@ def _journal_entry(result: ItemResult, sync: str, realm: str, run_id: str) -> Ne
     )
 
 
-def execute(prepared: Prepared, gateway: KeycloakGateway, store: Store, run: Run, *, now: datetime) -> SyncOutcome:
+Progress = Callable[[int, int], None]
+
+
+def execute(
+    prepared: Prepared, gateway: KeycloakGateway, store: Store, run: Run, *, now: datetime,
+    progress: Progress | None = None,
+) -> SyncOutcome:  # fmt: skip
     """Apply the plan, recording every item in the run and every write in the journal as it happens."""
     realm = prepared.plan.realm
+    total = len(prepared.plan.items)
+    done = 0
 
     def record(result: ItemResult) -> None:
+        nonlocal done
         store.runs.add_items(run.id, [_store_item(result)])
         if result.outcome != "skipped":
             store.journal.append_many([_journal_entry(result, prepared.sync.name, realm, run.id)])
+        done += 1
+        if progress is not None:
+            progress(done, total)
 
     executor = SyncExecutor(
         gateway,
@@ -207,6 +219,7 @@ def run_sync(
     now: datetime,
     env: Mapping[str, str],
     sanctioned: frozenset[str] = frozenset(),
+    progress: Progress | None = None,
 ) -> tuple[Run, Prepared, SyncOutcome | None]:
     prepared = prepare_sync(config, sync, gateway, store, now=now, env=env, sanctioned=sanctioned)
     run = store.runs.start_run("sync", prepared.plan.realm, sources=tuple(prepared.reads))
@@ -219,7 +232,7 @@ def run_sync(
         summary = "; ".join(verdict.reasons) + f". Nothing applied. Review, then: idp-agent sync approve {run.id}"
         return store.runs.finish_run(run.id, "staged", summary=summary), prepared, None
     try:
-        outcome = execute(prepared, gateway, store, run, now=now)
+        outcome = execute(prepared, gateway, store, run, now=now, progress=progress)
     except Exception:
         store.runs.finish_run(run.id, "failed", summary="stopped by an error; the next run converges")
         raise
