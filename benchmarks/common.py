@@ -79,3 +79,8 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     print("  ".join(column.ljust(widths[column]) for column in columns))
     for row in rows:
         print("  ".join(str(row.get(column, "")).ljust(widths[column]) for column in columns))
+
+
+def ratio(numerator: float, denominator: float, digits: int = 4) -> float | None:
+    """numerator / denominator, rounded; None when the denominator is zero (nothing to compare with)."""
+    return round(numerator / denominator, digits) if denominator else None
