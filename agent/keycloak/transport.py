@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +32,7 @@ from agent.errors import (
     Unavailable,
 )
 from agent.keycloak.auth import TokenSource
+from agent.retry_after import parse_retry_after
 from agent.settings import KeycloakConnection
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
@@ -93,21 +93,6 @@ class RetryPolicy:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER_SECONDS)
         return rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds, from either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, moment.timestamp() - current)
 
 
 def admin_path(realm: str, *parts: str) -> str:

@@ -14,8 +14,6 @@ import requests
 import yaml
 
 from agent.keycloak import KeycloakGateway
-from agent.realm import engine
-from agent.realm.engine import apply_plan, plan_realm
 from agent.realm.kinds.base import Kind
 from agent.realm.kinds.client_roles import ClientRoleComposites, ClientRoles, ServiceAccountRoles
 from agent.realm.kinds.client_scopes import ClientScopes
@@ -29,6 +27,7 @@ from agent.realm.render import render_json, render_text
 from agent.realm.spec import RealmSpec
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
+from tests.harness import realm_steps
 
 KINDS: tuple[Kind, ...] = (
     RealmSettings(),
@@ -72,13 +71,6 @@ TIER = hardcoded_claim("tier", "tier", "gold")
 SA_NAME = {"name": "sa-name", "user_attribute": "username", "claim": "sa_name"}
 
 
-@pytest.fixture(autouse=True)
-def _registered_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
-    """apply_plan finds each change's kind in engine.KINDS_BY_NAME; these kinds may not be registered yet."""
-    for kind in KINDS:
-        monkeypatch.setitem(engine.KINDS_BY_NAME, kind.name, kind)
-
-
 @pytest.fixture
 def admin(keycloak_connection: KeycloakConnection) -> Iterator[KeycloakGateway]:
     gateway = KeycloakGateway.connect(keycloak_connection)
@@ -92,31 +84,12 @@ def spec_of(data: dict[str, Any]) -> RealmSpec:
 
 def planned(connection: KeycloakConnection, spec: RealmSpec) -> Plan:
     """Plan through a read-only gateway, so planning provably writes nothing."""
-    gateway = KeycloakGateway.connect(connection)
-    try:
-        return plan_realm(gateway.read_only(), spec, KINDS)
-    finally:
-        gateway.close()
+    return realm_steps.planned(connection, spec, KINDS)
 
 
 def apply_and_converge(connection: KeycloakConnection, spec: RealmSpec) -> Plan:
     """Apply; then a second plan is empty and applying it makes zero writes."""
-    gateway = KeycloakGateway.connect(connection)
-    try:
-        plan = plan_realm(gateway, spec, KINDS)
-        result = apply_plan(gateway, plan)
-        assert result.ok, f"rejected: {result.failed}"
-    finally:
-        gateway.close()
-    fresh = KeycloakGateway.connect(connection)
-    try:
-        second = plan_realm(fresh, spec, KINDS)
-        assert second.is_empty, f"second plan not empty:\n{render_text([second])}"
-        apply_plan(fresh, second)
-        assert fresh.stats.writes == 0
-    finally:
-        fresh.close()
-    return plan
+    return realm_steps.apply_and_converge(connection, spec, KINDS)
 
 
 def changes_of(plan: Plan) -> set[tuple[str, str, str]]:

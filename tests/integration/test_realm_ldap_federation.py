@@ -14,7 +14,6 @@ import pytest
 
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.models import LDAP_MAPPER_PROVIDER, USER_STORAGE_PROVIDER, Component
-from agent.realm.engine import plan_realm
 from agent.realm.kinds.base import Kind
 from agent.realm.kinds.ldap_federation import LdapFederations, LdapMappers
 from agent.realm.kinds.realm_settings import RealmSettings
@@ -27,9 +26,9 @@ from agent.settings import KeycloakConnection
 from agent.stack.demo_directory import PEOPLE, demo_ldif
 from agent.stack.processes import free_port
 from agent.stack.slapd import DEFAULT_SUFFIX, SlapdInstance
+from tests.harness import realm_steps
 
 KINDS: tuple[Kind, ...] = (RealmSettings(), LdapFederations(), LdapMappers())
-KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 PEOPLE_DN = f"ou=people,{DEFAULT_SUFFIX}"
 GROUPS_DN = f"ou=groups,{DEFAULT_SUFFIX}"
 ROOT_DN = f"cn=admin,{DEFAULT_SUFFIX}"
@@ -106,42 +105,12 @@ def spec_of(realm: str, **extra: Any) -> RealmSpec:
 
 def planned(connection: KeycloakConnection, spec: RealmSpec) -> Plan:
     """Plan through a read-only gateway, so planning provably writes nothing."""
-    gateway = KeycloakGateway.connect(connection)
-    try:
-        return plan_realm(gateway.read_only(), spec, KINDS)
-    finally:
-        gateway.close()
-
-
-def apply(connection: KeycloakConnection, spec: RealmSpec) -> Plan:
-    """Plan and apply every change (a rejected change fails the test); return the applied plan."""
-    gateway = KeycloakGateway.connect(connection)
-    try:
-        plan = plan_realm(gateway, spec, KINDS)
-        for change in plan.changes:
-            KINDS_BY_NAME[change.kind].apply(gateway, plan.realm, change)
-        return plan
-    finally:
-        gateway.close()
-
-
-def assert_converged(connection: KeycloakConnection, spec: RealmSpec) -> None:
-    """A second plan is empty, and applying it makes zero writes."""
-    gateway = KeycloakGateway.connect(connection)
-    try:
-        plan = plan_realm(gateway, spec, KINDS)
-        assert plan.is_empty, render_text([plan])
-        for change in plan.changes:
-            KINDS_BY_NAME[change.kind].apply(gateway, plan.realm, change)
-        assert gateway.stats.writes == 0
-    finally:
-        gateway.close()
+    return realm_steps.planned(connection, spec, KINDS)
 
 
 def apply_and_converge(connection: KeycloakConnection, spec: RealmSpec) -> Plan:
-    plan = apply(connection, spec)
-    assert_converged(connection, spec)
-    return plan
+    """Apply, then prove a second plan is empty and writes nothing."""
+    return realm_steps.apply_and_converge(connection, spec, KINDS)
 
 
 def keys(plan: Plan) -> list[tuple[str, str, str]]:

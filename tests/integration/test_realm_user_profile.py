@@ -14,19 +14,17 @@ import pytest
 
 from agent.errors import Rejected
 from agent.keycloak import KeycloakGateway, UserDraft
-from agent.realm.engine import plan_realm
 from agent.realm.kinds.base import Kind
 from agent.realm.kinds.realm_settings import RealmSettings
 from agent.realm.kinds.user_profile import BUILT_IN_ATTRIBUTES, UserProfile
 from agent.realm.native import friendly_federation_and_profile
 from agent.realm.plan import Plan
-from agent.realm.render import render_text
 from agent.realm.spec import RealmSpec
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
+from tests.harness import realm_steps
 
 KINDS: tuple[Kind, ...] = (RealmSettings(), UserProfile())
-KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 PHONE_PATTERN = r"^\+?[0-9 ]{6,20}$"
 
 PHONE = {
@@ -54,41 +52,12 @@ def spec_of(realm: str, **extra: Any) -> RealmSpec:
 
 def planned(connection: KeycloakConnection, spec: RealmSpec) -> Plan:
     """Plan through a read-only gateway, so planning provably writes nothing."""
-    gateway = KeycloakGateway.connect(connection)
-    try:
-        return plan_realm(gateway.read_only(), spec, KINDS)
-    finally:
-        gateway.close()
-
-
-def apply(connection: KeycloakConnection, spec: RealmSpec) -> Plan:
-    gateway = KeycloakGateway.connect(connection)
-    try:
-        plan = plan_realm(gateway, spec, KINDS)
-        for change in plan.changes:
-            KINDS_BY_NAME[change.kind].apply(gateway, plan.realm, change)
-        return plan
-    finally:
-        gateway.close()
-
-
-def assert_converged(connection: KeycloakConnection, spec: RealmSpec) -> None:
-    """A second plan is empty, and applying it makes zero writes."""
-    gateway = KeycloakGateway.connect(connection)
-    try:
-        plan = plan_realm(gateway, spec, KINDS)
-        assert plan.is_empty, render_text([plan])
-        for change in plan.changes:
-            KINDS_BY_NAME[change.kind].apply(gateway, plan.realm, change)
-        assert gateway.stats.writes == 0
-    finally:
-        gateway.close()
+    return realm_steps.planned(connection, spec, KINDS)
 
 
 def apply_and_converge(connection: KeycloakConnection, spec: RealmSpec) -> Plan:
-    plan = apply(connection, spec)
-    assert_converged(connection, spec)
-    return plan
+    """Apply, then prove a second plan is empty and writes nothing."""
+    return realm_steps.apply_and_converge(connection, spec, KINDS)
 
 
 def fields(plan: Plan) -> list[str]:

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from ldap3.core import exceptions as ldap_errors
 
+from agent.retry_after import parse_retry_after
 from agent.secrets import Secret
 from agent.sync.model import Found, NotFound, SourceRecord
 from agent.sync.sources.common import check_external_id, find_by_field
 from agent.sync.sources.config import LdapSourceConfig
-from agent.sync.sources.http_client import MAX_RETRY_AFTER_SECONDS, backoff_seconds, parse_retry_after, safe_url
+from agent.sync.sources.http_client import MAX_RETRY_AFTER_SECONDS, backoff_seconds, safe_url
 from agent.sync.sources.http_json import MISSING, flatten_json, total_of, value_at
 from agent.sync.sources.ldap_source import (
     describe_error,

@@ -15,9 +15,9 @@ from agent.keycloak.transport import (
     RetryPolicy,
     _never_sent,
     admin_path,
-    parse_retry_after,
     translate_status,
 )
+from agent.retry_after import parse_retry_after
 
 
 @pytest.mark.parametrize(
