@@ -3,6 +3,7 @@ are tested on their own). After every run, a second plan is empty and applying i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -256,6 +257,10 @@ def test_locked_rehire_is_not_unlocked_by_the_sync(
         data={"grant_type": "password", "client_id": "admin-cli", "username": "ida", "password": "wrong"},
         timeout=30,
     )  # one failure locks the account
+    # Keycloak records login failures asynchronously: wait (bounded) until the lock shows.
+    deadline = time.monotonic() + 15
+    while not gateway.is_locked_out(sync_realm, user_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert gateway.is_locked_out(sync_realm, user_id)
     gateway.update_user(sync_realm, user_id, {"enabled": False})  # as the sync left it: a leaver
 
