@@ -1,6 +1,7 @@
 """Arms A1, B1, C1, A3, A4: the agent's LDAP sync vs Keycloak's own LDAP federation vs raw partialImport.
 
     python -m benchmarks.sync_bench [--users 1000 --users 10000] [--out FILE.json] [--profile DIR]
+        [--import-batch N (what-if)] [--agent-only (skip C1, B1, B3: for 100k)]
 
 Per size N: a throwaway slapd loaded with N generated people, and one fresh realm per approach, all in one
 run. Agent arms run in a child process each (`--arm A1 --config ...`, internal) so each peak RSS is its own.
@@ -76,7 +77,7 @@ GROUPS = ("/staff", "/staff/engineering", "/staff/support")
 RESULT_MARK = "SYNC-BENCH-RESULT "
 WARM_UP_USERS = 1000
 WARM_UP_BATCH = 100
-# Keycloak's full LDAP sync is one synchronous request that runs for minutes at 10k users.
+# Keycloak's full LDAP sync is one synchronous request, and deleting a realm of 100k users takes minutes.
 LONG_TIMEOUT_SECONDS = 3 * 3600.0
 GOALS = {
     "a1_over_b1_max": 0.5,
