@@ -90,6 +90,11 @@ class KeycloakGateway:
         assert response is not None  # missing_ok is off, so a 404 raised
         return response
 
+    def _map_roles(self, method: str, path: str, roles: list[Role]) -> None:
+        """Add (POST) or remove (DELETE) role mappings; nothing is sent for an empty list."""
+        if roles:
+            self._write(method, path, [{"id": role.id, "name": role.name} for role in roles])
+
     def _paged(self, path: str, params: Mapping[str, Any] | None = None, page_size: int = PAGE_SIZE) -> Iterator[Any]:
         """Every item of a list endpoint, fetched `page_size` at a time until a short page."""
         first = 0
@@ -236,14 +241,10 @@ class KeycloakGateway:
         return [Role.from_json(raw) for raw in self._paged(path, {"briefRepresentation": "false"})]
 
     def add_realm_roles_to_user(self, realm: str, user_id: str, roles: list[Role]) -> None:
-        if roles:
-            body = [{"id": role.id, "name": role.name} for role in roles]
-            self._write("POST", admin_path(realm, "users", user_id, "role-mappings", "realm"), body)
+        self._map_roles("POST", admin_path(realm, "users", user_id, "role-mappings", "realm"), roles)
 
     def add_client_roles_to_user(self, realm: str, user_id: str, client_uuid: str, roles: list[Role]) -> None:
-        if roles:
-            body = [{"id": role.id, "name": role.name} for role in roles]
-            self._write("POST", admin_path(realm, "users", user_id, "role-mappings", "clients", client_uuid), body)
+        self._map_roles("POST", admin_path(realm, "users", user_id, "role-mappings", "clients", client_uuid), roles)
 
     # -- groups ---------------------------------------------------------------------------------
 
@@ -327,14 +328,10 @@ class KeycloakGateway:
         return [Role.from_json(raw) for raw in self._get(admin_path(realm, "roles-by-id", role_id, "composites")) or []]
 
     def add_role_composites(self, realm: str, role_id: str, roles: list[Role]) -> None:
-        if roles:
-            body = [{"id": role.id, "name": role.name} for role in roles]
-            self._write("POST", admin_path(realm, "roles-by-id", role_id, "composites"), body)
+        self._map_roles("POST", admin_path(realm, "roles-by-id", role_id, "composites"), roles)
 
     def remove_role_composites(self, realm: str, role_id: str, roles: list[Role]) -> None:
-        if roles:
-            body = [{"id": role.id, "name": role.name} for role in roles]
-            self._write("DELETE", admin_path(realm, "roles-by-id", role_id, "composites"), body)
+        self._map_roles("DELETE", admin_path(realm, "roles-by-id", role_id, "composites"), roles)
 
     # -- group details --------------------------------------------------------------------------
 
@@ -362,19 +359,15 @@ class KeycloakGateway:
 
     def change_group_realm_roles(self, realm: str, group_id: str, add: list[Role], remove: list[Role]) -> None:
         path = admin_path(realm, "groups", group_id, "role-mappings", "realm")
-        if add:
-            self._write("POST", path, [{"id": role.id, "name": role.name} for role in add])
-        if remove:
-            self._write("DELETE", path, [{"id": role.id, "name": role.name} for role in remove])
+        self._map_roles("POST", path, add)
+        self._map_roles("DELETE", path, remove)
 
     def change_group_client_roles(
         self, realm: str, group_id: str, client_uuid: str, add: list[Role], remove: list[Role]
     ) -> None:
         path = admin_path(realm, "groups", group_id, "role-mappings", "clients", client_uuid)
-        if add:
-            self._write("POST", path, [{"id": role.id, "name": role.name} for role in add])
-        if remove:
-            self._write("DELETE", path, [{"id": role.id, "name": role.name} for role in remove])
+        self._map_roles("POST", path, add)
+        self._map_roles("DELETE", path, remove)
 
     def list_default_groups(self, realm: str) -> list[Group]:
         return [Group.from_json(raw) for raw in self._get(admin_path(realm, "default-groups")) or []]
@@ -523,14 +516,10 @@ class KeycloakGateway:
         return roles
 
     def remove_realm_roles_from_user(self, realm: str, user_id: str, roles: list[Role]) -> None:
-        if roles:
-            body = [{"id": role.id, "name": role.name} for role in roles]
-            self._write("DELETE", admin_path(realm, "users", user_id, "role-mappings", "realm"), body)
+        self._map_roles("DELETE", admin_path(realm, "users", user_id, "role-mappings", "realm"), roles)
 
     def remove_client_roles_from_user(self, realm: str, user_id: str, client_uuid: str, roles: list[Role]) -> None:
-        if roles:
-            body = [{"id": role.id, "name": role.name} for role in roles]
-            self._write("DELETE", admin_path(realm, "users", user_id, "role-mappings", "clients", client_uuid), body)
+        self._map_roles("DELETE", admin_path(realm, "users", user_id, "role-mappings", "clients", client_uuid), roles)
 
     @staticmethod
     def _overlay_keeping_mappers(live: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
