@@ -1,0 +1,1 @@
+"""Sanctions: the ladder (policy), the ledger (store), a pure enforcement planner and its verified executor."""
