@@ -1,0 +1,98 @@
+"""Sanction notices through a real SMTP server on loopback: plain to localhost, STARTTLS with a verified
+certificate and a login, and refusals (untrusted CA, wrong password) that never show the password."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.notify import NotifyError, Recipient, SanctionNotice, SmtpConfig, SmtpNotifier, build_notifier
+from agent.secrets import Secret
+from agent.sync.agent_config import load_agent_config
+from tests.harness.certificates import TestPki, write_test_pki
+from tests.harness.smtp_server import LOOPBACK, smtp_server
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = REPO_ROOT / "policies" / "templates" / "sanctions"
+PASSWORD = "s3cret-smtp-Pa55"
+ALICE = Recipient(email="alice@example.org", username="alice", language="en")
+WARNING = SanctionNotice("S-1", "spam", datetime(2026, 12, 6, 12, 0, tzinfo=UTC), "Three spam posts in a day.")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return write_test_pki(tmp_path_factory.mktemp("smtp-pki"), dns_names=["localhost"], ip_addresses=[LOOPBACK])
+
+
+def smtp_config(port: int, **changes: object) -> SmtpConfig:
+    values: dict[str, object] = {"host": LOOPBACK, "port": port, "from": "IAM <iam@example.org>", "starttls": False}
+    values.update(changes)
+    return SmtpConfig.model_validate(values)
+
+
+def test_warning_mail_is_received_from_the_agent_config(tmp_path: Path) -> None:
+    with smtp_server() as (port, mailbox):
+        config_file = tmp_path / "idp-agent.yaml"
+        config_file.write_text(
+            f"smtp:\n  host: {LOOPBACK}\n  port: {port}\n  from: IAM <iam@example.org>\n  starttls: false\n"
+            f"  templates: {TEMPLATES}\n"
+        )
+        notifier = build_notifier(load_agent_config(config_file, {}))
+        assert notifier is not None
+        notifier.notify(ALICE, WARNING, "warning")
+
+    assert mailbox.recipients == [["alice@example.org"]]
+    message = mailbox.messages[0]
+    assert message["Subject"] == "Warning for your account alice"
+    assert message["From"] == "IAM <iam@example.org>"
+    body = message.get_content()
+    assert "reason: spam" in body
+    assert "until 2026-12-06 12:00 UTC" in body
+    assert "Three spam posts in a day." in body
+    assert "S-1" in body
+
+
+def test_german_notice_over_starttls_with_login(pki: TestPki) -> None:
+    with smtp_server(cert_file=pki.cert_file, key_file=pki.key_file, login=("agent", PASSWORD)) as (port, mailbox):
+        config = smtp_config(
+            port, starttls=True, ca_file=pki.ca_file, username="agent", password=Secret(PASSWORD), host="localhost"
+        )
+        SmtpNotifier(config, TEMPLATES).notify(
+            Recipient("bernd@example.org", "bernd", "de"), SanctionNotice("S-2", "harassment"), "suspension"
+        )
+
+    assert mailbox.logins == ["agent"]
+    message = mailbox.messages[0]
+    assert message["Subject"] == "Ihr Konto bernd ist gesperrt"
+    assert "bis auf Weiteres gesperrt (Grund: harassment)" in message.get_content()
+
+
+def test_a_certificate_from_an_unknown_ca_is_refused(pki: TestPki) -> None:
+    with smtp_server(cert_file=pki.cert_file, key_file=pki.key_file) as (port, mailbox):
+        config = smtp_config(port, starttls=True, ca_file=pki.untrusted_ca_file, host="localhost")
+        with pytest.raises(NotifyError, match="TLS with the SMTP server"):
+            SmtpNotifier(config, TEMPLATES).notify(ALICE, WARNING, "warning")
+    assert mailbox.messages == []
+
+
+def test_starttls_is_not_skipped_when_the_server_lacks_it() -> None:
+    with smtp_server() as (port, mailbox):
+        config = smtp_config(port, starttls=True)
+        with pytest.raises(NotifyError, match="cannot send mail"):
+            SmtpNotifier(config, TEMPLATES).notify(ALICE, WARNING, "warning")
+    assert mailbox.messages == []
+
+
+def test_a_refused_login_names_neither_the_password_nor_sends(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+    with smtp_server(cert_file=pki.cert_file, key_file=pki.key_file, login=("agent", "other")) as (port, mailbox):
+        config = smtp_config(
+            port, starttls=True, ca_file=pki.ca_file, username="agent", password=Secret(PASSWORD), host="localhost"
+        )
+        with pytest.raises(NotifyError, match="refused the login") as raised:
+            SmtpNotifier(config, TEMPLATES).notify(ALICE, WARNING, "warning")
+    assert PASSWORD not in str(raised.value) + raised.value.hint
+    assert PASSWORD not in caplog.text
+    assert PASSWORD not in repr(config)
+    assert mailbox.messages == []
