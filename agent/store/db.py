@@ -19,6 +19,7 @@ from agent.store.connection import Database
 from agent.store.journal import Journal
 from agent.store.migrations import MIGRATIONS, Migration, migrate
 from agent.store.runs import Runs
+from agent.store.sanctions import Sanctions
 from agent.store.staging import Staging
 
 DEFAULT_FILE_NAME = "idp-agent.db"
@@ -37,6 +38,7 @@ class Store:
         self.staging = Staging(db)
         self.baselines = Baselines(db)
         self.journal = Journal(db)
+        self.sanctions = Sanctions(db)
 
     @property
     def path(self) -> Path:

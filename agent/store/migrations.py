@@ -148,7 +148,41 @@ JOURNAL = Migration(
     _journal_append_only,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (RUNS, STAGING, BASELINES, JOURNAL)
+SANCTIONS = Migration(
+    5,
+    "sanctions",
+    (
+        # One row per sanction; `changes` (JSON) is what it changed on the account, so lifting restores exactly
+        # that. Times are UTC text; until_at NULL means until lifted.
+        """CREATE TABLE sanctions (
+            id TEXT PRIMARY KEY,
+            realm TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            username TEXT NOT NULL,
+            level TEXT NOT NULL,
+            requested_level TEXT NOT NULL,
+            reason_code TEXT NOT NULL,
+            note TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            issued_by TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            until_at TEXT,
+            state TEXT NOT NULL,
+            changes TEXT NOT NULL,
+            problem TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            verified_at TEXT,
+            ending TEXT,
+            ended_at TEXT,
+            ended_by TEXT,
+            end_note TEXT NOT NULL
+        )""",
+        "CREATE INDEX sanctions_user ON sanctions (realm, user_id, issued_at)",
+        "CREATE INDEX sanctions_state ON sanctions (realm, state)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS)
 
 
 def check_sequence(migrations: Sequence[Migration]) -> None:
