@@ -7,6 +7,7 @@ import sys
 import click
 
 from agent import __version__
+from agent.audit.commands import audit_group
 from agent.config.diagnostics import ConfigErrors
 from agent.errors import AgentError
 from agent.realm.commands import apply_command, export_command, plan_command, schema_command, validate_command
@@ -33,6 +34,7 @@ def cli() -> None:
 
 cli.add_command(stack_group)
 cli.add_command(sync_group)
+cli.add_command(audit_group)
 for command in (validate_command, plan_command, apply_command, export_command, schema_command):
     cli.add_command(command)
 
