@@ -17,6 +17,7 @@ from agent.store.baselines import Baselines
 from agent.store.clock import Clock, system_clock
 from agent.store.connection import Database
 from agent.store.journal import Journal
+from agent.store.logins import LoginEvents
 from agent.store.migrations import MIGRATIONS, Migration, migrate
 from agent.store.runs import Runs
 from agent.store.sanctions import Sanctions
@@ -39,6 +40,7 @@ class Store:
         self.baselines = Baselines(db)
         self.journal = Journal(db)
         self.sanctions = Sanctions(db)
+        self.logins = LoginEvents(db)
 
     @property
     def path(self) -> Path:

@@ -182,7 +182,34 @@ SANCTIONS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS)
+LOGIN_EVENTS = Migration(
+    6,
+    "login_events",
+    (
+        # LOGIN/LOGIN_ERROR events copied from Keycloak (which expires them) for last-login; no IPs or details.
+        """CREATE TABLE login_events (
+            realm TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            type TEXT NOT NULL,
+            user_id TEXT,
+            client_id TEXT,
+            error TEXT,
+            PRIMARY KEY (realm, event_id)
+        )""",
+        "CREATE INDEX login_events_user ON login_events (realm, type, user_id, at)",
+        "CREATE INDEX login_events_at ON login_events (realm, at)",
+        # Per realm: events at or after high_water_ms (Keycloak epoch ms) are fetched by the next harvest.
+        """CREATE TABLE login_harvests (
+            realm TEXT PRIMARY KEY,
+            high_water_ms BIGINT NOT NULL,
+            harvested_at TEXT NOT NULL,
+            first_harvest_at TEXT NOT NULL
+        )""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS)
 
 
 def check_sequence(migrations: Sequence[Migration]) -> None:
