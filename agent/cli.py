@@ -11,6 +11,7 @@ from agent.audit.commands import audit_group
 from agent.config.diagnostics import ConfigErrors
 from agent.errors import AgentError
 from agent.realm.commands import apply_command, export_command, plan_command, schema_command, validate_command
+from agent.review.report_commands import report_group
 from agent.stack.commands import stack_group
 from agent.sync.commands import sync_group
 
@@ -34,6 +35,7 @@ def cli() -> None:
 
 cli.add_command(stack_group)
 cli.add_command(sync_group)
+cli.add_command(report_group)
 cli.add_command(audit_group)
 for command in (validate_command, plan_command, apply_command, export_command, schema_command):
     cli.add_command(command)

@@ -1,0 +1,132 @@
+"""`idp-agent report controls | access`: reports for auditors, written as Markdown, JSON, HTML or CSV files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from agent.errors import ConfigError
+from agent.keycloak import KeycloakGateway
+from agent.review.reports.controls import ConfiguredControls, ControlResult, evaluate_controls
+from agent.review.reports.controls_live import configured_realms, policy_facts, read_live_controls
+from agent.review.reports.render_controls import RENDERERS as CONTROL_RENDERERS
+from agent.settings import resolve_keycloak_connection
+from agent.store.db import Store, open_store
+from agent.sync.agent_config import DEFAULT_CONFIG_FILE, load_agent_config
+
+EXIT_OK = 0
+EXIT_FAILED_CONTROLS = 2
+DEFAULT_REALM_CONFIG = Path("realm-config")
+DEFAULT_POLICIES = Path("policies")
+
+
+def parse_formats(text: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    """`md,json` -> ("md", "json"); unknown or empty lists are a usage error naming the allowed ones."""
+    chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in allowed]
+    if unknown or not chosen:
+        raise click.BadParameter(f"formats are {', '.join(allowed)} (comma-separated); got '{text}'")
+    return chosen
+
+
+def write_outputs(out: Path | None, stem: str, formats: Sequence[str], render: Callable[[str], str]) -> list[Path]:
+    """Write `<out>/<stem>.<format>` for each format, or print to stdout when `out` is None."""
+    written: list[Path] = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    for name in formats:
+        text = render(name)
+        if out is None:
+            click.echo(text, nl=False)
+            continue
+        path = out / f"{stem}.{name}"
+        path.write_text(text, encoding="utf-8", newline="")
+        written.append(path)
+    return written
+
+
+def open_agent_store(config_path: Path) -> Store:
+    """The store idp-agent.yaml names (the default store without a config file)."""
+    store_url = load_agent_config(config_path, os.environ).store if config_path.is_file() else None
+    return open_store(store_url)
+
+
+def connect_read_only() -> KeycloakGateway:
+    return KeycloakGateway.connect(resolve_keycloak_connection()).read_only()
+
+
+format_option = click.option("--format", "formats", default="md", show_default=True, help="comma-separated formats")
+out_option = click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="folder to write (default: stdout)"
+)
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CONFIG_FILE,
+    show_default=True, help="the agent config file (store, syncs)",
+)  # fmt: skip
+
+
+@click.group("report")
+def report_group() -> None:
+    """Reports for auditors: the controls matrix and the access report."""
+
+
+def controls_for(
+    realms: Sequence[str], configured: Mapping[str, ConfiguredControls], gateway: KeycloakGateway, facts_of: Callable[
+        [ConfiguredControls], ConfiguredControls]
+) -> list[ControlResult]:  # fmt: skip
+    results: list[ControlResult] = []
+    for realm in realms:
+        config = configured.get(realm) or ConfiguredControls(realm, None, "not in realm-config/")
+        results.extend(evaluate_controls(facts_of(config), read_live_controls(gateway, realm)))
+    return results
+
+
+@report_group.command("controls")
+@click.option("--realm", "realms", multiple=True, help="realm to check (repeatable; default: every realm configured)")
+@format_option
+@out_option
+@click.option("--realm-config", "config_dir", type=click.Path(path_type=Path), default=DEFAULT_REALM_CONFIG,
+              show_default=True)  # fmt: skip
+@click.option(
+    "--policies", "policies_dir", type=click.Path(path_type=Path), default=DEFAULT_POLICIES, show_default=True
+)
+@config_option
+@click.option("--check", is_flag=True, help="exit 2 when any control fails")
+def controls_command(  # noqa: PLR0917  # click passes options positionally
+    realms: tuple[str, ...], formats: str, out: Path | None, config_dir: Path, policies_dir: Path, config_path: Path,
+    check: bool,
+) -> None:  # fmt: skip
+    """The compliance matrix: each rule family, its configured control, the live value, pass/fail and evidence."""
+    chosen_formats = parse_formats(formats, tuple(CONTROL_RENDERERS))
+    configured = configured_realms(config_dir, policies_dir, os.environ)
+    names = list(realms) or sorted(configured)
+    if not names:
+        raise ConfigError(f"no realm to check: {config_dir} defines none", hint="pass --realm NAME")
+    training_attribute, review_policy = None, None  # policies/review.yaml: wired when its loader lands
+    gateway = connect_read_only()
+    try:
+        with open_agent_store(config_path) as store:
+            facts = policy_facts(
+                policies_dir, config_path, os.environ, store=store, training_attribute=training_attribute,
+                review_policy=review_policy,
+            )  # fmt: skip
+
+            def with_facts(config: ConfiguredControls) -> ConfiguredControls:
+                return ConfiguredControls(config.realm, config.spec, config.source, facts)
+
+            results = controls_for(names, configured, gateway, with_facts)
+    finally:
+        gateway.close()
+    taken_at = datetime.now(UTC)
+    written = write_outputs(out, "controls", chosen_formats, lambda name: CONTROL_RENDERERS[name](results, taken_at))
+    for path in written:
+        click.echo(str(path))
+    failed = [result for result in results if result.status == "fail"]
+    if out is not None:
+        click.echo(f"{len(results)} controls, {len(failed)} failed", err=True)
+    sys.exit(EXIT_FAILED_CONTROLS if check and failed else EXIT_OK)
