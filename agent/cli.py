@@ -9,6 +9,7 @@ import click
 from agent import __version__
 from agent.audit.commands import audit_group
 from agent.config.diagnostics import ConfigErrors
+from agent.daemon.commands import daemon_command
 from agent.errors import AgentError
 from agent.realm.commands import apply_command, export_command, plan_command, schema_command, validate_command
 from agent.review.report_commands import report_group
@@ -36,6 +37,7 @@ def cli() -> None:
 cli.add_command(stack_group)
 cli.add_command(sync_group)
 cli.add_command(report_group)
+cli.add_command(daemon_command)
 cli.add_command(audit_group)
 for command in (validate_command, plan_command, apply_command, export_command, schema_command):
     cli.add_command(command)

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
 from agent.config.source import load_document
+from agent.daemon.config import DaemonSpec
 from agent.notify.config import SmtpConfig
 from agent.realm.spec import Duration, NonEmpty, Spec
 from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, MAX_SHRINK_RATIO, SafetyLimits
@@ -60,6 +61,7 @@ class AgentConfig(Spec):
     sources: tuple[SourceConfig, ...] = ()
     syncs: tuple[SyncSpec, ...] = ()
     smtp: SmtpConfig | None = Field(default=None, description="the relay for sanction notices (none: no mail)")
+    daemon: DaemonSpec | None = Field(default=None, description="`idp-agent daemon`: jobs, schedules, alerts")
     base_dir: Path = Field(default=Path("."), exclude=True)
     retention_presets: dict[str, RetentionSpec] = Field(default_factory=dict, exclude=True)
 

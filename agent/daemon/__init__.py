@@ -1,0 +1,1 @@
+"""`idp-agent daemon`: the scheduled jobs (sync, drift, sanctions, events, reviews), observable over HTTP."""

@@ -1,0 +1,276 @@
+"""The daemon's jobs: each calls the same library function as its CLI command, under the writer lock.
+
+Jobs whose module is not part of this build (sanctions, events, reviews are written separately) are kept
+as named registry entries that say so on every run: they never pretend to have run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.daemon.config import JobKind, JobSpec
+from agent.errors import AgentError
+from agent.keycloak import KeycloakGateway
+from agent.keycloak.transport import Response, Transport
+from agent.locks import exclusive
+from agent.settings import resolve_keycloak_connection
+from agent.store.db import Store, open_store
+from agent.store.journal import NewEntry
+from agent.sync.agent_config import AgentConfig
+
+JobOutcome = Literal["succeeded", "failed", "staged", "drift", "unavailable", "interrupted"]
+
+
+class JobNotAvailable(AgentError):
+    """The job's module is not part of this build: the run is reported, never faked."""
+
+
+class ShutdownRequested(Exception):  # a signal, not an error
+    """Raised between two items when the daemon is stopping: the current item is finished and journalled."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    outcome: JobOutcome
+    summary: str = ""
+    changes: int = 0
+    failures: int = 0
+    staged_removals: int = 0
+    drift_changes: int | None = None
+    store_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """Everything a job needs for one run."""
+
+    spec: JobSpec
+    job_id: str
+    sync_name: str | None
+    config: AgentConfig
+    env: Mapping[str, str]
+    clock: Callable[[], datetime]
+    stopping: threading.Event
+    run_id: str
+    # Set once an item was finished and journalled after the stop request: the next write is refused.
+    item_boundary: threading.Event = field(default_factory=threading.Event)
+    tracks_items: bool = False
+
+    def checkpoint(self, done: int = 0, total: int = 0) -> None:
+        """Called after each finished (and journalled) item. A create batch is one write whose items are
+        recorded one after the other: stopping before the next write, not here, keeps the batch whole."""
+        if self.stopping.is_set():
+            self.item_boundary.set()
+
+    def must_stop_before_write(self) -> bool:
+        """Jobs reporting items stop at the first item boundary after the request; others before any write."""
+        return self.stopping.is_set() and (self.item_boundary.is_set() or not self.tracks_items)
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.config.base_dir / path
+
+
+class StoppingGateway(KeycloakGateway):
+    """The gateway of a daemon run: once the daemon is stopping, it refuses to start the next write."""
+
+    def __init__(self, transport: Transport, *, must_stop: Callable[[], bool]) -> None:
+        super().__init__(transport)
+        self._must_stop = must_stop
+
+    def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:
+        if self._must_stop():
+            raise ShutdownRequested("the daemon is stopping: no further write in this run")
+        return super()._write(method, path, body, params)
+
+
+@contextmanager
+def session(run: JobRun) -> Iterator[tuple[KeycloakGateway, Store]]:
+    """A gateway and a store for one run (one Keycloak client per job: token refresh is not shared)."""
+    gateway = StoppingGateway(Transport(resolve_keycloak_connection()), must_stop=run.must_stop_before_write)
+    try:
+        with open_store(run.config.store) as store:
+            yield gateway, store
+    finally:
+        gateway.close()
+
+
+def lock_name(job_id: str) -> str:
+    """The lock a job takes: a sync job the same lock as `idp-agent sync run` (sync-<name>)."""
+    kind, _, rest = job_id.partition(":")
+    if kind == "sync":
+        return f"sync-{rest}"
+    return kind if not rest else f"{kind}-{rest}"
+
+
+def writer_lock(name: str) -> Any:
+    """One writer per job across daemons and CLI runs: raises agent.locks.Locked when another run holds it."""
+    return exclusive(name)
+
+
+def _optional(module: str, attribute: str, job: str) -> Any:
+    """A function of a module that may be missing from this build."""
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is not None and module.startswith(error.name):
+            raise JobNotAvailable(f"not available in this build: {job} needs {module}") from None
+        raise
+    if not hasattr(loaded, attribute):
+        raise JobNotAvailable(f"not available in this build: {job} needs {module}.{attribute}")
+    return getattr(loaded, attribute)
+
+
+# -- sync -------------------------------------------------------------------------------------------
+
+
+def _sanctioned(store: Store, realm: str) -> frozenset[str]:
+    """Users the sanction engine owns (the sync never flips their access), when sanctions are built in."""
+    try:
+        find = _optional("agent.sanctions.service", "sanctioned_user_ids", "sync")
+    except JobNotAvailable:
+        return frozenset()
+    found: frozenset[str] = find(store, realm)
+    return found
+
+
+def sync_job(run: JobRun) -> JobResult:
+    from agent.sync.mapper_spec import load_mapper
+    from agent.sync.runner import run_sync, staged_removals
+
+    config = run.config
+    sync = config.sync(run.sync_name)
+    realm = load_mapper(config.mapper_path(sync), run.env).realm
+    with session(run) as (gateway, store):
+        finished, prepared, outcome = run_sync(
+            config, sync, gateway, store, now=run.clock(), env=run.env,
+            sanctioned=_sanctioned(store, realm), progress=run.checkpoint,
+        )  # fmt: skip
+    failures = len(outcome.failed) if outcome is not None else 0
+    changes = len(outcome.results) - failures if outcome is not None else 0
+    summary = f"run {finished.id}: {finished.status}" + (f"; {finished.summary}" if finished.summary else "")
+    if finished.status == "staged":
+        removals = len(staged_removals(prepared.plan))
+        return JobResult("staged", summary, staged_removals=removals, store_run_id=finished.id)
+    status: JobOutcome = "succeeded" if finished.status == "succeeded" else "failed"
+    return JobResult(status, summary, changes=changes, failures=failures, store_run_id=finished.id)
+
+
+# -- drift ------------------------------------------------------------------------------------------
+
+
+def drift_job(run: JobRun) -> JobResult:
+    """Plan every realm in realm-config against Keycloak; drift is alerted, or applied when `apply: true`."""
+    from agent.realm.engine import apply_plan, plan_realm
+    from agent.realm.loader import load_realms
+
+    spec = run.spec
+    realms = load_realms([run.resolve(p) for p in spec.paths], policies_dir=run.resolve(spec.policies), env=run.env)
+    with session(run) as (gateway, store):
+        plans = [plan_realm(gateway.read_only(), realm.spec) for realm in realms]
+        drifted = [plan for plan in plans if not plan.is_empty]
+        found = sum(len(plan.changes) for plan in drifted)
+        described = ", ".join(f"{plan.realm} ({len(plan.changes)})" for plan in drifted)
+        if not drifted:
+            return JobResult("succeeded", f"no drift in {len(plans)} realm(s)", drift_changes=0)
+        if not spec.apply:
+            return JobResult("drift", f"drift: {found} change(s) pending in {described}", drift_changes=found)
+        applied = failed = 0
+        for plan in drifted:
+            store_run = store.runs.start_run("drift-apply", plan.realm, summary=f"daemon run {run.run_id}")
+
+            def journal(change: Any, why: str = "", *, realm: str = plan.realm, run_id: str = store_run.id) -> None:
+                entry = NewEntry(
+                    actor=f"daemon:{run.job_id}",
+                    action=f"realm.{change.action}",
+                    subject=f"{change.kind} {change.key}",
+                    realm=realm,
+                    run_id=run_id,
+                    reason=why or "drift from realm-config",
+                )
+                store.journal.append_many([entry])
+                run.checkpoint()
+
+            result = apply_plan(gateway, plan, on_applied=journal, on_failed=journal)
+            applied += len(result.applied)
+            failed += len(result.failed)
+            store.runs.finish_run(store_run.id, "succeeded" if result.ok else "failed")
+    outcome: JobOutcome = "failed" if failed else "drift"
+    summary = f"drift in {described}: {applied} change(s) applied, {failed} failed"
+    return JobResult(outcome, summary, changes=applied, failures=failed, drift_changes=found)
+
+
+# -- jobs of other packages (lazily imported) ------------------------------------------------------
+
+
+def _realm_of(run: JobRun) -> str:
+    if run.spec.realm is None:
+        raise AgentError(f"job '{run.job_id}' needs `realm:` in its daemon config")
+    return run.spec.realm
+
+
+def _report_result(report: Any, summary: str) -> JobResult:
+    """A report object of another package: changes from `applied`/`changes`/`harvested`, failures from `failed`."""
+
+    def number(*names: str) -> int:
+        for name in names:
+            value = getattr(report, name, None)
+            if isinstance(value, int):
+                return value
+            if isinstance(value, list | tuple | frozenset | set):
+                return len(value)
+        return 0
+
+    failures = number("failed", "failures")
+    return JobResult(
+        "failed" if failures else "succeeded",
+        summary or str(report),
+        changes=number("applied", "changes", "harvested", "stored"),
+        failures=failures,
+    )
+
+
+def sanctions_job(run: JobRun) -> JobResult:
+    enforce = _optional("agent.sanctions.service", "enforce_sanctions", "sanctions enforce")
+    build_context = _optional("agent.sanctions.service", "build_sanction_context", "sanctions enforce")
+    with session(run) as (gateway, store):
+        context = build_context(run.config, gateway, store, _realm_of(run), env=run.env, clock=run.clock)
+        report = enforce(context)
+    return _report_result(report, f"sanctions enforced in {_realm_of(run)}")
+
+
+def events_job(run: JobRun) -> JobResult:
+    harvest = _optional("agent.review.events", "harvest_events", "events harvest")
+    with session(run) as (gateway, store):
+        report = harvest(gateway, store, _realm_of(run))
+    return _report_result(report, f"events harvested from {_realm_of(run)}")
+
+
+def reviews_job(run: JobRun) -> JobResult:
+    start = _optional("agent.review.campaigns", "start_scheduled_campaign", "review campaigns")
+    with session(run) as (gateway, store):
+        report = start(run.config, gateway, store, _realm_of(run), now=run.clock())
+    return _report_result(report, f"review campaign started in {_realm_of(run)}")
+
+
+def retention_job(run: JobRun) -> JobResult:
+    raise JobNotAvailable(
+        "not available in this build: retention runs inside each sync run (syncs[].retention); "
+        "schedule the sync job instead"
+    )
+
+
+JOBS: dict[JobKind, Callable[[JobRun], JobResult]] = {
+    "sync": sync_job,
+    "drift": drift_job,
+    "sanctions": sanctions_job,
+    "events": events_job,
+    "reviews": reviews_job,
+    "retention": retention_job,
+}

@@ -1,0 +1,305 @@
+"""The daemon: APScheduler jobs from the config, one writer per job (the lock), signals, reloads, metrics.
+
+Threads: APScheduler's thread submits due jobs to a small pool; the main thread waits for signals, watches
+the config file and the wall clock; the HTTP thread serves health and metrics.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from agent import __version__
+from agent.config.diagnostics import ConfigErrors
+from agent.daemon.alerts import Alert, Alerter, alert_reason
+from agent.daemon.clock import Clock, detect_jump, use_clock, wall_minus_monotonic
+from agent.daemon.config import DaemonSpec, JobSpec, build_trigger, first_run_time, job_ids, parse_listen
+from agent.daemon.health import Check, Endpoints, HealthServer, readiness
+from agent.daemon.jobs import (
+    JOBS,
+    JobNotAvailable,
+    JobResult,
+    JobRun,
+    ShutdownRequested,
+    lock_name,
+    writer_lock,
+)
+from agent.daemon.logs import daemon_logger, redact
+from agent.daemon.metrics import Metrics, RunRecord, render_metrics
+from agent.daemon.state import LastRuns
+from agent.errors import AgentError, ConfigError
+from agent.locks import Locked
+from agent.sync.agent_config import AgentConfig, load_agent_config
+
+TICK_SECONDS = 0.5
+WORKERS = 4
+# A run that ended this way counts as done for the schedule; a failed or interrupted run is retried at once
+# after a restart (its unfinished steps are then finished: that is the one catch-up run).
+# Jobs that report each finished item (checkpoint): SIGTERM lets the current item finish.
+ITEM_JOBS = frozenset({"sync", "drift"})
+DONE_OUTCOMES = frozenset({"succeeded", "staged", "drift", "unavailable", "skipped_locked"})
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    job_id: str
+    spec: JobSpec
+    sync_name: str | None
+
+
+def scheduled_jobs(config: AgentConfig) -> list[ScheduledJob]:
+    """The jobs of the config's daemon section; a named sync must exist, job ids must be unique."""
+    spec = config.daemon
+    if spec is None or not spec.jobs:
+        raise ConfigError("the agent config has no daemon jobs", hint="add a daemon: section with jobs (see README)")
+    jobs: list[ScheduledJob] = []
+    for job in spec.jobs:
+        for job_id, sync_name in job_ids(job, tuple(sync.name for sync in config.syncs)):
+            if sync_name is not None:
+                config.sync(sync_name)  # raises for an unknown sync
+            if any(known.job_id == job_id for known in jobs):
+                raise ConfigError(f"daemon job '{job_id}' is scheduled twice", hint="give each job its own realm/sync")
+            jobs.append(ScheduledJob(job_id, job, sync_name))
+    if not jobs:
+        raise ConfigError("the daemon's sync job found no configured sync", hint="add syncs: to the agent config")
+    return jobs
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        env: Mapping[str, str],
+        clock: Clock,
+        listen: str | None = None,
+        last_runs: LastRuns | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.env = env
+        self.clock = clock
+        self.log = daemon_logger()
+        self.metrics = Metrics()
+        self.last_runs = last_runs or LastRuns()
+        self.stopping = threading.Event()
+        self._reload_requested = threading.Event()
+        self._active = 0
+        self._active_changed = threading.Condition()
+        self.config = load_agent_config(config_path, env)
+        self.jobs = scheduled_jobs(self.config)
+        self.spec: DaemonSpec = self.config.daemon or DaemonSpec()
+        self.alerter = Alerter(self.spec.alerts, self.config)
+        self.listen = parse_listen(listen or self.spec.listen)
+        self.started_at = clock()
+        self._config_stamp = self._stamp()
+        use_clock(clock)
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=WORKERS)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.spec.misfire_grace},
+        )
+        self.http = HealthServer(*self.listen, Endpoints(self.render_metrics, self.ready, self.alive))
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.http.start()
+        host, port = self.http.address
+        self.log.info("health and metrics on http://%s:%d", host, port, extra={"event": "listening"})
+        self.scheduler.start()
+        self._schedule()
+
+    def run_forever(self) -> int:
+        """Serve until SIGTERM/SIGINT; SIGHUP or a changed config file reloads the schedules."""
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: self._reload_requested.set())
+        offset = wall_minus_monotonic(self.clock)
+        while not self.stopping.wait(TICK_SECONDS):
+            stamp = self._stamp()
+            if self._reload_requested.is_set() or stamp != self._config_stamp:
+                self._reload_requested.clear()
+                self._config_stamp = stamp
+                self.reload()
+            current = wall_minus_monotonic(self.clock)
+            jump = detect_jump(offset, current)
+            offset = current
+            if jump is not None:
+                self.log.warning(
+                    "wall clock jumped by %+.0f s: rescheduling from the last runs", jump, extra={"event": "clock_jump"}
+                )
+                self._schedule()
+            self._refresh_next_runs()
+        return self.shutdown()
+
+    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.log.info(
+            "%s: finishing the current item, then stopping", signal.Signals(signum).name, extra={"event": "stopping"}
+        )
+        self.stopping.set()
+
+    def shutdown(self) -> int:
+        """No new runs; wait (bounded by daemon.shutdown_timeout) for running ones to finish their item."""
+        self.stopping.set()
+        self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + self.spec.shutdown_timeout
+        with self._active_changed:
+            while self._active and (remaining := deadline - time.monotonic()) > 0:
+                self._active_changed.wait(remaining)
+            unfinished = self._active
+        self.http.stop()
+        if unfinished:
+            self.log.error(
+                "%d run(s) still busy after %d s: exiting without them",
+                unfinished,
+                self.spec.shutdown_timeout,
+                extra={"event": "stopped"},
+            )
+            return 1
+        self.log.info("stopped", extra={"event": "stopped"})
+        return 0
+
+    # -- schedules ------------------------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.config_path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def reload(self) -> bool:
+        """Re-read the config; a bad one is logged and the running schedule kept."""
+        try:
+            config = load_agent_config(self.config_path, self.env)
+            jobs = scheduled_jobs(config)
+        except (ConfigErrors, AgentError) as error:
+            self.log.error(
+                "config reload failed, keeping the current schedule: %s", error, extra={"event": "reload_failed"}
+            )
+            return False
+        spec = config.daemon or DaemonSpec()
+        if parse_listen(spec.listen) != self.listen and spec.listen != self.spec.listen:
+            self.log.warning("daemon.listen changed: takes effect at the next restart", extra={"event": "reload"})
+        self.config, self.jobs, self.spec = config, jobs, spec
+        self.alerter = Alerter(spec.alerts, config)
+        self._schedule()
+        self.log.info("config reloaded: %d job(s)", len(jobs), extra={"event": "reload"})
+        return True
+
+    def _schedule(self) -> None:
+        """(Re)place every job, its first run computed from its last run: one catch-up run at most."""
+        now = self.clock()
+        wanted = {job.job_id for job in self.jobs}
+        for existing in self.scheduler.get_jobs():
+            if existing.id not in wanted:
+                existing.remove()
+        for job in self.jobs:
+            first = first_run_time(job.spec, self.last_runs.get(job.job_id), now)
+            if first is None:
+                continue
+            self.scheduler.add_job(
+                self._run, build_trigger(job.spec, first_run=first), args=[job], id=job.job_id, name=job.job_id,
+                next_run_time=first, replace_existing=True, coalesce=True, max_instances=1,
+                misfire_grace_time=job.spec.misfire_grace or self.spec.misfire_grace,
+            )  # fmt: skip
+            self.metrics.declare(job.job_id)
+            self.metrics.set_next_run(job.job_id, first)
+            self.log.info(
+                "scheduled %s, next run %s",
+                job.job_id,
+                first.isoformat(),
+                extra={"job": job.job_id, "event": "scheduled"},
+            )
+
+    def _refresh_next_runs(self) -> None:
+        for job in self.scheduler.get_jobs():
+            self.metrics.set_next_run(job.id, job.next_run_time)
+
+    # -- one run --------------------------------------------------------------------------------------
+
+    def _run(self, job: ScheduledJob) -> None:
+        if self.stopping.is_set():
+            return
+        with self._active_changed:
+            self._active += 1
+        try:
+            self._run_once(job)
+        finally:
+            with self._active_changed:
+                self._active -= 1
+                self._active_changed.notify_all()
+
+    def _run_once(self, job: ScheduledJob) -> None:
+        run_id = new_run_id()
+        started_wall = self.clock()
+        started = time.monotonic()
+        context = {"job": job.job_id, "run_id": run_id}
+        self.log.info("run started", extra={**context, "event": "run_started"})
+        run = JobRun(
+            job.spec, job.job_id, job.sync_name, self.config, self.env, self.clock, self.stopping, run_id,
+            tracks_items=job.spec.job in ITEM_JOBS,
+        )  # fmt: skip
+        try:
+            with writer_lock(lock_name(job.job_id)):
+                result = JOBS[job.spec.job](run)
+        except Locked as locked:
+            self.log.info("%s", locked, extra={**context, "outcome": "skipped_locked", "event": "run_skipped"})
+            self.metrics.record(RunRecord(job.job_id, "skipped_locked", time.monotonic() - started, self.clock()))
+            self.last_runs.set(job.job_id, started_wall)
+            return
+        except ShutdownRequested as stop:
+            result = JobResult("interrupted", f"stopped by the daemon's shutdown ({stop}); the next run converges")
+        except JobNotAvailable as missing:
+            result = JobResult("unavailable", str(missing))
+        except AgentError as error:
+            result = JobResult("failed", f"{type(error).__name__}: {error}")
+        except Exception as error:  # a bug or an unexpected library error: report it, keep the daemon alive
+            self.log.exception("run crashed", extra={**context, "event": "run_crashed"})
+            result = JobResult("failed", f"{type(error).__name__}: {error}")
+        self._finish(job, run_id, result, started_wall, time.monotonic() - started)
+
+    def _finish(
+        self, job: ScheduledJob, run_id: str, result: JobResult, started_wall: datetime, duration: float
+    ) -> None:
+        finished = self.clock()
+        self.metrics.record(RunRecord(
+            job.job_id, result.outcome, duration, finished, changes=result.changes, failures=result.failures,
+            staged_removals=result.staged_removals, drift_changes=result.drift_changes,
+        ))  # fmt: skip
+        if result.outcome in DONE_OUTCOMES:
+            self.last_runs.set(job.job_id, started_wall)
+        level = {"failed": 40, "unavailable": 30, "drift": 30, "staged": 30}.get(result.outcome, 20)
+        self.log.log(
+            level, "run %s: %s", result.outcome, redact(result.summary),
+            extra={"job": job.job_id, "run_id": run_id, "outcome": result.outcome, "duration_s": round(duration, 3),
+                   "changes": result.changes, "event": "run_finished"},
+        )  # fmt: skip
+        reason = alert_reason(result.outcome)
+        if reason is not None:
+            self.alerter.send(Alert(reason, job.job_id, run_id, result.summary, finished))
+
+    # -- HTTP ---------------------------------------------------------------------------------------
+
+    def render_metrics(self) -> str:
+        return render_metrics(self.metrics.snapshot(), version=__version__, up_since=self.started_at)
+
+    def ready(self) -> list[Check]:
+        return readiness(self.config)
+
+    def alive(self) -> bool:
+        return self.scheduler.running or self.stopping.is_set()
