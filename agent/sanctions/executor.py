@@ -1,0 +1,118 @@
+"""Writing planned steps to Keycloak, one journal entry per write (intent, outcome); thin I/O only.
+
+A step that fails is journalled with its error and the others still run: the pass then verifies against
+Keycloak, and whatever did not take leaves the sanction pending for the next pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agent.errors import KeycloakError, Rejected
+from agent.keycloak import KeycloakGateway
+from agent.sanctions.plan import Step
+from agent.store.journal import NewEntry
+from agent.store.sanctions import Sanction
+from agent.store.values import JsonValue
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    error: str = ""  # empty when Keycloak accepted the write
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who writes, in which realm and run, and where journal entries go."""
+
+    gateway: KeycloakGateway
+    realm: str
+    actor: str
+    run_id: str | None
+    journal: Callable[[NewEntry], None]
+
+
+def apply_steps(writer: Writer, sanction: Sanction, steps: Sequence[Step], reason: str) -> list[StepResult]:
+    """Write each step for the sanction's user; every write is journalled with its outcome."""
+    results = []
+    for step in steps:
+        try:
+            _write(writer.gateway, writer.realm, sanction.user_id, step)
+            result = StepResult(step)
+        except KeycloakError as error:
+            result = StepResult(step, str(error) or type(error).__name__)
+        writer.journal(_entry(writer, sanction, result, reason))
+        results.append(result)
+    return results
+
+
+def _write(gateway: KeycloakGateway, realm: str, user_id: str, step: Step) -> None:
+    kind = step.kind
+    if kind in {"disable", "enable"}:
+        gateway.update_user(realm, user_id, {"enabled": kind == "enable"})
+    elif kind in {"remove-role", "add-role"}:
+        role = gateway.get_realm_role(realm, step.target)
+        if role is None:
+            raise Rejected(f"realm role '{step.target}' does not exist in realm '{realm}'")
+        change = gateway.add_realm_roles_to_user if kind == "add-role" else gateway.remove_realm_roles_from_user
+        change(realm, user_id, [role])
+    elif kind in {"join-group", "leave-group"}:
+        group = gateway.find_group_by_path(realm, step.target)
+        if group is None:
+            raise Rejected(f"group {step.target} does not exist in realm '{realm}'")
+        move = gateway.add_user_to_group if kind == "join-group" else gateway.remove_user_from_group
+        move(realm, user_id, group.id)
+    elif kind == "set-attributes":
+        gateway.set_user_attributes(realm, user_id, step.attributes)
+    elif kind in {"add-required-actions", "remove-required-actions"}:
+        gateway.set_user_required_actions(realm, user_id, step.required_actions)
+    elif kind == "logout":
+        gateway.logout_user(realm, user_id)
+    elif kind == "revoke-consent":
+        gateway.revoke_consent(realm, user_id, step.target)
+    else:  # pragma: no cover - StepKind is closed
+        raise AssertionError(kind)
+
+
+_TARGET_KEYS = {
+    "remove-role": "role",
+    "add-role": "role",
+    "join-group": "group",
+    "leave-group": "group",
+    "revoke-consent": "client_id",
+}
+
+
+def _entry(writer: Writer, sanction: Sanction, result: StepResult, reason: str) -> NewEntry:
+    step = result.step
+    details: dict[str, JsonValue] = {
+        "sanction_id": sanction.id,
+        "level": sanction.level,
+        "id": sanction.user_id,
+        "outcome": "applied" if result.ok else "failed",
+    }
+    if step.kind in _TARGET_KEYS:
+        details[_TARGET_KEYS[step.kind]] = step.target
+    if step.kind == "set-attributes":
+        details["fields"] = {name: list(values) for name, values in sorted(step.attributes.items())}
+    if step.kind.endswith("required-actions"):
+        details["required_actions"] = list(step.required_actions)
+    if step.drift:
+        details["drift"] = True
+    if not result.ok:
+        details["error"] = result.error
+    return NewEntry(
+        actor=writer.actor,
+        action=f"sanction.{step.kind}",
+        subject=sanction.username,
+        realm=writer.realm,
+        run_id=writer.run_id,
+        reason=reason,
+        details=details,
+    )
