@@ -232,6 +232,9 @@ class AppealSummary:
     opened_at: datetime
     acknowledged_at: datetime | None = None
     decided_at: datetime | None = None
+    # Deadlines fixed when the appeal was opened (None: the ledger has none; the review policy's apply).
+    acknowledge_due: datetime | None = None
+    decide_due: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""Effective access, expanded by us: Keycloak's member listings name direct links only, so composites and
+group inheritance (a member of /a/b holds what /a grants) are resolved here, with every route kept.
+Pure functions over plain values.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
+from agent.review.model import Grant, GrantKind, GroupRecord, RoleRecord, RoleRef, Route, UserAccess
+
+# role -> (every role it makes its holder hold, including itself) -> composite chain leading there
+Reach = Mapping[RoleRef, Mapping[RoleRef, tuple[RoleRef, ...]]]
+
+
+def expand_composites(roles: Iterable[RoleRecord]) -> tuple[RoleRecord, ...]:
+    """The roles with `expanded` filled: every role reachable through composites (cycles are harmless)."""
+    listed = tuple(roles)
+    reach = composite_reach(listed)
+    return tuple(replace(role, expanded=frozenset(reach[role.ref]) - {role.ref}) for role in listed)
+
+
+def composite_reach(roles: Iterable[RoleRecord]) -> dict[RoleRef, dict[RoleRef, tuple[RoleRef, ...]]]:
+    """For each role, what holding it gives: itself (chain ()) and each composite member with the shortest
+    chain of composites leading to it (outermost first, the held role itself not included)."""
+    children = {role.ref: role.composites for role in roles}
+    reach: dict[RoleRef, dict[RoleRef, tuple[RoleRef, ...]]] = {}
+    for start in children:
+        chains: dict[RoleRef, tuple[RoleRef, ...]] = {start: ()}
+        queue = deque([start])
+        while queue:
+            current = queue.popleft()
+            for child in sorted(children.get(current, ())):
+                if child not in chains:
+                    chains[child] = (*chains[current], current)
+                    queue.append(child)
+        reach[start] = chains
+    return reach
+
+
+def expand_access(
+    user_ids: Iterable[str],
+    roles: Iterable[RoleRecord],
+    groups: Iterable[GroupRecord],
+    user_roles: Mapping[str, Iterable[RoleRef]],
+) -> dict[str, UserAccess]:
+    """Every user's effective grants: roles mapped on them, groups they are in (and those groups' ancestors),
+    roles those groups grant, and everything composites add; each grant with all its routes.
+
+    A role not in `roles` (deleted meanwhile, or from a client the export left out) is still held, without
+    composites.
+    """
+    reach = composite_reach(roles)
+    group_list = tuple(groups)
+    by_path = {group.path: group for group in group_list}
+    memberships: dict[str, set[str]] = {}
+    for group in group_list:
+        for member in group.member_ids:
+            memberships.setdefault(member, set()).add(group.path)
+    return {
+        user_id: _access_of(user_id, memberships.get(user_id, set()), user_roles.get(user_id, ()), by_path, reach)
+        for user_id in user_ids
+    }
+
+
+def _access_of(
+    user_id: str,
+    member_of: set[str],
+    mapped: Iterable[RoleRef],
+    groups: Mapping[str, GroupRecord],
+    reach: Reach,
+) -> UserAccess:
+    routes: dict[tuple[GrantKind, str], set[Route]] = {}
+    role_of: dict[str, RoleRef] = {}
+
+    def hold_role(ref: RoleRef, group: str | None, via: str | None) -> None:
+        for held, chain in (reach.get(ref) or {ref: ()}).items():
+            role_of[held.label] = held
+            routes.setdefault(("role", held.label), set()).add(Route(group, via, chain))
+
+    for ref in mapped:
+        hold_role(ref, None, None)
+    for path in member_of:
+        routes.setdefault(("group", path), set()).add(Route())
+        group = groups.get(path)
+        ancestors = group.ancestors if group is not None else ()
+        for ancestor in ancestors:
+            routes.setdefault(("group", ancestor), set()).add(Route(group=path))
+        for granting in (path, *ancestors):
+            granting_group = groups.get(granting)
+            for ref in granting_group.roles if granting_group is not None else ():
+                hold_role(ref, granting, path if granting != path else None)
+    grants = tuple(
+        Grant(kind, name, tuple(sorted(found, key=_route_key)), role_of.get(name) if kind == "role" else None)
+        for (kind, name), found in sorted(routes.items())
+    )
+    return UserAccess(user_id, frozenset(member_of), grants)
+
+
+def _route_key(route: Route) -> tuple[str, str, str, tuple[str, ...]]:
+    order = {"direct": "0", "group": "1", "composite": "2"}
+    return (order[route.how], route.group or "", route.member_of or "", tuple(r.label for r in route.composites))
