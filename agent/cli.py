@@ -7,6 +7,7 @@ import sys
 import click
 
 from agent import __version__
+from agent.appeals.commands import appeal_group
 from agent.audit.commands import audit_group
 from agent.config.diagnostics import ConfigErrors
 from agent.daemon.commands import daemon_command
@@ -39,6 +40,7 @@ cli.add_command(sync_group)
 cli.add_command(report_group)
 cli.add_command(daemon_command)
 cli.add_command(audit_group)
+cli.add_command(appeal_group)
 for command in (validate_command, plan_command, apply_command, export_command, schema_command):
     cli.add_command(command)
 

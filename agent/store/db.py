@@ -13,6 +13,7 @@ from types import TracebackType
 
 from agent.errors import ConfigError
 from agent.paths import state_dir
+from agent.store.appeals import Appeals
 from agent.store.baselines import Baselines
 from agent.store.clock import Clock, system_clock
 from agent.store.connection import Database
@@ -41,6 +42,7 @@ class Store:
         self.journal = Journal(db)
         self.sanctions = Sanctions(db)
         self.logins = LoginEvents(db)
+        self.appeals = Appeals(db)
 
     @property
     def path(self) -> Path:

@@ -209,7 +209,35 @@ LOGIN_EVENTS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS)
+APPEALS = Migration(
+    7,
+    "appeals",
+    (
+        # One row per appeal; due dates fixed at opening from the policy then in force. decision NULL: undecided.
+        """CREATE TABLE appeals (
+            id TEXT PRIMARY KEY,
+            sanction_id TEXT NOT NULL REFERENCES sanctions (id),
+            realm TEXT NOT NULL,
+            username TEXT NOT NULL,
+            text TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            opened_at TEXT NOT NULL,
+            acknowledge_due TEXT NOT NULL,
+            decide_due TEXT NOT NULL,
+            acknowledged_at TEXT,
+            acknowledged_by TEXT,
+            decided_at TEXT,
+            decided_by TEXT,
+            decision TEXT,
+            reduced_to TEXT,
+            note TEXT NOT NULL
+        )""",
+        "CREATE INDEX appeals_sanction ON appeals (sanction_id, opened_at)",
+        "CREATE INDEX appeals_opened ON appeals (realm, opened_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS, APPEALS)
 
 
 def check_sequence(migrations: Sequence[Migration]) -> None:
