@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway
+from agent.review.findings import findings
+from agent.review.policy import REVIEW_POLICY_FILE, ReviewPolicy, load_review_policy
+from agent.review.reports.access import AccessReport, ReportContext, build_access_report
 from agent.review.reports.controls import ConfiguredControls, ControlResult, evaluate_controls
 from agent.review.reports.controls_live import configured_realms, policy_facts, read_live_controls
+from agent.review.reports.render_access import access_csv, access_html, access_json, access_markdown
 from agent.review.reports.render_controls import RENDERERS as CONTROL_RENDERERS
+from agent.review.reports.review_facts import review_policy_facts
+from agent.review.snapshot import take_snapshot
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, load_agent_config
@@ -107,7 +113,7 @@ def controls_command(  # noqa: PLR0917  # click passes options positionally
     names = list(realms) or sorted(configured)
     if not names:
         raise ConfigError(f"no realm to check: {config_dir} defines none", hint="pass --realm NAME")
-    training_attribute, review_policy = None, None  # policies/review.yaml: wired when its loader lands
+    training_attribute, review_policy = review_policy_facts(policies_dir, os.environ)
     gateway = connect_read_only()
     try:
         with open_agent_store(config_path) as store:
@@ -130,3 +136,68 @@ def controls_command(  # noqa: PLR0917  # click passes options positionally
     if out is not None:
         click.echo(f"{len(results)} controls, {len(failed)} failed", err=True)
     sys.exit(EXIT_FAILED_CONTROLS if check and failed else EXIT_OK)
+
+
+ACCESS_FORMATS = ("html", "csv", "json", "md")
+LOGIN_HISTORY_DAYS = 30
+
+
+def logins_per_day(store: Store, realm: str, now: datetime) -> tuple[tuple[str, int], ...]:
+    """Successful logins per day over the chart's window, from the harvested LOGIN events."""
+    since = now - timedelta(days=LOGIN_HISTORY_DAYS)
+    return tuple((day, logins) for day, logins, _failed in store.logins.logins_per_day(realm, since))
+
+
+def report_context(policy: ReviewPolicy, store: Store, realm: str, now: datetime) -> ReportContext:
+    return ReportContext(
+        privileged_roles=policy.privileged.role_refs(),
+        privileged_groups=frozenset(policy.privileged.groups),
+        logins_per_day=logins_per_day(store, realm, now),
+    )
+
+
+def render_access_files(report: AccessReport, formats: Sequence[str]) -> dict[str, str]:
+    """File name -> text for each format; CSV gives one file per table (access-users.csv, ...)."""
+    files: dict[str, str] = {}
+    for name in formats:
+        if name == "csv":
+            files.update({f"access-{table}.csv": text for table, text in access_csv(report).items()})
+        else:
+            files[f"access.{name}"] = {"html": access_html, "json": access_json, "md": access_markdown}[name](report)
+    return files
+
+
+def write_files(out: Path, files: Mapping[str, str]) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = out / name
+        path.write_text(text, encoding="utf-8", newline="")
+        written.append(path)
+    return written
+
+
+@report_group.command("access")
+@click.option("--realm", required=True, help="the realm to report on")
+@click.option("--format", "formats", default="html", show_default=True, help="comma-separated: html,csv,json,md")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="folder to write")
+@click.option(
+    "--policies", "policies_dir", type=click.Path(path_type=Path), default=DEFAULT_POLICIES, show_default=True
+)
+@config_option
+def access_command(realm: str, formats: str, out: Path, policies_dir: Path, config_path: Path) -> None:
+    """Who holds what, how, and what is wrong with it: summary and charts first, then filterable tables."""
+    chosen = parse_formats(formats, ACCESS_FORMATS)
+    policy = load_review_policy(policies_dir / REVIEW_POLICY_FILE.name, os.environ)
+    gateway = connect_read_only()
+    try:
+        with open_agent_store(config_path) as store:
+            snapshot = take_snapshot(gateway, store, realm, policy=policy)
+            context = report_context(policy, store, realm, snapshot.taken_at)
+    finally:
+        gateway.close()
+    report = build_access_report(snapshot, findings(snapshot, policy), context)
+    for path in write_files(out, render_access_files(report, chosen)):
+        click.echo(str(path))
+    summary = report.summary
+    click.echo(f"{summary.users} users, {summary.findings} findings, realm {realm}", err=True)

@@ -143,7 +143,11 @@ def column_chart(caption: str, columns: Sequence[tuple[str, int]], element_id: s
             f'fill="{PALETTE[0]}"><title>{escape(label)}: {value}</title></rect>'
         )
         if index in labelled:
-            shapes.append(f'<text x="{x:.1f}" y="{plot + 18}" font-size="10">{escape(label)}</text>')
+            # The last label ends at its column, so it stays inside the chart.
+            anchor, at = ("end", x + step) if index == len(columns) - 1 and index else ("start", x)
+            shapes.append(
+                f'<text x="{at:.1f}" y="{plot + 18}" font-size="10" text-anchor="{anchor}">{escape(label)}</text>'
+            )
     if not columns:
         shapes.append('<text x="10" y="20" font-size="12">nothing to show</text>')
     return _figure(caption, element_id, CHART_WIDTH, COLUMN_CHART_HEIGHT, shapes)
