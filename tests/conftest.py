@@ -20,16 +20,19 @@ from agent.keycloak import KeycloakGateway
 from agent.settings import KeycloakConnection, LdapConnection, keycloak_connection_from_env, ldap_connection_from_env
 from tests.harness.backends import containers_keycloak, local_stack
 from tests.harness.ldap_directory import DirectoryFactory
+from tests.harness.postgres import PostgresServer, postgres_session
+from tests.harness.store_backends import PostgresBackend, SqliteBackend, StoreBackend
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STATE_DIR = REPO_ROOT / ".state" / "test"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under tests/unit are `unit`, tests under tests/integration are `integration`."""
+    """Tests under tests/unit are `unit`, tests under tests/integration are `integration`. A unit test's
+    variant marked integration (the PostgreSQL param of `store_backend`) is not `unit`: it needs a server."""
     for item in items:
         path = Path(str(item.fspath))
-        if "unit" in path.parts:
+        if "unit" in path.parts and item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.unit)
         elif "integration" in path.parts:
             item.add_marker(pytest.mark.integration)
@@ -100,3 +103,17 @@ def realm(gateway: KeycloakGateway, request: pytest.FixtureRequest) -> Iterator[
     yield name
     if gateway.get_realm(name) is not None:
         gateway.delete_realm(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL (Debian's packages) for the session, started on first use, stopped at the end."""
+    yield from postgres_session()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
+    """The store on SQLite, then on PostgreSQL (a fresh database; that variant is an integration test)."""
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path)
+    return PostgresBackend(request.getfixturevalue("postgres_server"))

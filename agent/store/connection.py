@@ -1,14 +1,23 @@
-"""Connections and transactions: one SQLite connection per thread, explicit BEGIN/COMMIT, `?` placeholders."""
+"""Connections and transactions: one connection per thread, explicit BEGIN/COMMIT, `?` placeholders.
+
+`Database` is the interface every store area (runs, journal, ...) uses; `SqliteDatabase` here and
+`agent.store.postgres.PostgresDatabase` implement it with the same transaction semantics: a write
+transaction holds the store's single writer lock from BEGIN to COMMIT, so a read-then-write never acts on
+a stale row and writers (threads, processes, machines) never interleave; a read transaction sees one
+consistent snapshot.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 from agent.store.clock import Clock, system_clock
 from agent.store.errors import StoreConflict, StoreError
@@ -21,36 +30,75 @@ BUSY_TIMEOUT_MS = 10_000  # how long a writer waits for another writer before th
 
 @dataclass(frozen=True)
 class Dialect:
-    """What differs between backends. PostgreSQL will be `Dialect("postgresql", "%s", "BEGIN", " FOR UPDATE")`."""
+    """What differs between backends: the placeholder, how a transaction starts, and the row lock suffix."""
 
     name: str
     placeholder: str
-    begin_write: str  # starts a transaction that holds the write lock from its first statement
+    begin_write: str  # starts a transaction that holds (or, on PostgreSQL, is followed by) the writer lock
     for_update: str  # appended to a SELECT whose rows the transaction will update
+    begin_read: str = "BEGIN"  # starts a transaction whose reads all see one snapshot
 
     def sql(self, text: str) -> str:
-        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+        """`text` with `?` placeholders rewritten for the driver. psycopg reads `%` as the start of a
+        placeholder, so a literal `%` (as in LIKE 'a%') is doubled there; it always gets parameters."""
+        if self.placeholder == "?":
+            return text
+        return text.replace("%", "%%").replace("?", self.placeholder)
 
 
 SQLITE = Dialect("sqlite", "?", "BEGIN IMMEDIATE", "")
+# READ COMMITTED for writers: each statement sees what was committed before it, and the writer lock taken
+# right after BEGIN means nothing else commits in between. REPEATABLE READ for readers: one snapshot, as
+# SQLite's WAL gives (journal verify reads the head and every entry and must see them agree).
+POSTGRESQL = Dialect(
+    "postgresql",
+    "%s",
+    "BEGIN ISOLATION LEVEL READ COMMITTED",
+    " FOR UPDATE",
+    "BEGIN ISOLATION LEVEL REPEATABLE READ",
+)
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the store uses (sqlite3's and psycopg's both fit)."""
+
+    @property
+    def description(self) -> Sequence[Sequence[Any]] | None: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[Param], /) -> object: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Param]], /) -> object: ...
+
+    def __iter__(self) -> Iterator[Sequence[Any]]: ...
+
+
+ErrorTranslator = Callable[[str], AbstractContextManager[None]]
 
 
 class Transaction:
     """Statements inside one transaction; made only by `Database.transaction`."""
 
-    def __init__(self, connection: sqlite3.Connection, dialect: Dialect, where: str) -> None:
-        self._connection = connection
+    def __init__(self, cursor: Callable[[], Cursor], dialect: Dialect, where: str, errors: ErrorTranslator) -> None:
+        self._cursor = cursor
         self.dialect = dialect
         self._where = where
+        self._errors = errors
 
     def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
         """Run one statement; the number of rows it changed."""
-        with translate_errors(self._where):
-            return self._connection.execute(self.dialect.sql(sql), params).rowcount
+        with self._errors(self._where):
+            cursor = self._cursor()
+            cursor.execute(self.dialect.sql(sql), tuple(params))
+            return cursor.rowcount
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Param]]) -> None:
-        with translate_errors(self._where):
-            self._connection.executemany(self.dialect.sql(sql), rows)
+        if not rows:
+            return  # psycopg refuses an empty batch; there is nothing to do anyway
+        with self._errors(self._where):
+            self._cursor().executemany(self.dialect.sql(sql), [tuple(row) for row in rows])
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
         return list(self.iterate(sql, params))
@@ -61,34 +109,40 @@ class Transaction:
 
     def iterate(self, sql: str, params: Sequence[Param] = ()) -> Iterator[Row]:
         """Rows one at a time (for long reads such as verifying the whole journal)."""
-        with translate_errors(self._where):
-            cursor = self._connection.execute(self.dialect.sql(sql), params)
-            names = [column[0] for column in cursor.description]
+        with self._errors(self._where):
+            cursor = self._cursor()
+            cursor.execute(self.dialect.sql(sql), tuple(params))
+            description = cursor.description or ()
+            names = [column[0] for column in description]
             for values in cursor:
                 yield dict(zip(names, values, strict=True))
 
 
-class Database:
-    """A SQLite file reached through per-thread connections; `now` is the clock every module stamps with.
+class Database(ABC):
+    """A store reached through per-thread connections; `now` is the clock every module stamps with.
 
     Thread-safety: a Database may be shared by threads; each thread gets its own connection on first use
-    (sqlite3 connections must not be shared), and `close()` closes them all. Writers are serialised by
-    SQLite itself: a write transaction starts with `BEGIN IMMEDIATE`, which takes the single write lock up
-    front (waiting up to the busy timeout), so threads or processes never interleave writes, and a
-    read-then-write inside one transaction never acts on a stale snapshot.
+    (neither sqlite3 nor psycopg connections may be used by two threads at once), and `close()` closes them
+    all. Transactions do not nest. See the module docstring for the transaction semantics.
 
     Portability: SQL in this package uses `?` placeholders and never a literal `?`; `Dialect` rewrites them
     (psycopg wants `%s`) and names the few statements that differ between backends.
     """
 
-    def __init__(self, path: Path, *, now: Clock = system_clock) -> None:
-        self.path = path
-        self.dialect = SQLITE
+    dialect: Dialect  # connections are the driver's own type, hence Any in the hooks below
+
+    def __init__(self, name: str, *, now: Clock = system_clock) -> None:
+        self.name = name  # how messages name the store: its file, or its URL without credentials
         self._now = now
         self._local = threading.local()
         self._lock = threading.Lock()  # guards the list of connections, not the database
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[Any] = []
         self._closed = False
+
+    @property
+    def path(self) -> Path | None:
+        """The store's file, for a file-based backend."""
+        return None
 
     def now(self) -> datetime:
         moment = self._now()
@@ -99,23 +153,20 @@ class Database:
     @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[Transaction]:
         """One transaction, committed when the block ends and rolled back if it raises. `write=True` takes the
-        write lock at BEGIN. Transactions do not nest: a second one on the same thread is a bug."""
-        connection = self._connection()
+        writer lock at BEGIN. Transactions do not nest: a second one on the same thread is a bug."""
         if getattr(self._local, "active", False):
             raise StoreError("a store transaction is already open on this thread; they do not nest")
-        where = f"store {self.path}"
-        with translate_errors(where):
-            connection.execute(self.dialect.begin_write if write else "BEGIN")
+        connection = self._connection()
+        where = f"store {self.name}"
+        with self.errors(where):
+            self._begin(connection, write=write)
         self._local.active = True
         try:
-            yield Transaction(connection, self.dialect, where)
-            with translate_errors(where):
-                connection.execute("COMMIT")
+            yield Transaction(lambda: self._cursor(connection), self.dialect, where, self.errors)
+            with self.errors(where):
+                self._commit(connection)
         except BaseException:
-            # SQLite may have rolled back already (some errors end the transaction); ROLLBACK would then fail
-            # and hide the error that matters.
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
+            self._rollback(connection)
             raise
         finally:
             self._local.active = False
@@ -126,37 +177,117 @@ class Database:
             self._closed = True
             connections, self._connections = self._connections, []
         for connection in connections:
-            connection.close()
+            self._close(connection)
 
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+    def _connection(self) -> Any:
+        connection: Any = getattr(self._local, "connection", None)
         if self._closed:
-            raise StoreError(f"store {self.path} is closed")
+            raise StoreError(f"store {self.name} is closed")
+        if connection is not None and self._broken(connection):
+            # The server went away (restart, failover): forget this connection and open a new one.
+            self._forget(connection)
+            connection = None
         if connection is None:
-            connection = self._connect()
+            connection = self._register(self._connect())
             self._local.connection = connection
         return connection
+
+    def _register(self, connection: Any) -> Any:
+        with self._lock:
+            if self._closed:
+                self._close(connection)
+                raise StoreError(f"store {self.name} is closed")
+            self._connections.append(connection)
+        return connection
+
+    def _forget(self, connection: Any) -> None:
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+        self._local.connection = None
+        self._close(connection)
+
+    @abstractmethod
+    def errors(self, where: str) -> AbstractContextManager[None]:
+        """Driver errors as StoreError (StoreConflict for a violated constraint), naming no value bound."""
+
+    @abstractmethod
+    def _connect(self) -> Any: ...
+
+    @abstractmethod
+    def _cursor(self, connection: Any) -> Cursor: ...
+
+    @abstractmethod
+    def _begin(self, connection: Any, *, write: bool) -> None: ...
+
+    @abstractmethod
+    def _commit(self, connection: Any) -> None: ...
+
+    @abstractmethod
+    def _rollback(self, connection: Any) -> None:
+        """Roll back if a transaction is still open; never raise over the error that caused it."""
+
+    @abstractmethod
+    def _broken(self, connection: Any) -> bool: ...
+
+    @abstractmethod
+    def _close(self, connection: Any) -> None: ...
+
+
+class SqliteDatabase(Database):
+    """A SQLite file. Writers are serialised by SQLite itself: a write transaction starts with
+    `BEGIN IMMEDIATE`, which takes the single write lock up front (waiting up to the busy timeout), so
+    threads or processes never interleave writes, and a read-then-write inside one transaction never acts on
+    a stale snapshot."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: Path, *, now: Clock = system_clock) -> None:
+        super().__init__(str(path), now=now)
+        self._path = path
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def errors(self, where: str) -> AbstractContextManager[None]:
+        return translate_errors(where)
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: the sqlite3 module opens no transaction by itself; we BEGIN and COMMIT.
         # check_same_thread=False only so that close() may close it from another thread; each connection is
         # otherwise used by the thread that made it.
-        where = f"store {self.path}"
-        with translate_errors(where):
+        with translate_errors(f"store {self.name}"):
             connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             try:
                 configure(connection)
             except BaseException:
                 connection.close()
                 raise
-        with self._lock:
-            if self._closed:
-                connection.close()
-                raise StoreError(f"store {self.path} is closed")
-            self._connections.append(connection)
         return connection
+
+    def _cursor(self, connection: sqlite3.Connection) -> Cursor:
+        return connection.cursor()
+
+    def _begin(self, connection: sqlite3.Connection, *, write: bool) -> None:
+        connection.execute(self.dialect.begin_write if write else self.dialect.begin_read)
+
+    def _commit(self, connection: sqlite3.Connection) -> None:
+        connection.execute("COMMIT")
+
+    def _rollback(self, connection: sqlite3.Connection) -> None:
+        # SQLite may have rolled back already (some errors end the transaction); ROLLBACK would then fail
+        # and hide the error that matters.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+
+    def _broken(self, connection: sqlite3.Connection) -> bool:
+        return False
+
+    def _close(self, connection: sqlite3.Connection) -> None:
+        connection.close()
 
 
 def configure(connection: sqlite3.Connection) -> None:

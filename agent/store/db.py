@@ -1,7 +1,8 @@
 """Opening the store: `open_store(url)` -> a migrated `Store` with runs, staging, baselines and the journal.
 
 URLs follow SQLAlchemy's form: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`; the default is
-`<state dir>/idp-agent.db`. PostgreSQL (`postgresql://...`) comes with the daemon issue.
+`<state dir>/idp-agent.db`. `postgresql://user@host:5432/db` opens the store on PostgreSQL (see
+agent.store.postgres; the password comes from the URL, PGPASSWORD or PGPASSWORD_FILE).
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ from agent.errors import ConfigError
 from agent.paths import state_dir
 from agent.store.appeals import Appeals
 from agent.store.baselines import Baselines
+from agent.store.campaigns import Campaigns
 from agent.store.clock import Clock, system_clock
-from agent.store.connection import Database
+from agent.store.connection import Database, SqliteDatabase
 from agent.store.journal import Journal
 from agent.store.logins import LoginEvents
 from agent.store.migrations import MIGRATIONS, Migration, migrate
+from agent.store.postgres import POSTGRES_SCHEMES, PostgresDatabase
 from agent.store.runs import Runs
 from agent.store.sanctions import Sanctions
 from agent.store.staging import Staging
 
 DEFAULT_FILE_NAME = "idp-agent.db"
 SQLITE_PREFIX = "sqlite:///"
-POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class Store:
@@ -43,9 +45,11 @@ class Store:
         self.sanctions = Sanctions(db)
         self.logins = LoginEvents(db)
         self.appeals = Appeals(db)
+        self.campaigns = Campaigns(db)
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | None:
+        """The SQLite file; None for a store on PostgreSQL."""
         return self.db.path
 
     def close(self) -> None:
@@ -68,12 +72,11 @@ def sqlite_path(url: str) -> Path:
     """The file a `sqlite:///...` URL names. Messages show only the scheme of other URLs: a PostgreSQL URL
     may carry a password."""
     scheme = url.partition(":")[0].lower()
-    if scheme in POSTGRES_SCHEMES:
-        raise ConfigError(
-            "the store on PostgreSQL is not yet supported", hint="use a sqlite:///path/to/file.db URL for now"
-        )
     if scheme != "sqlite" or not url.startswith(SQLITE_PREFIX):
-        raise ConfigError(f"store URL with scheme '{scheme}' is not supported", hint="write sqlite:///path/to/file.db")
+        raise ConfigError(
+            f"store URL with scheme '{scheme}' is not supported",
+            hint="write sqlite:///path/to/file.db or postgresql://user@host:5432/db",
+        )
     raw = url.removeprefix(SQLITE_PREFIX)
     if not raw or raw == ":memory:" or raw.startswith(("file:", "?")) or "?" in raw:
         raise ConfigError(
@@ -88,15 +91,22 @@ def open_store(
 ) -> Store:
     """Open (creating if needed) and migrate the store at `url`, default `<state dir>/idp-agent.db`.
     `now` is the clock every record is stamped with; `migrations` is for tests of older schemas."""
-    path = sqlite_path(url or default_store_url())
-    create_private_file(path)
-    db = Database(path, now=now)
+    db = open_database(url or default_store_url(), now=now)
     try:
         version = migrate(db, migrations)
     except BaseException:
         db.close()
         raise
     return Store(db, version)
+
+
+def open_database(url: str, *, now: Clock = system_clock) -> Database:
+    """The backend the URL names, not yet migrated. Nothing connects until the first transaction."""
+    if url.partition(":")[0].lower() in POSTGRES_SCHEMES:
+        return PostgresDatabase(url, now=now)
+    path = sqlite_path(url)
+    create_private_file(path)
+    return SqliteDatabase(path, now=now)
 
 
 def create_private_file(path: Path) -> None:

@@ -108,9 +108,24 @@ BASELINES = Migration(
 
 
 def _journal_append_only(tx: Transaction) -> None:
-    """In SQLite, triggers refuse UPDATE and DELETE on the journal: a guard against our own bugs, not against
-    someone who can write the file (they can drop the triggers; `verify` is what catches them)."""
-    if tx.dialect.name != "sqlite":
+    """Triggers refuse UPDATE and DELETE on the journal: a guard against our own bugs, not against someone
+    who can write the file or owns the tables (they can drop the triggers; `verify` is what catches them)."""
+    if tx.dialect.name == "postgresql":
+        # Added for PostgreSQL after this migration shipped: no store on PostgreSQL existed before, so no
+        # store in the field applied migration 4 without it, and SQLite's DDL below is unchanged.
+        # ERRCODE restrict_violation (class 23) makes it an integrity error, as SQLite's RAISE(ABORT) is.
+        tx.execute(
+            "CREATE FUNCTION journal_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'the journal is append-only' USING ERRCODE = 'restrict_violation'; END $$"
+        )
+        tx.execute(
+            "CREATE TRIGGER journal_no_change BEFORE UPDATE OR DELETE ON journal "
+            "FOR EACH ROW EXECUTE FUNCTION journal_append_only()"
+        )
+        tx.execute(
+            "CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON journal "
+            "FOR EACH STATEMENT EXECUTE FUNCTION journal_append_only()"
+        )
         return
     for event in ("UPDATE", "DELETE"):
         tx.execute(
@@ -237,7 +252,54 @@ APPEALS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS, APPEALS)
+REVIEW_CAMPAIGNS = Migration(
+    8,
+    "review_campaigns",
+    (
+        """CREATE TABLE review_campaigns (
+            name TEXT PRIMARY KEY,
+            realm TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            due_at TEXT,
+            default_decision TEXT NOT NULL,
+            dormant_days INTEGER NOT NULL,
+            snapshot_at TEXT NOT NULL,
+            closed_at TEXT,
+            closed_by TEXT,
+            run_id TEXT
+        )""",
+        # One row per user x entitlement; decision NULL: nobody answered yet. `number` is what sheets name.
+        """CREATE TABLE review_items (
+            campaign TEXT NOT NULL REFERENCES review_campaigns (name),
+            number INTEGER NOT NULL,
+            user_id TEXT NOT NULL,
+            username TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            entitlement TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            confers TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            recommendation TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            decision TEXT,
+            justification TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at TEXT,
+            decided_how TEXT,
+            outcome TEXT NOT NULL,
+            outcome_detail TEXT NOT NULL,
+            PRIMARY KEY (campaign, number)
+        )""",
+        "CREATE INDEX review_items_reviewer ON review_items (campaign, reviewer)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS, APPEALS, REVIEW_CAMPAIGNS,
+)  # fmt: skip
 
 
 def check_sequence(migrations: Sequence[Migration]) -> None:
@@ -254,7 +316,7 @@ def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:
     with db.transaction(write=True) as tx:
         tx.execute(SCHEMA_VERSION_TABLE)
         applied = applied_migrations(tx)
-    check_applied(applied, migrations, db.path)
+    check_applied(applied, migrations, db.name)
     for migration in migrations:
         if migration.version in applied:
             continue
@@ -278,7 +340,7 @@ def applied_migrations(tx: Transaction) -> dict[int, str]:
     return {integer(row, "version"): text(row, "name") for row in rows}
 
 
-def check_applied(applied: Mapping[int, str], migrations: Sequence[Migration], path: Path) -> None:
+def check_applied(applied: Mapping[int, str], migrations: Sequence[Migration], path: Path | str) -> None:
     """Refuse a store written by a newer idp-agent, or one whose history differs from ours."""
     known = {migration.version: migration.name for migration in migrations}
     newest_known = max(known, default=0)

@@ -69,13 +69,16 @@ def allowed_mapping(
 
 
 def check_text(value: object, where: str, *, empty: bool = True) -> str:
-    """`value` if it is a str (a Secret is not); `empty=False` also refuses ''."""
+    """`value` if it is a str (a Secret is not) without NUL characters; `empty=False` also refuses ''."""
     if isinstance(value, Secret):
         raise ForbiddenValue(f"{where} is a Secret: secrets never go into the store")
     if not isinstance(value, str):
         raise ForbiddenValue(f"{where} must be text, not {type(value).__name__}")
     if not empty and not value:
         raise ForbiddenValue(f"{where} must not be empty")
+    if "\x00" in value:
+        # PostgreSQL's text cannot hold NUL; refused on every backend so that a store can move between them.
+        raise ForbiddenValue(f"{where} contains a NUL character, which the store cannot keep")
     return value
 
 

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.store import ManualClock, Store, StoreError, open_store
+from tests.harness.store_backends import StoreBackend
 
 T0 = datetime(2026, 11, 29, 16, 55, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=ManualClock(T0)) as opened:
+def store(store_backend: StoreBackend) -> Iterator[Store]:
+    with open_store(store_backend.url, now=ManualClock(T0)) as opened:
         yield opened
 
 
-def test_last_good_read_round_trips(store: Store, tmp_path: Path) -> None:
+def test_last_good_read_round_trips(store: Store, store_backend: StoreBackend) -> None:
     assert store.baselines.last_good("hr") is None
     store.baselines.record_good_read("hr", 4850)
     store.baselines.record_good_read("ldap", 5000, T0 - timedelta(minutes=3))
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as reopened:
+    with open_store(store_backend.url) as reopened:
         count, at = reopened.baselines.last_good("hr")  # type: ignore[misc]
         assert (count, at) == (4850, T0)
         assert reopened.baselines.last_good_counts() == {"hr": 4850, "ldap": 5000}

@@ -1,4 +1,5 @@
-"""Opening the store: URLs, SQLite settings, and versioned migrations on real SQLite files."""
+"""Opening the store: URLs, SQLite settings, and versioned migrations on real stores (SQLite files, and
+PostgreSQL databases as integration tests)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 from agent.errors import ConfigError
 from agent.store import ManualClock, SchemaError, StoreError, default_store_url, open_store
 from agent.store.connection import Database, Transaction
-from agent.store.db import sqlite_path
+from agent.store.db import open_database, sqlite_path
 from agent.store.migrations import MIGRATIONS, Migration, check_sequence, migrate
+from tests.harness.store_backends import StoreBackend
 
 T0 = datetime(2026, 11, 29, 16, 55, 1, tzinfo=UTC)
 
@@ -24,9 +26,9 @@ def tables(path: Path) -> set[str]:
         return {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def versions(path: Path) -> list[tuple[int, str]]:
-    with sqlite3.connect(path) as raw:
-        return list(raw.execute("SELECT version, name FROM schema_version ORDER BY version"))
+def versions(backend: StoreBackend, url: str | None = None) -> list[tuple[int, str]]:
+    found = backend.rows("SELECT version, name FROM schema_version ORDER BY version", url=url)
+    return [(row["version"], row["name"]) for row in found]
 
 
 @pytest.mark.parametrize(
@@ -44,8 +46,6 @@ def test_sqlite_urls_name_a_file(url: str, path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://agent:hunter2@db.example.org/idp", "PostgreSQL is not yet supported"),
-        ("postgres://agent:hunter2@db/idp", "PostgreSQL is not yet supported"),
         ("mysql://agent:hunter2@db/idp", "scheme 'mysql' is not supported"),
         ("sqlite:///:memory:", "needs a file path"),
         ("sqlite:///", "needs a file path"),
@@ -68,6 +68,7 @@ def test_default_store_lives_in_the_state_dir(tmp_path: Path, monkeypatch: pytes
 
 
 def test_fresh_store_is_private_wal_with_foreign_keys(tmp_path: Path) -> None:
+    """SQLite's settings; test_store_postgres covers PostgreSQL's."""
     path = tmp_path / "sub" / "store.db"
     with open_store(f"sqlite:///{path}") as store:
         assert store.schema_version == len(MIGRATIONS)
@@ -80,36 +81,36 @@ def test_fresh_store_is_private_wal_with_foreign_keys(tmp_path: Path) -> None:
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {"runs", "run_items", "staged_sets", "staged_items", "baselines", "journal", "journal_head"} <= tables(path)
-    assert versions(path) == [(m.version, m.name) for m in MIGRATIONS]
+    with sqlite3.connect(path) as raw:
+        found = list(raw.execute("SELECT version, name FROM schema_version ORDER BY version"))
+    assert found == [(m.version, m.name) for m in MIGRATIONS]
 
 
-def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_reopening_applies_nothing_twice(store_backend: StoreBackend) -> None:
+    url = store_backend.url
     clock = ManualClock(T0)
     open_store(url, now=clock).close()
-    with sqlite3.connect(tmp_path / "store.db") as raw:
-        first = list(raw.execute("SELECT * FROM schema_version"))
+    first = store_backend.rows("SELECT * FROM schema_version ORDER BY version")
     clock.set(datetime(2027, 1, 1, tzinfo=UTC))
     with open_store(url, now=clock) as store:
         assert store.schema_version == len(MIGRATIONS)
-    with sqlite3.connect(tmp_path / "store.db") as raw:
-        assert list(raw.execute("SELECT * FROM schema_version")) == first  # same rows, same applied_at
+    assert store_backend.rows("SELECT * FROM schema_version ORDER BY version") == first  # same rows and times
 
 
-def test_an_older_store_is_migrated_forward_and_keeps_its_data(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_an_older_store_is_migrated_forward_and_keeps_its_data(store_backend: StoreBackend) -> None:
+    url = store_backend.url
     with open_store(url, migrations=MIGRATIONS[:1]) as old:
         assert old.schema_version == 1
         run = old.runs.start_run("sync", "acme", ("hr",))
-    assert "journal" not in tables(tmp_path / "store.db")
+    assert "journal" not in store_backend.tables()
     with open_store(url) as store:
         assert store.schema_version == len(MIGRATIONS)
         assert store.runs.get_run(run.id) == run
         assert store.journal.verify().ok
 
 
-def test_a_later_migration_can_change_tables_and_data(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_a_later_migration_can_change_tables_and_data(store_backend: StoreBackend) -> None:
+    url = store_backend.url
     with open_store(url) as store:
         store.baselines.record_good_read("hr", 40)
 
@@ -121,22 +122,21 @@ def test_a_later_migration_can_change_tables_and_data(tmp_path: Path) -> None:
         assert store.schema_version == len(MIGRATIONS) + 1
         last = store.baselines.last_good("hr")
         assert last is not None and last.records == 80
-    assert versions(tmp_path / "store.db")[-1] == (extra.version, "notes")
+    assert versions(store_backend)[-1] == (extra.version, "notes")
 
 
-def test_a_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_a_store_newer_than_the_code_is_refused(store_backend: StoreBackend) -> None:
+    url = store_backend.url
     open_store(url).close()
-    with sqlite3.connect(tmp_path / "store.db") as raw:
-        raw.execute("INSERT INTO schema_version VALUES (99, 'from-the-future', '2030-01-01T00:00:00.000000Z')")
+    store_backend.execute("INSERT INTO schema_version VALUES (99, 'from-the-future', '2030-01-01T00:00:00.000000Z')")
     known = len(MIGRATIONS)
     with pytest.raises(SchemaError, match=rf"schema version 99, newer than this idp-agent knows \({known}\)") as caught:
         open_store(url)
     assert "upgrade idp-agent" in caught.value.hint
 
 
-def test_a_store_from_another_history_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_a_store_from_another_history_is_refused(store_backend: StoreBackend) -> None:
+    url = store_backend.url
     other = (MIGRATIONS[0], Migration(2, "something-else", ("CREATE TABLE other (x TEXT)",)))
     open_store(url, migrations=other).close()
     with pytest.raises(
@@ -145,13 +145,13 @@ def test_a_store_from_another_history_is_refused(tmp_path: Path) -> None:
         open_store(url)
 
 
-def test_a_failing_migration_leaves_no_trace(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_a_failing_migration_leaves_no_trace(store_backend: StoreBackend) -> None:
+    url = store_backend.url
     broken = Migration(len(MIGRATIONS) + 1, "broken", ("CREATE TABLE half (x TEXT)", "CREATE TABLE half (x TEXT)"))
     with pytest.raises(StoreError, match="already exists"):
         open_store(url, migrations=(*MIGRATIONS, broken))
-    assert "half" not in tables(tmp_path / "store.db")
-    assert versions(tmp_path / "store.db")[-1][0] == len(MIGRATIONS)
+    assert "half" not in store_backend.tables()
+    assert versions(store_backend)[-1][0] == len(MIGRATIONS)
     with open_store(url) as store:  # the store is still usable at its last good version
         assert store.schema_version == len(MIGRATIONS)
 
@@ -166,10 +166,8 @@ def test_shipped_migrations_are_in_sequence() -> None:
     check_sequence(MIGRATIONS)
 
 
-def test_processes_opening_one_new_store_together_migrate_it_once(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    path.touch()
-    databases = [Database(path) for _ in range(4)]
+def test_processes_opening_one_new_store_together_migrate_it_once(store_backend: StoreBackend) -> None:
+    databases = [open_database(store_backend.url) for _ in range(4)]
     barrier = threading.Barrier(len(databases))
     errors: list[BaseException] = []
 
@@ -188,11 +186,11 @@ def test_processes_opening_one_new_store_together_migrate_it_once(tmp_path: Path
     for db in databases:
         db.close()
     assert errors == []
-    assert versions(path) == [(m.version, m.name) for m in MIGRATIONS]
+    assert versions(store_backend) == [(m.version, m.name) for m in MIGRATIONS]
 
 
-def test_transactions_do_not_nest_and_roll_back_on_error(tmp_path: Path) -> None:
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+def test_transactions_do_not_nest_and_roll_back_on_error(store_backend: StoreBackend) -> None:
+    with open_store(store_backend.url) as store:
         with store.db.transaction() as _, pytest.raises(StoreError, match="do not nest"), store.db.transaction():
             pass
         with pytest.raises(RuntimeError), store.db.transaction(write=True) as tx:
@@ -201,13 +199,27 @@ def test_transactions_do_not_nest_and_roll_back_on_error(tmp_path: Path) -> None
         assert store.baselines.last_good("hr") is None
 
 
-def test_each_thread_has_its_own_connection_and_close_closes_them_all(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+def test_a_read_transaction_sees_one_snapshot_and_a_writer_sees_the_latest_commit(
+    store_backend: StoreBackend,
+) -> None:
+    """Journal verify reads the head, then every entry: they must agree even if an append commits between."""
+    with open_store(store_backend.url) as store, open_store(store_backend.url) as other:
+        with store.db.transaction() as tx:
+            before = tx.query("SELECT seq FROM journal_head")
+            other.journal.append(actor="ops", action="user.update", subject="bob", realm="acme")
+            assert tx.query("SELECT seq FROM journal_head") == before
+            assert tx.query("SELECT seq FROM journal") == []
+        with store.db.transaction(write=True) as tx:
+            assert tx.query("SELECT seq FROM journal_head") == [{"seq": 1}]
+
+
+def test_each_thread_has_its_own_connection_and_close_closes_them_all(store_backend: StoreBackend) -> None:
+    store = open_store(store_backend.url)
     seen: list[int] = []
 
     def read() -> None:
-        with store.db.transaction() as tx:
-            seen.append(id(tx._connection))
+        with store.db.transaction():
+            seen.append(id(store.db._connection()))
 
     threads = [threading.Thread(target=read) for _ in range(3)]
     for thread in threads:
@@ -221,8 +233,8 @@ def test_each_thread_has_its_own_connection_and_close_closes_them_all(tmp_path: 
         store.runs.list_runs()
 
 
-def test_a_naive_clock_is_refused(tmp_path: Path) -> None:
+def test_a_naive_clock_is_refused(store_backend: StoreBackend) -> None:
     with pytest.raises(StoreError, match="naive datetime"):
-        open_store(f"sqlite:///{tmp_path / 'store.db'}", now=lambda: datetime(2026, 1, 1))
+        open_store(store_backend.url, now=lambda: datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
         ManualClock(datetime(2026, 1, 1))

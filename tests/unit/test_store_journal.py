@@ -1,16 +1,16 @@
-"""The hash-chained journal: appends, filters, no secrets, concurrent writers, and tampering with the file."""
+"""The hash-chained journal: appends, filters, no secrets, concurrent writers, and tampering with the store
+(on SQLite, and on PostgreSQL as integration tests)."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from agent.secrets import Secret
 from agent.store import ForbiddenValue, JournalHead, ManualClock, NewEntry, Store, StoreError, open_store
 from agent.store.journal import DETAIL_KEYS, GENESIS_HASH, entry_hash
+from tests.harness.store_backends import Statement, StoreBackend
 
 T0 = datetime(2026, 11, 29, 16, 55, 1, tzinfo=UTC)
 
@@ -28,13 +29,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "store.db"
-
-
-@pytest.fixture
-def store(path: Path, clock: ManualClock) -> Iterator[Store]:
-    with open_store(f"sqlite:///{path}", now=clock) as opened:
+def store(store_backend: StoreBackend, clock: ManualClock) -> Iterator[Store]:
+    with open_store(store_backend.url, now=clock) as opened:
         yield opened
 
 
@@ -52,24 +48,17 @@ def fill(store: Store, clock: ManualClock, count: int = 5) -> None:
         clock.advance(timedelta(seconds=1))
 
 
-def tamper(path: Path, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
-    """Change the file as someone with write access would: around the triggers, outside the agent."""
-    with sqlite3.connect(path) as raw:
-        raw.execute("DROP TRIGGER IF EXISTS journal_no_update")
-        raw.execute("DROP TRIGGER IF EXISTS journal_no_delete")
-        for statement in statements:
-            sql, params = (statement, ()) if isinstance(statement, str) else statement
-            raw.execute(sql, params)
+def tamper(backend: StoreBackend, *statements: Statement, url: str | None = None) -> None:
+    """Change the store as someone with write access would: around the triggers, outside the agent."""
+    backend.execute(*statements, url=url, around_triggers=True)
 
 
-def row(path: Path, seq: int) -> dict[str, Any]:
-    with sqlite3.connect(path) as raw:
-        raw.row_factory = sqlite3.Row
-        found = raw.execute("SELECT * FROM journal WHERE seq = ?", (seq,)).fetchone()
-    return dict(found)
+def row(backend: StoreBackend, seq: int) -> dict[str, Any]:
+    (found,) = backend.rows("SELECT * FROM journal WHERE seq = ?", (seq,))
+    return found
 
 
-def test_appends_chain_and_round_trip(store: Store, clock: ManualClock, path: Path) -> None:
+def test_appends_chain_and_round_trip(store: Store, clock: ManualClock, store_backend: StoreBackend) -> None:
     assert store.journal.head() == JournalHead(0, GENESIS_HASH)
     assert store.journal.verify().ok
     first = store.journal.append(
@@ -85,10 +74,10 @@ def test_appends_chain_and_round_trip(store: Store, clock: ManualClock, path: Pa
     assert (first.seq, first.prev_hash, first.at) == (1, GENESIS_HASH, T0)
     assert (second.seq, second.prev_hash) == (2, first.hash)
     assert store.journal.head() == JournalHead(2, second.hash)
-    with open_store(f"sqlite:///{path}") as reopened:
+    with open_store(store_backend.url) as reopened:
         assert reopened.journal.entries() == [first, second]
         assert reopened.journal.verify().ok
-    assert entry_hash(row(path, 1)) == first.hash
+    assert entry_hash(row(store_backend, 1)) == first.hash
 
 
 def test_entries_filter_by_subject_time_and_run(store: Store, clock: ManualClock) -> None:
@@ -133,12 +122,15 @@ def test_no_secret_and_nothing_off_the_allow_list_is_journalled(
     assert store.journal.head().seq == 0
 
 
-def test_the_agent_itself_cannot_update_or_delete_entries(store: Store, clock: ManualClock, path: Path) -> None:
+def test_the_agent_itself_cannot_update_or_delete_entries(
+    store: Store, clock: ManualClock, store_backend: StoreBackend
+) -> None:
     fill(store, clock, 2)
-    with sqlite3.connect(path) as raw:
-        for statement in ("UPDATE journal SET actor = 'x' WHERE seq = 1", "DELETE FROM journal WHERE seq = 2"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                raw.execute(statement)
+    for statement in ("UPDATE journal SET actor = 'x' WHERE seq = 1", "DELETE FROM journal WHERE seq = 2"):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError), match="append-only"):
+            store_backend.execute(statement)
+        with pytest.raises(StoreError, match="append-only"), store.db.transaction(write=True) as tx:
+            tx.execute(statement)
     assert store.journal.verify().ok
 
 
@@ -168,61 +160,74 @@ def test_the_agent_itself_cannot_update_or_delete_entries(store: Store, clock: M
     ],
 )
 def test_verify_finds_the_first_tampered_entry(
-    store: Store, clock: ManualClock, path: Path, statements: list[str], first_bad: int | None, problem: str
+    store: Store,
+    clock: ManualClock,
+    store_backend: StoreBackend,
+    statements: list[str],
+    first_bad: int | None,
+    problem: str,
 ) -> None:
     fill(store, clock)
     assert store.journal.verify().ok
-    tamper(path, *statements)
+    tamper(store_backend, *statements)
     result = store.journal.verify()
     assert (result.ok, result.first_bad_seq) == (False, first_bad)
     assert re.search(problem, result.problem), result.problem
 
 
 def test_an_edit_with_its_own_hash_recomputed_breaks_the_next_link(
-    store: Store, clock: ManualClock, path: Path
+    store: Store, clock: ManualClock, store_backend: StoreBackend
 ) -> None:
     fill(store, clock)
-    edited = {**row(path, 3), "actor": "someone else"}
-    tamper(path, ("UPDATE journal SET actor = ?, hash = ? WHERE seq = 3", (edited["actor"], entry_hash(edited))))
+    edited = {**row(store_backend, 3), "actor": "someone else"}
+    tamper(
+        store_backend, ("UPDATE journal SET actor = ?, hash = ? WHERE seq = 3", (edited["actor"], entry_hash(edited)))
+    )
     result = store.journal.verify()
     assert (result.ok, result.first_bad_seq) == (False, 4)
     assert "entry 4 does not follow entry 3" in result.problem
 
 
 def test_a_forged_entry_appended_around_the_agent_is_not_covered_by_the_head(
-    store: Store, clock: ManualClock, path: Path
+    store: Store, clock: ManualClock, store_backend: StoreBackend
 ) -> None:
     fill(store, clock)
-    forged = {**row(path, 5), "seq": 6, "subject": "mallory", "prev_hash": row(path, 5)["hash"]}
+    forged = {**row(store_backend, 5), "seq": 6, "subject": "mallory", "prev_hash": row(store_backend, 5)["hash"]}
     forged["hash"] = entry_hash(forged)
     insert = f"INSERT INTO journal ({', '.join(forged)}) VALUES ({', '.join('?' * len(forged))})"  # noqa: S608
-    tamper(path, (insert, tuple(forged.values())))
+    tamper(store_backend, (insert, tuple(forged.values())))
     result = store.journal.verify()
     assert (result.ok, result.first_bad_seq) == (False, 6)
 
 
 def test_a_cut_tail_with_the_head_rewritten_needs_an_anchor_kept_outside(
-    store: Store, clock: ManualClock, path: Path
+    store: Store, clock: ManualClock, store_backend: StoreBackend
 ) -> None:
     """Without a key, a journal cut short and given a matching head is consistent; `verify` says what it can
     prove, and the head kept outside (a log line, an alert) proves the rest."""
     fill(store, clock)
     anchor = store.journal.head()
-    entry3 = row(path, 3)
-    tamper(path, "DELETE FROM journal WHERE seq > 3", ("UPDATE journal_head SET seq = 3, hash = ?", (entry3["hash"],)))
+    entry3 = row(store_backend, 3)
+    tamper(
+        store_backend,
+        "DELETE FROM journal WHERE seq > 3",
+        ("UPDATE journal_head SET seq = 3, hash = ?", (entry3["hash"],)),
+    )
     assert store.journal.verify().ok
     result = store.journal.verify(anchor=anchor)
     assert (result.ok, result.first_bad_seq) == (False, 4)
     assert "ends at 3, before the anchor entry 5" in result.problem
 
 
-def test_a_rewritten_chain_differs_from_the_anchor(store: Store, clock: ManualClock, path: Path) -> None:
+def test_a_rewritten_chain_differs_from_the_anchor(
+    store: Store, clock: ManualClock, store_backend: StoreBackend
+) -> None:
     fill(store, clock)
-    anchor = JournalHead(2, row(path, 2)["hash"])
-    previous = row(path, 1)["hash"]
+    anchor = JournalHead(2, row(store_backend, 2)["hash"])
+    previous = row(store_backend, 1)["hash"]
     statements: list[tuple[str, tuple[Any, ...]]] = []
     for seq in range(2, 6):  # rewrite entry 2 and re-chain everything after it, head included
-        changed = {**row(path, seq), "prev_hash": previous}
+        changed = {**row(store_backend, seq), "prev_hash": previous}
         if seq == 2:
             changed["reason"] = "covered up"
         changed["hash"] = entry_hash(changed)
@@ -234,24 +239,26 @@ def test_a_rewritten_chain_differs_from_the_anchor(store: Store, clock: ManualCl
         )
         previous = changed["hash"]
     statements.append(("UPDATE journal_head SET hash = ?", (previous,)))
-    tamper(path, *statements)
+    tamper(store_backend, *statements)
     assert store.journal.verify().ok  # consistent again: only the anchor can tell
     result = store.journal.verify(anchor=anchor)
     assert (result.ok, result.first_bad_seq) == (False, 2)
     assert "differs from the anchor" in result.problem
-    assert store.journal.verify(anchor=JournalHead(1, row(path, 1)["hash"])).ok
+    assert store.journal.verify(anchor=JournalHead(1, row(store_backend, 1)["hash"])).ok
 
 
-def test_appending_to_a_journal_without_head_is_refused(store: Store, clock: ManualClock, path: Path) -> None:
+def test_appending_to_a_journal_without_head_is_refused(
+    store: Store, clock: ManualClock, store_backend: StoreBackend
+) -> None:
     fill(store, clock, 1)
-    tamper(path, "DELETE FROM journal_head")
+    tamper(store_backend, "DELETE FROM journal_head")
     with pytest.raises(StoreError, match="head record is missing"):
         store.journal.append(actor="ops", action="user.update", subject="bob", realm="acme")
 
 
-def test_concurrent_appends_from_threads_and_stores_keep_one_chain(path: Path) -> None:
-    """Two threads on one store and two more stores on the same file (as other processes would)."""
-    url = f"sqlite:///{path}"
+def test_concurrent_appends_from_threads_and_stores_keep_one_chain(store_backend: StoreBackend) -> None:
+    """Two threads on one store and two more stores on the same file or database (as other processes would)."""
+    url = store_backend.url
     shared = open_store(url)
     writers = [shared, shared, open_store(url), open_store(url)]
     per_writer = 60
@@ -283,7 +290,12 @@ def test_concurrent_appends_from_threads_and_stores_keep_one_chain(path: Path) -
         opened.close()
 
 
-# Values as the journal gets them: text (any Unicode), numbers, flags, lists and small maps.
+# Values as the journal gets them: text (any Unicode but NUL, which the store refuses), numbers, flags, lists
+# and small maps.
+def texts(min_size: int = 0, max_size: int = 16) -> st.SearchStrategy[str]:
+    return st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=min_size, max_size=max_size)
+
+
 json_leaf = st.one_of(st.text(max_size=12), st.integers(-(2**53), 2**53), st.booleans(), st.none())
 detail_value = st.one_of(
     json_leaf, st.lists(json_leaf, max_size=3), st.dictionaries(st.sampled_from(["a", "b"]), json_leaf, max_size=2)
@@ -292,11 +304,11 @@ new_entries = st.lists(
     st.builds(
         NewEntry,
         actor=st.sampled_from(["idp-agent sync", "ops-alice", "idp-agent apply"]),
-        action=st.text(min_size=1, max_size=16),
-        subject=st.text(max_size=16),
+        action=texts(1, 16),
+        subject=texts(max_size=16),
         realm=st.sampled_from(["acme", "édu"]),
-        run_id=st.one_of(st.none(), st.text(min_size=1, max_size=8)),
-        reason=st.text(max_size=20),
+        run_id=st.one_of(st.none(), texts(1, 8)),
+        reason=texts(max_size=20),
         details=st.dictionaries(st.sampled_from(sorted(DETAIL_KEYS)), detail_value, max_size=3),
     ),
     min_size=1,
@@ -305,36 +317,40 @@ new_entries = st.lists(
 TAMPERED_COLUMNS = ("actor", "action", "subject", "realm", "reason", "details", "at", "prev_hash", "hash")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# One fresh store per example (made by the backend fixture, which is why function_scoped_fixture is silenced).
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(entries=new_entries, data=st.data())
-def test_any_chain_verifies_and_any_single_edit_is_found(entries: list[NewEntry], data: st.DataObject) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "store.db"
-        clock = ManualClock(T0)
-        with open_store(f"sqlite:///{path}", now=clock) as store:
-            split = data.draw(st.integers(0, len(entries)), label="batch split")
-            stored = store.journal.append_many(entries[:split])
-            for e in entries[split:]:
-                stored.append(
-                    store.journal.append(
-                        actor=e.actor,
-                        action=e.action,
-                        subject=e.subject,
-                        realm=e.realm,
-                        run_id=e.run_id,
-                        reason=e.reason,
-                        details=e.details,
-                    )
+def test_any_chain_verifies_and_any_single_edit_is_found(
+    store_backend: StoreBackend, entries: list[NewEntry], data: st.DataObject
+) -> None:
+    url = store_backend.fresh_url()
+    clock = ManualClock(T0)
+    with open_store(url, now=clock) as store:
+        split = data.draw(st.integers(0, len(entries)), label="batch split")
+        stored = store.journal.append_many(entries[:split])
+        for e in entries[split:]:
+            stored.append(
+                store.journal.append(
+                    actor=e.actor,
+                    action=e.action,
+                    subject=e.subject,
+                    realm=e.realm,
+                    run_id=e.run_id,
+                    reason=e.reason,
+                    details=e.details,
                 )
-            assert store.journal.verify().ok
-            assert store.journal.entries() == stored
-            assert [(e.actor, e.subject, dict(e.details)) for e in stored] == [
-                (e.actor, e.subject, dict(e.details)) for e in entries
-            ]
+            )
+        assert store.journal.verify().ok
+        assert store.journal.entries() == stored
+        assert [(e.actor, e.subject, dict(e.details)) for e in stored] == [
+            (e.actor, e.subject, dict(e.details)) for e in entries
+        ]
 
-            seq = data.draw(st.integers(1, len(entries)), label="tampered seq")
-            column = data.draw(st.sampled_from(TAMPERED_COLUMNS), label="tampered column")
-            tamper(path, f"UPDATE journal SET {column} = {column} || ' ' WHERE seq = {seq}")  # noqa: S608
-            result = store.journal.verify()
-            assert not result.ok
-            assert result.first_bad_seq == seq, result.problem
+        seq = data.draw(st.integers(1, len(entries)), label="tampered seq")
+        column = data.draw(st.sampled_from(TAMPERED_COLUMNS), label="tampered column")
+        tamper(store_backend, f"UPDATE journal SET {column} = {column} || ' ' WHERE seq = {seq}", url=url)  # noqa: S608
+        result = store.journal.verify()
+        assert not result.ok
+        assert result.first_bad_seq == seq, result.problem

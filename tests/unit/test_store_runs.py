@@ -1,11 +1,11 @@
-"""Runs and their items: round trips on a real SQLite file, counts derived from the items, run ids."""
+"""Runs and their items: round trips on a real store (SQLite, and PostgreSQL as integration tests), counts
+derived from the items, run ids."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from agent.secrets import Secret
 from agent.store import ForbiddenValue, ManualClock, NewItem, Store, StoreError, count_items, open_store
 from agent.store.runs import merge_counts, new_run_id
+from tests.harness.store_backends import StoreBackend
 
 T0 = datetime(2026, 11, 29, 16, 55, 1, tzinfo=UTC)
 
@@ -23,8 +24,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=clock) as opened:
+def store(store_backend: StoreBackend, clock: ManualClock) -> Iterator[Store]:
+    with open_store(store_backend.url, now=clock) as opened:
         yield opened
 
 
@@ -32,7 +33,7 @@ def item(subject: str, action: Any = "update", outcome: Any = "applied", **field
     return NewItem(subject, action, outcome, **fields)
 
 
-def test_a_run_round_trips_with_its_items(store: Store, clock: ManualClock, tmp_path: Path) -> None:
+def test_a_run_round_trips_with_its_items(store: Store, clock: ManualClock, store_backend: StoreBackend) -> None:
     run = store.runs.start_run("sync", "acme", ("hr", "ldap"), summary="nightly")
     assert (run.status, run.started_at, run.finished_at, run.counts) == ("running", T0, None, {})
     items = [
@@ -54,7 +55,7 @@ def test_a_run_round_trips_with_its_items(store: Store, clock: ManualClock, tmp_
     finished = store.runs.finish_run(run.id, "succeeded", {"read": 120, "unchanged": 117}, summary="3 changes")
     assert finished.finished_at == T0 + timedelta(seconds=42)
 
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as reopened:
+    with open_store(store_backend.url) as reopened:
         assert reopened.runs.get_run(run.id) == finished
         stored = reopened.runs.run_items(run.id)
     assert stored == first + second

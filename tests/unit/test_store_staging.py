@@ -1,18 +1,18 @@
-"""Staged removal sets: kept exactly, approved exactly once, refused when expired or changed in the file."""
+"""Staged removal sets: kept exactly, approved exactly once, refused when expired or changed in the store
+(on SQLite, and on PostgreSQL as integration tests)."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.store import ApprovalError, ManualClock, StagedRemoval, Store, StoreError, open_store
 from agent.store.runs import Run
+from tests.harness.store_backends import StoreBackend
 
 T0 = datetime(2026, 11, 29, 16, 55, 1, tzinfo=UTC)
 REMOVALS = (
@@ -28,8 +28,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=clock) as opened:
+def store(store_backend: StoreBackend, clock: ManualClock) -> Iterator[Store]:
+    with open_store(store_backend.url, now=clock) as opened:
         yield opened
 
 
@@ -40,9 +40,9 @@ def staged_run(store: Store, removals: tuple[StagedRemoval, ...] = REMOVALS, **o
     return store.runs.finish_run(run.id, "staged", summary="3 removals reach the threshold of 2")
 
 
-def test_the_exact_set_is_kept_in_order(store: Store, tmp_path: Path) -> None:
+def test_the_exact_set_is_kept_in_order(store: Store, store_backend: StoreBackend) -> None:
     run = staged_run(store)
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as reopened:
+    with open_store(store_backend.url) as reopened:
         staged = reopened.staging.staged(run.id)
     assert staged is not None
     assert staged.items == REMOVALS
@@ -64,8 +64,8 @@ def test_approve_once_returns_the_set_and_marks_the_run(store: Store, clock: Man
     assert store.staging.staged(run.id) == approved
 
 
-def test_two_approvers_at_once_one_wins(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+def test_two_approvers_at_once_one_wins(store_backend: StoreBackend) -> None:
+    url = store_backend.url
     with open_store(url) as store:
         run = staged_run(store)
     stores = [open_store(url) for _ in range(6)]  # as if six operators ran `sync approve` together
@@ -109,16 +109,16 @@ def test_a_set_is_approved_only_once_its_run_finished_as_staged(store: Store) ->
         store.staging.approve("20261129T000000Z-0000", "ops-alice")
 
 
-def test_a_set_changed_in_the_file_is_refused(store: Store, tmp_path: Path) -> None:
+def test_a_set_changed_in_the_file_is_refused(store: Store, store_backend: StoreBackend) -> None:
     run = staged_run(store)
-    with sqlite3.connect(tmp_path / "store.db") as raw:
-        raw.execute("UPDATE staged_items SET user_id = 'kc-admin' WHERE run_id = ? AND seq = 1", (run.id,))
+    store_backend.execute(("UPDATE staged_items SET user_id = 'kc-admin' WHERE run_id = ? AND seq = 1", (run.id,)))
     with pytest.raises(StoreError, match="no longer matches its hash") as caught:
         store.staging.approve(run.id, "ops-alice")
     assert "do not approve" in caught.value.hint
-    with sqlite3.connect(tmp_path / "store.db") as raw:
-        raw.execute("UPDATE staged_items SET user_id = 'kc-1' WHERE run_id = ? AND seq = 1", (run.id,))
-        raw.execute("DELETE FROM staged_items WHERE run_id = ? AND seq = 3", (run.id,))
+    store_backend.execute(
+        ("UPDATE staged_items SET user_id = 'kc-1' WHERE run_id = ? AND seq = 1", (run.id,)),
+        ("DELETE FROM staged_items WHERE run_id = ? AND seq = 3", (run.id,)),
+    )
     with pytest.raises(StoreError, match="no longer matches its hash"):
         store.staging.staged(run.id)
 

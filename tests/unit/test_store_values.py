@@ -74,7 +74,12 @@ def test_allowed_mapping_is_a_read_only_copy() -> None:
 
 @pytest.mark.parametrize(
     ("value", "empty", "message"),
-    [(Secret("s"), True, "is a Secret"), (3, True, "must be text"), ("", False, "must not be empty")],
+    [
+        (Secret("s"), True, "is a Secret"),
+        (3, True, "must be text"),
+        ("", False, "must not be empty"),
+        ("bob\x00", True, "contains a NUL character"),
+    ],
 )
 def test_check_text(value: object, empty: bool, message: str) -> None:
     with pytest.raises(ForbiddenValue, match=message):

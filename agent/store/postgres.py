@@ -1,0 +1,153 @@
+"""The store on PostgreSQL (psycopg 3): `postgresql://user@host:port/db`, the password from the URL, from
+PGPASSWORD or from the file PGPASSWORD_FILE names (also ~/.pgpass, read by libpq).
+
+Same semantics as SQLite (see agent.store.connection): every write transaction takes one transaction-level
+advisory lock right after BEGIN (the equivalent of SQLite's BEGIN IMMEDIATE), so writers from any number of
+processes and machines are serialised and a read-then-write never acts on a stale row; read transactions
+are REPEATABLE READ, one snapshot each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import pq
+
+from agent.errors import ConfigError
+from agent.secrets import read_secret
+from agent.store.clock import Clock, system_clock
+from agent.store.connection import BUSY_TIMEOUT_MS, POSTGRESQL, Cursor, Database
+from agent.store.errors import StoreConflict, StoreError
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+CONNECT_TIMEOUT_S = 10
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for `name` (pg_advisory_lock takes a bigint). sha256, not PostgreSQL's
+    hashtext: the key must not change with the server's version, and 64 bits make collisions negligible."""
+    digest = hashlib.sha256(f"idp-agent:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+# The store's single writer lock. Advisory locks are per database, so stores in other databases of the
+# same server do not share it.
+WRITER_KEY = advisory_key("store-writer")
+
+
+def describe_url(url: str) -> str:
+    """The URL as messages may show it: scheme, host, port and database; never the user info or the query
+    (either may carry a password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def check_url(url: str) -> None:
+    scheme = url.partition(":")[0].lower()
+    if scheme not in POSTGRES_SCHEMES or not url[len(scheme) :].startswith("://"):
+        raise ConfigError(
+            f"store URL with scheme '{scheme}' is not a PostgreSQL URL", hint="write postgresql://user@host:5432/db"
+        )
+    try:
+        urlsplit(url).port  # noqa: B018  # raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(
+            f"the store URL {describe_url(url)} has an invalid port", hint="write postgresql://user@host:5432/db"
+        ) from None
+
+
+def connect_arguments(url: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for psycopg.connect besides the URL: the password from PGPASSWORD(_FILE) when the
+    URL has none (libpq would read PGPASSWORD itself, but not a _FILE), a name and timeouts."""
+    arguments: dict[str, Any] = {
+        "autocommit": True,  # we send BEGIN and COMMIT ourselves, as with SQLite
+        "application_name": "idp-agent",
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        # The SQLite busy timeout's equivalent: a writer waits this long for the writer lock, then fails.
+        "options": f"-c lock_timeout={BUSY_TIMEOUT_MS}",
+    }
+    if urlsplit(url).password is None:
+        secret = read_secret(env, "PGPASSWORD")
+        if secret is not None:
+            arguments["password"] = secret.reveal()
+    return arguments
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL database; connections open on first use in each thread, and again after the server
+    dropped one (a restart), between transactions."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, url: str, *, now: Clock = system_clock, env: Mapping[str, str] | None = None) -> None:
+        check_url(url)
+        super().__init__(describe_url(url), now=now)
+        self._url = url
+        self._arguments = connect_arguments(url, os.environ if env is None else env)
+
+    def errors(self, where: str) -> AbstractContextManager[None]:
+        return translate_errors(where)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        with translate_errors(f"store {self.name}"):
+            return psycopg.connect(self._url, **self._arguments)
+
+    def _cursor(self, connection: psycopg.Connection[Any]) -> Cursor:
+        return connection.cursor()
+
+    def _begin(self, connection: psycopg.Connection[Any], *, write: bool) -> None:
+        if not write:
+            connection.execute(self.dialect.begin_read)
+            return
+        connection.execute(self.dialect.begin_write)
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_KEY,))
+
+    def _commit(self, connection: psycopg.Connection[Any]) -> None:
+        connection.execute("COMMIT")
+
+    def _rollback(self, connection: psycopg.Connection[Any]) -> None:
+        if connection.closed or connection.info.transaction_status == pq.TransactionStatus.IDLE:
+            return
+        try:
+            connection.execute("ROLLBACK")
+        except psycopg.Error:
+            # The connection is unusable (the server went away): drop it; the next transaction reconnects.
+            self._forget(connection)
+
+    def _broken(self, connection: psycopg.Connection[Any]) -> bool:
+        return bool(connection.closed or connection.broken)
+
+    def _close(self, connection: psycopg.Connection[Any]) -> None:
+        connection.close()
+
+
+@contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """psycopg errors as StoreError. Only the server's primary message is kept: its DETAIL line may quote
+    the values of a row (`Key (id)=(...) already exists`)."""
+    try:
+        yield
+    except psycopg.IntegrityError as error:
+        raise StoreConflict(f"{where}: {primary_message(error)}") from None
+    except psycopg.Error as error:
+        raise StoreError(f"{where}: {primary_message(error)}") from None
+
+
+def primary_message(error: psycopg.Error) -> str:
+    primary = error.diag.message_primary
+    if primary:
+        return primary
+    # A client-side error (cannot connect, connection lost): libpq's text names host and user, never the
+    # password. First line only, like the server's primary message.
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
