@@ -13,6 +13,7 @@ from agent.config.diagnostics import ConfigErrors
 from agent.daemon.commands import daemon_command
 from agent.errors import AgentError
 from agent.realm.commands import apply_command, export_command, plan_command, schema_command, validate_command
+from agent.review.event_commands import events_group
 from agent.review.report_commands import report_group
 from agent.stack.commands import stack_group
 from agent.sync.commands import sync_group
@@ -38,6 +39,7 @@ def cli() -> None:
 cli.add_command(stack_group)
 cli.add_command(sync_group)
 cli.add_command(report_group)
+cli.add_command(events_group)
 cli.add_command(daemon_command)
 cli.add_command(audit_group)
 cli.add_command(appeal_group)

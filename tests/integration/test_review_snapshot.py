@@ -1,0 +1,259 @@
+"""Access-review snapshots against a real Keycloak: every finding on a seeded realm and gone once its cause is
+fixed, effective access through nested groups and composites, counts across pages equal to Keycloak's own
+count (S24), and a request count that grows with roles and groups, not with users."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.keycloak import KeycloakGateway
+from agent.review import findings as rules
+from agent.review.findings import findings
+from agent.review.model import RoleRef, Route, Snapshot
+from agent.review.policy import LeaverSpec, OrphansSpec, ReviewPolicy, SodPolicy, SodRule, TrainingSpec
+from agent.review.snapshot import take_snapshot
+from agent.store import ManualClock, Store, open_store
+from agent.store.appeals import NewAppeal
+from agent.store.logins import StoredLoginEvent
+from agent.store.sanctions import NewSanction
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+DAY = timedelta(days=1)
+OTP = {
+    "type": "otp",
+    "userLabel": "phone",
+    "secretData": json.dumps({"value": "JBSWY3DPEHPK3PXP"}),
+    "credentialData": json.dumps({"subType": "totp", "digits": 6, "counter": 0, "period": 30, "algorithm": "HmacSHA1"}),
+}
+POLICY = ReviewPolicy(
+    training=TrainingSpec(attribute="training_date", max_age=365 * 86_400),
+    orphans=OrphansSpec(leaver=LeaverSpec(attribute="employment_status", values=("leaver",))),
+    sod=SodPolicy(rules=(SodRule(name="pay-and-approve", realm_roles=("pay", "approve")),)),
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=ManualClock(NOW)) as opened:
+        yield opened
+
+
+def enable_attributes(gateway: KeycloakGateway, realm: str) -> None:
+    """Keycloak 26 drops attributes the user profile does not declare unless unmanaged ones are enabled."""
+    profile = gateway.get_user_profile(realm)
+    gateway.update_user_profile(realm, replace(profile, unmanaged_attribute_policy="ENABLED"))
+
+
+def person(username: str, *, created_days_ago: int = 400, **extra: Any) -> dict[str, Any]:
+    attributes = {"idp-agent.external-id": [f"e-{username}"], "training_date": [(NOW - 30 * DAY).date().isoformat()]}
+    attributes.update(extra.pop("attributes", {}))
+    created = int((NOW - created_days_ago * DAY).timestamp() * 1000)
+    return {
+        "username": username,
+        "enabled": True,
+        "createdTimestamp": created,
+        "attributes": {k: v for k, v in attributes.items() if v},
+        "realmRoles": [f"default-roles-{extra.pop('realm')}"],
+        **extra,
+    }
+
+
+def seed(gateway: KeycloakGateway, realm: str) -> dict[str, str]:
+    """Roles admin>ops and finance>pay; groups /it (admin) > /it/admins, /finance, /approvers; one user per
+    finding and a clean one. Returns username -> id."""
+    enable_attributes(gateway, realm)
+    for name in ("admin", "ops", "pay", "approve", "finance", "plain"):
+        gateway.create_realm_role(realm, name)
+    for composite, part in (("admin", "ops"), ("finance", "pay")):
+        outer, inner = gateway.get_realm_role(realm, composite), gateway.get_realm_role(realm, part)
+        assert outer is not None and inner is not None
+        gateway.add_role_composites(realm, outer.id, [inner])
+    it = gateway.create_group(realm, "it")
+    gateway.create_group(realm, "admins", it)
+    for path, role in (("/it", "admin"), ("/finance", "finance"), ("/approvers", "approve")):
+        group_id = it if path == "/it" else gateway.create_group(realm, path.strip("/"))
+        found = gateway.get_realm_role(realm, role)
+        assert found is not None
+        gateway.change_group_realm_roles(realm, group_id, [found], [])
+    users = [
+        person("clean", realm=realm),
+        person("root", realm=realm, groups=["/it/admins"]),
+        person("secure", realm=realm, groups=["/it/admins"], credentials=[OTP]),
+        person("sleeper", realm=realm),
+        person("newbie", realm=realm, created_days_ago=60),
+        person("orphan", realm=realm, attributes={"idp-agent.external-id": []}),
+        person("leaver", realm=realm, attributes={"employment_status": ["leaver"]}),
+        person("direct", realm=realm, realmRoles=[f"default-roles-{realm}", "plain"]),
+        person("twohats", realm=realm, groups=["/finance", "/approvers"]),
+        person("untrained", realm=realm, attributes={"training_date": ["2020-01-01"]}),
+        person("sanctioned", realm=realm),
+    ]
+    gateway.import_users(realm, users)
+    client_uuid = gateway.create_client(
+        realm,
+        {"clientId": "robot", "publicClient": False, "serviceAccountsEnabled": True, "standardFlowEnabled": False},
+    )
+    robot = gateway.service_account_user(realm, client_uuid)
+    management = gateway.find_client(realm, "realm-management")
+    assert robot is not None and management is not None
+    manage = gateway.get_client_role(realm, management.id, "manage-users")
+    assert manage is not None
+    gateway.add_client_roles_to_user(realm, robot.id, management.id, [manage])
+    ids = {user.username: user.id for user in gateway.list_users(realm)}
+    ids["robot"] = robot.id
+    return ids
+
+
+def record_logins(store: Store, realm: str, ids: Mapping[str, str], skip: Sequence[str]) -> None:
+    events = [
+        StoredLoginEvent(f"ev-{name}", NOW - (200 if name == "sleeper" else 1) * DAY, "LOGIN", user_id)
+        for name, user_id in ids.items()
+        if name not in skip
+    ]
+    store.logins.record(realm, events, high_water_ms=int(NOW.timestamp() * 1000))
+
+
+def found_rules(snapshot: Snapshot) -> dict[str, set[str]]:
+    """Rule -> usernames it names."""
+    result: dict[str, set[str]] = {}
+    for finding in findings(snapshot, POLICY):
+        result.setdefault(finding.rule, set()).add(finding.subject)
+    return result
+
+
+EXPECTED = {
+    rules.PRIVILEGED_WITHOUT_MFA: {"root"},
+    rules.DORMANT: {"sleeper"},
+    rules.NEVER_LOGGED_IN: {"newbie"},
+    rules.ORPHAN_NO_EXTERNAL_ID: {"orphan"},
+    rules.LEAVER_ENABLED: {"leaver"},
+    rules.DIRECT_GRANT: {"direct"},
+    rules.SOD_CONFLICT: {"twohats"},
+    rules.TRAINING_LAPSED: {"untrained"},
+    rules.SANCTION_ACTIVE: {"sanctioned"},
+    rules.APPEAL_OVERDUE: {"sanctioned"},
+    rules.SERVICE_ACCOUNT_ADMIN: {"service-account-robot"},
+}
+
+
+def test_every_finding_on_a_seeded_realm_and_gone_once_fixed(
+    gateway: KeycloakGateway, realm: str, store: Store, tmp_path: Path
+) -> None:
+    ids = seed(gateway, realm)
+    record_logins(store, realm, ids, skip=("newbie",))
+    # The ledger: a sanction in force on 'sanctioned', and an appeal opened 20 days ago, never answered.
+    sanction = store.sanctions.add(
+        NewSanction(realm, ids["sanctioned"], "sanctioned", "suspension", "suspension", "abuse", "sec", NOW + DAY)
+    )
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=ManualClock(NOW - 20 * DAY)) as past:
+        appeal = past.appeals.open(
+            NewAppeal(sanction.id, realm, "sanctioned", "not me", "sanctioned"),
+            acknowledge_within=2 * DAY,
+            decide_within=15 * DAY,
+        )
+
+    before = take_snapshot(gateway, store, realm, policy=POLICY)
+    assert before.ledger_read
+    assert found_rules(before) == EXPECTED
+
+    # Fix every cause, by hand, as an operator would.
+    remove_from_group(gateway, realm, ids["root"], "/it/admins")
+    remove_from_group(gateway, realm, ids["twohats"], "/approvers")
+    # A PUT with attributes replaces them all: send the whole set.
+    gateway.update_user(realm, ids["orphan"], {"attributes": person("orphan", realm=realm)["attributes"]})
+    gateway.update_user(realm, ids["leaver"], {"enabled": False})
+    gateway.update_user(realm, ids["untrained"], {"attributes": person("untrained", realm=realm)["attributes"]})
+    gateway.update_user(realm, ids["sleeper"], {"enabled": False})
+    plain = gateway.get_realm_role(realm, "plain")
+    assert plain is not None
+    gateway.remove_realm_roles_from_user(realm, ids["direct"], [plain])
+    management = gateway.find_client(realm, "realm-management")
+    assert management is not None
+    manage = gateway.get_client_role(realm, management.id, "manage-users")
+    assert manage is not None
+    gateway.remove_client_roles_from_user(realm, ids["robot"], management.id, [manage])
+    store.logins.record(realm, [StoredLoginEvent("ev-newbie-2", NOW - DAY, "LOGIN", ids["newbie"])], 0)
+    store.sanctions.save(replace(sanction, state="lifted", ended_at=NOW, ended_by="sec"))
+    store.appeals.decide(appeal.id, "uphold", actor="sec", note="checked", reduced_to=None)
+
+    after = take_snapshot(gateway, store, realm, policy=POLICY)
+    assert found_rules(after) == {}
+    assert len(after.users) == len(before.users)
+
+
+def remove_from_group(gateway: KeycloakGateway, realm: str, user_id: str, path: str) -> None:
+    group = gateway.find_group_by_path(realm, path)
+    assert group is not None
+    gateway.remove_user_from_group(realm, user_id, group.id)
+
+
+def test_effective_access_through_nested_groups_and_composites(
+    gateway: KeycloakGateway, realm: str, store: Store
+) -> None:
+    ids = seed(gateway, realm)
+    snapshot = take_snapshot(gateway, store, realm, policy=POLICY)
+    root = snapshot.access_of(ids["root"])
+    assert root.groups == {"/it/admins"}
+    assert root.group_paths() == {"/it", "/it/admins"}
+    admin, ops = root.grant("role", "admin"), root.grant("role", "ops")
+    assert admin is not None and admin.routes == (Route("/it", "/it/admins"),)
+    assert ops is not None and ops.routes == (Route("/it", "/it/admins", (RoleRef("admin"),)),)
+    # Keycloak agrees: its own effective realm roles of root are exactly ours.
+    keycloak_effective = {role.name for role in gateway.user_realm_roles(realm, ids["root"], effective=True)}
+    ours = {grant.role.name for grant in root.roles() if grant.role is not None and grant.role.client is None}
+    assert ours == keycloak_effective
+    twohats = snapshot.access_of(ids["twohats"])
+    pay = twohats.grant("role", "pay")
+    assert pay is not None and pay.routes == (Route("/finance", None, (RoleRef("finance"),)),)
+    assert snapshot.role(RoleRef("admin")).expanded == {RoleRef("ops")}  # type: ignore[union-attr]
+    robot = snapshot.access_of(ids["robot"])
+    assert robot.grant("role", "realm-management/manage-users") is not None
+    secure = next(user for user in snapshot.users if user.username == "secure")
+    assert secure.totp and secure.has_mfa
+    root_user = next(user for user in snapshot.users if user.username == "root")
+    assert root_user.credential_types == frozenset()  # read (privileged, no OTP): no credentials at all
+    assert snapshot.stats.credential_reads == 1
+
+
+def bulk_users(realm: str, count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "username": f"bulk{index:05d}",
+            "enabled": True,
+            "groups": ["/staff"] if index % 3 == 0 else [],
+            "realmRoles": ["reader"] if index % 5 == 0 else [],
+        }
+        for index in range(start, start + count)
+    ]
+
+
+def test_users_across_pages_match_keycloaks_count_and_requests_do_not_grow_per_user(
+    gateway: KeycloakGateway, realm: str
+) -> None:
+    gateway.create_realm_role(realm, "reader")
+    gateway.create_group(realm, "staff")
+    gateway.import_users(realm, bulk_users(realm, 50))
+    small = take_snapshot(gateway, None, realm, page_size=100)
+    gateway.import_users(realm, bulk_users(realm, 250, start=50))
+    large = take_snapshot(gateway, None, realm, page_size=100)
+
+    # S24: counts equal an independent count, across pages (300 users in pages of 100).
+    assert len(large.users) == gateway.count_users(realm) == 300
+    assert large.stats.user_pages == 4
+    assert len({user.id for user in large.users}) == 300
+    staff = large.group("/staff")
+    assert staff is not None and len(staff.member_ids) == 100
+    readers = [uid for uid, access in large.access.items() if access.grant("role", "reader") is not None]
+    assert len(readers) == 60
+    # 6x the users: only the extra pages of users and of the two member listings cost more requests.
+    extra_pages = (large.stats.user_pages - small.stats.user_pages) + 2 + 2  # users, /staff, reader
+    assert large.stats.requests <= small.stats.requests + extra_pages
+    # R + G + users/page: one export, the user pages, one listing per role and group (+1 page for /staff).
+    assert large.stats.requests <= 1 + large.stats.user_pages + len(large.roles) + len(large.groups) + 1
