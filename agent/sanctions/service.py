@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 from agent.errors import AgentError, ConfigError, KeycloakError
 from agent.keycloak import KeycloakGateway
-from agent.notify.mail import Notifier, recipient_for
+from agent.notify.mail import Notifier, build_notifier, recipient_for
 from agent.notify.templates import SanctionNotice
 from agent.sanctions.executor import StepResult, Writer, apply_steps
 from agent.sanctions.live import deny_reason, find_user, read_account
@@ -27,12 +28,13 @@ from agent.sanctions.plan import (
     verify_restore,
     wanted_attributes,
 )
-from agent.sanctions.policy import SanctionPolicy
+from agent.sanctions.policy import DEFAULT_POLICY_FILE, SanctionPolicy, load_sanction_policy
 from agent.store.clock import Clock
 from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.sanctions import OPEN_STATES, EndState, NewSanction, Sanction
 from agent.store.values import JsonValue
+from agent.sync.agent_config import AgentConfig
 
 
 class SanctionError(AgentError):
@@ -128,6 +130,7 @@ def issue_sanction(
     now = context.clock()
     history = context.store.sanctions.list(realm=context.realm, user_id=user.id)
     final_level = escalated_level(policy, level, history, now)
+    _check_targets_exist(context, final_level)
     end = sanction_end(now, policy.level(final_level).default_duration, duration=duration, until=until)
     sanction = context.store.sanctions.add(
         NewSanction(
@@ -148,6 +151,16 @@ def _check_known(policy: SanctionPolicy, level: str, reason_code: str) -> None:
     if not policy.has_reason(reason_code):
         known = ", ".join(item.code for item in policy.reasons)
         raise ConfigError(f"unknown reason code '{reason_code}'", hint=f"reasons in the policy: {known}")
+
+
+def _check_targets_exist(context: SanctionContext, level: str) -> None:
+    """A level that puts users in a group the realm lacks could never be verified: refuse it up front."""
+    for path in context.policy.level(level).actions.add_groups:
+        if context.gateway.find_group_by_path(context.realm, path) is None:
+            raise SanctionError(
+                f"level '{level}' puts users in group {path}, which realm '{context.realm}' does not have",
+                hint="add the group to the realm (realm-config) or remove it from the level in the sanction policy",
+            )
 
 
 def _issue_details(sanction: Sanction) -> dict[str, JsonValue]:
@@ -370,3 +383,35 @@ def _journal(
         reason=reason, details=details,
     )  # fmt: skip
     context.store.journal.append_many([entry])
+
+
+# -- wiring: the CLI, the daemon and the sync build these from the agent config ------------------------------
+
+
+def policy_path_for(config: AgentConfig) -> Path:
+    """policies/sanctions.yaml beside the agent config."""
+    return config.base_dir / DEFAULT_POLICY_FILE
+
+
+def build_sanction_context(
+    config: AgentConfig,
+    gateway: KeycloakGateway,
+    store: Store,
+    realm: str,
+    *,
+    env: Mapping[str, str],
+    clock: Clock,
+    actor: str = "idp-agent",
+    policy_path: Path | None = None,
+) -> SanctionContext:
+    """The context for `realm`: the policy beside the config (or `policy_path`) and the config's notifier."""
+    policy = load_sanction_policy(policy_path or policy_path_for(config), env)
+    return SanctionContext(gateway, store, realm, policy, build_notifier(config), clock, actor=actor)
+
+
+def sync_holds(config: AgentConfig, store: Store, realm: str, env: Mapping[str, str]) -> frozenset[str]:
+    """Users whose `enabled` the sync must leave alone: those under an access-holding sanction (any open one
+    when the config has no sanction policy beside it)."""
+    path = policy_path_for(config)
+    policy = load_sanction_policy(path, env) if path.is_file() else None
+    return sanctioned_user_ids(store, realm, policy)

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from agent.errors import SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
+from agent.sanctions.service import sync_holds
 from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.runs import ItemAction, NewItem, Run, RunStatus
@@ -99,7 +100,8 @@ def prepare_sync(
         realm=mapper.realm,
         source=sync.name,
         now=now,
-        sanctioned=sanctioned,
+        # S19: users under a sanction that holds their access keep it as the sanction engine set it.
+        sanctioned=sanctioned | sync_holds(config, store, mapper.realm, env),
         deny_usernames=frozenset(name.lower() for name in sync.deny_usernames),
         managed_attributes=attribute_names,
         complete=all(read.complete for read in reads.values()),
