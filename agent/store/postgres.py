@@ -99,6 +99,11 @@ class PostgresDatabase(Database):
     def errors(self, where: str) -> AbstractContextManager[None]:
         return translate_errors(where)
 
+    def connect_dedicated(self, **overrides: Any) -> psycopg.Connection[Any]:
+        """A connection of its own, outside the per-thread ones (agent.store.locks holds a lock on it); the
+        caller closes it. Raises psycopg errors: wrap in translate_errors."""
+        return psycopg.connect(self._url, **{**self._arguments, **overrides})
+
     def _connect(self) -> psycopg.Connection[Any]:
         with translate_errors(f"store {self.name}"):
             return psycopg.connect(self._url, **self._arguments)

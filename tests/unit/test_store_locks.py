@@ -1,0 +1,138 @@
+"""store_lock: one holder per name and store, across threads and processes, released when the holder dies
+(SQLite: flock beside the file; PostgreSQL: an advisory lock on a session of its own, as integration tests)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.locks import Locked
+from agent.store import Store, StoreError, open_store
+from agent.store.locks import lock_directory, lock_file_name, store_lock
+from tests.harness.store_backends import StoreBackend
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WAIT_S = 30.0  # upper bound for the child to report and for the server to notice it died
+
+
+@pytest.fixture
+def store(store_backend: StoreBackend) -> Iterator[Store]:
+    with open_store(store_backend.url) as opened:
+        yield opened
+
+
+def test_a_second_holder_is_refused_until_the_first_lets_go(store: Store, store_backend: StoreBackend) -> None:
+    holder = f"skipped: locked by another run of 'sync-acme' \\(.*pid {os.getpid()}"
+    with open_store(store_backend.url) as other, store_lock(store, "sync-acme"):
+        with pytest.raises(Locked, match=holder), store_lock(other, "sync-acme"):
+            pytest.fail("two holders at once")
+        with store_lock(other, "sync-other"):  # another name is another lock
+            pass
+    with store_lock(store, "sync-acme"):  # free again once the block ended
+        pass
+
+
+def test_two_threads_racing_for_a_lock_one_gets_it(store: Store, store_backend: StoreBackend) -> None:
+    stores = [store, open_store(store_backend.url), open_store(store_backend.url), open_store(store_backend.url)]
+    barrier = threading.Barrier(len(stores))
+    release = threading.Event()
+    outcomes: list[str] = []
+
+    def contend(opened: Store) -> None:
+        barrier.wait()
+        try:
+            with store_lock(opened, "daemon"):
+                outcomes.append("held")
+                release.wait(WAIT_S)
+        except Locked:
+            outcomes.append("locked")
+            if outcomes.count("locked") == len(stores) - 1:
+                release.set()
+
+    threads = [threading.Thread(target=contend, args=(opened,)) for opened in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for opened in stores[1:]:
+        opened.close()
+    assert sorted(outcomes) == ["held"] + ["locked"] * (len(stores) - 1)
+
+
+def test_stores_do_not_share_locks(store: Store, store_backend: StoreBackend) -> None:
+    with (
+        open_store(store_backend.fresh_url()) as elsewhere,
+        store_lock(store, "daemon"),
+        store_lock(elsewhere, "daemon"),
+    ):
+        pass
+
+
+def test_a_holder_killed_by_sigkill_frees_the_lock(store: Store, store_backend: StoreBackend) -> None:
+    script = (
+        "import sys, time\n"
+        "from agent.store import open_store\n"
+        "from agent.store.locks import store_lock\n"
+        "with open_store(sys.argv[1]) as store, store_lock(store, 'sync-acme'):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, store_backend.url], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], WAIT_S)
+        assert ready and child.stdout.readline().strip() == "held", "the child did not take the lock"
+        with pytest.raises(Locked, match=f"pid {child.pid}"), store_lock(store, "sync-acme"):
+            pytest.fail("held by the child")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert wait_until_free(store, "sync-acme"), f"the lock was not freed within {WAIT_S}s of the holder's death"
+
+
+def wait_until_free(store: Store, name: str) -> bool:
+    """Bounded polling: PostgreSQL ends the dead holder's session asynchronously, soon after its socket closed."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            with store_lock(store, name):
+                return True
+        except Locked:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("name", "file_name"),
+    [("sync-acme", "sync-acme"), ("daemon.job_1", "daemon.job_1"), ("sync-Ré al/../x", "sync-R__al_.._x-")],
+)
+def test_lock_names_become_plain_file_names(name: str, file_name: str) -> None:
+    made = lock_file_name(name)
+    assert made.startswith(file_name) and "/" not in made
+    if made != name:
+        assert len(made) == len(file_name) + 12 and made != lock_file_name(name + "!")
+
+
+def test_the_sqlite_lock_file_lives_beside_the_database(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store, store_lock(store, "sync-acme"):
+        assert (lock_directory(tmp_path / "store.db") / "sync-acme.lock").is_file()
+    assert lock_directory(tmp_path / "store.db") == tmp_path / "store.db.locks"
+
+
+def test_a_lock_name_is_required(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        for name in ("", "a\x00b"):
+            with pytest.raises(StoreError, match="needs a name"), store_lock(store, name):
+                pass
