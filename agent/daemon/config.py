@@ -136,6 +136,13 @@ def first_run_time(job: JobSpec, last_run: datetime | None, now: datetime) -> da
     return next_time
 
 
+def merge_pending(first: datetime | None, pending: datetime | None, now: datetime) -> datetime | None:
+    """On a reschedule, a run that was due but not started (the clock jumped over it) still happens, once."""
+    if pending is not None and pending <= now:
+        return now
+    return first
+
+
 def job_ids(job: JobSpec, sync_names: tuple[str, ...]) -> list[tuple[str, str | None]]:
     """(job id, sync name) pairs: a sync job without `sync:` becomes one job per configured sync."""
     if job.job == "sync":

@@ -130,13 +130,13 @@ def _optional(module: str, attribute: str, job: str) -> Any:
 # -- sync -------------------------------------------------------------------------------------------
 
 
-def _sanctioned(store: Store, realm: str) -> frozenset[str]:
+def _sync_holds(run: JobRun, store: Store, realm: str) -> frozenset[str]:
     """Users the sanction engine owns (the sync never flips their access), when sanctions are built in."""
     try:
-        find = _optional("agent.sanctions.service", "sanctioned_user_ids", "sync")
+        holds = _optional("agent.sanctions.service", "sync_holds", "sync")
     except JobNotAvailable:
         return frozenset()
-    found: frozenset[str] = find(store, realm)
+    found: frozenset[str] = holds(run.config, store, realm, run.env)
     return found
 
 
@@ -150,7 +150,7 @@ def sync_job(run: JobRun) -> JobResult:
     with session(run) as (gateway, store):
         finished, prepared, outcome = run_sync(
             config, sync, gateway, store, now=run.clock(), env=run.env,
-            sanctioned=_sanctioned(store, realm), progress=run.checkpoint,
+            sanctioned=_sync_holds(run, store, realm), progress=run.checkpoint,
         )  # fmt: skip
     failures = len(outcome.failed) if outcome is not None else 0
     changes = len(outcome.results) - failures if outcome is not None else 0
@@ -215,48 +215,41 @@ def _realm_of(run: JobRun) -> str:
     return run.spec.realm
 
 
-def _report_result(report: Any, summary: str) -> JobResult:
-    """A report object of another package: changes from `applied`/`changes`/`harvested`, failures from `failed`."""
-
-    def number(*names: str) -> int:
-        for name in names:
-            value = getattr(report, name, None)
-            if isinstance(value, int):
-                return value
-            if isinstance(value, list | tuple | frozenset | set):
-                return len(value)
-        return 0
-
-    failures = number("failed", "failures")
-    return JobResult(
-        "failed" if failures else "succeeded",
-        summary or str(report),
-        changes=number("applied", "changes", "harvested", "stored"),
-        failures=failures,
-    )
-
-
 def sanctions_job(run: JobRun) -> JobResult:
-    enforce = _optional("agent.sanctions.service", "enforce_sanctions", "sanctions enforce")
+    """`idp-agent sanctions enforce`: apply pending sanctions, re-assert active ones, lift expired ones."""
     build_context = _optional("agent.sanctions.service", "build_sanction_context", "sanctions enforce")
+    enforce = _optional("agent.sanctions.service", "enforce_sanctions", "sanctions enforce")
+    realm = _realm_of(run)
     with session(run) as (gateway, store):
-        context = build_context(run.config, gateway, store, _realm_of(run), env=run.env, clock=run.clock)
+        context = build_context(
+            run.config, gateway, store, realm, env=run.env, clock=run.clock, actor=f"daemon:{run.job_id}"
+        )
         report = enforce(context)
-    return _report_result(report, f"sanctions enforced in {_realm_of(run)}")
+    changes = len(report.applied) + len(report.reasserted) + len(report.lifted)
+    pending = len(report.pending)
+    summary = (
+        f"sanctions in {realm}: {len(report.applied)} applied, {len(report.reasserted)} re-asserted, "
+        f"{len(report.lifted)} ended, {pending} still pending, {report.unchanged} unchanged (run {report.run_id})"
+    )
+    # A sanction not yet in force is retried next pass, and it is also what an operator must hear about.
+    return JobResult("failed" if pending else "succeeded", summary, changes=changes, failures=pending)
 
 
 def events_job(run: JobRun) -> JobResult:
+    """`idp-agent events harvest`: copy the realm's login events into the store (for last-login reviews)."""
     harvest = _optional("agent.review.events", "harvest_events", "events harvest")
     with session(run) as (gateway, store):
         report = harvest(gateway, store, _realm_of(run))
-    return _report_result(report, f"events harvested from {_realm_of(run)}")
+    summary = str(report.describe()).replace("\n", "; ")
+    return JobResult("succeeded", summary, changes=int(report.stored))
 
 
 def reviews_job(run: JobRun) -> JobResult:
-    start = _optional("agent.review.campaigns", "start_scheduled_campaign", "review campaigns")
+    """`idp-agent review start`: open the periodic access-review campaign of the realm."""
+    start = _optional("agent.review.campaigns", "start_campaign", "review campaigns")
     with session(run) as (gateway, store):
-        report = start(run.config, gateway, store, _realm_of(run), now=run.clock())
-    return _report_result(report, f"review campaign started in {_realm_of(run)}")
+        campaign = start(gateway, store, _realm_of(run))
+    return JobResult("succeeded", f"review campaign started in {_realm_of(run)}: {campaign}")
 
 
 def retention_job(run: JobRun) -> JobResult:

@@ -23,7 +23,7 @@ from agent import __version__
 from agent.config.diagnostics import ConfigErrors
 from agent.daemon.alerts import Alert, Alerter, alert_reason
 from agent.daemon.clock import Clock, detect_jump, use_clock, wall_minus_monotonic
-from agent.daemon.config import DaemonSpec, JobSpec, build_trigger, first_run_time, job_ids, parse_listen
+from agent.daemon.config import DaemonSpec, JobSpec, build_trigger, first_run_time, job_ids, merge_pending, parse_listen
 from agent.daemon.health import Check, Endpoints, HealthServer, readiness
 from agent.daemon.jobs import (
     JOBS,
@@ -202,14 +202,25 @@ class Daemon:
         return True
 
     def _schedule(self) -> None:
-        """(Re)place every job, its first run computed from its last run: one catch-up run at most."""
+        """(Re)place every job, its first run computed from its last run: one catch-up run at most. The
+        scheduler is paused meanwhile, so it cannot also run a job that is being replaced."""
+        self.scheduler.pause()
+        try:
+            self._place_jobs()
+        finally:
+            self.scheduler.resume()
+
+    def _place_jobs(self) -> None:
         now = self.clock()
         wanted = {job.job_id for job in self.jobs}
+        pending = {existing.id: existing.next_run_time for existing in self.scheduler.get_jobs()}
         for existing in self.scheduler.get_jobs():
             if existing.id not in wanted:
                 existing.remove()
         for job in self.jobs:
-            first = first_run_time(job.spec, self.last_runs.get(job.job_id), now)
+            first = merge_pending(
+                first_run_time(job.spec, self.last_runs.get(job.job_id), now), pending.get(job.job_id), now
+            )
             if first is None:
                 continue
             self.scheduler.add_job(
@@ -259,6 +270,7 @@ class Daemon:
                 result = JOBS[job.spec.job](run)
         except Locked as locked:
             self.log.info("%s", locked, extra={**context, "outcome": "skipped_locked", "event": "run_skipped"})
+            self._refresh_next_runs()
             self.metrics.record(RunRecord(job.job_id, "skipped_locked", time.monotonic() - started, self.clock()))
             self.last_runs.set(job.job_id, started_wall)
             return
@@ -277,6 +289,7 @@ class Daemon:
         self, job: ScheduledJob, run_id: str, result: JobResult, started_wall: datetime, duration: float
     ) -> None:
         finished = self.clock()
+        self._refresh_next_runs()  # before the run counts: a reader that sees the run also sees the next one
         self.metrics.record(RunRecord(
             job.job_id, result.outcome, duration, finished, changes=result.changes, failures=result.failures,
             staged_removals=result.staged_removals, drift_changes=result.drift_changes,

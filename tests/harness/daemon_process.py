@@ -60,13 +60,20 @@ class DaemonProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> DaemonProcess:
+    def launch(self) -> DaemonProcess:
+        """Start the process without waiting for it (to start several together)."""
         command = [sys.executable, "-m", "agent", "daemon", "--config", str(self.config_file),
                    "--listen", f"127.0.0.1:{self.port}"]  # fmt: skip
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(command, env=self.env, cwd=REPO, stdout=log, stderr=log)
+        return self
+
+    def wait_healthy(self) -> DaemonProcess:
         wait_for("the daemon's /healthz", self._healthy, timeout=START_TIMEOUT_SECONDS)
         return self
+
+    def start(self) -> DaemonProcess:
+        return self.launch().wait_healthy()
 
     def _healthy(self) -> bool:
         assert self.process is not None
@@ -89,6 +96,10 @@ class DaemonProcess:
     def all_runs(self, job: str) -> dict[str, int]:
         prefix = f'idp_agent_job_runs_total{{job="{job}",outcome="'
         return {k[len(prefix) : -2]: int(v) for k, v in self.metrics().items() if k.startswith(prefix)}
+
+    def ran(self, job: str) -> bool:
+        """The job has finished at least one run, whatever its outcome."""
+        return sum(self.all_runs(job).values()) >= 1
 
     def log_text(self) -> str:
         return self.log_file.read_text(encoding="utf-8", errors="replace") if self.log_file.exists() else ""
@@ -119,7 +130,7 @@ class DaemonProcess:
         self.process.wait(timeout=30)
 
     def __enter__(self) -> DaemonProcess:
-        return self.start()
+        return self if self.process is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:

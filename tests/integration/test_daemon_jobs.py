@@ -3,6 +3,7 @@ metrics and health answer over HTTP, alerts reach a webhook, an edited config is
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,8 @@ def test_daemon_runs_each_job_and_exposes_metrics(
             assert len(managed(gateway, setup.realm)) == 4
             wait_for("a drift found", lambda: daemon.runs("drift", "drift") >= 1)
             wait_for("a drift alert", lambda: [a for a in hook.received() if a["reason"] == "drift"])
-            for name in OTHER_JOBS:
-                job = f"{name}:{setup.realm}"
-                wait_for(f"a run of {job}", lambda job=job: sum(daemon.all_runs(job).values()) >= 1)
+            for job in (f"{name}:{setup.realm}" for name in OTHER_JOBS):
+                wait_for(f"a run of {job}", partial(daemon.ran, job))
 
             text = daemon.get("/metrics").text
             metrics = daemon.metrics()
