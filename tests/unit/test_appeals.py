@@ -19,6 +19,7 @@ from agent.store.appeals import Appeal
 from agent.store.db import Store
 from agent.store.errors import StoreError
 from agent.store.sanctions import NewSanction, Sanction
+from tests.harness.store_backends import StoreBackend
 
 START = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 POLICY_FILE = Path(__file__).resolve().parents[2] / "policies" / "sanctions.yaml"
@@ -35,8 +36,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=clock) as store:
+def store(store_backend: StoreBackend, clock: ManualClock) -> Iterator[Store]:
+    """On SQLite, and on PostgreSQL as an integration variant."""
+    with open_store(store_backend.url, now=clock) as store:
         yield store
 
 

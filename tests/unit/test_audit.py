@@ -1,10 +1,10 @@
 """`audit show` and `audit verify` through the CLI on a real store file, and the pure helpers behind them.
-Tampering is done as an attacker would: drop the append-only triggers, then edit, remove or reorder rows."""
+Tampering is done as an attacker would: switch the append-only triggers off, then edit, remove or reorder rows.
+Runs on SQLite, and on PostgreSQL as an integration variant (the `store_backend` fixture)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,14 +17,14 @@ from agent.cli import cli
 from agent.errors import ConfigError
 from agent.store import JournalEntry, ManualClock, NewEntry, VerifyResult, open_store
 from agent.store.journal import entry_hash
+from tests.harness.store_backends import StoreBackend
 
 START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store_file(tmp_path: Path) -> Path:
+def store_url(store_backend: StoreBackend) -> str:
     """A store with five entries, one a day from START: alice, bob, a sanction on alice, alice, carol."""
-    path = tmp_path / "idp-agent.db"
     clock = ManualClock(START)
     entries = [
         NewEntry("sync:workforce", "user.create", "alice", "workforce", details={"id": "u-1"}),
@@ -33,121 +33,106 @@ def store_file(tmp_path: Path) -> Path:
         NewEntry("sync:workforce", "user.update", "alice", "workforce"),
         NewEntry("sync:workforce", "user.create", "carol", "workforce"),
     ]
-    with open_store(f"sqlite:///{path}", now=clock) as store:
+    with open_store(store_backend.url, now=clock) as store:
         for entry in entries:
             store.journal.append_many([entry])
             clock.advance(timedelta(days=1))
-    return path
+    return store_backend.url
 
 
 def audit(*args: str) -> Result:
     return CliRunner().invoke(cli, ["audit", *args], catch_exceptions=False)
 
 
-def tamper(path: Path, *statements: str) -> None:
-    connection = sqlite3.connect(path)
-    with connection:
-        connection.execute("DROP TRIGGER IF EXISTS journal_no_update")
-        connection.execute("DROP TRIGGER IF EXISTS journal_no_delete")
-        for statement in statements:
-            connection.execute(statement)
-    connection.close()
+def rehash(backend: StoreBackend, seq: int) -> str:
+    """Recompute one entry's hash after changing it, as a careful attacker would; the new hash."""
+    [row] = backend.rows("SELECT * FROM journal WHERE seq = ?", (seq,))
+    new_hash = entry_hash(row)
+    backend.execute(("UPDATE journal SET hash = ? WHERE seq = ?", (new_hash, seq)), around_triggers=True)
+    return new_hash
 
 
-def rehash(path: Path, seq: int) -> None:
-    """Recompute one entry's hash after changing it, as a careful attacker would."""
-    connection = sqlite3.connect(path)
-    connection.row_factory = sqlite3.Row
-    with connection:
-        row = dict(connection.execute("SELECT * FROM journal WHERE seq = ?", (seq,)).fetchone())
-        connection.execute("UPDATE journal SET hash = ? WHERE seq = ?", (entry_hash(row), seq))
-    connection.close()
-
-
-def test_an_untouched_journal_verifies_and_prints_its_anchor(store_file: Path) -> None:
-    result = audit("verify", "--store", f"sqlite:///{store_file}")
+def test_an_untouched_journal_verifies_and_prints_its_anchor(store_url: str) -> None:
+    result = audit("verify", "--store", store_url)
     assert result.exit_code == 0, result.output
     assert "journal intact: 5 entries" in result.output
     anchor = result.output.strip().rsplit(" ", 1)[-1]
-    assert audit("verify", "--store", f"sqlite:///{store_file}", "--anchor", anchor).exit_code == 0
+    assert audit("verify", "--store", store_url, "--anchor", anchor).exit_code == 0
 
 
-def test_an_empty_store_is_intact(tmp_path: Path) -> None:
-    result = audit("verify", "--store", f"sqlite:///{tmp_path / 'new.db'}")
+def test_an_empty_store_is_intact(store_backend: StoreBackend) -> None:
+    result = audit("verify", "--store", store_backend.fresh_url())
     assert result.exit_code == 0
     assert "journal intact: 0 entries" in result.output
 
 
-def edit_and_rehash(path: Path, seq: int) -> None:
-    tamper(path, f"UPDATE journal SET subject = 'mallory' WHERE seq = {seq}")  # noqa: S608  # a test's own int
-    rehash(path, seq)
+def tamper(backend: StoreBackend, *statements: str) -> None:
+    """Change the journal from outside, its append-only triggers switched off first as an attacker would."""
+    backend.execute(*statements, around_triggers=True)
 
 
-TAMPERING: list[tuple[str, Callable[[Path], None], str]] = [
-    ("edited", lambda p: tamper(p, "UPDATE journal SET reason = 'nothing' WHERE seq = 3"), "entry 3 was changed"),
-    ("edited actor", lambda p: tamper(p, "UPDATE journal SET actor = 'someone' WHERE seq = 1"), "entry 1 was changed"),
-    ("removed", lambda p: tamper(p, "DELETE FROM journal WHERE seq = 2"), "entry 2 is missing"),
-    ("cut off the end", lambda p: tamper(p, "DELETE FROM journal WHERE seq = 5"), "entries 5 to 5 are missing"),
+def edit_and_rehash(backend: StoreBackend, seq: int) -> None:
+    tamper(backend, f"UPDATE journal SET subject = 'mallory' WHERE seq = {seq}")  # noqa: S608  # a test's own int
+    rehash(backend, seq)
+
+
+TAMPERING: list[tuple[str, Callable[[StoreBackend], object], str]] = [
+    ("edited", lambda b: tamper(b, "UPDATE journal SET reason = 'nothing' WHERE seq = 3"), "entry 3 was changed"),
+    ("edited actor", lambda b: tamper(b, "UPDATE journal SET actor = 'someone' WHERE seq = 1"), "entry 1 was changed"),
+    ("removed", lambda b: tamper(b, "DELETE FROM journal WHERE seq = 2"), "entry 2 is missing"),
+    ("cut off the end", lambda b: tamper(b, "DELETE FROM journal WHERE seq = 5"), "entries 5 to 5 are missing"),
     (
         "reordered",
-        lambda p: tamper(
-            p,
+        lambda b: tamper(
+            b,
             "UPDATE journal SET seq = 100 WHERE seq = 2",
             "UPDATE journal SET seq = 2 WHERE seq = 3",
             "UPDATE journal SET seq = 3 WHERE seq = 100",
         ),
         "entry 2 does not follow entry 1",
     ),
-    (
-        "edited and rehashed",
-        lambda p: edit_and_rehash(p, 2),
-        "entry 3 does not follow entry 2",
-    ),
+    ("edited and rehashed", lambda b: edit_and_rehash(b, 2), "entry 3 does not follow entry 2"),
 ]
 
 
 @pytest.mark.parametrize(("how", "damage", "named"), TAMPERING, ids=[case[0] for case in TAMPERING])
 def test_verify_names_the_first_broken_entry(
-    store_file: Path, how: str, damage: Callable[[Path], None], named: str
+    store_url: str, store_backend: StoreBackend, how: str, damage: Callable[[StoreBackend], object], named: str
 ) -> None:
-    damage(store_file)
-    result = audit("verify", "--store", f"sqlite:///{store_file}")
+    damage(store_backend)
+    result = audit("verify", "--store", store_url)
     assert result.exit_code == 1, how
     assert "journal BROKEN at entry" in result.output
     assert named in result.output
 
 
-def test_a_rewritten_tail_is_caught_by_the_anchor_kept_outside(store_file: Path) -> None:
-    anchor = audit("verify", "--store", f"sqlite:///{store_file}").output.strip().rsplit(" ", 1)[-1]
+def test_a_rewritten_tail_is_caught_by_the_anchor_kept_outside(store_url: str, store_backend: StoreBackend) -> None:
+    anchor = audit("verify", "--store", store_url).output.strip().rsplit(" ", 1)[-1]
     # Rewrite entry 5 and everything after it, head included, so the chain alone looks intact.
-    tamper(store_file, "UPDATE journal SET subject = 'mallory' WHERE seq = 5")
-    rehash(store_file, 5)
-    connection = sqlite3.connect(store_file)
-    with connection:
-        new_hash = connection.execute("SELECT hash FROM journal WHERE seq = 5").fetchone()[0]
-        connection.execute("UPDATE journal_head SET hash = ? WHERE id = 1", (new_hash,))
-    connection.close()
-    assert audit("verify", "--store", f"sqlite:///{store_file}").exit_code == 0
-    result = audit("verify", "--store", f"sqlite:///{store_file}", "--anchor", anchor)
+    tamper(store_backend, "UPDATE journal SET subject = 'mallory' WHERE seq = 5")
+    new_hash = rehash(store_backend, 5)
+    store_backend.execute(("UPDATE journal_head SET hash = ? WHERE id = 1", (new_hash,)))
+    assert audit("verify", "--store", store_url).exit_code == 0
+    result = audit("verify", "--store", store_url, "--anchor", anchor)
     assert result.exit_code == 1
     assert "entry 5 differs from the anchor" in result.output
 
 
-def test_show_filters_by_user_and_since(store_file: Path) -> None:
-    result = audit("show", "--store", f"sqlite:///{store_file}", "--user", "alice")
+def test_show_filters_by_user_and_since(store_url: str) -> None:
+    result = audit("show", "--store", store_url, "--user", "alice")
     assert result.exit_code == 0
     lines = result.output.strip().splitlines()
     assert [line.split()[0] for line in lines[:-1]] == ["1", "3", "4"]
     assert lines[-1] == "3 entries"
-    result = audit("show", "--store", f"sqlite:///{store_file}", "--user", "ALICE", "--since", "2026-11-03", "--json")
+    result = audit("show", "--store", store_url, "--user", "ALICE", "--since", "2026-11-03", "--json")
     shown = json.loads(result.output)
     assert [(entry["seq"], entry["action"]) for entry in shown] == [(3, "sanction.issue"), (4, "user.update")]
     assert shown[0]["reason"] == "spam"
 
 
-def test_show_uses_the_store_of_the_config_file(store_file: Path, tmp_path: Path) -> None:
+def test_show_uses_the_store_of_the_config_file(store_url: str, tmp_path: Path) -> None:
     config = tmp_path / "agent.yaml"
-    config.write_text(f"store: sqlite:///{store_file}\n")
+    config.write_text(f"store: {store_url}\n")
     result = audit("show", "--config", str(config), "--user", "u-2")
     assert result.output.strip().splitlines()[-1] == "1 entries"
 
