@@ -1,17 +1,24 @@
 """Sanction notices through a real SMTP server on loopback: plain to localhost, STARTTLS with a verified
-certificate and a login, and refusals (untrusted CA, wrong password) that never show the password."""
+certificate and a login, refusals (untrusted CA, wrong password) that never show the password, and a
+warning issued to a real Keycloak user arriving in their language."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from agent.keycloak import KeycloakGateway
 from agent.notify import NotifyError, Recipient, SanctionNotice, SmtpConfig, SmtpNotifier, build_notifier
+from agent.sanctions.service import issue_sanction
 from agent.secrets import Secret
+from agent.settings import KeycloakConnection
+from agent.store import ManualClock, open_store
 from agent.sync.agent_config import load_agent_config
 from tests.harness.certificates import TestPki, write_test_pki
+from tests.harness.sanctions import START, context_for, make_member, prepare_realm
 from tests.harness.smtp_server import LOOPBACK, smtp_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +103,30 @@ def test_a_refused_login_names_neither_the_password_nor_sends(pki: TestPki, capl
     assert PASSWORD not in caplog.text
     assert PASSWORD not in repr(config)
     assert mailbox.messages == []
+
+
+def test_issuing_a_warning_mails_the_user_in_their_language(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str, tmp_path: Path
+) -> None:
+    """End to end: the sanctions service issues a warning to a Keycloak user whose `locale` is German, and
+    the SMTP server receives the German warning at the user's address; the journal records it was sent."""
+    prepare_realm(keycloak_connection, realm)
+    # Keycloak keeps a user's `locale` only when the realm has internationalization on.
+    gateway.update_realm(realm, {"internationalizationEnabled": True, "supportedLocales": ["en", "de"]})
+    user_id = make_member(gateway, realm, "dora")
+    gateway.set_user_attributes(realm, user_id, {"locale": ["de"]})
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=ManualClock(START)) as store:
+        with smtp_server() as (port, mailbox):
+            context = replace(
+                context_for(gateway, store, realm, ManualClock(START)),
+                notifier=SmtpNotifier(smtp_config(port), TEMPLATES),
+            )
+            sanction = issue_sanction(context, "dora", level="warning", reason_code="spam", note="Links in posts.")
+        sent = [entry for entry in store.journal.entries() if entry.action == "sanction.notify"]
+
+    assert mailbox.recipients == [["dora@example.org"]]
+    message = mailbox.messages[0]
+    assert message["Subject"] == "Verwarnung für Ihr Konto dora"
+    body = message.get_content()
+    assert "(Grund: spam)" in body and "Links in posts." in body and sanction.id in body
+    assert [entry.details.get("outcome") for entry in sent] == ["applied"]
