@@ -50,6 +50,17 @@ $agent sync explain acarter
 step "Second sync plan: nothing left to do"
 $agent sync plan
 
+step "Sanctions (policies/sanctions.yaml): a warning for dokafor, a 7-day suspension for hsato, enforced and verified"
+# Issued once: a re-run finds them open and leaves them (three warnings would escalate to a restriction).
+[[ $($agent sanction list --active --user dokafor --json) != "[]" ]] ||
+  $agent sanction issue dokafor --level warning --reason spam --note "demo: posted the same link 40 times"
+[[ $($agent sanction list --active --user hsato --json) != "[]" ]] ||
+  $agent sanction issue hsato --level suspension --reason policy-breach --for 7d --note "demo: shared the account"
+
+step "The sanction ledger ($agent sanction list) and one enforcement pass (the daemon runs it on a schedule)"
+$agent sanction list
+$agent sanctions enforce
+
 step "Where things are"
 $agent stack status
 echo
