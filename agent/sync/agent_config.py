@@ -57,7 +57,11 @@ class SyncSpec(Spec):
 
 
 class AgentConfig(Spec):
-    store: str | None = Field(default=None, description="sqlite:///path.db (default: idp-agent.db in the state dir)")
+    store: str | None = Field(
+        default=None,
+        description="sqlite:///path.db or postgresql://user@host:5432/db (password via PGPASSWORD or "
+        "PGPASSWORD_FILE; default: idp-agent.db in the state dir)",
+    )
     sources: tuple[SourceConfig, ...] = ()
     syncs: tuple[SyncSpec, ...] = ()
     smtp: SmtpConfig | None = Field(default=None, description="the relay for sanction notices (none: no mail)")
