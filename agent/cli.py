@@ -15,6 +15,7 @@ from agent.errors import AgentError
 from agent.realm.commands import apply_command, export_command, plan_command, schema_command, validate_command
 from agent.review.event_commands import events_group
 from agent.review.report_commands import report_group
+from agent.review.review_commands import review_group
 from agent.sanctions.commands import sanction_group, sanctions_group
 from agent.stack.commands import stack_group
 from agent.sync.commands import sync_group
@@ -40,6 +41,7 @@ def cli() -> None:
 cli.add_command(stack_group)
 cli.add_command(sync_group)
 cli.add_command(report_group)
+cli.add_command(review_group)
 cli.add_command(events_group)
 cli.add_command(daemon_command)
 cli.add_command(audit_group)

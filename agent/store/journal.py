@@ -66,6 +66,10 @@ DETAIL_KEYS: frozenset[str] = frozenset(
         "drift",
         "sessions_ended",
         "consents_revoked",
+        # access-review campaigns
+        "campaign",
+        "item",
+        "reviewer",
     }
 )
 

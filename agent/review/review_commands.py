@@ -1,0 +1,203 @@
+"""`idp-agent review start | export | decide | close | list`: access-review campaigns from the command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import click
+
+from agent.errors import ConfigError
+from agent.keycloak import KeycloakGateway
+from agent.locks import Locked, exclusive
+from agent.paths import state_dir
+from agent.review.campaigns import (
+    CloseReport,
+    close_campaign,
+    open_campaign,
+    parse_scope,
+    record_sheet,
+    reviewer_sheet,
+    start_campaign,
+)
+from agent.review.evidence import write_evidence
+from agent.review.policy import REVIEW_POLICY_FILE, load_review_policy
+from agent.review.report_commands import DEFAULT_POLICIES, config_option, open_agent_store
+from agent.review.snapshot import take_snapshot
+from agent.settings import resolve_keycloak_connection
+from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, SafetyLimits
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+campaign_option = click.option("--campaign", "name", required=True, help="the campaign's name")
+actor_option = click.option(
+    "--actor", default=lambda: os.environ.get("USER", "operator"), help="who does this (journalled)"
+)
+
+
+def parse_due(text: str | None) -> datetime | None:
+    """`2026-12-31` (the end of that day, UTC) or an ISO time with its zone."""
+    if text is None:
+        return None
+    try:
+        if len(text) == len("YYYY-MM-DD"):
+            return datetime.combine(date.fromisoformat(text), time.max, tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a date (YYYY-MM-DD) or an ISO time") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"'{text}' has no time zone; add Z or +HH:MM")
+    return moment
+
+
+@click.group("review")
+def review_group() -> None:
+    """Access-review campaigns: reviewers keep or revoke each grant; revocations are applied and evidenced."""
+
+
+@review_group.command("start")
+@campaign_option
+@click.option("--realm", required=True, help="the realm to review")
+@click.option("--scope", default="privileged", show_default=True, help="privileged, all, role:NAME or group:/PATH")
+@click.option("--due", default=None, help="due date, YYYY-MM-DD (end of day, UTC) or an ISO time")
+@click.option("--default", "default_decision", type=click.Choice(["keep", "revoke"]), default="keep", show_default=True,
+              help="the decision for items nobody answers by the close")  # fmt: skip
+@click.option("--dormant-days", type=click.IntRange(min=1), default=None,
+              help="recommend revoking after this many days without a login [default: review.yaml]")  # fmt: skip
+@click.option(
+    "--policies", "policies_dir", type=click.Path(path_type=Path), default=DEFAULT_POLICIES, show_default=True
+)
+@config_option
+@actor_option
+def start_command(  # noqa: PLR0917  # click passes options positionally
+    name: str, realm: str, scope: str, due: str | None, default_decision: str, dormant_days: int | None,
+    policies_dir: Path, config_path: Path, actor: str,
+) -> None:  # fmt: skip
+    """Snapshot the realm and create one item per user x removable grant in scope, each with a reviewer."""
+    chosen_scope = parse_scope(scope)
+    due_at = parse_due(due)
+    policy = load_review_policy(policies_dir / REVIEW_POLICY_FILE.name, os.environ)
+    gateway = KeycloakGateway.connect(resolve_keycloak_connection()).read_only()
+    try:
+        with open_agent_store(config_path) as store:
+            snapshot = take_snapshot(gateway, store, realm, policy=policy)
+            campaign = start_campaign(
+                store, snapshot, policy, name=name, scope=chosen_scope, actor=actor, due=due_at,
+                default_decision="revoke" if default_decision == "revoke" else "keep", dormant_days=dormant_days,
+            )  # fmt: skip
+            items = store.campaigns.items(campaign.name)
+    finally:
+        gateway.close()
+    reviewers = sorted({item.reviewer for item in items})
+    revoke = sum(1 for item in items if item.recommendation == "revoke")
+    click.echo(
+        f"campaign {campaign.name}: {campaign.item_count} item(s) in realm {realm} (scope {campaign.scope}), "
+        f"{revoke} recommended for revocation; reviewers: {', '.join(reviewers) or 'none'}"
+    )
+
+
+@review_group.command("export")
+@campaign_option
+@click.option("--reviewer", required=True, help="whose items")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+def export_command(name: str, reviewer: str, out_file: Path, config_path: Path) -> None:
+    """Write a reviewer's sheet: fill in decision (keep/revoke) and justification, then `review decide`."""
+    with open_agent_store(config_path) as store:
+        text = reviewer_sheet(store, name, reviewer)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(text, encoding="utf-8", newline="")
+    click.echo(f"wrote {out_file} ({text.count(chr(10)) - 1} item(s) for {reviewer})")
+
+
+@review_group.command("decide")
+@campaign_option
+@click.option("--file", "sheet", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+def decide_command(name: str, sheet: Path, config_path: Path) -> None:
+    """Record a filled sheet: every line is checked first; one bad line and nothing is recorded."""
+    text = sheet.read_text(encoding="utf-8")
+    with open_agent_store(config_path) as store:
+        count = record_sheet(store, name, text, str(sheet))
+    click.echo(f"campaign {name}: {count} decision(s) recorded from {sheet}")
+
+
+def _print_close(report: CloseReport) -> None:
+    for result in report.results:
+        item = result.item
+        click.echo(f"  {result.outcome:8} {item.username}: {item.grant}  {result.detail}")
+    applied = sum(1 for result in report.results if result.outcome == "applied")
+    click.echo(
+        f"campaign {report.campaign.name}: {report.defaulted} default decision(s), {applied} revocation(s) applied, "
+        f"{len(report.failed)} failed (run {report.run_id})"
+    )
+
+
+@review_group.command("close")
+@campaign_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="evidence folder [default: <state dir>/evidence/<campaign>]")  # fmt: skip
+@click.option("--confirm-revocations", type=click.IntRange(min=0), default=None,
+              help="apply this many revocations even at or above the safety threshold")  # fmt: skip
+@click.option("--max-revocations", type=click.IntRange(min=1), default=MAX_REMOVALS, show_default=True)
+@click.option("--max-revocation-ratio", type=click.FloatRange(0, 1, min_open=True), default=MAX_REMOVAL_RATIO,
+              show_default=True)  # fmt: skip
+@config_option
+@actor_option
+def close_command(  # noqa: PLR0917  # click passes options positionally
+    name: str, out: Path | None, confirm_revocations: int | None, max_revocations: int, max_revocation_ratio: float,
+    config_path: Path, actor: str,
+) -> None:  # fmt: skip
+    """Apply default decisions, revoke what reviewers revoked (journalled), close, and write the evidence."""
+    limits = SafetyLimits(max_removals=max_revocations, max_removal_ratio=max_revocation_ratio)
+    gateway = KeycloakGateway.connect(resolve_keycloak_connection())
+    try:
+        with exclusive(f"review-{name}"), open_agent_store(config_path) as store:
+            report = close_campaign(
+                gateway, store, name, actor=actor, limits=limits, confirmed_revocations=confirm_revocations
+            )
+            _print_close(report)
+            if report.failed:
+                click.echo("the campaign stays open: close it again to retry the failed revocations", err=True)
+                sys.exit(EXIT_ERROR)
+            folder = out or state_dir() / "evidence" / name
+            manifest = write_evidence(folder, report.campaign, store.campaigns.items(name), store.journal.head())
+    except Locked as locked:
+        raise ConfigError(str(locked), hint="another close of this campaign is running") from None
+    finally:
+        gateway.close()
+    click.echo(f"evidence: {folder} (manifest {manifest.name})")
+
+
+@review_group.command("list")
+@config_option
+def list_command(config_path: Path) -> None:
+    """Every campaign, newest first, with its progress."""
+    with open_agent_store(config_path) as store:
+        for campaign in store.campaigns.all():
+            items = store.campaigns.items(campaign.name)
+            decided = sum(1 for item in items if item.decision is not None)
+            due = campaign.due_at.date().isoformat() if campaign.due_at else "-"
+            click.echo(
+                f"{campaign.name}  {campaign.realm}  {campaign.scope}  {campaign.status}  due {due}  "
+                f"{decided}/{len(items)} decided"
+            )
+
+
+@review_group.command("show")
+@campaign_option
+@config_option
+def show_command(name: str, config_path: Path) -> None:
+    """Every item of a campaign: reviewer, recommendation, decision and outcome."""
+    with open_agent_store(config_path) as store:
+        campaign = open_campaign(store, name)
+        click.echo(f"campaign {campaign.name}: realm {campaign.realm}, scope {campaign.scope}, {campaign.status}")
+        for item in store.campaigns.items(name):
+            decision = item.decision or "-"
+            click.echo(
+                f"  {item.number:4} {item.username} {item.grant}  reviewer {item.reviewer}  "
+                f"recommends {item.recommendation} ({item.reason})  decided {decision}  {item.outcome}"
+            )
