@@ -61,6 +61,13 @@ step "The sanction ledger ($agent sanction list) and one enforcement pass (the d
 $agent sanction list
 $agent sanctions enforce
 
+step "Reports for auditors: the access review and the compliance controls of realm workforce"
+reports="$state/reports"
+$agent report access --realm workforce --format html,csv,json,md --out "$reports"
+$agent report controls --realm workforce --format html,json,md --out "$reports"
+echo "Access report:   $reports/access.html"
+echo "Controls report: $reports/controls.html"
+
 step "Where things are"
 $agent stack status
 echo

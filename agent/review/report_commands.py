@@ -168,7 +168,8 @@ def render_access_files(report: AccessReport, formats: Sequence[str]) -> dict[st
 
 
 def write_files(out: Path, files: Mapping[str, str]) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write each file into `out`, created readable by its owner only: the access report names people."""
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
     written = []
     for name, text in files.items():
         path = out / name
