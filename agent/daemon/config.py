@@ -67,6 +67,10 @@ class JobSpec(Spec):
     paths: tuple[Path, ...] = Field(default=(Path("realm-config"),), description="job drift: realm-config paths")
     policies: Path = Field(default=Path("policies"), description="job drift: the presets folder")
     apply: bool = Field(default=False, description="job drift: apply the realm config when it drifted")
+    scope: NonEmpty = Field(default="privileged", description="job reviews: privileged, all, role:NAME, group:/PATH")
+    due_in: Duration = Field(
+        default=14 * 86400, ge=1, description="job reviews: the campaign's due date from its start"
+    )
 
     @model_validator(mode="after")
     def _one_schedule(self) -> JobSpec:
@@ -80,6 +84,8 @@ class JobSpec(Spec):
             raise ValueError(f"job '{self.job}': `sync` only applies to sync jobs")
         if self.apply and self.job != "drift":
             raise ValueError(f"job '{self.job}': `apply` only applies to the drift job")
+        if self.job == "reviews" and self.realm is None:
+            raise ValueError("job 'reviews' needs `realm:`")
         return self
 
 

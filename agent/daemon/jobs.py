@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -244,12 +244,32 @@ def events_job(run: JobRun) -> JobResult:
     return JobResult("succeeded", summary, changes=int(report.stored))
 
 
+def campaign_name(realm: str, now: datetime) -> str:
+    """One scheduled campaign per realm and day: a catch-up run on the same day finds it made already."""
+    return f"{realm}-{now:%Y-%m-%d}"
+
+
 def reviews_job(run: JobRun) -> JobResult:
-    """`idp-agent review start`: open the periodic access-review campaign of the realm."""
+    """`idp-agent review start`: snapshot the realm and open its periodic access-review campaign."""
     start = _optional("agent.review.campaigns", "start_campaign", "review campaigns")
+    parse_scope = _optional("agent.review.campaigns", "parse_scope", "review campaigns")
+    take_snapshot = _optional("agent.review.snapshot", "take_snapshot", "review campaigns")
+    policies = _optional("agent.review.policy", "load_review_policy", "review campaigns")
+    policy_file = _optional("agent.review.policy", "REVIEW_POLICY_FILE", "review campaigns")
+    realm, now = _realm_of(run), run.clock()
+    name = campaign_name(realm, now)
+    policy = policies(run.resolve(policy_file), run.env)
     with session(run) as (gateway, store):
-        campaign = start(gateway, store, _realm_of(run))
-    return JobResult("succeeded", f"review campaign started in {_realm_of(run)}: {campaign}")
+        if store.campaigns.get(name) is not None:
+            return JobResult("succeeded", f"campaign {name} exists already")
+        snapshot = take_snapshot(gateway.read_only(), store, realm, policy=policy, clock=run.clock)
+        campaign = start(
+            store, snapshot, policy, name=name, scope=parse_scope(run.spec.scope), actor=f"daemon:{run.job_id}",
+            due=now + timedelta(seconds=run.spec.due_in),
+        )  # fmt: skip
+    return JobResult(
+        "succeeded", f"campaign {campaign.name}: {campaign.item_count} item(s) in realm {realm}", changes=1
+    )
 
 
 def retention_job(run: JobRun) -> JobResult:

@@ -22,7 +22,7 @@ from agent.daemon.config import (
     parse_cron,
     parse_listen,
 )
-from agent.daemon.jobs import lock_name
+from agent.daemon.jobs import campaign_name, lock_name
 from agent.daemon.service import scheduled_jobs
 from agent.errors import ConfigError
 from agent.sync.agent_config import load_agent_config
@@ -73,6 +73,7 @@ def test_default_listen_is_loopback() -> None:
         ({"job": "drift", "every": "5m", "sync": "x"}, "`sync` only applies"),
         ({"job": "sanctions", "every": "5m", "apply": True}, "`apply` only applies"),
         ({"every": "5m", "surprise": 1}, "Extra inputs"),
+        ({"job": "reviews", "every": "5m"}, "needs `realm:`"),
     ],
 )
 def test_job_spec_errors(fields: dict[str, Any], message: str) -> None:
@@ -87,6 +88,10 @@ def test_errors_in_the_daemon_section_point_at_the_line(tmp_path: Path) -> None:
         load_agent_config(tmp_path / "idp-agent.yaml", {})
     text = str(raised.value)
     assert "idp-agent.yaml:" in text and "needs 5 fields" in text
+
+
+def test_one_scheduled_campaign_per_realm_and_day() -> None:
+    assert campaign_name("acme", NOW) == campaign_name("acme", NOW + timedelta(hours=5)) == "acme-2026-11-29"
 
 
 def test_interval_job_first_runs() -> None:
