@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ from agent.store.runs import NewItem
 from agent.sync.guard import SafetyLimits, removal_threshold
 
 DEFAULT_ROLE_PREFIX = "default-roles-"
+CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 ScopeKind = Literal["privileged", "all", "role", "group"]
 SHEET_HEADERS = (
     "item", "user", "kind", "entitlement", "confers", "recommendation", "reason", "reviewer", "decision",
@@ -370,6 +372,15 @@ def check_threshold(revocations: int, realm_users: int, limits: SafetyLimits, co
 # -- I/O: start, export, decide, close ------------------------------------------------------------------------
 
 
+def check_campaign_name(name: str) -> str:
+    """Campaign names become file and lock names: letters, digits, '.', '_' and '-' only."""
+    if not CAMPAIGN_NAME.fullmatch(name):
+        raise ConfigError(
+            f"campaign name '{name}' is not allowed", hint="use letters, digits, '.', '_' and '-' (e.g. q4-2026)"
+        )
+    return name
+
+
 def start_campaign(
     store: Store,
     snapshot: Snapshot,
@@ -383,6 +394,7 @@ def start_campaign(
     dormant_days: int | None = None,
 ) -> Campaign:
     """Create campaign `name` over `snapshot` (see `plan_items`). Refused when an item would have no reviewer."""
+    check_campaign_name(name)
     days = dormant_days if dormant_days is not None else default_dormant_days(policy)
     planned = plan_items(snapshot, policy, scope, days)
     if planned.unassigned:

@@ -66,6 +66,13 @@ def connect_read_only() -> KeycloakGateway:
     return KeycloakGateway.connect(resolve_keycloak_connection()).read_only()
 
 
+def require_realm(gateway: KeycloakGateway, realm: str) -> None:
+    if gateway.get_realm(realm) is None:
+        raise ConfigError(
+            f"realm '{realm}' does not exist on {gateway.server_url}", hint="check --realm (realm names are exact)"
+        )
+
+
 format_option = click.option("--format", "formats", default="md", show_default=True, help="comma-separated formats")
 out_option = click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="folder to write (default: stdout)"
@@ -192,6 +199,7 @@ def access_command(realm: str, formats: str, out: Path, policies_dir: Path, conf
     policy = load_review_policy(policies_dir / REVIEW_POLICY_FILE.name, os.environ)
     gateway = connect_read_only()
     try:
+        require_realm(gateway, realm)
         with open_agent_store(config_path) as store:
             snapshot = take_snapshot(gateway, store, realm, policy=policy)
             context = report_context(policy, store, realm, snapshot.taken_at)

@@ -15,6 +15,7 @@ from agent.locks import Locked, exclusive
 from agent.paths import state_dir
 from agent.review.campaigns import (
     CloseReport,
+    check_campaign_name,
     close_campaign,
     open_campaign,
     parse_scope,
@@ -24,7 +25,7 @@ from agent.review.campaigns import (
 )
 from agent.review.evidence import write_evidence
 from agent.review.policy import REVIEW_POLICY_FILE, load_review_policy
-from agent.review.report_commands import DEFAULT_POLICIES, config_option, open_agent_store
+from agent.review.report_commands import DEFAULT_POLICIES, config_option, open_agent_store, require_realm
 from agent.review.snapshot import take_snapshot
 from agent.settings import resolve_keycloak_connection
 from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, SafetyLimits
@@ -80,8 +81,10 @@ def start_command(  # noqa: PLR0917  # click passes options positionally
     chosen_scope = parse_scope(scope)
     due_at = parse_due(due)
     policy = load_review_policy(policies_dir / REVIEW_POLICY_FILE.name, os.environ)
+    check_campaign_name(name)
     gateway = KeycloakGateway.connect(resolve_keycloak_connection()).read_only()
     try:
+        require_realm(gateway, realm)
         with open_agent_store(config_path) as store:
             snapshot = take_snapshot(gateway, store, realm, policy=policy)
             campaign = start_campaign(
@@ -152,6 +155,7 @@ def close_command(  # noqa: PLR0917  # click passes options positionally
     config_path: Path, actor: str,
 ) -> None:  # fmt: skip
     """Apply default decisions, revoke what reviewers revoked (journalled), close, and write the evidence."""
+    check_campaign_name(name)  # it names the lock file and the evidence folder
     limits = SafetyLimits(max_removals=max_revocations, max_removal_ratio=max_revocation_ratio)
     gateway = KeycloakGateway.connect(resolve_keycloak_connection())
     try:
@@ -175,15 +179,17 @@ def close_command(  # noqa: PLR0917  # click passes options positionally
 @review_group.command("list")
 @config_option
 def list_command(config_path: Path) -> None:
-    """Every campaign, newest first, with its progress."""
+    """Every campaign, newest first, with its progress (open campaigns past their due date are flagged)."""
+    now = datetime.now(UTC)
     with open_agent_store(config_path) as store:
         for campaign in store.campaigns.all():
             items = store.campaigns.items(campaign.name)
             decided = sum(1 for item in items if item.decision is not None)
             due = campaign.due_at.date().isoformat() if campaign.due_at else "-"
+            overdue = "  OVERDUE" if campaign.is_open and campaign.due_at and campaign.due_at < now else ""
             click.echo(
                 f"{campaign.name}  {campaign.realm}  {campaign.scope}  {campaign.status}  due {due}  "
-                f"{decided}/{len(items)} decided"
+                f"{decided}/{len(items)} decided{overdue}"
             )
 
 

@@ -14,9 +14,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from selenium.webdriver.common.by import By
+
 from agent.keycloak import KeycloakGateway, UserDraft
 from agent.settings import KeycloakConnection
 from agent.store import open_store
+from tests.harness.browser import console_errors, headless_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 REVIEW_YAML = """\
@@ -184,6 +187,14 @@ def test_campaign_start_export_decide_close_applies_and_journals_revocations(
     assert decisions_csv["carol"]["reviewer"] == "security"
     assert decisions_csv["alice"]["outcome"] == "kept"
     assert decisions_csv["bob"]["outcome"] == "applied"
+
+    # The auditor's page opens offline in a browser, without console errors, summary first.
+    with headless_chromium() as driver:
+        driver.get((evidence / "report.html").as_uri())
+        assert console_errors(driver) == []
+        assert driver.find_element(By.TAG_NAME, "h2").text == "Summary"
+        assert "2\nrevocations applied" in driver.find_element(By.ID, "summary-cards").text
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#decisions-table tbody tr")) == 3
 
     listed = operator.review("list")
     assert "q4" in listed.stdout and "closed" in listed.stdout and "3/3 decided" in listed.stdout

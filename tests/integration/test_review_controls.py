@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from selenium.webdriver.common.by import By
+
 from agent.keycloak import KeycloakGateway
 from agent.realm.engine import apply_plan, plan_realm
 from agent.realm.loader import load_realms
 from agent.settings import KeycloakConnection
+from tests.harness.browser import console_errors, headless_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +42,8 @@ groups:
     realm_roles: [admin]
 mfa:
   otp_for_roles: [admin]
+user_profile:
+  unmanaged_attributes: admin_edit   # keeps the HR feed's training_date (policies/review.yaml: training)
 """
 
 
@@ -100,6 +105,8 @@ def test_controls_pass_on_the_applied_realm_and_fail_once_weakened_by_hand(
         "LOGIN events stored (last login known for dormant-account reviews)",
         "group /it-admins grants admin",
         "tamper-evident journal intact",
+        "attributes outside the profile: admin_edit",
+        "training date kept on each user (attribute training_date)",
     ):
         assert found[control] == "pass", (control, found)
     assert f"password minimum length >= 12: realm {realm}, passwordPolicy length(12): pass" in evidence(tmp_path)
@@ -117,3 +124,8 @@ def test_controls_pass_on_the_applied_realm_and_fail_once_weakened_by_hand(
     assert f"password minimum length >= 12: realm {realm}, passwordPolicy length(8): fail" in evidence(tmp_path)
     markdown = (tmp_path / "out" / "controls.md").read_text(encoding="utf-8")
     assert "| **fail** |" in markdown
+    with headless_chromium() as driver:
+        driver.get((tmp_path / "out" / "controls.html").as_uri())
+        assert console_errors(driver) == []
+        failed = driver.find_elements(By.CSS_SELECTOR, "#controls-table td.status-fail")
+        assert len(failed) == list(statuses(tmp_path).values()).count("fail") >= 3

@@ -15,6 +15,7 @@ from agent.config.diagnostics import ConfigErrors
 from agent.errors import ConfigError, SafetyStop
 from agent.review.campaigns import (
     Scope,
+    check_campaign_name,
     check_threshold,
     default_decisions,
     parse_scope,
@@ -282,3 +283,14 @@ def test_the_store_keeps_campaigns_items_and_decisions_and_a_closed_campaign_is_
     decisions = json.loads((tmp_path / "evidence" / "decisions.json").read_text())
     assert decisions["summary"]["revoked"] == 1
     assert decisions["summary"]["revocations applied"] == 1
+
+
+@pytest.mark.parametrize("name", ["q4-2026", "Q4_2026.privileged", "a"])
+def test_plain_campaign_names_are_accepted(name: str) -> None:
+    assert check_campaign_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "../etc", "q4/2026", "-q4", "q4 2026", "x" * 101])
+def test_campaign_names_that_could_name_other_files_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="is not allowed"):
+        check_campaign_name(name)
