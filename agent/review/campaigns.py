@@ -48,6 +48,7 @@ SHEET_HEADERS = (
 )  # fmt: skip
 REQUIRED_SHEET_HEADERS = ("item", "reviewer", "decision", "justification")
 CLOSE_RUN_KIND = "review-close"
+FINAL_OUTCOMES = frozenset({"applied", "skipped", "kept"})  # what a close did: no later sheet may change it
 DEFAULT_LIMITS = SafetyLimits()  # the sync's brakes: min(500, 20 % of the realm's users)
 
 
@@ -280,6 +281,8 @@ def check_sheet_row(row: SheetRow, items: dict[int, ReviewItem], reviewers: froz
     if not raw_number.isdigit() or int(raw_number) not in items:
         return [f"unknown item '{raw_number}'"]
     item = items[int(raw_number)]
+    if item.outcome in FINAL_OUTCOMES:
+        return [f"item {item.number} was acted on by a close ({item.outcome}); its decision is final"]
     problems = []
     reviewer = cells.get("reviewer", "")
     if reviewer not in reviewers:
@@ -554,7 +557,7 @@ def close_campaign(
         store.campaigns.record_decisions(name, defaults)
     fresh = {item.number: item for item in store.campaigns.items(name)}
     for item in fresh.values():
-        if item.decision == "keep" and not item.outcome:
+        if item.decision == "keep" and item.outcome not in FINAL_OUTCOMES:  # a failed revoke reconsidered: kept
             store.campaigns.record_outcome(name, item.number, "kept")
     run_id, results = apply_revocations(gateway, store, campaign, [fresh[item.number] for item in revocations])
     if any(result.outcome == "failed" for result in results):

@@ -294,3 +294,12 @@ def test_plain_campaign_names_are_accepted(name: str) -> None:
 def test_campaign_names_that_could_name_other_files_are_refused(name: str) -> None:
     with pytest.raises(ConfigError, match="is not allowed"):
         check_campaign_name(name)
+
+
+def test_a_sheet_cannot_change_what_a_close_already_did() -> None:
+    acted = [item(1, decision="revoke", outcome="applied"), item(2, username="bob", outcome="failed")]
+    sheet = "item,reviewer,decision,justification\n1,dave,keep,\n"
+    with pytest.raises(ConfigErrors, match="its decision is final"):
+        parse_sheet(sheet, "q4.csv", acted)
+    retry = parse_sheet("item,reviewer,decision,justification\n2,dave,keep,\n", "q4.csv", acted)
+    assert [(d.number, d.decision) for d in retry] == [(2, "keep")]  # a failed revocation may be reconsidered
