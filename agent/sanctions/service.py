@@ -5,7 +5,8 @@ verified against Keycloak after its writes, and stays visibly pending until it i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from agent.sanctions.policy import DEFAULT_POLICY_FILE, SanctionPolicy, load_san
 from agent.store.clock import Clock
 from agent.store.db import Store
 from agent.store.journal import NewEntry
+from agent.store.runs import RunStatus
 from agent.store.sanctions import OPEN_STATES, EndState, NewSanction, Sanction
 from agent.store.values import JsonValue
 from agent.sync.agent_config import AgentConfig
@@ -132,16 +134,18 @@ def issue_sanction(
     final_level = escalated_level(policy, level, history, now)
     _check_targets_exist(context, final_level)
     end = sanction_end(now, policy.level(final_level).default_duration, duration=duration, until=until)
-    sanction = context.store.sanctions.add(
-        NewSanction(
-            realm=context.realm, user_id=user.id, username=user.username, level=final_level, requested_level=level,
-            reason_code=reason_code, issued_by=context.actor, until=end, note=note, evidence=evidence,
-        )
+    new = NewSanction(
+        realm=context.realm, user_id=user.id, username=user.username, level=final_level, requested_level=level,
+        reason_code=reason_code, issued_by=context.actor, until=end, note=note, evidence=evidence,
     )  # fmt: skip
-    escalation = f" (escalated from {level})" if final_level != level else ""
-    _journal(context, sanction, "sanction.issue", f"{final_level}{escalation}: {reason_code}", _issue_details(sanction))
-    _notify(context, sanction)
-    return enforce_one(context, sanction).sanction
+    with _run(context, "sanction-issue", f"{final_level} for {user.username}") as scope:
+        acting = scope.context
+        sanction = acting.store.sanctions.add(new)
+        escalation = f" (escalated from {level})" if final_level != level else ""
+        reason = f"{final_level}{escalation}: {reason_code}"
+        _journal(acting, sanction, "sanction.issue", reason, _issue_details(sanction))
+        _notify(acting, sanction)
+        return scope.done(enforce_one(acting, sanction))
 
 
 def _check_known(policy: SanctionPolicy, level: str, reason_code: str) -> None:
@@ -208,42 +212,78 @@ def lift_sanction(
 ) -> Sanction:
     """End an open sanction and restore exactly what it changed; it stays `pending`-looking (being lifted)
     until the restore is verified, and the next enforce pass retries."""
-    sanction = _open_sanction(context.store, sanction_id)
-    ending = replace(sanction, ending=outcome, ended_by=actor, end_note=note)
-    context.store.sanctions.save(ending)
-    action = "sanction.lift" if outcome == "lifted" else "sanction.overturn"
-    _journal(replace(context, actor=actor), ending, action, note, {"sanction_id": sanction.id, "level": sanction.level})
-    return enforce_one(replace(context, actor=actor), ending).sanction
+    sanction = _open_sanction(context, sanction_id)
+    kind = "sanction-lift" if outcome == "lifted" else "sanction-overturn"
+    with _run(replace(context, actor=actor), kind, f"{sanction.id} {outcome}") as scope:
+        acting = scope.context
+        ending = acting.store.sanctions.save(replace(sanction, ending=outcome, ended_by=actor, end_note=note))
+        action = "sanction.lift" if outcome == "lifted" else "sanction.overturn"
+        _journal(acting, ending, action, note, {"sanction_id": sanction.id, "level": sanction.level})
+        return scope.done(enforce_one(acting, ending))
 
 
 def reduce_sanction(context: SanctionContext, sanction_id: str, *, level: str, actor: str, note: str) -> Sanction:
     """Replace an open sanction by a milder one (same reason and end); the old one ends as lifted, naming the
     new id. The new one is applied first, so nothing is restored that the milder level still takes away."""
-    sanction = _open_sanction(context.store, sanction_id)
+    sanction = _open_sanction(context, sanction_id)
     policy = context.policy
     if not policy.has_level(level) or policy.rank(level) >= policy.rank(sanction.level):
         raise SanctionError(f"'{level}' is not a level milder than '{sanction.level}'")
-    acting = replace(context, actor=actor)
-    milder = context.store.sanctions.add(
-        NewSanction(
-            realm=sanction.realm, user_id=sanction.user_id, username=sanction.username, level=level,
-            requested_level=level, reason_code=sanction.reason_code, issued_by=actor, until=sanction.until,
-            note=f"reduced from {sanction.id}: {note}", evidence=sanction.evidence,
-        )
+    new = NewSanction(
+        realm=sanction.realm, user_id=sanction.user_id, username=sanction.username, level=level,
+        requested_level=level, reason_code=sanction.reason_code, issued_by=actor, until=sanction.until,
+        note=f"reduced from {sanction.id}: {note}", evidence=sanction.evidence,
     )  # fmt: skip
-    _journal(acting, milder, "sanction.reduce", note, {**_issue_details(milder), "decision": f"from {sanction.id}"})
-    milder = enforce_one(acting, milder).sanction
-    lift_sanction(context, sanction.id, actor=actor, note=f"reduced to {level} ({milder.id}): {note}")
+    with _run(replace(context, actor=actor), "sanction-reduce", f"{sanction.id} reduced to {level}") as scope:
+        acting = scope.context
+        milder = acting.store.sanctions.add(new)
+        details = {**_issue_details(milder), "decision": f"from {sanction.id}"}
+        _journal(acting, milder, "sanction.reduce", note, details)
+        milder = scope.done(enforce_one(acting, milder))
+        ended = lift_sanction(acting, sanction.id, actor=actor, note=f"reduced to {level} ({milder.id}): {note}")
+        scope.pending = scope.pending or ended.ending is not None
     return context.store.sanctions.get(milder.id) or milder
 
 
-def _open_sanction(store: Store, sanction_id: str) -> Sanction:
-    sanction = store.sanctions.get(sanction_id)
+def _open_sanction(context: SanctionContext, sanction_id: str) -> Sanction:
+    sanction = context.store.sanctions.get(sanction_id)
     if sanction is None:
         raise SanctionError(f"no sanction {sanction_id}", hint="`idp-agent sanction list` shows them")
+    if sanction.realm != context.realm:
+        raise SanctionError(f"sanction {sanction_id} is in realm '{sanction.realm}', not '{context.realm}'")
     if not sanction.is_open or sanction.ending is not None:
         raise SanctionError(f"sanction {sanction_id} is {sanction.display_state}: only an open one can be ended")
     return sanction
+
+
+@dataclass
+class _Scope:
+    """The context of one command's writes, and whether anything it enforced is still pending."""
+
+    context: SanctionContext
+    pending: bool = False
+
+    def done(self, outcome: Outcome) -> Sanction:
+        self.pending = self.pending or outcome.kind == "pending"
+        return outcome.sanction
+
+
+@contextmanager
+def _run(context: SanctionContext, kind: str, summary: str) -> Iterator[_Scope]:
+    """A store run around one command's writes (journal entries carry its id), finished as failed while
+    something is pending; inside a run already in progress (an enforce pass, a decision) that run is kept."""
+    if context.run_id is not None:
+        yield _Scope(context)
+        return
+    run = context.store.runs.start_run(kind, context.realm, summary=summary)
+    scope = _Scope(replace(context, run_id=run.id))
+    try:
+        yield scope
+    except BaseException:
+        context.store.runs.finish_run(run.id, "failed", summary=f"{summary}: stopped by an error")
+        raise
+    status: RunStatus = "failed" if scope.pending else "succeeded"
+    context.store.runs.finish_run(run.id, status, summary=f"{summary}: pending" if scope.pending else summary)
 
 
 # -- enforcing -------------------------------------------------------------------------------------------

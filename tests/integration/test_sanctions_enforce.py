@@ -85,6 +85,8 @@ def test_s18_suspension_rejects_old_tokens_and_expiry_restores_exactly(
     actions = [entry.action for entry in store.journal.entries(subject="ann")]
     assert actions[0] == "sanction.issue" and "sanction.disable" in actions and "sanction.enable" in actions
     assert actions[-1] == "sanction.expired"
+    runs = {entry.run_id for entry in store.journal.entries(subject="ann")}
+    assert None not in runs and len(runs) == 2  # the issue command's run and the pass that ended it
     assert store.journal.verify().ok
 
 
