@@ -23,6 +23,7 @@ from tests.harness.sanctions import (
     context_for,
     make_member,
     prepare_realm,
+    sanction_policy,
 )
 
 
@@ -195,3 +196,38 @@ def test_administrators_service_accounts_and_break_glass_are_never_sanctioned(
         issue_sanction(context, "nobody", level="ban", reason_code="security")
     assert store.sanctions.list() == []
     assert access_of(gateway, sanction_realm, admin_id).enabled
+
+
+def test_service_accounts_are_never_sanctioned(
+    gateway: KeycloakGateway, sanction_realm: str, store: Store, clock: ManualClock
+) -> None:
+    client_uuid = gateway.create_client(
+        sanction_realm, {"clientId": "robot", "publicClient": False, "serviceAccountsEnabled": True}
+    )
+    robot = gateway.service_account_user(sanction_realm, client_uuid)
+    assert robot is not None
+    context = context_for(gateway, store, sanction_realm, clock)
+
+    with pytest.raises(SanctionError, match="service account"):
+        issue_sanction(context, robot.username, level="suspension", reason_code="security")
+    assert store.sanctions.list() == []
+
+
+def test_required_actions_added_by_a_sanction_are_the_only_ones_removed(
+    gateway: KeycloakGateway, sanction_realm: str, store: Store, clock: ManualClock
+) -> None:
+    base = sanction_policy()
+    level = base.level("restriction")
+    actions = level.actions.model_copy(update={"required_actions": ("UPDATE_PASSWORD", "UPDATE_PROFILE")})
+    levels = tuple(level.model_copy(update={"actions": actions}) if item is level else item for item in base.levels)
+    policy = base.model_copy(update={"levels": levels})
+    user_id = make_member(gateway, sanction_realm, "ivy")
+    gateway.set_user_required_actions(sanction_realm, user_id, ["UPDATE_PROFILE"])  # set by an admin before
+    context = context_for(gateway, store, sanction_realm, clock, policy)
+
+    sanction = issue_sanction(context, "ivy", level="restriction", reason_code="security")
+
+    assert sanction.state == "active" and sanction.changes.required_actions_added == ("UPDATE_PASSWORD",)
+    assert set(access_of(gateway, sanction_realm, user_id).required_actions) == {"UPDATE_PROFILE", "UPDATE_PASSWORD"}
+    lift_sanction(context, sanction.id, actor="lead", note="password changed by the help desk")
+    assert access_of(gateway, sanction_realm, user_id).required_actions == ("UPDATE_PROFILE",)
