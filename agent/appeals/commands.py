@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from agent.appeals.deadlines import next_deadline
+from agent.appeals.decisions import AppealError
 from agent.appeals.service import (
     DecidedAppeal,
     ListedAppeal,
@@ -25,14 +26,16 @@ from agent.appeals.service import (
 )
 from agent.audit.commands import resolve_store_url
 from agent.keycloak import KeycloakGateway
-from agent.notify import Notifier, build_notifier
+from agent.locks import Locked
+from agent.notify import build_notifier
 from agent.sanctions.policy import DEFAULT_POLICY_FILE, SanctionPolicy, load_sanction_policy
-from agent.sanctions.service import SanctionContext
+from agent.sanctions.service import SanctionContext, policy_path_for
 from agent.settings import resolve_keycloak_connection
 from agent.store import Store, system_clock
-from agent.store.appeals import Appeal, Decision
+from agent.store.appeals import Decision
 from agent.store.db import open_store
-from agent.sync.agent_config import DEFAULT_CONFIG_FILE, load_agent_config
+from agent.store.locks import store_lock
+from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
 
 EXIT_OK = 0
 EXIT_PENDING = 2  # decided, but the sanction's end is not yet verified in Keycloak (enforce retries)
@@ -43,12 +46,23 @@ config_option = click.option(
 )  # fmt: skip
 store_option = click.option("--store", "store_url", default=None, help="the store URL (overrides the config's)")
 policy_option = click.option(
-    "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_POLICY_FILE,
-    show_default=True, help="the sanction policy (appeal deadlines, levels)",
+    "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="the sanction policy (default: policies/sanctions.yaml beside the config)",
 )  # fmt: skip
 actor_option = click.option(
     "--actor", default=lambda: os.environ.get("USER", "operator"), help="who acts (journalled)", show_default="$USER"
 )
+
+
+def _agent_config(config_path: Path) -> AgentConfig | None:
+    """The agent config when the file exists (for its policy location and smtp:); appeals work without one."""
+    return load_agent_config(config_path, os.environ) if config_path.is_file() else None
+
+
+def _policy(config: AgentConfig | None, policy_path: Path | None) -> SanctionPolicy:
+    """--policy, else policies/sanctions.yaml beside the config (as `sanction` reads it), else in this folder."""
+    path = policy_path or (policy_path_for(config) if config is not None else DEFAULT_POLICY_FILE)
+    return load_sanction_policy(path, os.environ)
 
 
 @contextmanager
@@ -123,10 +137,10 @@ def appeal_group() -> None:
 @policy_option
 @actor_option
 def open_command(
-    *, sanction_id: str, text: str, config_path: Path, store_url: str | None, policy_path: Path, actor: str
+    *, sanction_id: str, text: str, config_path: Path, store_url: str | None, policy_path: Path | None, actor: str
 ) -> None:
     """Open an appeal against a sanction in force; deadlines come from the policy."""
-    policy = load_sanction_policy(policy_path, os.environ)
+    policy = _policy(_agent_config(config_path), policy_path)
     with _store(config_path, store_url) as store:
         appeal = open_appeal(store, policy.appeals, sanction_id, text=text, actor=actor)
     click.echo(
@@ -161,30 +175,39 @@ def acknowledge_command(appeal_id: str, config_path: Path, store_url: str | None
 @actor_option
 def decide_command(
     *, appeal_id: str, uphold: bool, overturn: bool, reduce_to: str | None, note: str, config_path: Path,
-    store_url: str | None, policy_path: Path, actor: str,
+    store_url: str | None, policy_path: Path | None, actor: str,
 ) -> None:  # fmt: skip
     """Decide an appeal. Exit 0 done, 2 decided but the restore is not yet verified in Keycloak, 1 error."""
     decision = chosen_decision(uphold, overturn, reduce_to)
     if not note.strip():
         raise click.UsageError("--note must say why")
-    policy = load_sanction_policy(policy_path, os.environ)
-    notifier = build_notifier(load_agent_config(config_path, os.environ)) if config_path.is_file() else None
+    config = _agent_config(config_path)
+    policy = _policy(config, policy_path)
+    notifier = build_notifier(config) if config is not None else None
     with _store(config_path, store_url) as store:
         appeal = require_appeal(store, appeal_id)
-        gateway = KeycloakGateway.connect(resolve_keycloak_connection())
-        try:
-            context = _context(gateway, store, appeal, policy, notifier)
-            result = decide_appeal(context, appeal.id, decision, note=note, actor=actor, reduce_to=reduce_to)
-        finally:
-            gateway.close()
+        with _sanction_writer(store, appeal.realm):
+            gateway = KeycloakGateway.connect(resolve_keycloak_connection())
+            try:
+                context = SanctionContext(gateway, store, appeal.realm, policy, notifier, system_clock, actor=actor)
+                result = decide_appeal(context, appeal.id, decision, note=note, actor=actor, reduce_to=reduce_to)
+            finally:
+                gateway.close()
     click.echo(decided_message(result))
     sys.exit(EXIT_PENDING if result.restore_pending else EXIT_OK)
 
 
-def _context(
-    gateway: KeycloakGateway, store: Store, appeal: Appeal, policy: SanctionPolicy, notifier: Notifier | None
-) -> SanctionContext:
-    return SanctionContext(gateway, store, appeal.realm, policy, notifier, system_clock)
+@contextmanager
+def _sanction_writer(store: Store, realm: str) -> Iterator[None]:
+    """The realm's sanction lock (the one `sanction` and `sanctions enforce` hold), taken before the decision
+    is recorded: a decision never races an enforcement pass over the same sanction."""
+    try:
+        with store_lock(store, f"sanctions-{realm}"):
+            yield
+    except Locked as locked:
+        raise AppealError(
+            f"not decided: {locked}", hint="another sanction writer is busy with this realm; decide again shortly"
+        ) from None
 
 
 @appeal_group.command("list")

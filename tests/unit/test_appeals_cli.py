@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from agent.appeals.decisions import AppealError
 from agent.cli import cli
 from agent.store import open_store
+from agent.store.locks import store_lock
 from agent.store.sanctions import NewSanction
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "policies" / "sanctions.yaml"
@@ -73,3 +74,14 @@ def test_decide_needs_exactly_one_decision(store_url: str, flags: list[str]) -> 
 def test_decide_needs_a_note_that_says_something(store_url: str) -> None:
     result = appeal(store_url, "decide", "a-1", "--uphold", "--note", "  ")
     assert result.exit_code == 2 and "--note must say why" in result.output
+
+
+def test_decide_waits_for_no_one_while_a_sanction_writer_holds_the_realm(store_url: str, sanction_id: str) -> None:
+    opened = appeal(store_url, "open", sanction_id, "--text", "not me", "--policy", str(POLICY_FILE))
+    appeal_id = opened.output.split()[1]
+    with open_store(store_url) as store, store_lock(store, "sanctions-acme"):
+        with pytest.raises(AppealError, match="not decided") as raised:
+            appeal(store_url, "decide", appeal_id, "--overturn", "--note", "mix-up", "--policy", str(POLICY_FILE))
+        assert "decide again" in raised.value.hint
+        stored = store.appeals.get(appeal_id)
+        assert stored is not None and stored.decision is None
