@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from agent.review.findings import findings
 from agent.review.policy import REVIEW_POLICY_FILE, ReviewPolicy, load_review_policy
 from agent.review.reports.access import AccessReport, ReportContext, build_access_report
 from agent.review.reports.controls import ConfiguredControls, ControlResult, evaluate_controls
-from agent.review.reports.controls_live import configured_realms, policy_facts, read_live_controls
+from agent.review.reports.controls_live import configured_realms, policy_facts, read_live_controls, retention_by_realm
 from agent.review.reports.render_access import access_csv, access_html, access_json, access_markdown
 from agent.review.reports.render_controls import RENDERERS as CONTROL_RENDERERS
 from agent.review.reports.review_facts import review_policy_facts
@@ -125,12 +126,14 @@ def controls_command(  # noqa: PLR0917  # click passes options positionally
     try:
         with open_agent_store(config_path) as store:
             facts = policy_facts(
-                policies_dir, config_path, os.environ, store=store, training_attribute=training_attribute,
+                policies_dir, os.environ, store=store, training_attribute=training_attribute,
                 review_policy=review_policy,
             )  # fmt: skip
+            retention = retention_by_realm(config_path, os.environ)
 
             def with_facts(config: ConfiguredControls) -> ConfiguredControls:
-                return ConfiguredControls(config.realm, config.spec, config.source, facts)
+                realm_facts = replace(facts, retention=retention.get(config.realm, ()))
+                return ConfiguredControls(config.realm, config.spec, config.source, realm_facts)
 
             results = controls_for(names, configured, gateway, with_facts)
     finally:

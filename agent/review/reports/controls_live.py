@@ -101,21 +101,24 @@ def sanction_facts(policies_dir: Path, env: Mapping[str, str]) -> tuple[tuple[st
     return tuple(level.name for level in policy.levels), deadlines
 
 
-def retention_facts(agent_config: Path, env: Mapping[str, str]) -> tuple[str, ...]:
-    """`sync NAME: PRESET (keep Nd, then delete)` for every sync of idp-agent.yaml that names a retention preset."""
+def retention_by_realm(agent_config: Path, env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """`sync NAME: PRESET (keep Nd, then delete)` for each sync of idp-agent.yaml that names a retention preset,
+    under the realm its mapper feeds."""
     if not agent_config.is_file():
-        return ()
+        return {}
     from agent.sync.agent_config import load_agent_config
+    from agent.sync.mapper_spec import load_mapper
 
     config = load_agent_config(agent_config, env)
-    facts = []
+    facts: dict[str, tuple[str, ...]] = {}
     for sync in config.syncs:
         retention = config.retention(sync)
-        if retention is not None and sync.retention is not None:
-            facts.append(
-                f"sync {sync.name}: {sync.retention} (keep {_days(retention.keep_for)}, then {retention.then})"
-            )
-    return tuple(facts)
+        if retention is None or sync.retention is None:
+            continue
+        realm = load_mapper(config.mapper_path(sync), env).realm
+        text = f"sync {sync.name}: {sync.retention} (keep {_days(retention.keep_for)}, then {retention.then})"
+        facts[realm] = (*facts.get(realm, ()), text)
+    return facts
 
 
 def journal_facts(store: Store | None) -> tuple[str | None, bool | None]:
@@ -129,7 +132,6 @@ def journal_facts(store: Store | None) -> tuple[str | None, bool | None]:
 
 def policy_facts(
     policies_dir: Path,
-    agent_config: Path,
     env: Mapping[str, str],
     *,
     store: Store | None = None,
@@ -141,7 +143,6 @@ def policy_facts(
     return PolicyFacts(
         sanction_levels=levels,
         appeal_deadlines=deadlines,
-        retention=retention_facts(agent_config, env),
         training_attribute=training_attribute,
         review_policy=review_policy,
         journal=journal,
