@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +74,8 @@ class Cursor(Protocol):
 
     def __iter__(self) -> Iterator[Sequence[Any]]: ...
 
+    def close(self) -> None: ...
+
 
 ErrorTranslator = Callable[[str], AbstractContextManager[None]]
 
@@ -81,11 +83,20 @@ ErrorTranslator = Callable[[str], AbstractContextManager[None]]
 class Transaction:
     """Statements inside one transaction; made only by `Database.transaction`."""
 
-    def __init__(self, cursor: Callable[[], Cursor], dialect: Dialect, where: str, errors: ErrorTranslator) -> None:
+    def __init__(
+        self,
+        cursor: Callable[[], Cursor],
+        dialect: Dialect,
+        where: str,
+        errors: ErrorTranslator,
+        stream: Callable[[], Cursor] | None = None,
+    ) -> None:
         self._cursor = cursor
+        self._stream = stream or cursor
         self.dialect = dialect
         self._where = where
         self._errors = errors
+        self._open: list[Cursor] = []  # cursors of unfinished reads, closed when the transaction ends
 
     def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
         """Run one statement; the number of rows it changed."""
@@ -101,21 +112,40 @@ class Transaction:
             self._cursor().executemany(self.dialect.sql(sql), [tuple(row) for row in rows])
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
-        return list(self.iterate(sql, params))
+        return list(self._rows(self._cursor, sql, params))
 
     def query_one(self, sql: str, params: Sequence[Param] = ()) -> Row | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
     def iterate(self, sql: str, params: Sequence[Param] = ()) -> Iterator[Row]:
-        """Rows one at a time (for long reads such as verifying the whole journal)."""
+        """Rows of a SELECT one at a time, fetched in batches (for long reads such as verifying the whole
+        journal): memory stays flat however many rows there are."""
+        return self._rows(self._stream, sql, params)
+
+    def _rows(self, make_cursor: Callable[[], Cursor], sql: str, params: Sequence[Param]) -> Iterator[Row]:
         with self._errors(self._where):
-            cursor = self._cursor()
-            cursor.execute(self.dialect.sql(sql), tuple(params))
-            description = cursor.description or ()
-            names = [column[0] for column in description]
-            for values in cursor:
-                yield dict(zip(names, values, strict=True))
+            cursor = make_cursor()
+            self._open.append(cursor)
+            try:
+                cursor.execute(self.dialect.sql(sql), tuple(params))
+                description = cursor.description or ()
+                names = [column[0] for column in description]
+                for values in cursor:
+                    yield dict(zip(names, values, strict=True))
+            finally:
+                self._close(cursor)
+
+    def close_cursors(self) -> None:
+        """Close what unfinished reads left open, while their transaction still exists (a server-side cursor
+        closed later would be looked for in whatever transaction the connection is in by then)."""
+        for cursor in list(self._open):
+            self._close(cursor)
+
+    def _close(self, cursor: Cursor) -> None:
+        if cursor in self._open:
+            self._open.remove(cursor)
+            cursor.close()
 
 
 class Database(ABC):
@@ -161,11 +191,21 @@ class Database(ABC):
         with self.errors(where):
             self._begin(connection, write=write)
         self._local.active = True
+        transaction = Transaction(
+            lambda: self._cursor(connection),
+            self.dialect,
+            where,
+            self.errors,
+            stream=lambda: self._stream_cursor(connection),
+        )
         try:
-            yield Transaction(lambda: self._cursor(connection), self.dialect, where, self.errors)
+            yield transaction
             with self.errors(where):
+                transaction.close_cursors()
                 self._commit(connection)
         except BaseException:
+            with suppress(Exception):  # the rollback below matters, not a cursor that cannot close
+                transaction.close_cursors()
             self._rollback(connection)
             raise
         finally:
@@ -216,6 +256,10 @@ class Database(ABC):
 
     @abstractmethod
     def _cursor(self, connection: Any) -> Cursor: ...
+
+    def _stream_cursor(self, connection: Any) -> Cursor:
+        """A cursor that fetches a SELECT's rows in batches; SQLite's steps through them anyway."""
+        return self._cursor(connection)
 
     @abstractmethod
     def _begin(self, connection: Any, *, write: bool) -> None: ...

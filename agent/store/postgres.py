@@ -10,6 +10,7 @@ are REPEATABLE READ, one snapshot each.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -27,6 +28,7 @@ from agent.store.errors import StoreConflict, StoreError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 10
+STREAM_BATCH_ROWS = 2_000  # rows per round trip when a long read is streamed (Transaction.iterate)
 
 
 def advisory_key(name: str) -> int:
@@ -95,6 +97,7 @@ class PostgresDatabase(Database):
         super().__init__(describe_url(url), now=now)
         self._url = url
         self._arguments = connect_arguments(url, os.environ if env is None else env)
+        self._cursor_numbers = itertools.count()
 
     def errors(self, where: str) -> AbstractContextManager[None]:
         return translate_errors(where)
@@ -110,6 +113,13 @@ class PostgresDatabase(Database):
 
     def _cursor(self, connection: psycopg.Connection[Any]) -> Cursor:
         return connection.cursor()
+
+    def _stream_cursor(self, connection: psycopg.Connection[Any]) -> Cursor:
+        # A server-side cursor (a client one would hold every row in memory at once); it lives until the
+        # transaction ends, so a name unique within the transaction is enough.
+        cursor = connection.cursor(name=f"idp_agent_{next(self._cursor_numbers)}")
+        cursor.itersize = STREAM_BATCH_ROWS
+        return cursor
 
     def _begin(self, connection: psycopg.Connection[Any], *, write: bool) -> None:
         if not write:

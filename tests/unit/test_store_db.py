@@ -213,6 +213,19 @@ def test_a_read_transaction_sees_one_snapshot_and_a_writer_sees_the_latest_commi
             assert tx.query("SELECT seq FROM journal_head") == [{"seq": 1}]
 
 
+def test_a_read_left_unfinished_does_not_disturb_later_transactions(store_backend: StoreBackend) -> None:
+    with open_store(store_backend.url) as store:
+        for source in ("a", "b", "c"):
+            store.baselines.record_good_read(source, 1)
+        with store.db.transaction() as tx:
+            unfinished = tx.iterate("SELECT source FROM baselines ORDER BY source")
+            assert next(unfinished) == {"source": "a"}
+        with store.db.transaction(write=True) as tx:
+            del unfinished  # closed in the middle of another transaction, which must go on unharmed
+            tx.execute("INSERT INTO baselines VALUES ('d', 2, '2026-01-01T00:00:00.000000Z')")
+        assert store.baselines.last_good_counts() == {"a": 1, "b": 1, "c": 1, "d": 2}
+
+
 def test_each_thread_has_its_own_connection_and_close_closes_them_all(store_backend: StoreBackend) -> None:
     store = open_store(store_backend.url)
     seen: list[int] = []

@@ -16,8 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.secrets import Secret
-from agent.store import ForbiddenValue, JournalHead, ManualClock, NewEntry, Store, StoreError, open_store
+from agent.store import (
+    ForbiddenValue,
+    JournalHead,
+    ManualClock,
+    NewEntry,
+    Store,
+    StoreError,
+    VerifyResult,
+    open_store,
+)
 from agent.store.journal import DETAIL_KEYS, GENESIS_HASH, entry_hash
+from agent.store.postgres import STREAM_BATCH_ROWS
 from tests.harness.store_backends import Statement, StoreBackend
 
 T0 = datetime(2026, 11, 29, 16, 55, 1, tzinfo=UTC)
@@ -254,6 +264,12 @@ def test_appending_to_a_journal_without_head_is_refused(
     tamper(store_backend, "DELETE FROM journal_head")
     with pytest.raises(StoreError, match="head record is missing"):
         store.journal.append(actor="ops", action="user.update", subject="bob", realm="acme")
+
+
+def test_verify_reads_a_journal_longer_than_one_streamed_batch(store: Store) -> None:
+    count = STREAM_BATCH_ROWS * 2 + 1
+    store.journal.append_many([NewEntry("ops", "user.update", f"u{n}", "acme") for n in range(count)])
+    assert store.journal.verify() == VerifyResult(True, None, "", count)
 
 
 def test_concurrent_appends_from_threads_and_stores_keep_one_chain(store_backend: StoreBackend) -> None:
