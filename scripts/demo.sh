@@ -61,6 +61,17 @@ step "The sanction ledger ($agent sanction list) and one enforcement pass (the d
 $agent sanction list
 $agent sanctions enforce
 
+step "Appeals: hsato appeals the suspension; each appeal shows its next deadline, overdue ones flagged"
+suspension=$($agent sanction list --active --user hsato --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
+# Opened once: a re-run finds the undecided appeal and leaves it.
+appeals=$($agent appeal list --json)
+[[ $appeals == *"\"sanction_id\": \"$suspension\""* ]] ||
+  $agent appeal open "$suspension" --text "demo: I did not share my password" --actor hsato
+$agent appeal list
+
+step "The journal of every write is intact ($agent audit verify; keep the anchor it prints elsewhere)"
+$agent audit verify
+
 step "Reports for auditors: the access review and the compliance controls of realm workforce"
 reports="$state/reports"
 $agent report access --realm workforce --format html,csv,json,md --out "$reports"
