@@ -10,7 +10,15 @@ from pathlib import Path
 
 import click
 
-from agent.audit.view import entry_json, entry_line, parse_anchor, parse_since, select_entries, verify_message
+from agent.audit.view import (
+    count_entries,
+    entry_json,
+    entry_line,
+    parse_anchor,
+    parse_since,
+    select_entries,
+    verify_message,
+)
 from agent.store import JournalHead, Store, StoreError
 from agent.store.db import open_store
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, load_agent_config
@@ -55,7 +63,7 @@ def show_command(config_path: Path, store_url: str | None, user: str | None, sin
         return
     for entry in entries:
         click.echo(entry_line(entry))
-    click.echo(f"{len(entries)} entries")
+    click.echo(count_entries(len(entries)))
 
 
 @audit_group.command("verify")

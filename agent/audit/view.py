@@ -84,10 +84,14 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
     }
 
 
+def count_entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
+
+
 def verify_message(result: VerifyResult, head: JournalHead | None) -> str:
     """What `audit verify` prints: the head to keep as an anchor when intact, else the first broken entry."""
     if result.ok:
         anchor = f"; keep this anchor outside the store: {head.seq}:{head.hash}" if head is not None else ""
-        return f"journal intact: {result.checked} entries{anchor}"
+        return f"journal intact: {count_entries(result.checked)}{anchor}"
     where = f"entry {result.first_bad_seq}" if result.first_bad_seq is not None else "the head record"
-    return f"journal BROKEN at {where}: {result.problem} ({result.checked} entries before it are intact)"
+    return f"journal BROKEN at {where}: {result.problem} ({count_entries(result.checked)} before it intact)"

@@ -134,7 +134,7 @@ def test_show_uses_the_store_of_the_config_file(store_url: str, tmp_path: Path) 
     config = tmp_path / "agent.yaml"
     config.write_text(f"store: {store_url}\n")
     result = audit("show", "--config", str(config), "--user", "u-2")
-    assert result.output.strip().splitlines()[-1] == "1 entries"
+    assert result.output.strip().splitlines()[-1] == "1 entry"
 
 
 def entry(subject: str, **details: str) -> JournalEntry:
@@ -191,5 +191,5 @@ def test_parse_anchor() -> None:
 def test_verify_message_without_a_head_record() -> None:
     broken = VerifyResult(False, None, "the journal's head record is missing", 4)
     assert verify_message(broken, None) == (
-        "journal BROKEN at the head record: the journal's head record is missing (4 entries before it are intact)"
+        "journal BROKEN at the head record: the journal's head record is missing (4 entries before it intact)"
     )
