@@ -52,7 +52,8 @@ def test_s18_suspension_rejects_old_tokens_and_expiry_restores_exactly(
     tokens = TokenClient(keycloak_connection.url, sanction_realm)
     online = tokens.login("ann", "app")
     offline = tokens.login("ann", "mobile", offline=True)
-    assert online.ok and offline.ok, (online.text, offline.text)
+    offline_app = tokens.login("ann", "app", offline=True)  # offline tokens on two clients
+    assert online.ok and offline.ok and offline_app.ok, (online.text, offline.text, offline_app.text)
     before = access_of(gateway, sanction_realm, user_id)
     assert gateway.user_session_count(sanction_realm, user_id) >= 1
     context = context_for(gateway, store, sanction_realm, clock)
@@ -67,6 +68,7 @@ def test_s18_suspension_rejects_old_tokens_and_expiry_restores_exactly(
     assert mobile is not None and gateway.user_offline_session_count(sanction_realm, user_id, mobile.id) == 0
     assert tokens.refresh("app", online.json()["refresh_token"]).status_code == 400
     assert tokens.refresh("mobile", offline.json()["refresh_token"]).status_code == 400
+    assert tokens.refresh("app", offline_app.json()["refresh_token"]).status_code == 400
     assert tokens.login("ann", "app").status_code in (400, 401)
     # A pass before the end changes nothing.
     clock.advance(timedelta(days=6))
@@ -82,7 +84,9 @@ def test_s18_suspension_rejects_old_tokens_and_expiry_restores_exactly(
     user = gateway.get_user(sanction_realm, user_id)
     assert user is not None and "sanction_level" not in user.attributes
     assert tokens.login("ann", "app").ok
-    assert tokens.refresh("mobile", offline.json()["refresh_token"]).status_code == 400  # revoked for good
+    # Revoked for good: a disable alone would let these resume once the account is enabled again.
+    assert tokens.refresh("mobile", offline.json()["refresh_token"]).status_code == 400
+    assert tokens.refresh("app", offline_app.json()["refresh_token"]).status_code == 400
     actions = [entry.action for entry in store.journal.entries(subject="ann")]
     assert actions[0] == "sanction.issue" and "sanction.disable" in actions and "sanction.enable" in actions
     assert actions[-1] == "sanction.expired"
