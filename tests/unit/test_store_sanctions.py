@@ -1,10 +1,10 @@
-"""The sanction ledger in the store: recorded pending, read back exactly, updated, filtered."""
+"""The sanction ledger in the store (SQLite and PostgreSQL): recorded pending, read back exactly, updated, filtered."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -13,6 +13,7 @@ from agent.store import ManualClock, open_store
 from agent.store.db import Store
 from agent.store.errors import ForbiddenValue, StoreError
 from agent.store.sanctions import Changes, NewSanction
+from tests.harness.store_backends import StoreBackend
 
 START = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
@@ -23,8 +24,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Store:
-    return open_store(f"sqlite:///{tmp_path / 'store.db'}", now=clock)
+def store(store_backend: StoreBackend, clock: ManualClock) -> Iterator[Store]:
+    with open_store(store_backend.url, now=clock) as opened:
+        yield opened
 
 
 def new(user_id: str = "kc-1", level: str = "suspension", **changes: object) -> NewSanction:
