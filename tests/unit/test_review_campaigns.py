@@ -27,7 +27,7 @@ from agent.review.campaigns import (
     sheet_csv,
     with_defaults,
 )
-from agent.review.evidence import CHECKSUMS, MANIFEST, write_evidence
+from agent.review.evidence import CHECKSUMS, MANIFEST, campaign_html, decisions_csv, write_evidence
 from agent.review.model import Grant, RoleRecord, RoleRef, Route, Snapshot, UserAccess, UserRecord
 from agent.review.policy import ReviewPolicy
 from agent.store import ManualClock, open_store
@@ -303,3 +303,15 @@ def test_a_sheet_cannot_change_what_a_close_already_did() -> None:
         parse_sheet(sheet, "q4.csv", acted)
     retry = parse_sheet("item,reviewer,decision,justification\n2,dave,keep,\n", "q4.csv", acted)
     assert [(d.number, d.decision) for d in retry] == [(2, "keep")]  # a failed revocation may be reconsidered
+
+
+def test_the_evidence_page_and_csv_escape_what_users_typed() -> None:
+    hostile = item(1, username="<script>alert(1)</script>", decision="revoke", justification="=HYPERLINK(1)")
+    campaign = Campaign(
+        name="q4", realm="acme", scope="all", created_by="op", default_decision="keep", dormant_days=90,
+        snapshot_at=NOW, status="closed", created_at=NOW, item_count=1,
+    )  # fmt: skip
+    page = campaign_html(campaign, [hostile])
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "'=HYPERLINK(1)" in decisions_csv([hostile])
