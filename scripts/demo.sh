@@ -74,6 +74,7 @@ $agent audit verify
 
 step "Reports for auditors: the access review and the compliance controls of realm workforce"
 reports="$state/reports"
+$agent events harvest --realm workforce   # last logins come from harvested LOGIN events
 $agent report access --realm workforce --format html,csv,json,md --out "$reports"
 $agent report controls --realm workforce --format html,json,md --out "$reports"
 echo "Access report:   $reports/access.html"
