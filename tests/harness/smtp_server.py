@@ -55,16 +55,25 @@ def _authenticator(mailbox: Mailbox, username: str, password: str) -> Any:
 
 @contextmanager
 def smtp_server(
-    *, cert_file: Path | None = None, key_file: Path | None = None, login: tuple[str, str] | None = None
+    *,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    login: tuple[str, str] | None = None,
+    implicit_tls: bool = False,
 ) -> Iterator[tuple[int, Mailbox]]:
-    """Serve SMTP on 127.0.0.1:<free port>; with a certificate, STARTTLS is offered and required. With `login`,
-    AUTH is required (and, as aiosmtpd insists by default, only over TLS)."""
+    """Serve SMTP on 127.0.0.1:<free port>; with a certificate, STARTTLS is offered and required, or TLS from the
+    first byte with `implicit_tls` (port 465 style). With `login`, AUTH is required (and, as aiosmtpd insists by
+    default, only over TLS)."""
     mailbox = Mailbox()
     options: dict[str, Any] = {}
     if cert_file is not None and key_file is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert_file, key_file)
-        options.update(tls_context=context, require_starttls=True)
+        if implicit_tls:
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; here the whole connection is TLS already.
+            options.update(ssl_context=context, auth_require_tls=False)
+        else:
+            options.update(tls_context=context, require_starttls=True)
     if login is not None:
         options.update(authenticator=_authenticator(mailbox, *login), auth_required=True)
     port = free_port()

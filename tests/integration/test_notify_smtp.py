@@ -76,6 +76,21 @@ def test_german_notice_over_starttls_with_login(pki: TestPki) -> None:
     assert "bis auf Weiteres gesperrt (Grund: harassment)" in message.get_content()
 
 
+# aiosmtpd warns because it does not count implicit TLS as TLS; the connection is TLS from the first byte.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_ssl_from_the_first_byte_with_login(pki: TestPki) -> None:
+    with smtp_server(cert_file=pki.cert_file, key_file=pki.key_file, login=("agent", PASSWORD), implicit_tls=True) as (
+        port,
+        mailbox,
+    ):
+        config = smtp_config(
+            port, ssl=True, ca_file=pki.ca_file, username="agent", password=Secret(PASSWORD), host="localhost"
+        )
+        SmtpNotifier(config, TEMPLATES).notify(ALICE, WARNING, "ban")
+    assert mailbox.logins == ["agent"]
+    assert mailbox.messages[0]["Subject"] == "Your account alice is closed"
+
+
 def test_a_certificate_from_an_unknown_ca_is_refused(pki: TestPki) -> None:
     with smtp_server(cert_file=pki.cert_file, key_file=pki.key_file) as (port, mailbox):
         config = smtp_config(port, starttls=True, ca_file=pki.untrusted_ca_file, host="localhost")
