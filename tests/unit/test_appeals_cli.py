@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from agent.appeals.commands import decided_message
 from agent.appeals.decisions import AppealError
+from agent.appeals.service import DecidedAppeal
 from agent.cli import cli
 from agent.store import open_store
+from agent.store.appeals import NewAppeal
 from agent.store.locks import store_lock
 from agent.store.sanctions import NewSanction
 
@@ -85,3 +88,25 @@ def test_decide_waits_for_no_one_while_a_sanction_writer_holds_the_realm(store_u
         assert "decide again" in raised.value.hint
         stored = store.appeals.get(appeal_id)
         assert stored is not None and stored.decision is None
+
+
+def test_a_restore_not_yet_verified_is_said_and_exits_2(store_url: str, sanction_id: str) -> None:
+    with open_store(store_url) as store:
+        sanction = store.sanctions.get(sanction_id)
+        appeal_row = store.appeals.open(
+            NewAppeal(sanction_id, "acme", "ann", "x", "ann"),
+            acknowledge_within=timedelta(days=2),
+            decide_within=timedelta(days=15),
+        )
+    assert sanction is not None
+    being_lifted = replace(sanction, ending="overturned", problem="Keycloak: unavailable")
+    decided = replace(appeal_row, decision="overturn", note="mix-up")
+    pending = DecidedAppeal(decided, being_lifted)
+    assert pending.restore_pending == "Keycloak: unavailable"
+    assert decided_message(pending).splitlines() == [
+        f"appeal {decided.id}: decided: overturn; sanction {sanction_id} is active (being overturned)",
+        "restore pending: Keycloak: unavailable (the next `idp-agent sanctions enforce` retries)",
+    ]
+    done = DecidedAppeal(decided, replace(sanction, state="overturned"))
+    assert done.restore_pending == ""
+    assert decided_message(done) == f"appeal {decided.id}: decided: overturn; sanction {sanction_id} is overturned"
