@@ -19,10 +19,10 @@ from agent.daemon.config import JobKind, JobSpec
 from agent.errors import AgentError
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.transport import Response, Transport
-from agent.locks import exclusive
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.store.journal import NewEntry
+from agent.store.locks import store_lock
 from agent.sync.agent_config import AgentConfig
 
 JobOutcome = Literal["succeeded", "failed", "staged", "drift", "unavailable", "interrupted"]
@@ -109,9 +109,12 @@ def lock_name(job_id: str) -> str:
     return kind if not rest else f"{kind}-{rest}"
 
 
-def writer_lock(name: str) -> Any:
-    """One writer per job across daemons and CLI runs: raises agent.locks.Locked when another run holds it."""
-    return exclusive(name)
+@contextmanager
+def writer_lock(config: AgentConfig, name: str) -> Iterator[None]:
+    """One writer per job across daemons and CLI runs sharing the store (a flock beside a SQLite store,
+    pg_try_advisory_lock on PostgreSQL): raises agent.locks.Locked when another run holds it."""
+    with open_store(config.store) as store, store_lock(store, name):
+        yield
 
 
 def _optional(module: str, attribute: str, job: str) -> Any:

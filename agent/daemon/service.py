@@ -266,7 +266,7 @@ class Daemon:
             tracks_items=job.spec.job in ITEM_JOBS,
         )  # fmt: skip
         try:
-            with writer_lock(lock_name(job.job_id)):
+            with writer_lock(self.config, lock_name(job.job_id)):
                 result = JOBS[job.spec.job](run)
         except Locked as locked:
             self.log.info("%s", locked, extra={**context, "outcome": "skipped_locked", "event": "run_skipped"})

@@ -19,7 +19,7 @@ import click
 
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway
-from agent.locks import Locked, exclusive
+from agent.locks import Locked
 from agent.realm.spec import parse_duration
 from agent.sanctions.live import find_user
 from agent.sanctions.service import (
@@ -34,6 +34,7 @@ from agent.sanctions.service import (
 from agent.settings import resolve_keycloak_connection
 from agent.store.clock import system_clock
 from agent.store.db import Store, open_store
+from agent.store.locks import store_lock
 from agent.store.sanctions import OPEN_STATES, Sanction
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
 from agent.sync.mapper_spec import load_mapper
@@ -73,7 +74,7 @@ def _context(config_path: Path, realm: str | None, policy_path: Path | None, act
         context = build_sanction_context(
             config, gateway, store, name, env=os.environ, clock=system_clock, actor=actor, policy_path=policy_path
         )
-        with _one_writer(name):
+        with _one_writer(store, name):
             yield context
     finally:
         store.close()
@@ -81,10 +82,10 @@ def _context(config_path: Path, realm: str | None, policy_path: Path | None, act
 
 
 @contextmanager
-def _one_writer(realm: str) -> Iterator[None]:
+def _one_writer(store: Store, realm: str) -> Iterator[None]:
     """One sanction writer per realm (CLI or daemon); another one running is reported, exit 0."""
     try:
-        with exclusive(f"sanctions-{realm}"):
+        with store_lock(store, f"sanctions-{realm}"):
             yield
     except Locked as locked:
         click.echo(str(locked))

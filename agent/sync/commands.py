@@ -14,9 +14,10 @@ from typing import Any
 import click
 
 from agent.keycloak import KeycloakGateway
-from agent.locks import Locked, exclusive
+from agent.locks import Locked
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
+from agent.store.locks import store_lock
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
 from agent.sync.mapper_spec import load_mapper
 from agent.sync.mapping import map_sources
@@ -59,9 +60,10 @@ def _session(config_path: Path, *, read_only: bool) -> Iterator[tuple[AgentConfi
 @contextmanager
 def _one_writer(config_path: Path, sync_name: str | None) -> Iterator[None]:
     """Hold the sync's lock; when another run (CLI or daemon) holds it, say so and exit 0."""
-    name = load_agent_config(config_path, os.environ).sync(sync_name).name
+    config = load_agent_config(config_path, os.environ)
+    name = config.sync(sync_name).name
     try:
-        with exclusive(f"sync-{name}"):
+        with open_store(config.store) as store, store_lock(store, f"sync-{name}"):
             yield
     except Locked as locked:
         click.echo(str(locked))
