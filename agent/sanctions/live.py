@@ -14,14 +14,8 @@ def read_account(gateway: KeycloakGateway, realm: str, user_id: str, *, offline:
     only levels that revoke them need."""
     user = gateway.get_user(realm, user_id)
     if user is None:
-        raise Rejected(f"user {user_id} no longer exists in realm '{realm}'")
-    offline_clients: frozenset[str] = frozenset()
-    if offline:
-        offline_clients = frozenset(
-            client.client_id
-            for client in gateway.list_clients(realm)
-            if gateway.user_offline_session_count(realm, user_id, client.id)
-        )
+        raise UserGone(f"user {user_id} no longer exists in realm '{realm}'")
+    offline_clients = _offline_clients(gateway, realm, user_id) if offline else frozenset()
     return LiveAccount(
         user=user,
         roles=frozenset(role.name for role in gateway.user_realm_roles(realm, user_id)),
@@ -30,6 +24,18 @@ def read_account(gateway: KeycloakGateway, realm: str, user_id: str, *, offline:
         sessions=gateway.user_session_count(realm, user_id),
         consents=frozenset(gateway.list_consents(realm, user_id)),
         offline_clients=offline_clients,
+    )
+
+
+class UserGone(Rejected):
+    """The sanctioned account was deleted in Keycloak."""
+
+
+def _offline_clients(gateway: KeycloakGateway, realm: str, user_id: str) -> frozenset[str]:
+    return frozenset(
+        client.client_id
+        for client in gateway.list_clients(realm)
+        if gateway.user_offline_session_count(realm, user_id, client.id)
     )
 
 

@@ -353,13 +353,18 @@ def _apply(context: SanctionContext, sanction: Sanction, now: datetime) -> Outco
     actions = context.policy.level(sanction.level).actions
     others = _others(context, sanction)
     wanted = wanted_attributes([sanction, *others], context.policy)
-    live = read_account(context.gateway, context.realm, sanction.user_id, offline=actions.revoke_consents)
+    live = read_account(context.gateway, context.realm, sanction.user_id, offline=False)
+    # Offline sessions are counted per client (a request each): only when the sanction first applies, or
+    # when the account was found enabled again (a disabled account cannot have made new ones).
+    offline = actions.revoke_consents and (sanction.verified_at is None or live.user.enabled)
+    if offline:
+        live = read_account(context.gateway, context.realm, sanction.user_id, offline=True)
     recorded_elsewhere = any(other.changes.attributes_before is not None for other in others)
     plan = plan_apply(sanction, actions, live, wanted, others_recorded_attributes=recorded_elsewhere)
     if plan.changes != sanction.changes:  # intent first: what will be changed is on disk before the writes
         sanction = context.store.sanctions.save(replace(sanction, changes=plan.changes))
     results = _write(context, sanction, plan.steps, "drift" if sanction.verified_at else "apply")
-    live = read_account(context.gateway, context.realm, sanction.user_id, offline=actions.revoke_consents)
+    live = read_account(context.gateway, context.realm, sanction.user_id, offline=offline)
     problems = verify_apply(sanction, actions, live, wanted)
     return _settle_apply(context, sanction, results, problems, now)
 
@@ -383,6 +388,9 @@ def _settle_apply(
 
 
 def _restore(context: SanctionContext, sanction: Sanction, now: datetime) -> Outcome:
+    if context.gateway.get_user(context.realm, sanction.user_id) is None:
+        return _end(context, replace(sanction, end_note=f"{sanction.end_note} (account deleted: nothing to restore)"),
+                    now, sanction.attempts)  # fmt: skip
     others = _others(context, sanction)
     handover = hand_over(sanction, others, context.policy)
     for other in others:
@@ -399,6 +407,10 @@ def _restore(context: SanctionContext, sanction: Sanction, now: datetime) -> Out
         problem = "; ".join(problems)
         saved = context.store.sanctions.save(replace(sanction, problem=problem, attempts=attempts))
         return Outcome(saved, "pending", problem)
+    return _end(context, sanction, now, attempts)
+
+
+def _end(context: SanctionContext, sanction: Sanction, now: datetime, attempts: int) -> Outcome:
     assert sanction.ending is not None
     final_state: EndState = sanction.ending
     ended = replace(sanction, state=final_state, ending=None, ended_at=now, problem="", attempts=attempts)

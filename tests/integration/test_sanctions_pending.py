@@ -88,3 +88,20 @@ def test_a_ban_reduced_to_a_restriction_gives_back_only_what_the_restriction_all
     assert access_of(gateway, realm, user_id) == before
     user = gateway.get_user(realm, user_id)
     assert user is not None and not {"sanction_level", "sanction_until", "restrictions"} & set(user.attributes)
+
+
+def test_a_deleted_account_keeps_its_sanction_pending_until_lifted(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str, store: Store, clock: ManualClock
+) -> None:
+    prepare_realm(keycloak_connection, realm)
+    user_id = make_member(gateway, realm, "kim")
+    context = context_for(gateway, store, realm, clock)
+    ban = issue_sanction(context, "kim", level="ban", reason_code="fraud")
+    gateway.delete_user(realm, user_id)
+
+    report = enforce_sanctions(context)
+
+    assert "no longer exists" in report.pending[ban.id]
+    ended = lift_sanction(context, ban.id, actor="lead", note="account closed")
+    assert ended.state == "lifted" and "nothing to restore" in ended.end_note
+    assert enforce_sanctions(context).ok
