@@ -133,28 +133,16 @@ def _optional(module: str, attribute: str, job: str) -> Any:
 # -- sync -------------------------------------------------------------------------------------------
 
 
-def _sync_holds(run: JobRun, store: Store, realm: str) -> frozenset[str]:
-    """Users the sanction engine owns (the sync never flips their access), when sanctions are built in."""
-    try:
-        holds = _optional("agent.sanctions.service", "sync_holds", "sync")
-    except JobNotAvailable:
-        return frozenset()
-    found: frozenset[str] = holds(run.config, store, realm, run.env)
-    return found
-
-
 def sync_job(run: JobRun) -> JobResult:
-    from agent.sync.mapper_spec import load_mapper
+    """`idp-agent sync run`: the same runner (sanction holds included), one run of one configured sync."""
     from agent.sync.runner import run_sync, staged_removals
 
     config = run.config
     sync = config.sync(run.sync_name)
-    realm = load_mapper(config.mapper_path(sync), run.env).realm
     with session(run) as (gateway, store):
         finished, prepared, outcome = run_sync(
-            config, sync, gateway, store, now=run.clock(), env=run.env,
-            sanctioned=_sync_holds(run, store, realm), progress=run.checkpoint,
-        )  # fmt: skip
+            config, sync, gateway, store, now=run.clock(), env=run.env, progress=run.checkpoint
+        )
     failures = len(outcome.failed) if outcome is not None else 0
     changes = len(outcome.results) - failures if outcome is not None else 0
     summary = f"run {finished.id}: {finished.status}" + (f"; {finished.summary}" if finished.summary else "")
