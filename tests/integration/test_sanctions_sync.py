@@ -75,3 +75,24 @@ def test_s19_sync_never_undoes_a_sanction(setup: SyncSetup, gateway: KeycloakGat
     assert enabled(gateway, setup.realm) == {**states, "person003": False}
     banned = next(u for u in managed(gateway, setup.realm).values() if u.username == "person001")
     assert banned.attributes[EXTERNAL_ID_ATTRIBUTE] == ("5001",) and not banned.enabled
+
+
+def test_s19_a_rehire_with_an_active_ban_is_not_re_enabled(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    everyone = [hr_row(i) for i in range(3)]
+    setup.run(hr_config(setup, everyone, **NO_BRAKES))
+    left = [hr_row(0), hr_row(1), hr_row(2, Status="Terminated")]
+    run, _, _ = setup.run(hr_config(setup, left, **NO_BRAKES))
+    assert run.status == "succeeded" and not enabled(gateway, setup.realm)["person002"]  # disabled by the sync
+    clock = ManualClock(START)
+    with open_store(hr_config(setup, left, **NO_BRAKES).store, now=clock) as store:
+        ban = issue_sanction(
+            context_for(gateway, store, setup.realm, clock), "person002", level="ban", reason_code="fraud"
+        )
+        assert ban.state == "active" and ban.changes.enabled_before is None  # already disabled: not the ban's doing
+
+    run, prepared, _ = setup.run(hr_config(setup, everyone, **NO_BRAKES))  # rehired in HR
+
+    assert run.status == "succeeded" and not enabled(gateway, setup.realm)["person002"]
+    assert [h.reason for h in prepared.plan.held if h.username == "person002"] == [
+        "active sanction: only the sanction engine changes this user's access"
+    ]
