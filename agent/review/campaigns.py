@@ -541,6 +541,25 @@ def apply_revocations(
     return run.id, results
 
 
+@dataclass(frozen=True)
+class ClosePlan:
+    """What a close would do: default decisions to record, and revocations (defaults included) to apply."""
+
+    campaign: Campaign
+    defaults: tuple[RecordedDecision, ...]
+    revocations: tuple[ReviewItem, ...]
+
+
+def plan_close(store: Store, name: str, actor: str) -> ClosePlan:
+    """The close's plan, from the store only (nothing is written)."""
+    campaign = open_campaign(store, name)
+    if not campaign.is_open:
+        raise ConfigError(f"campaign '{name}' was closed at {campaign.closed_at}", hint="its evidence is final")
+    items = store.campaigns.items(name)
+    defaults = default_decisions(items, campaign, actor)
+    return ClosePlan(campaign, tuple(defaults), tuple(pending_revocations(with_defaults(items, defaults))))
+
+
 def close_campaign(
     gateway: KeycloakGateway,
     store: Store,
@@ -551,12 +570,8 @@ def close_campaign(
     confirmed_revocations: int | None = None,
 ) -> CloseReport:
     """Apply defaults, check the threshold, revoke, and close (only when no revocation failed)."""
-    campaign = open_campaign(store, name)
-    if not campaign.is_open:
-        raise ConfigError(f"campaign '{name}' was closed at {campaign.closed_at}", hint="its evidence is final")
-    items = store.campaigns.items(name)
-    defaults = default_decisions(items, campaign, actor)
-    revocations = pending_revocations(with_defaults(items, defaults))
+    plan = plan_close(store, name, actor)
+    campaign, defaults, revocations = plan.campaign, plan.defaults, plan.revocations
     check_threshold(len(revocations), gateway.count_users(campaign.realm), limits, confirmed_revocations)
     if defaults:
         store.campaigns.record_decisions(name, defaults)
@@ -571,6 +586,6 @@ def close_campaign(
     store.journal.append(
         actor=actor, action="review.close", subject=name, realm=campaign.realm, run_id=run_id,
         reason=f"{len(results)} revocation(s) processed, {len(defaults)} default decision(s)",
-        details={"campaign": name, "count": len(items), "revoked": sum(1 for r in results if r.outcome == "applied")},
+        details={"campaign": name, "count": len(fresh), "revoked": sum(1 for r in results if r.outcome == "applied")},
     )  # fmt: skip
     return CloseReport(closed, len(defaults), tuple(results), run_id)

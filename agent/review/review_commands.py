@@ -9,16 +9,18 @@ from pathlib import Path
 
 import click
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, SafetyStop
 from agent.keycloak import KeycloakGateway
 from agent.locks import Locked, exclusive
 from agent.paths import state_dir
 from agent.review.campaigns import (
     CloseReport,
     check_campaign_name,
+    check_threshold,
     close_campaign,
     open_campaign,
     parse_scope,
+    plan_close,
     record_sheet,
     reviewer_sheet,
     start_campaign,
@@ -32,6 +34,7 @@ from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, SafetyLimits
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_PENDING = 2
 
 campaign_option = click.option("--campaign", "name", required=True, help="the campaign's name")
 actor_option = click.option(
@@ -139,6 +142,29 @@ def _print_close(report: CloseReport) -> None:
     )
 
 
+def show_close_plan(name: str, actor: str, limits: SafetyLimits, confirmed: int | None, config_path: Path) -> int:
+    """Print the close's plan and whether the safety threshold would stop it; EXIT_PENDING when it has work."""
+    gateway = KeycloakGateway.connect(resolve_keycloak_connection()).read_only()
+    try:
+        with open_agent_store(config_path) as store:
+            plan = plan_close(store, name, actor)
+        users = gateway.count_users(plan.campaign.realm)
+    finally:
+        gateway.close()
+    click.echo(f"campaign {name}: would record {len(plan.defaults)} default decision(s) "
+               f"('{plan.campaign.default_decision}') and apply {len(plan.revocations)} revocation(s)")  # fmt: skip
+    for item in plan.revocations:
+        why = item.justification or item.reason
+        click.echo(f"  - revoke {item.grant} from {item.username} (decided by {item.decided_by or 'default'}: {why})")
+    try:
+        check_threshold(len(plan.revocations), users, limits, confirmed)
+    except SafetyStop as stop:
+        click.echo(f"SAFETY: {stop}")
+        click.echo(f"hint: {stop.hint}")
+    click.echo("dry run: nothing was written")
+    return EXIT_PENDING if plan.defaults or plan.revocations else EXIT_OK
+
+
 @review_group.command("close")
 @campaign_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -148,15 +174,18 @@ def _print_close(report: CloseReport) -> None:
 @click.option("--max-revocations", type=click.IntRange(min=1), default=MAX_REMOVALS, show_default=True)
 @click.option("--max-revocation-ratio", type=click.FloatRange(0, 1, min_open=True), default=MAX_REMOVAL_RATIO,
               show_default=True)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="show what the close would do; write nothing (exit 2: changes pending)")
 @config_option
 @actor_option
 def close_command(  # noqa: PLR0917  # click passes options positionally
     name: str, out: Path | None, confirm_revocations: int | None, max_revocations: int, max_revocation_ratio: float,
-    config_path: Path, actor: str,
+    dry_run: bool, config_path: Path, actor: str,
 ) -> None:  # fmt: skip
     """Apply default decisions, revoke what reviewers revoked (journalled), close, and write the evidence."""
     check_campaign_name(name)  # it names the lock file and the evidence folder
     limits = SafetyLimits(max_removals=max_revocations, max_removal_ratio=max_revocation_ratio)
+    if dry_run:
+        sys.exit(show_close_plan(name, actor, limits, confirm_revocations, config_path))
     gateway = KeycloakGateway.connect(resolve_keycloak_connection())
     try:
         with exclusive(f"review-{name}"), open_agent_store(config_path) as store:

@@ -140,6 +140,12 @@ def test_campaign_start_export_decide_close_applies_and_journals_revocations(
 
     # Bob (decided) and carol (no answer: the default, revoke) make 2 revocations among 4 users: over the
     # threshold, so the close stops before any write.
+    planned = operator.review("close", "--campaign", "q4", "--actor", "olivia", "--dry-run")
+    assert planned.returncode == 2, planned.stderr
+    assert "would record 1 default decision(s) ('revoke') and apply 2 revocation(s)" in planned.stdout
+    assert "- revoke role admin from bob (decided by dave: moved to sales; no admin work)" in planned.stdout
+    assert "SAFETY: 2 revocations reach the threshold" in planned.stdout
+    assert operator.review("show", "--campaign", "q4").stdout.count("decided -") == 1  # the dry run wrote nothing
     stopped = operator.review("close", "--campaign", "q4", "--actor", "olivia")
     assert stopped.returncode == 1
     assert "2 revocations reach the threshold" in stopped.stderr
