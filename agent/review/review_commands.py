@@ -11,7 +11,7 @@ import click
 
 from agent.errors import ConfigError, SafetyStop
 from agent.keycloak import KeycloakGateway
-from agent.locks import Locked, exclusive
+from agent.locks import Locked
 from agent.paths import state_dir
 from agent.review.campaigns import (
     CloseReport,
@@ -30,6 +30,7 @@ from agent.review.policy import REVIEW_POLICY_FILE, load_review_policy
 from agent.review.report_commands import DEFAULT_POLICIES, config_option, open_agent_store, require_realm
 from agent.review.snapshot import take_snapshot
 from agent.settings import resolve_keycloak_connection
+from agent.store.locks import store_lock
 from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, SafetyLimits
 
 EXIT_OK = 0
@@ -182,13 +183,13 @@ def close_command(  # noqa: PLR0917  # click passes options positionally
     dry_run: bool, config_path: Path, actor: str,
 ) -> None:  # fmt: skip
     """Apply default decisions, revoke what reviewers revoked (journalled), close, and write the evidence."""
-    check_campaign_name(name)  # it names the lock file and the evidence folder
+    check_campaign_name(name)  # it names the lock and the evidence folder
     limits = SafetyLimits(max_removals=max_revocations, max_removal_ratio=max_revocation_ratio)
     if dry_run:
         sys.exit(show_close_plan(name, actor, limits, confirm_revocations, config_path))
     gateway = KeycloakGateway.connect(resolve_keycloak_connection())
     try:
-        with exclusive(f"review-{name}"), open_agent_store(config_path) as store:
+        with open_agent_store(config_path) as store, store_lock(store, f"review-{name}"):
             report = close_campaign(
                 gateway, store, name, actor=actor, limits=limits, confirmed_revocations=confirm_revocations
             )
