@@ -112,8 +112,13 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
-    """The store on SQLite, then on PostgreSQL (a fresh database; that variant is an integration test)."""
-    if request.param == "sqlite":
-        return SqliteBackend(tmp_path)
-    return PostgresBackend(request.getfixturevalue("postgres_server"))
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreBackend]:
+    """The store on SQLite, then on PostgreSQL (a fresh database, dropped after the test; that variant is an
+    integration test)."""
+    backend: StoreBackend = (
+        SqliteBackend(tmp_path)
+        if request.param == "sqlite"
+        else PostgresBackend(request.getfixturevalue("postgres_server"))
+    )
+    yield backend
+    backend.cleanup()

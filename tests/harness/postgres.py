@@ -154,8 +154,15 @@ class PostgresServer:
         """A new empty database; its URL."""
         name = f"{prefix}_{os.getpid()}_{next(self._names)}"
         with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            # FILE_COPY: cheaper than WAL-logging the template for a throwaway database.
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
         return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database made by create_database, ending sessions a test left open (WITH FORCE)."""
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT: disconnects clients, then exits), killed only if it hangs; by our own pid."""

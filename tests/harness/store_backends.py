@@ -53,6 +53,10 @@ class StoreBackend(ABC):
     @abstractmethod
     def tables(self, url: str | None = None) -> set[str]: ...
 
+    @abstractmethod
+    def cleanup(self) -> None:
+        """Remove what the test made outside tmp_path."""
+
 
 @dataclass
 class SqliteBackend(StoreBackend):
@@ -89,21 +93,31 @@ class SqliteBackend(StoreBackend):
     def tables(self, url: str | None = None) -> set[str]:
         return {row["name"] for row in self.rows("SELECT name FROM sqlite_master WHERE type = 'table'", url=url)}
 
+    def cleanup(self) -> None:
+        pass  # everything is in tmp_path
+
 
 @dataclass
 class PostgresBackend(StoreBackend):
     server: PostgresServer
     name = "postgresql"
     _url: str | None = None
+    _made: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         if self._url is None:
-            self._url = self.server.create_database()
+            self._url = self.fresh_url()
         return self._url
 
     def fresh_url(self) -> str:
-        return self.server.create_database()
+        made = self.server.create_database()
+        self._made.append(made)
+        return made
+
+    def cleanup(self) -> None:
+        for url in self._made:
+            self.server.drop_database(url)
 
     def execute(self, *statements: Statement, url: str | None = None, around_triggers: bool = False) -> None:
         with psycopg.connect(url or self.url) as raw:  # one transaction, committed on leaving the block
