@@ -80,6 +80,32 @@ $agent report controls --realm workforce --format html,json,md --out "$reports"
 echo "Access report:   $reports/access.html"
 echo "Controls report: $reports/controls.html"
 
+step "The daemon for a moment: the jobs of idp-agent.yaml that are due run once, then its metrics"
+port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$agent daemon --listen "127.0.0.1:$port" 2> "$state/daemon-demo.log" &
+daemon_pid=$!
+# Bounded wait: every due run has finished (none in progress, every next run in the future).
+.venv/bin/python - "$port" <<'PY'
+import sys, time, urllib.request
+
+url = f"http://127.0.0.1:{sys.argv[1]}/metrics"
+deadline, text = time.monotonic() + 180, ""
+while time.monotonic() < deadline:
+    time.sleep(1)
+    try:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+    except OSError:
+        continue
+    values = {line.rpartition(" ")[0]: float(line.rpartition(" ")[2]) for line in text.splitlines() if line[:1] != "#"}
+    next_runs = [v for k, v in values.items() if k.startswith("idp_agent_job_next_run_timestamp_seconds")]
+    if values.get("idp_agent_runs_in_progress") == 0 and next_runs and min(next_runs) > time.time():
+        break
+wanted = ("idp_agent_job_runs_total", "idp_agent_job_changes_total", "idp_agent_job_last_success", "idp_agent_drift")
+print("\n".join(line for line in text.splitlines() if line.startswith(wanted)))
+PY
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" && echo "daemon stopped cleanly (SIGTERM, exit 0); its JSON log: $state/daemon-demo.log"
+
 step "Where things are"
 $agent stack status
 echo

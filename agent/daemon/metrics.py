@@ -49,6 +49,20 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, JobStats] = {}
+        self._running = 0
+
+    def run_started(self) -> None:
+        with self._lock:
+            self._running += 1
+
+    def run_ended(self) -> None:
+        with self._lock:
+            self._running -= 1
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return self._running
 
     def declare(self, job: str) -> None:
         with self._lock:
@@ -88,6 +102,8 @@ def escape_label(value: str) -> str:
 
 
 def _labels(pairs: Mapping[str, str]) -> str:
+    if not pairs:
+        return ""
     return "{" + ",".join(f'{key}="{escape_label(value)}"' for key, value in pairs.items()) + "}"
 
 
@@ -101,7 +117,7 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[tuple[Mappin
     return lines
 
 
-def render_metrics(jobs: Mapping[str, JobStats], *, version: str, up_since: datetime) -> str:
+def render_metrics(jobs: Mapping[str, JobStats], *, version: str, up_since: datetime, running: int = 0) -> str:
     """The exposition text: one family per metric, samples sorted by job, ending with a newline."""
     names = sorted(jobs)
 
@@ -120,6 +136,7 @@ def render_metrics(jobs: Mapping[str, JobStats], *, version: str, up_since: date
     ]
     lines = _family("info", "gauge", "the daemon's version", [({"version": version}, 1)])
     lines += _family("start_time_seconds", "gauge", "when the daemon started (unix time)", [({}, up_since.timestamp())])
+    lines += _family("runs_in_progress", "gauge", "job runs under way now", [({}, running)])
     lines += _family("job_runs_total", "counter", "job runs by outcome", runs)
     lines += [
         f"# HELP {PREFIX}job_duration_seconds time spent per job run",

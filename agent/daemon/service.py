@@ -248,9 +248,11 @@ class Daemon:
             return
         with self._active_changed:
             self._active += 1
+        self.metrics.run_started()
         try:
             self._run_once(job)
         finally:
+            self.metrics.run_ended()
             with self._active_changed:
                 self._active -= 1
                 self._active_changed.notify_all()
@@ -309,7 +311,8 @@ class Daemon:
     # -- HTTP ---------------------------------------------------------------------------------------
 
     def render_metrics(self) -> str:
-        return render_metrics(self.metrics.snapshot(), version=__version__, up_since=self.started_at)
+        snapshot = self.metrics.snapshot()
+        return render_metrics(snapshot, version=__version__, up_since=self.started_at, running=self.metrics.running)
 
     def ready(self) -> list[Check]:
         return readiness(self.config)

@@ -39,6 +39,15 @@ def test_runs_durations_changes_and_last_success() -> None:
     assert values['idp_agent_info{version="1.2.3"}'] == 1
 
 
+def test_runs_in_progress() -> None:
+    metrics = Metrics()
+    metrics.run_started()
+    metrics.run_started()
+    metrics.run_ended()
+    text = render_metrics(metrics.snapshot(), version="1", up_since=AT, running=metrics.running)
+    assert parse_metrics(text)["idp_agent_runs_in_progress"] == 1
+
+
 def test_exposition_format() -> None:
     metrics = Metrics()
     metrics.declare("events:acme")
