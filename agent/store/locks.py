@@ -6,7 +6,8 @@ released when the block ends and when the holder dies, however it dies:
   drops it with the holder's open file.
 - PostgreSQL: a session-level `pg_try_advisory_lock` on a connection of its own, held for the block; the
   server drops it when that session ends: at once when the holder's process dies (its socket closes), and
-  after the keepalive probes below fail when the holder's machine vanishes.
+  after the keepalive probes below fail when the holder's machine vanishes. A server restart ends every
+  session, so it also releases the locks held: a holder finds out when its next store transaction fails.
 """
 
 from __future__ import annotations
