@@ -1,17 +1,22 @@
 """S13 with the daemon: two daemons start together and a CLI run overlaps their run. Exactly one writes;
-the others report "skipped: locked" (counted in /metrics) and carry on without an error."""
+the others report "skipped: locked" (counted in /metrics) and carry on without an error. Each process has
+its own state dir, as on separate machines: only the store is shared (SQLite, or PostgreSQL and its
+advisory lock)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.keycloak import KeycloakGateway
 from agent.settings import KeycloakConnection
 from agent.store.db import open_store
+from agent.sync.agent_config import load_agent_config
 from tests.harness.daemon_process import REPO, DaemonProcess, add_daemon_section, wait_for
 from tests.harness.fault_proxy import Fault, FaultProxy
 from tests.harness.sync_setup import SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
@@ -20,23 +25,46 @@ from tests.integration.test_realm_cli import cli_env
 SYNC_JOB = f"sync:{SYNC}"
 
 
+def set_store(config_file: Path, url: str) -> None:
+    data = yaml.safe_load(config_file.read_text())
+    data["store"] = url
+    config_file.write_text(yaml.safe_dump(data))
+
+
 @pytest.fixture
 def setup(keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path) -> SyncSetup:
     return make_sync_setup(keycloak_connection, realm, tmp_path)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, setup: SyncSetup) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{setup.folder / 'store.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    url: str = server.create_database("daemon")
+    yield url
+    server.drop_database(url)
+
+
 def test_two_daemons_and_a_cli_run_make_one_writer(
-    setup: SyncSetup, keycloak_connection: KeycloakConnection, gateway: KeycloakGateway
+    setup: SyncSetup, store_url: str, keycloak_connection: KeycloakConnection, gateway: KeycloakGateway
 ) -> None:
-    config = hr_config(setup, [hr_row(i) for i in range(12)])
+    hr_config(setup, [hr_row(i) for i in range(12)])
     config_file = setup.folder / "idp-agent.yaml"
     add_daemon_section(config_file, {"jobs": [{"job": "sync", "every": "1h"}]})
+    set_store(config_file, store_url)
+    config = load_agent_config(config_file, {})
     with FaultProxy(keycloak_connection.url) as proxy:
         # The one bulk create is held back, so whoever writes still holds the lock when the others try.
         held = proxy.add(Fault("latency", r"/partialImport", method="POST", delay_seconds=6.0))
-        env = cli_env(keycloak_connection, url=proxy.url, IDP_AGENT_STATE_DIR=str(setup.folder / "state"))
-        first = DaemonProcess(config_file, env, name="first")
-        second = DaemonProcess(config_file, env, name="second")
+
+        def machine(name: str) -> dict[str, str]:
+            return cli_env(keycloak_connection, url=proxy.url, IDP_AGENT_STATE_DIR=str(setup.folder / name))
+
+        env = machine("cli")
+        first = DaemonProcess(config_file, machine("first"), name="first")
+        second = DaemonProcess(config_file, machine("second"), name="second")
         with first.launch(), second.launch():
             first.wait_healthy()
             second.wait_healthy()
