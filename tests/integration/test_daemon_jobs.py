@@ -3,6 +3,7 @@ metrics and health answer over HTTP, alerts reach a webhook, an edited config is
 
 from __future__ import annotations
 
+import signal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ def daemon_section(setup: SyncSetup, webhook: str, *, apply: bool) -> dict[str, 
     }
 
 
+def events(daemon: DaemonProcess, name: str) -> list[dict[str, Any]]:
+    return [record for record in daemon.log_records() if record.get("event") == name]
+
+
 def test_daemon_runs_each_job_and_exposes_metrics(
     setup: SyncSetup, keycloak_connection: KeycloakConnection, gateway: KeycloakGateway
 ) -> None:
@@ -86,6 +91,17 @@ def test_daemon_runs_each_job_and_exposes_metrics(
             add_daemon_section(config_file, daemon_section(setup, hook.url, apply=True))
             wait_for("the drift applied", lambda: gateway.find_group_by_path(setup.realm, "/drifted") is not None)
             wait_for("no drift left", lambda: 'idp_agent_drift_changes{job="drift"} 0' in daemon.get("/metrics").text)
+
+            # SIGHUP reloads too; a broken config is reported and the running schedule kept.
+            daemon.signal(signal.SIGHUP)
+            wait_for("a reload on SIGHUP", lambda: len(events(daemon, "reload")) >= 2)
+            good = config_file.read_text()
+            config_file.write_text(good + "daemon: {jobs: [{job: sync, every: 2s, cron: '* * * * *'}]}\n")
+            wait_for("the broken config reported", lambda: events(daemon, "reload_failed"))
+            assert "idp-agent.yaml" in events(daemon, "reload_failed")[0]["msg"]
+            runs = daemon.runs(f"sync:{SYNC}", "succeeded")
+            wait_for("runs going on", lambda: daemon.runs(f"sync:{SYNC}", "succeeded") > runs)
+            config_file.write_text(good)
 
             records = daemon.log_records()
             assert daemon.stop() == 0
