@@ -911,6 +911,12 @@ class KeycloakGateway:
         page = self._get(admin_path(realm, "events"), {**params, "first": first, "max": max_results}) or ()
         return [LoginEvent.from_json(raw) for raw in page]
 
+    def list_users_page(self, realm: str, *, first: int, max_results: int, brief: bool = True) -> list[User]:
+        """One page of the user listing (Keycloak orders it by username), for callers that fetch pages
+        concurrently; `list_users` pages sequentially."""
+        params = {"briefRepresentation": str(brief).lower(), "first": first, "max": max_results}
+        return [User.from_json(raw) for raw in self._get(admin_path(realm, "users"), params) or ()]
+
     # -- sanctions: user lookups, sessions, attributes, client roles ------------------------------
 
     def find_user_by_email(self, realm: str, email: str) -> User | None:

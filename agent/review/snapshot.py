@@ -4,15 +4,16 @@ One partial export (roles with composites, the group tree with its grants, clien
 full user listing in big pages (it carries totp, required actions, attributes, created time, federation
 link), then the direct members of every role and every group, paged. Inheritance and composites are
 expanded in `access.py`. Only privileged accounts without OTP get one more read each (their WebAuthn
-credentials), so the count grows with privileged accounts, not with users. Last logins, sanctions and
-appeals come from the store.
+credentials), so the count grows with privileged accounts, not with users. The reads after the export are
+independent and run a few at a time. Last logins, sanctions and appeals come from the store.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -39,6 +40,9 @@ from agent.store.logins import from_epoch_ms
 # Big pages: each page costs a round trip and Keycloak's per-request overhead; 1000 users of full
 # representation stay well under a megabyte.
 SNAPSHOT_PAGE_SIZE = 1000
+# Reads in flight at once: Keycloak answers several while one is being parsed here; more than a few only
+# queue up on a small server (see benchmarks/review_bench.py).
+SNAPSHOT_WORKERS = 4
 
 
 def take_snapshot(
@@ -49,36 +53,48 @@ def take_snapshot(
     policy: ReviewPolicy | None = None,
     clock: Clock = system_clock,
     page_size: int = SNAPSHOT_PAGE_SIZE,
+    workers: int = SNAPSHOT_WORKERS,
     source_external_ids: frozenset[str] | None = None,
 ) -> Snapshot:
     """Read `realm` into a Snapshot. `policy` says who is privileged (whose WebAuthn credentials are read;
-    default: ReviewPolicy()); `store` gives last logins, sanctions and appeals (None: none known)."""
+    default: ReviewPolicy()); `store` gives last logins, sanctions and appeals (None: none known). Up to
+    `workers` reads run at once (the gateway's transport is shared between threads); 1 reads one by one."""
     started = time.monotonic()
     requests_before = gateway.stats.requests
     taken_at = clock()
     exported = gateway.export_access(realm)
-    users = [user_record(user) for user in gateway.list_users(realm, brief=False, page_size=page_size)]
-    user_pages = len(users) // page_size + 1  # paging stops at the first short (possibly empty) page
-    users.extend(user_record(account.user) for account in exported.service_accounts)
-    known = {user.id for user in users}
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="snapshot") as pool:
+        # Everything below depends only on the export: user pages, role members, group members at once.
+        pages = submit_user_pages(gateway, realm, page_size, pool)
+        members = submit_members(gateway, realm, exported, page_size, pool)
+        listed, user_pages = collect_user_pages(pages, gateway, realm, page_size)
+        users = [user_record(user) for user in listed]
+        users.extend(user_record(account.user) for account in exported.service_accounts)
+        known = {user.id for user in users}
+        roles = expand_composites(role_records(exported))
+        user_roles, group_members = members.collect()
+        user_roles = add_service_account_roles(
+            {user_id: refs for user_id, refs in user_roles.items() if user_id in known}, exported
+        )
+        groups = tuple(
+            replace(group, member_ids=group_members.get(group.id, frozenset()) & known)
+            for group in group_records(exported)
+        )
+        access = expand_access(known, roles, groups, user_roles)
 
-    roles = expand_composites(role_records(exported))
-    user_roles = direct_role_members(gateway, realm, exported, known, page_size)
-    groups = tuple(
-        replace(group, member_ids=frozenset(gateway.group_member_ids(realm, group.id, page_size=page_size)) & known)
-        for group in group_records(exported)
-    )
-    access = expand_access(known, roles, groups, user_roles)
-
-    chosen_policy = policy or ReviewPolicy()
-    credential_reads = 0
-    with_credentials: list[UserRecord] = []
-    for user in users:
-        if needs_credential_read(user) and privileged_grants(access[user.id], chosen_policy):
-            credential_reads += 1
-            with_credentials.append(replace(user, credential_types=gateway.user_credential_types(realm, user.id)))
-        else:
-            with_credentials.append(user)
+        chosen_policy = policy or ReviewPolicy()
+        to_read = [u for u in users if needs_credential_read(u) and privileged_grants(access[u.id], chosen_policy)]
+        credentials = dict(
+            zip(
+                (user.id for user in to_read),
+                pool.map(lambda user: gateway.user_credential_types(realm, user.id), to_read),
+                strict=True,
+            )
+        )
+    with_credentials = [
+        replace(user, credential_types=credentials[user.id]) if user.id in credentials else user for user in users
+    ]
+    credential_reads = len(credentials)
 
     ledger = read_ledger(store, realm)
     logins = getattr(store, "logins", None) if store is not None else None
@@ -174,21 +190,66 @@ def group_records(exported: AccessExport) -> list[GroupRecord]:
     return records
 
 
-def direct_role_members(
-    gateway: KeycloakGateway, realm: str, exported: AccessExport, known: set[str], page_size: int
-) -> dict[str, set[RoleRef]]:
-    """User id -> roles mapped on the user directly: one paged listing per role, plus what the export says
-    about service accounts."""
+def submit_user_pages(gateway: KeycloakGateway, realm: str, page_size: int, pool: Executor) -> list[Future[list[User]]]:
+    """The pages of the full user listing that Keycloak's count predicts (the last one short or empty)."""
+    return [
+        pool.submit(gateway.list_users_page, realm, first=first, max_results=page_size, brief=False)
+        for first in range(0, gateway.count_users(realm) + 1, page_size)
+    ]
+
+
+def collect_user_pages(
+    pages: list[Future[list[User]]], gateway: KeycloakGateway, realm: str, page_size: int
+) -> tuple[list[User], int]:
+    """Every user and the number of pages read: while the last page comes back full (users were added since
+    the count) the next is read. A user seen on two pages (the listing shifted) is kept once."""
+    listed = [future.result() for future in pages]
+    while len(listed[-1]) == page_size:
+        listed.append(gateway.list_users_page(realm, first=len(listed) * page_size, max_results=page_size, brief=False))
+    unique = {user.id: user for page in listed for user in page}
+    return list(unique.values()), len(listed)
+
+
+@dataclass(frozen=True)
+class MemberReads:
+    """Direct-member listings in flight: one per role, one per group."""
+
+    roles: tuple[tuple[RoleRef, Future[list[str]]], ...]
+    groups: tuple[tuple[str, Future[list[str]]], ...]
+
+    def collect(self) -> tuple[dict[str, set[RoleRef]], dict[str, frozenset[str]]]:
+        """User id -> roles mapped on the user, and group id -> direct member ids."""
+        mapped: dict[str, set[RoleRef]] = {}
+        for ref, future in self.roles:
+            for user_id in future.result():
+                mapped.setdefault(user_id, set()).add(ref)
+        return mapped, {group_id: frozenset(future.result()) for group_id, future in self.groups}
+
+
+def submit_members(
+    gateway: KeycloakGateway, realm: str, exported: AccessExport, page_size: int, pool: Executor
+) -> MemberReads:
+    """Start one paged listing of direct members per role (realm and client) and per group."""
+
+    def role_members(name: str, client_uuid: str | None) -> list[str]:
+        return list(gateway.role_member_ids(realm, name, client_uuid=client_uuid, page_size=page_size))
+
+    def group_members(group_id: str) -> list[str]:
+        return list(gateway.group_member_ids(realm, group_id, page_size=page_size))
+
     client_ids = {client.client_id: client.id for client in exported.clients}
-    mapped: dict[str, set[RoleRef]] = {}
+    roles = []
     for item in exported.roles:
-        ref = role_ref(item)
         client_uuid = client_ids.get(item.client) if item.client is not None else None
         if item.client is not None and client_uuid is None:
             continue  # a client the export did not list: nothing to ask
-        for user_id in gateway.role_member_ids(realm, item.role.name, client_uuid=client_uuid, page_size=page_size):
-            if user_id in known:
-                mapped.setdefault(user_id, set()).add(ref)
+        roles.append((role_ref(item), pool.submit(role_members, item.role.name, client_uuid)))
+    groups = tuple((group.id, pool.submit(group_members, group.id)) for group in exported.groups)
+    return MemberReads(tuple(roles), groups)
+
+
+def add_service_account_roles(mapped: dict[str, set[RoleRef]], exported: AccessExport) -> dict[str, set[RoleRef]]:
+    """The export's own list of service accounts' roles, added to what the role listings said."""
     for account in exported.service_accounts:
         refs = mapped.setdefault(account.user.id, set())
         refs.update(RoleRef(name) for name in account.realm_roles)
