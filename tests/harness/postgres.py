@@ -2,8 +2,9 @@
 
 initdb and postgres refuse to run as root, so under root the server runs as the `postgres` system user
 (its data directory is made for that user); otherwise as the current user. The server listens on 127.0.0.1
-on a free port and on a unix socket in its own temporary directory, trusts local connections (a test
-server holding throwaway data), and is stopped by its own pid at the end. Each test gets a fresh database.
+on a free port and on a unix socket in its own temporary directory, asks TCP clients for a password
+(scram-sha-256, a random one per server, so the store's password handling is really exercised), and is
+stopped by its own pid at the end. Each test gets a fresh database.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -29,6 +31,7 @@ SERVICE_USER = "postgres"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 SUPERUSER = "postgres"
+INITDB_OPTIONS = ("--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
 # Throwaway data: no fsync, so creating a database per test stays cheap.
 SERVER_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200")
 
@@ -78,6 +81,7 @@ class PostgresServer:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="idp-agent-pg-")))
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     _names: Iterator[int] = field(default_factory=itertools.count)
 
     @property
@@ -92,8 +96,9 @@ class PostgresServer:
     def log_file(self) -> Path:
         return self.root / "postgres.log"
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", *, with_password: bool = True) -> str:
+        secret = f":{self.password}" if with_password else ""
+        return f"postgresql://{SUPERUSER}{secret}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
         initdb, postgres = pg_binary("initdb"), pg_binary("postgres")
@@ -103,8 +108,11 @@ class PostgresServer:
         for folder in (self.root, self.socket_dir):
             folder.mkdir(mode=0o700, exist_ok=True)
             os.chown(folder, run_as.uid, run_as.gid)
+        password_file = self.root / "password"
+        password_file.write_text(self.password + "\n")
+        os.chown(password_file, run_as.uid, run_as.gid)
         subprocess.run(
-            [str(initdb), "-D", str(self.data_dir), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"],
+            [str(initdb), "-D", str(self.data_dir), "-U", SUPERUSER, f"--pwfile={password_file}", *INITDB_OPTIONS],
             check=True,
             capture_output=True,
             cwd=self.root,

@@ -4,6 +4,7 @@ The behaviour both backends share is tested by the store's unit tests, run on Po
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -70,3 +71,28 @@ def test_a_connection_the_server_ended_is_replaced_by_the_next_transaction(store
     with pytest.raises(StoreError, match="store postgresql://"):
         store.baselines.last_good("hr")  # the transaction in flight when the server went away fails
     assert store.baselines.last_good_counts() == {"hr": 1}  # the next one reconnects
+
+
+def test_the_password_comes_from_pgpassword_or_its_file_and_is_never_shown(
+    postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres_server.create_database()
+    bare = url.replace(f":{postgres_server.password}@", "@")
+    assert postgres_server.password not in bare
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))  # libpq must not find one elsewhere
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    with pytest.raises(StoreError, match="password") as caught:
+        open_store(bare)
+    monkeypatch.setenv("PGPASSWORD", CANARY)
+    with pytest.raises(StoreError, match="password authentication failed") as wrong:
+        open_store(bare)
+    assert CANARY not in str(wrong.value) and postgres_server.password not in str(caught.value)
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    with open_store(bare) as store:
+        store.baselines.record_good_read("hr", 1)
+    monkeypatch.delenv("PGPASSWORD")
+    secret_file = tmp_path / "store-password"
+    secret_file.write_text(postgres_server.password + "\n")
+    monkeypatch.setenv("PGPASSWORD_FILE", str(secret_file))
+    with open_store(bare) as store:
+        assert store.baselines.last_good_counts() == {"hr": 1}
