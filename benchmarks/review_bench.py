@@ -1,0 +1,266 @@
+"""Arm D1: the access review (snapshot + findings, and `report access` when it exists) against a plain brief
+listing of all users, on one realm of N users x R roles.
+
+    python -m benchmarks.review_bench --users 1000 --users 10000 --roles 20 --roles 200 [--out FILE.json]
+        [--repeats 3]
+
+Per (N, R): a fresh realm seeded with partialImport (R realm roles, every 10th a composite of the next two;
+20 groups in two levels granting roles; each user in one or two groups, 10 % with a role mapped directly,
+default roles given explicitly since partialImport does not). Each arm runs `--repeats` times; the median
+counts. Goals: D1 <= 2x the brief listing, time(10x users) <= 12x time(users).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.errors import Unavailable
+from agent.keycloak import KeycloakGateway
+from agent.review.findings import findings
+from agent.review.policy import ReviewPolicy, SodPolicy, SodRule, TrainingSpec
+from agent.review.snapshot import SNAPSHOT_PAGE_SIZE, SNAPSHOT_WORKERS, take_snapshot
+from agent.settings import KeycloakConnection
+from benchmarks.common import keycloak_for_benchmark, machine, peak_rss_mib, print_table, ratio, timed, write_results
+
+IMPORT_BATCH = 500
+# Seeding and deleting a realm of 10k users are long single requests on a busy machine.
+LONG_TIMEOUT_SECONDS = 900
+GROUP_COUNT = 20
+GOAL_OVER_LISTING = 2.0
+GOAL_SCALING = 12.0
+POLICY = ReviewPolicy(
+    training=TrainingSpec(),
+    sod=SodPolicy(rules=(SodRule(name="bench", realm_roles=("role-000", "role-001")),)),
+)
+
+
+def seed_realm(gateway: KeycloakGateway, realm: str, users: int, roles: int) -> None:
+    """A realm of `users` x `roles`, made with partialImport (users) and the gateway (roles, groups)."""
+    gateway.create_realm(realm)
+    profile = gateway.get_user_profile(realm)
+    gateway.update_user_profile(realm, replace(profile, unmanaged_attribute_policy="ENABLED"))
+    names = [f"role-{index:03d}" for index in range(roles)]
+    ids = {name: gateway.create_realm_role(realm, name) for name in names}
+    by_name = {role.name: role for role in gateway.list_realm_roles(realm)}
+    for index in range(0, roles - 2, 10):
+        gateway.add_role_composites(realm, ids[names[index]], [by_name[names[index + 1]], by_name[names[index + 2]]])
+    groups: list[str] = []
+    for index in range(GROUP_COUNT // 2):
+        parent = gateway.create_group(realm, f"dept-{index:02d}")
+        child = gateway.create_group(realm, "team", parent)
+        for offset, group_id in enumerate((parent, child)):
+            role = by_name[names[(index * 2 + offset) % roles]]
+            gateway.change_group_realm_roles(realm, group_id, [role], [])
+        groups.extend((f"/dept-{index:02d}", f"/dept-{index:02d}/team"))
+    default_role = f"default-roles-{realm}"
+    trained = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+    batch: list[dict[str, Any]] = []
+    for index in range(users):
+        batch.append(
+            {
+                "username": f"user{index:06d}",
+                "enabled": True,
+                "email": f"user{index:06d}@bench.example",
+                "firstName": "Bench",
+                "lastName": f"User {index}",
+                "attributes": {"idp-agent.external-id": [f"E{index:06d}"], "training_date": [trained]},
+                "groups": [groups[index % len(groups)], *([groups[(index * 7) % len(groups)]] if index % 2 else [])],
+                "realmRoles": [default_role, *([names[index % roles]] if index % 10 == 0 else [])],
+            }
+        )
+        if len(batch) == IMPORT_BATCH:
+            gateway.import_users(realm, batch)
+            batch = []
+    if batch:
+        gateway.import_users(realm, batch)
+
+
+def median_arm(repeats: int, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `action` `repeats` times; the run with the median seconds, with every run's seconds."""
+    runs = [action() for _ in range(repeats)]
+    runs.sort(key=lambda run: run["seconds"])
+    chosen = runs[len(runs) // 2]
+    return {**chosen, "all_seconds": [run["seconds"] for run in runs]}
+
+
+def listing_arm(connection: KeycloakConnection, realm: str) -> dict[str, Any]:
+    gateway = KeycloakGateway.connect(connection)
+    try:
+        gateway.tokens.access_token()  # the login is not part of either arm
+        result = timed(lambda: sum(1 for _ in gateway.list_users(realm, brief=True, page_size=SNAPSHOT_PAGE_SIZE)))
+        return {"seconds": result.seconds, "users": result.value, "requests": gateway.stats.requests}
+    finally:
+        gateway.close()
+
+
+def snapshot_arm(connection: KeycloakConnection, realm: str, workers: int = SNAPSHOT_WORKERS) -> dict[str, Any]:
+    gateway = KeycloakGateway.connect(connection).read_only()
+    try:
+        gateway.tokens.access_token()
+        result = timed(lambda: findings(take_snapshot(gateway, None, realm, policy=POLICY, workers=workers), POLICY))
+        return {"seconds": result.seconds, "findings": len(result.value), "requests": gateway.stats.requests}
+    finally:
+        gateway.close()
+
+
+def delete_realm(admin: KeycloakGateway, realm: str) -> None:
+    """Delete the bench realm; a big realm's delete can fail once on a busy server (a 500), so try twice."""
+    for attempt in range(2):
+        try:
+            if admin.get_realm(realm) is not None:
+                admin.delete_realm(realm)
+            return
+        except Unavailable:
+            if attempt:
+                raise
+
+
+def report_arm(realm: str, out: Path) -> dict[str, Any] | None:
+    """`idp-agent report access` in-process with every format, or None when that command is not there."""
+    try:
+        from click.testing import CliRunner
+
+        from agent.cli import cli
+    except ImportError:
+        return None
+    if "report" not in cli.commands or "access" not in getattr(cli.commands["report"], "commands", {}):
+        return None
+    store = out / "store.db"
+    config = out / "idp-agent.yaml"
+    config.write_text(f"store: sqlite:///{store}\n", encoding="utf-8")
+    args = ["report", "access", "--realm", realm, "--format", "html,csv,json,md", "--out", str(out / "report")]
+    result = timed(lambda: CliRunner().invoke(cli, [*args, "--config", str(config)]))
+    if result.value.exit_code != 0:
+        raise RuntimeError(f"report access failed: {result.value.output[-2000:]}")
+    return {"seconds": result.seconds}
+
+
+def run_size(connection: KeycloakConnection, users: int, roles: int, repeats: int) -> dict[str, Any]:
+    realm = f"bench-review-{users}-{roles}-{uuid.uuid4().hex[:6]}"
+    admin = KeycloakGateway.connect(replace(connection, timeout_seconds=LONG_TIMEOUT_SECONDS))
+    try:
+        seeding = timed(lambda: seed_realm(admin, realm, users, roles))
+        print(f"[{realm}] seeded {users} users x {roles} roles in {seeding.seconds} s", flush=True)
+        listing_arm(connection, realm)  # warm Keycloak's caches for this realm before anything is timed
+        listing = median_arm(repeats, lambda: listing_arm(connection, realm))
+        review = median_arm(repeats, lambda: snapshot_arm(connection, realm))
+        # For comparison: the same reads one at a time (how much the concurrent reads buy on this machine).
+        sequential = snapshot_arm(connection, realm, workers=1)
+        report: dict[str, Any] | None = None
+        if os.environ.get("KEYCLOAK_URL"):  # the CLI finds Keycloak through KEYCLOAK_* only
+            with tempfile.TemporaryDirectory() as folder:
+                report = median_arm(repeats, lambda: report_arm(realm, Path(folder)) or {"seconds": -1.0})
+                if report["seconds"] < 0:
+                    report = None
+        assert listing["users"] == users, f"listing saw {listing['users']} users, expected {users}"
+        return {
+            "users": users,
+            "roles": roles,
+            "groups": GROUP_COUNT,
+            "seed_seconds": seeding.seconds,
+            "listing": listing,
+            "snapshot_findings": review,
+            "snapshot_findings_sequential": sequential,
+            "report_access": report,
+            "snapshot_over_listing": ratio(review["seconds"], listing["seconds"]),
+            "report_over_listing": ratio(report["seconds"], listing["seconds"]) if report else None,
+        }
+    finally:
+        delete_realm(admin, realm)
+        admin.close()
+
+
+def scaling(results: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """time(10 N)/time(N) for each role count where both sizes ran."""
+    found = []
+    for small in results:
+        for large in results:
+            if large["roles"] == small["roles"] and large["users"] == 10 * small["users"] and large.get(key):
+                found.append(
+                    {
+                        "roles": small["roles"],
+                        "from_users": small["users"],
+                        "to_users": large["users"],
+                        "arm": key,
+                        "ratio": ratio(large[key]["seconds"], small[key]["seconds"]),
+                    }
+                )
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, action="append", help="users in the realm (repeatable; default 1000)")
+    parser.add_argument("--roles", type=int, action="append", help="realm roles (repeatable; default 20)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per arm; the median counts")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    sizes = sorted(args.users or [1000])
+    role_counts = sorted(args.roles or [20])
+    with keycloak_for_benchmark() as connection:
+        version_gateway = KeycloakGateway.connect(connection)
+        version = version_gateway.server_version()
+        version_gateway.close()
+        results = [run_size(connection, users, roles, args.repeats) for users in sizes for roles in role_counts]
+    rows = []
+    for result in results:
+        report = result["report_access"]
+        rows.append(
+            {
+                "users": result["users"],
+                "roles": result["roles"],
+                "listing_s": result["listing"]["seconds"],
+                "listing_req": result["listing"]["requests"],
+                "review_s": result["snapshot_findings"]["seconds"],
+                "review_req": result["snapshot_findings"]["requests"],
+                "review/listing": result["snapshot_over_listing"],
+                "review_seq_s": result["snapshot_findings_sequential"]["seconds"],
+                "report_s": report["seconds"] if report else "-",
+                "report/listing": result["report_over_listing"] or "-",
+            }
+        )
+    print_table(rows, list(rows[0]))
+    scale = scaling(results, "snapshot_findings") + scaling(results, "report_access")
+    for item in scale:
+        sizes = f"time({item['to_users']})/time({item['from_users']})"
+        print(f"{item['arm']} x{item['roles']} roles: {sizes} = {item['ratio']}")
+    timed_arm = "report_access" if all(result["report_access"] for result in results) else "snapshot_findings"
+    over = [
+        result["report_over_listing" if timed_arm == "report_access" else "snapshot_over_listing"] for result in results
+    ]
+    goal_met = all(value is not None and value <= GOAL_OVER_LISTING for value in over) and all(
+        item["ratio"] is not None and item["ratio"] <= GOAL_SCALING for item in scale if item["arm"] == timed_arm
+    )
+    goals = f"<= {GOAL_OVER_LISTING}x listing, 10x users <= {GOAL_SCALING}x time"
+    print(f"D1 timed arm: {timed_arm}; goals: {goals}; met: {goal_met}")
+    write_results(
+        args.out,
+        {
+            "benchmark": "review_bench",
+            "keycloak_version": version,
+            "machine": machine(),
+            "page_size": SNAPSHOT_PAGE_SIZE,
+            "snapshot_workers": SNAPSHOT_WORKERS,
+            "repeats": args.repeats,
+            "results": results,
+            "scaling": scale,
+            "timed_arm": timed_arm,
+            "goals": {"over_listing_max": GOAL_OVER_LISTING, "ten_x_users_max": GOAL_SCALING},
+            "goal_met": goal_met,
+            "peak_rss_mib": peak_rss_mib(),
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
