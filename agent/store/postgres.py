@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import pq
+from psycopg.adapt import Dumper
 
 from agent.errors import ConfigError
 from agent.secrets import read_secret
@@ -86,6 +87,16 @@ def connect_arguments(url: str, env: Mapping[str, str]) -> dict[str, Any]:
     return arguments
 
 
+class FlagAsInteger(Dumper):
+    """True/False bound as 1/0, as sqlite3 binds them: the store's flags are INTEGER columns (SQLite has no
+    boolean type), and PostgreSQL refuses a boolean where an integer is expected."""
+
+    oid = psycopg.postgres.types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
 class PostgresDatabase(Database):
     """A PostgreSQL database; connections open on first use in each thread, and again after the server
     dropped one (a restart), between transactions."""
@@ -109,7 +120,9 @@ class PostgresDatabase(Database):
 
     def _connect(self) -> psycopg.Connection[Any]:
         with translate_errors(f"store {self.name}"):
-            return psycopg.connect(self._url, **self._arguments)
+            connection = psycopg.connect(self._url, **self._arguments)
+        connection.adapters.register_dumper(bool, FlagAsInteger)
+        return connection
 
     def _cursor(self, connection: psycopg.Connection[Any]) -> Cursor:
         return connection.cursor()

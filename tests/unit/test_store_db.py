@@ -226,6 +226,19 @@ def test_a_read_left_unfinished_does_not_disturb_later_transactions(store_backen
         assert store.baselines.last_good_counts() == {"a": 1, "b": 1, "c": 1, "d": 2}
 
 
+def test_flags_are_stored_as_integers_on_every_backend(store_backend: StoreBackend) -> None:
+    with open_store(store_backend.url) as store:
+        with store.db.transaction(write=True) as tx:
+            tx.execute("CREATE TABLE flags (name TEXT PRIMARY KEY, flag INTEGER NOT NULL)")
+            tx.execute_many("INSERT INTO flags VALUES (?, ?)", [("on", True), ("off", False)])
+        with store.db.transaction() as tx:
+            assert tx.query("SELECT name, flag FROM flags ORDER BY name") == [
+                {"name": "off", "flag": 0},
+                {"name": "on", "flag": 1},
+            ]
+            assert tx.query("SELECT name FROM flags WHERE flag = ?", (True,)) == [{"name": "on"}]
+
+
 def test_each_thread_has_its_own_connection_and_close_closes_them_all(store_backend: StoreBackend) -> None:
     store = open_store(store_backend.url)
     seen: list[int] = []
