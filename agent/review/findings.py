@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
 from agent.review.model import SEVERITIES, Finding, Grant, RoleRef, Severity, Snapshot, UserAccess, UserRecord
-from agent.review.policy import ReviewPolicy, SodRule
+from agent.review.policy import ReviewPolicy, SodRule, missing_entitlements
 
 Rule = Callable[[Snapshot, ReviewPolicy], Iterator[Finding]]
 
@@ -24,6 +24,7 @@ ORPHAN_NO_SOURCE_RECORD = "orphan-no-source-record"
 LEAVER_ENABLED = "leaver-enabled"
 DIRECT_GRANT = "direct-grant"
 SOD_CONFLICT = "sod-conflict"
+SOD_RULE_UNKNOWN = "sod-rule-unknown"
 TRAINING_LAPSED = "training-lapsed"
 SANCTION_ACTIVE = "sanction-active"
 APPEAL_OVERDUE = "appeal-overdue"
@@ -162,6 +163,18 @@ def orphans(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
                 user_id=user.id,
                 external_id=external_id,
             )
+        leavers = snapshot.source_leaver_ids
+        if external_id is not None and leavers is not None and external_id in leavers:
+            yield _finding(
+                LEAVER_ENABLED,
+                "high",
+                user.id,
+                user.username,
+                f"{user.username} has left according to the source (id {external_id}) and is still enabled",
+                user_id=user.id,
+                external_id=external_id,
+            )
+            continue
         leaver = spec.leaver
         if leaver is not None:
             marked = set(user.attributes.get(leaver.attribute, ())) & set(leaver.values)
@@ -219,6 +232,24 @@ def sod_conflicts(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]
                     sod_rule=rule.name,
                     held={grant.name: [route.describe() for route in grant.routes] for grant in held},
                 )
+
+
+def sod_rule_problems(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
+    """SoD rules naming roles or groups the realm lacks: such a rule can never fire, which hides a typo."""
+    known_roles = frozenset(role.ref for role in snapshot.roles)
+    known_groups = frozenset(group.path for group in snapshot.groups)
+    for rule in policy.sod.rules:
+        missing = missing_entitlements(rule, known_roles, known_groups)
+        if missing:
+            yield _finding(
+                SOD_RULE_UNKNOWN,
+                "info",
+                rule.name,
+                rule.name,
+                f"SoD rule {rule.name} names what realm {snapshot.realm} lacks: {', '.join(missing)}",
+                sod_rule=rule.name,
+                missing=missing,
+            )
 
 
 def _held_from_rule(access: UserAccess, rule: SodRule) -> list[Grant]:
@@ -350,6 +381,7 @@ RULES: tuple[Rule, ...] = (
     orphans,
     direct_grants,
     sod_conflicts,
+    sod_rule_problems,
     lapsed_training,
     sanctions_and_appeals,
     service_account_admins,

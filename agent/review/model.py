@@ -267,6 +267,8 @@ class Snapshot:
     ledger_read: bool = False
     # External ids present in the sources of truth, when the caller read them; None: not known.
     source_external_ids: frozenset[str] | None = None
+    # External ids the sources mark as leavers (employment ended), when read; None: not known.
+    source_leaver_ids: frozenset[str] | None = None
     stats: SnapshotStats = SnapshotStats()
 
     def user(self, user_id: str) -> UserRecord | None:

@@ -184,12 +184,15 @@ def _validate(model: type[Spec], document: Document, diagnostics: Diagnostics) -
         return None
 
 
+def missing_entitlements(rule: SodRule, known_roles: frozenset[RoleRef], known_groups: frozenset[str]) -> list[str]:
+    """The roles (labels) and groups a rule names that the realm lacks (a typo would silently never match)."""
+    return sorted(ref.label for ref in rule.role_refs() - known_roles) + sorted(set(rule.groups) - known_groups)
+
+
 def sod_errors(policy: SodPolicy, known_roles: frozenset[RoleRef], known_groups: frozenset[str]) -> list[str]:
-    """Rules that name roles or groups the realm lacks (a typo would silently never match)."""
-    problems = []
-    for rule in policy.rules:
-        missing = sorted(ref.label for ref in rule.role_refs() - known_roles)
-        missing += sorted(set(rule.groups) - known_groups)
-        if missing:
-            problems.append(f"SoD rule '{rule.name}' names what the realm lacks: {', '.join(missing)}")
-    return problems
+    """One message per rule naming roles or groups the realm lacks."""
+    return [
+        f"SoD rule '{rule.name}' names what the realm lacks: {', '.join(missing)}"
+        for rule in policy.rules
+        if (missing := missing_entitlements(rule, known_roles, known_groups))
+    ]

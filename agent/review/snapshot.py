@@ -55,10 +55,13 @@ def take_snapshot(
     page_size: int = SNAPSHOT_PAGE_SIZE,
     workers: int = SNAPSHOT_WORKERS,
     source_external_ids: frozenset[str] | None = None,
+    source_leaver_ids: frozenset[str] | None = None,
 ) -> Snapshot:
     """Read `realm` into a Snapshot. `policy` says who is privileged (whose WebAuthn credentials are read;
     default: ReviewPolicy()); `store` gives last logins, sanctions and appeals (None: none known). Up to
-    `workers` reads run at once (the gateway's transport is shared between threads); 1 reads one by one."""
+    `workers` reads run at once (the gateway's transport is shared between threads); 1 reads one by one.
+    `source_external_ids`/`source_leaver_ids` (see `sources.read_source_ids`) feed the orphan and leaver
+    findings; None: the sources were not read."""
     started = time.monotonic()
     requests_before = gateway.stats.requests
     taken_at = clock()
@@ -111,6 +114,7 @@ def take_snapshot(
         appeals=ledger[1],
         ledger_read=ledger[2],
         source_external_ids=source_external_ids,
+        source_leaver_ids=source_leaver_ids,
         stats=SnapshotStats(
             requests=gateway.stats.requests - requests_before,
             seconds=time.monotonic() - started,

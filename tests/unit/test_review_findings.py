@@ -317,3 +317,20 @@ def test_findings_are_sorted_most_severe_first() -> None:
         snapshot([person(attributes=MappingProxyType({}))], groups=[ADMINS], last_login={}), ReviewPolicy()
     )
     assert [f.severity for f in found] == ["high", "medium", "medium"]
+
+
+def test_sod_rule_naming_a_missing_role_is_an_info_finding() -> None:
+    typo = SodRule(name="typo", realm_roles=("pay", "aprove"))
+    found = findings(snapshot([person(totp=True)]), ReviewPolicy(sod=SodPolicy(rules=(typo,))))
+    assert [(f.id, f.severity, f.details["missing"]) for f in found] == [("sod-rule-unknown:typo", "info", ["aprove"])]
+    assert findings(snapshot([person(totp=True)]), ReviewPolicy(sod=SOD)) == []
+
+
+@pytest.mark.parametrize(
+    ("leavers", "present"), [(frozenset({"e-1"}), True), (frozenset({"e-9"}), False), (None, False)]
+)
+def test_leavers_according_to_the_source(leavers: frozenset[str] | None, present: bool) -> None:
+    found = findings(snapshot([person()], source_leaver_ids=leavers), ReviewPolicy())
+    assert rule_ids(found, rules.LEAVER_ENABLED) == (["leaver-enabled:id-alice"] if present else [])
+    disabled = findings(snapshot([person(enabled=False)], source_leaver_ids=leavers), ReviewPolicy())
+    assert rule_ids(disabled, rules.LEAVER_ENABLED) == []
