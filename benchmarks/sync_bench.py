@@ -23,9 +23,11 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -336,30 +338,41 @@ def write_agent_config(folder: Path, realm: str, slapd: SlapdInstance, people: i
 class Phase:
     seconds: float = 0.0
     calls: int = 0
-    requests: int = 0
-    writes: int = 0
+    requests: int | None = 0
+    writes: int | None = 0
 
 
 @dataclass
 class Phases:
-    """Wall time, calls, Keycloak requests and writes per named phase; nested phases overlap their parent."""
+    """Wall time, calls, Keycloak requests and writes per named phase; nested phases overlap their parent.
+
+    A part called on the executor's worker threads adds up its seconds over the threads (thread-seconds,
+    more than the wall time it spans); its requests and writes are not counted (None), since the counters
+    are shared by the threads running at the same time.
+    """
 
     stats: RequestStats
     by_name: dict[str, Phase] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def timed_call(*args: Any, **kwargs: Any) -> Any:
-            phase = self.by_name.setdefault(name, Phase())
             requests, writes = self.stats.requests, self.stats.writes
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                phase.seconds += time.perf_counter() - start
-                phase.calls += 1
-                phase.requests += self.stats.requests - requests
-                phase.writes += self.stats.writes - writes
+                seconds = time.perf_counter() - start
+                with self._lock:
+                    phase = self.by_name.setdefault(name, Phase())
+                    phase.seconds += seconds
+                    phase.calls += 1
+                    if threading.current_thread() is not threading.main_thread():
+                        phase.requests = phase.writes = None
+                    elif phase.requests is not None and phase.writes is not None:
+                        phase.requests += self.stats.requests - requests
+                        phase.writes += self.stats.writes - writes
 
         return timed_call
 
@@ -407,6 +420,7 @@ TOP_LEVEL_PHASES = ("source read", *RUNNER_PHASES.values())
 GATEWAY_PHASES = (
     "import_users",
     "update_user",
+    "replace_user",
     "get_user",
     "add_user_to_group",
     "remove_user_from_group",
@@ -502,7 +516,8 @@ def agent_arm(config_path: Path, profile: Path | None) -> dict[str, Any]:
 
 def floor_arm(config_path: Path) -> dict[str, Any]:
     """C1: the users the agent would create, as the same representations, posted with raw partialImport
-    (SKIP) in the executor's batches (500). Only the posts are timed: no agent logic."""
+    (SKIP) in the executor's batch size and number of concurrent requests (its floor is the same transport
+    strategy without the agent's logic). Only the posts are timed."""
     env = dict(os.environ)
     config = load_agent_config(config_path, env)
     sync = config.sync(SYNC_NAME)
@@ -532,11 +547,11 @@ def floor_arm(config_path: Path) -> dict[str, Any]:
             ]
             requests, writes = gateway.stats.requests, gateway.stats.writes
             start = time.perf_counter()
-            added = 0
             batch = executor.IMPORT_BATCH_SIZE
-            for offset in range(0, len(representations), batch):
-                imported = gateway.import_users(mapper.realm, representations[offset : offset + batch])
-                added += sum(1 for user in imported if user.action == "ADDED")
+            batches = [representations[offset : offset + batch] for offset in range(0, len(representations), batch)]
+            with ThreadPoolExecutor(max_workers=executor.WORKERS) as pool:
+                answers = list(pool.map(functools.partial(gateway.import_users, mapper.realm), batches))
+            added = sum(1 for imported in answers for user in imported if user.action == "ADDED")
             seconds = time.perf_counter() - start
             return {
                 "seconds": round(seconds, 3),
@@ -554,6 +569,7 @@ def child_main(arm: str, config_path: Path, options: ChildOptions) -> None:
             patches.enter_context(mock.patch.object(executor, "IMPORT_BATCH_SIZE", options.import_batch))
         result = floor_arm(config_path) if arm == "C1" else agent_arm(config_path, options.profile)
         result["import_batch_size"] = executor.IMPORT_BATCH_SIZE
+        result["workers"] = executor.WORKERS
     print(RESULT_MARK + json.dumps(result), flush=True)
 
 

@@ -865,6 +865,14 @@ class KeycloakGateway:
         status = self._get(admin_path(realm, "attack-detection", "brute-force", "users", user_id)) or {}
         return bool(status.get("disabled"))
 
+    def list_raw_users(self, realm: str, *, page_size: int = PAGE_SIZE) -> Iterator[Mapping[str, Any]]:
+        """Every user's full representation as Keycloak sends it (for callers that keep only part of 100k)."""
+        yield from self._paged(admin_path(realm, "users"), {"briefRepresentation": "false"}, page_size)
+
+    def replace_user(self, realm: str, user_id: str, representation: Mapping[str, Any]) -> None:
+        """PUT a whole user the caller already holds in full (see `update_user`, which reads it first)."""
+        self._write("PUT", admin_path(realm, "users", user_id), dict(representation))
+
     # -- access reviews: one export for roles/groups/clients, direct members per role and group, events --------
 
     def export_access(self, realm: str) -> AccessExport:

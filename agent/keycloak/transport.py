@@ -149,6 +149,8 @@ class Transport:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # One session for every thread (the sync's workers): urllib3's connection pool is thread-safe, the admin
+        # API sets no cookies, tokens and counters are locked; POOL_SIZE bounds the concurrent connections.
         self._session = requests.Session()
         # urllib3 must not retry on its own: retries are decided here, per method.
         adapter = HTTPAdapter(max_retries=0, pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE)

@@ -1,17 +1,28 @@
-"""What the sync reads from Keycloak before planning: the users it manages and every account's names."""
+"""What the sync reads from Keycloak before planning: the users it manages and every account's names.
+
+One plain listing of full representations gives both: the users this sync manages are kept whole (their
+attributes hold the sync's bookkeeping), every other account only by its names. A search by attribute
+(`q=`, full representations too) plus a separate brief listing of everyone cost more, for the same data.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway, User
-from agent.sync.model import SOURCE_ATTRIBUTE
-from agent.sync.plan import LiveUser, managed_live_users
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE
+from agent.sync.plan import LiveUser
 
 # Unmanaged attributes must be kept for admins, or Keycloak silently drops the sync's bookkeeping.
 KEEPS_ATTRIBUTES = frozenset({"ENABLED", "ADMIN_EDIT"})
+# Users per listing request. Keycloak's cost per user of a full listing grows with the page above a few
+# hundred (5,000 users: about the same time in pages of 50 to 250, 2.5x in pages of 1,000, more beyond).
+LISTING_PAGE_SIZE = 200
 
 
 @dataclass(frozen=True)
@@ -37,9 +48,99 @@ def check_realm_keeps_attributes(gateway: KeycloakGateway, realm: str, attribute
     )
 
 
-def read_live_directory(gateway: KeycloakGateway, realm: str, source: str) -> LiveDirectory:
-    """Managed users in full (their attributes hold the sync's bookkeeping); everyone else brief, for names."""
-    managed = managed_live_users(gateway.list_users_with_attribute(realm, SOURCE_ATTRIBUTE, source), source)
+def read_live_directory(
+    gateway: KeycloakGateway, realm: str, source: str, *, page_size: int = LISTING_PAGE_SIZE
+) -> LiveDirectory:
+    """Every user in one listing of full representations: managed users whole, everyone else by name."""
     live_realm = gateway.get_realm(realm)
     editable = bool(live_realm and live_realm.representation.get("editUsernameAllowed"))
-    return LiveDirectory(tuple(managed), tuple(gateway.list_users(realm)), editable)
+    managed, all_users = split_directory(gateway.list_raw_users(realm, page_size=page_size), source)
+    return LiveDirectory(managed, all_users, editable)
+
+
+def split_directory(
+    raw_users: Iterable[Mapping[str, Any]], source: str
+) -> tuple[tuple[LiveUser, ...], tuple[User, ...]]:
+    """(users this sync manages, every user) from raw full representations; the managed ones are the same
+    objects in both. Other accounts keep only what the planner needs of them: names and state."""
+    managed: list[LiveUser] = []
+    everyone: list[User] = []
+    shared = _Interner()
+    for raw in raw_users:
+        if _is_managed(raw, source):
+            user = managed_user(raw, shared)
+            managed.append(LiveUser.from_user(user))
+        else:
+            user = name_only_user(raw)
+        everyone.append(user)
+    return tuple(managed), tuple(everyone)
+
+
+def _is_managed(raw: Mapping[str, Any], source: str) -> bool:
+    attributes = raw.get("attributes")
+    if not isinstance(attributes, Mapping):
+        return False
+    sources: Sequence[Any] = attributes.get(SOURCE_ATTRIBUTE) or ()
+    return bool(sources) and sources[0] == source and bool(attributes.get(EXTERNAL_ID_ATTRIBUTE))
+
+
+class _Interner:
+    """One copy of each repeated value (source name, department, grant sets) across 100k users."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def values(self, raw: Iterable[Any]) -> tuple[str, ...]:
+        values = tuple(sys.intern(str(value)) for value in raw or ())
+        return self._values.setdefault(values, values)
+
+
+def managed_user(raw: Mapping[str, Any], shared: _Interner) -> User:
+    """A managed user with what the planner and the executor read (and write back whole: all attributes)."""
+    raw_attributes = raw.get("attributes") or {}
+    attributes = {sys.intern(str(key)): shared.values(values) for key, values in raw_attributes.items()}
+    return User(
+        id=str(raw["id"]),
+        username=str(raw["username"]),
+        enabled=bool(raw.get("enabled", False)),
+        email=raw.get("email"),
+        first_name=raw.get("firstName"),
+        last_name=raw.get("lastName"),
+        email_verified=bool(raw.get("emailVerified", False)),
+        attributes=MappingProxyType(attributes),
+        required_actions=shared.values(raw.get("requiredActions") or ()),
+        federation_link=raw.get("federationLink"),
+        service_account_client_id=raw.get("serviceAccountClientId"),
+    )
+
+
+def name_only_user(raw: Mapping[str, Any]) -> User:
+    """Another account: only its names matter (a joiner never takes them), not its attributes."""
+    return User(
+        id=str(raw["id"]),
+        username=str(raw["username"]),
+        enabled=bool(raw.get("enabled", False)),
+        email=raw.get("email"),
+        service_account_client_id=raw.get("serviceAccountClientId"),
+    )
+
+
+def full_representation(user: User) -> dict[str, Any]:
+    """The user as a whole PUT body (every profile field and attribute), from what the listing gave.
+
+    Keycloak's PUT replaces the profile (names, email, attributes) with what it is sent; fields the
+    listing does not carry (credentials, timestamps) are not part of a PUT. The listing's copy is as fresh
+    as the plan that decided the change, so no read is needed before writing.
+    """
+    representation: dict[str, Any] = {
+        "id": user.id,
+        "username": user.username,
+        "enabled": user.enabled,
+        "emailVerified": user.email_verified,
+        "attributes": {name: list(values) for name, values in user.attributes.items()},
+        "requiredActions": list(user.required_actions),
+    }
+    for key, value in (("email", user.email), ("firstName", user.first_name), ("lastName", user.last_name)):
+        if value is not None:
+            representation[key] = value
+    return representation

@@ -6,7 +6,7 @@ that the brakes stop or stage applies nothing; `approve_staged` applies exactly 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -167,12 +167,14 @@ def execute(
     total = len(prepared.plan.items)
     done = 0
 
-    def record(result: ItemResult) -> None:
+    def record(results: Sequence[ItemResult]) -> None:
+        # One store transaction per chunk of results, not per result (a disk flush each).
         nonlocal done
-        store.runs.add_items(run.id, [_store_item(result)])
-        if result.outcome != "skipped":
-            store.journal.append_many([_journal_entry(result, prepared.sync.name, realm, run.id)])
-        done += 1
+        store.runs.add_items(run.id, [_store_item(result) for result in results])
+        entries = [_journal_entry(r, prepared.sync.name, realm, run.id) for r in results if r.outcome != "skipped"]
+        if entries:
+            store.journal.append_many(entries)
+        done += len(results)
         if progress is not None:
             progress(done, total)
 
@@ -183,7 +185,7 @@ def execute(
         attribute_names=tuple(prepared.mapper.attributes),
         lookup=leaver_lookup(prepared.sources, prepared.mapper),
         live_users=prepared.live_users,
-        on_result=record,
+        on_results=record,
     )
     return executor.run()
 

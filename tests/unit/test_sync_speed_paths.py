@@ -1,0 +1,120 @@
+"""The sync's fast paths, without a server: one listing split into managed users and names, the PUT body
+rebuilt from the listing, and the ordered worker map that stops starting work after an error."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from agent.sync.executor import Done, ItemResult, ordered_map
+from agent.sync.live import full_representation, split_directory
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
+from agent.sync.plan import Grants, SyncItem
+
+SOURCE = "workforce"
+
+
+def raw_user(
+    index: int, *, source: str | None = SOURCE, external_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    attributes: dict[str, list[str]] = {"department": ["Sales"], "phone": [f"+1 555 {index:04d}"]}
+    if source is not None:
+        attributes[SOURCE_ATTRIBUTE] = [source]
+    if external_id is not None:
+        attributes[EXTERNAL_ID_ATTRIBUTE] = [external_id]
+    attributes[GRANTS_ATTRIBUTE] = [Grants(groups=frozenset({"/staff"})).to_json()]
+    return {
+        "id": f"id-{index}",
+        "username": f"user{index}",
+        "enabled": True,
+        "email": f"user{index}@example.org",
+        "firstName": "Per",
+        "lastName": f"Son{index}",
+        "emailVerified": True,
+        "attributes": attributes,
+        "requiredActions": ["UPDATE_PASSWORD"],
+        "createdTimestamp": 1,
+        "totp": False,
+        **extra,
+    }
+
+
+def test_split_keeps_managed_users_whole_and_others_by_name() -> None:
+    raws = [
+        raw_user(1, external_id="1001"),
+        raw_user(2, source="another-sync", external_id="1002"),  # another sync's user: not ours
+        raw_user(3, external_id=None),  # our source name but no id: not managed
+        raw_user(4, source=None, serviceAccountClientId="robot"),
+    ]
+    managed, everyone = split_directory(raws, SOURCE)
+    assert [live.external_id for live in managed] == ["1001"]
+    assert managed[0].recorded_grants == Grants(groups=frozenset({"/staff"}))
+    assert managed[0].user.attributes["phone"] == ("+1 555 0001",)
+    assert [user.username for user in everyone] == ["user1", "user2", "user3", "user4"]
+    assert everyone[0] is managed[0].user
+    others = everyone[1:]
+    assert all(user.attributes == {} for user in others)
+    assert [user.email for user in others] == ["user2@example.org", "user3@example.org", "user4@example.org"]
+    assert others[2].service_account_client_id == "robot"
+
+
+def test_split_shares_repeated_values_between_users() -> None:
+    managed, _ = split_directory([raw_user(i, external_id=str(1000 + i)) for i in range(3)], SOURCE)
+    first, second = managed[0].user.attributes, managed[1].user.attributes
+    assert first["department"] is second["department"]
+    assert first[GRANTS_ATTRIBUTE] is second[GRANTS_ATTRIBUTE]
+
+
+def test_full_representation_carries_every_profile_field_and_attribute() -> None:
+    [live], _ = split_directory([raw_user(7, external_id="1007")], SOURCE)
+    body = full_representation(live.user)
+    raw = raw_user(7, external_id="1007")
+    for key in ("id", "username", "enabled", "email", "firstName", "lastName", "emailVerified", "requiredActions"):
+        assert body[key] == raw[key], key
+    assert body["attributes"] == raw["attributes"]
+    assert "createdTimestamp" not in body and "totp" not in body
+
+
+def test_full_representation_leaves_out_names_the_user_does_not_have() -> None:
+    raw = raw_user(8, external_id="1008")
+    del raw["firstName"], raw["email"]
+    [live], _ = split_directory([raw], SOURCE)
+    body = full_representation(live.user)
+    assert "firstName" not in body and "email" not in body
+
+
+def done_of(index: int, error: Exception | None = None) -> Done:
+    item = SyncItem("update", str(index), f"user{index}")
+    return Done([ItemResult(item, "applied")], error)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_ordered_map_yields_in_input_order(workers: int) -> None:
+    def work(index: int) -> Done:
+        time.sleep(0.001 * (index % 3))  # finish out of order
+        return done_of(index)
+
+    results = [done.results[0].item.external_id for done in ordered_map(work, range(20), workers=workers)]
+    assert results == [str(index) for index in range(20)]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_ordered_map_starts_nothing_after_an_error_but_yields_what_ran(workers: int) -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(index: int) -> Done:
+        with lock:
+            started.append(index)
+        return done_of(index, RuntimeError("keycloak down") if index == 5 else None)
+
+    yielded = [done for done in ordered_map(work, range(100), workers=workers)]
+    errors = [done.error for done in yielded if done.error is not None]
+    assert len(errors) == 1
+    # Everything that was started is yielded (its writes were made), and little more than the window ran.
+    assert sorted(int(done.results[0].item.external_id) for done in yielded) == sorted(started)
+    assert max(started) < 5 + 2 * workers + 1
+    assert [int(done.results[0].item.external_id) for done in yielded][:6] == [0, 1, 2, 3, 4, 5]
