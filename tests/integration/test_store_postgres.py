@@ -67,7 +67,7 @@ def test_a_connection_the_server_ended_is_replaced_by_the_next_transaction(store
         row = tx.query_one("SELECT pg_backend_pid() AS pid")
     assert row is not None
     with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (row["pid"],))  # returns once it has ended
     with pytest.raises(StoreError, match="store postgresql://"):
         store.baselines.last_good("hr")  # the transaction in flight when the server went away fails
     assert store.baselines.last_good_counts() == {"hr": 1}  # the next one reconnects
