@@ -15,8 +15,8 @@ from typing import Any
 
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway, User
-from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE
-from agent.sync.plan import LiveUser
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
+from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, LiveUser
 
 # Unmanaged attributes must be kept for admins, or Keycloak silently drops the sync's bookkeeping.
 KEEPS_ATTRIBUTES = frozenset({"ENABLED", "ADMIN_EDIT"})
@@ -69,7 +69,7 @@ def split_directory(
     for raw in raw_users:
         if _is_managed(raw, source):
             user = managed_user(raw, shared)
-            managed.append(LiveUser.from_user(user))
+            managed.append(shared.live_user(user))
         else:
             user = name_only_user(raw)
         everyone.append(user)
@@ -89,10 +89,28 @@ class _Interner:
 
     def __init__(self) -> None:
         self._values: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._grants: dict[str | None, Grants] = {}
 
     def values(self, raw: Iterable[Any]) -> tuple[str, ...]:
         values = tuple(sys.intern(str(value)) for value in raw or ())
         return self._values.setdefault(values, values)
+
+    def live_user(self, user: User) -> LiveUser:
+        """LiveUser.from_user, with one Grants per distinct recorded grant set (three sets each, per user)."""
+        recorded = _first(user.attributes.get(GRANTS_ATTRIBUTE))
+        grants = self._grants.get(recorded)
+        if grants is None:
+            grants = self._grants[recorded] = Grants.from_json(recorded)
+        return LiveUser(
+            user=user,
+            external_id=_first(user.attributes.get(EXTERNAL_ID_ATTRIBUTE)) or "",
+            recorded_grants=grants,
+            disabled_by_sync=_first(user.attributes.get(DISABLED_BY_SYNC_ATTRIBUTE)),
+        )
+
+
+def _first(values: tuple[str, ...] | None) -> str | None:
+    return values[0] if values else None
 
 
 def managed_user(raw: Mapping[str, Any], shared: _Interner) -> User:
