@@ -94,6 +94,7 @@ def seed(gateway: KeycloakGateway, realm: str) -> dict[str, str]:
         person("twohats", realm=realm, groups=["/finance", "/approvers"]),
         person("untrained", realm=realm, attributes={"training_date": ["2020-01-01"]}),
         person("sanctioned", realm=realm),
+        person("gone", realm=realm),  # the sources no longer list e-gone
     ]
     gateway.import_users(realm, users)
     client_uuid = gateway.create_client(
@@ -140,7 +141,10 @@ EXPECTED = {
     rules.SANCTION_ACTIVE: {"sanctioned"},
     rules.APPEAL_OVERDUE: {"sanctioned"},
     rules.SERVICE_ACCOUNT_ADMIN: {"service-account-robot"},
+    rules.ORPHAN_NO_SOURCE_RECORD: {"gone"},
 }
+SEEDED = ("clean", "root", "secure", "sleeper", "newbie", "orphan", "leaver", "direct", "twohats", "untrained")
+SOURCE_IDS = frozenset(f"e-{name}" for name in (*SEEDED, "sanctioned"))
 
 
 def test_every_finding_on_a_seeded_realm_and_gone_once_fixed(
@@ -159,7 +163,7 @@ def test_every_finding_on_a_seeded_realm_and_gone_once_fixed(
             decide_within=15 * DAY,
         )
 
-    before = take_snapshot(gateway, store, realm, policy=POLICY)
+    before = take_snapshot(gateway, store, realm, policy=POLICY, source_external_ids=SOURCE_IDS)
     assert before.ledger_read
     assert found_rules(before) == EXPECTED
 
@@ -171,6 +175,7 @@ def test_every_finding_on_a_seeded_realm_and_gone_once_fixed(
     gateway.update_user(realm, ids["leaver"], {"enabled": False})
     gateway.update_user(realm, ids["untrained"], {"attributes": person("untrained", realm=realm)["attributes"]})
     gateway.update_user(realm, ids["sleeper"], {"enabled": False})
+    gateway.update_user(realm, ids["gone"], {"enabled": False})
     plain = gateway.get_realm_role(realm, "plain")
     assert plain is not None
     gateway.remove_realm_roles_from_user(realm, ids["direct"], [plain])
@@ -183,7 +188,7 @@ def test_every_finding_on_a_seeded_realm_and_gone_once_fixed(
     store.sanctions.save(replace(sanction, state="lifted", ended_at=NOW, ended_by="sec"))
     store.appeals.decide(appeal.id, "uphold", actor="sec", note="checked", reduced_to=None)
 
-    after = take_snapshot(gateway, store, realm, policy=POLICY)
+    after = take_snapshot(gateway, store, realm, policy=POLICY, source_external_ids=SOURCE_IDS)
     assert found_rules(after) == {}
     assert len(after.users) == len(before.users)
 

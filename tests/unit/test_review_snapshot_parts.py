@@ -1,0 +1,87 @@
+"""The pure parts of taking a snapshot: Keycloak's export and users turned into snapshot values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from agent.keycloak.models import AccessExport, ExportedRole, ExportedUser, Group, Role, User
+from agent.review.model import RoleRef
+from agent.review.snapshot import (
+    add_service_account_roles,
+    group_records,
+    needs_credential_read,
+    role_records,
+    user_record,
+)
+
+EXPORTED = AccessExport(
+    roles=(
+        ExportedRole.from_json(
+            {"id": "r1", "name": "admin", "composites": {"realm": ["ops"], "client": {"app": ["x"]}}}, None
+        ),
+        ExportedRole.from_json({"id": "r2", "name": "ops"}, None),
+        ExportedRole.from_json({"id": "r3", "name": "x", "clientRole": True}, "app"),
+    ),
+    groups=(
+        Group.from_json({"id": "g1", "name": "it", "path": "/it", "realmRoles": ["admin"]}),
+        Group.from_json(
+            {"id": "g2", "name": "ops", "path": "/it/ops", "parentId": "g1", "clientRoles": {"app": ["x"]}}
+        ),
+    ),
+    clients=(),
+    service_accounts=(
+        ExportedUser.from_json(
+            {
+                "id": "sa",
+                "username": "service-account-robot",
+                "enabled": True,
+                "serviceAccountClientId": "robot",
+                "realmRoles": ["ops"],
+                "clientRoles": {"realm-management": ["view-users"]},
+            }
+        ),
+    ),
+)
+
+
+def test_roles_keep_realm_and_client_composites() -> None:
+    records = {record.ref: record for record in role_records(EXPORTED)}
+    assert records[RoleRef("admin")].composites == {RoleRef("ops"), RoleRef("x", "app")}
+    assert records[RoleRef("x", "app")].id == "r3"
+    assert not records[RoleRef("ops")].composite
+
+
+def test_groups_know_their_parent_path_and_grants() -> None:
+    records = {record.path: record for record in group_records(EXPORTED)}
+    assert records["/it"].roles == {RoleRef("admin")} and records["/it"].parent_path is None
+    assert records["/it/ops"].parent_path == "/it"
+    assert records["/it/ops"].roles == {RoleRef("x", "app")}
+
+
+def test_service_account_roles_come_from_the_export() -> None:
+    mapped = add_service_account_roles({"u1": {RoleRef("ops")}}, EXPORTED)
+    assert mapped == {"u1": {RoleRef("ops")}, "sa": {RoleRef("ops"), RoleRef("view-users", "realm-management")}}
+
+
+def test_user_records() -> None:
+    raw = {
+        "id": "u1",
+        "username": "alice",
+        "enabled": True,
+        "createdTimestamp": 1_600_000_000_000,
+        "totp": True,
+        "attributes": {"idp-agent.external-id": ["e-1"]},
+        "requiredActions": ["CONFIGURE_TOTP"],
+        "federationLink": "ldap-1",
+    }
+    record = user_record(User.from_json(raw))
+    assert record.created == datetime(2020, 9, 13, 12, 26, 40, tzinfo=UTC)
+    assert record.totp and record.has_mfa and record.attribute("idp-agent.external-id") == "e-1"
+    assert record.federation_link == "ldap-1" and record.required_actions == ("CONFIGURE_TOTP",)
+    assert not needs_credential_read(record)  # OTP already shows MFA
+    assert needs_credential_read(user_record(User.from_json({**raw, "totp": False})))
+    robot = user_record(EXPORTED.service_accounts[0].user)
+    assert robot.is_service_account and robot.service_account_client == "robot"
+    assert not needs_credential_read(robot)
+    assert user_record(User.from_json({"id": "u2", "username": "b"})).created is None
+    assert Role.from_json({"id": "r", "name": "n"}).name == "n"
