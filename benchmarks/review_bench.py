@@ -7,7 +7,8 @@ listing of all users, on one realm of N users x R roles.
 Per (N, R): a fresh realm seeded with partialImport (R realm roles, every 10th a composite of the next two;
 20 groups in two levels granting roles; each user in one or two groups, 10 % with a role mapped directly,
 default roles given explicitly since partialImport does not). Each arm runs `--repeats` times; the median
-counts. Goals: D1 <= 2x the brief listing, time(10x users) <= 12x time(users).
+counts; the snapshot's parts are also timed one by one, to show where Keycloak spends the time.
+Goals: D1 <= 2x the brief listing, time(10x users) <= 12x time(users).
 """
 
 from __future__ import annotations
@@ -112,6 +113,39 @@ def snapshot_arm(connection: KeycloakConnection, realm: str, workers: int = SNAP
         gateway.close()
 
 
+def parts_arm(connection: KeycloakConnection, realm: str) -> dict[str, float]:
+    """Where a snapshot's Keycloak time goes, each part read one request at a time: the export, the full user
+    listing, the default role's members (every user), the other roles' members, the groups' members."""
+    gateway = KeycloakGateway.connect(connection).read_only()
+    default_role = f"default-roles-{realm}"
+    try:
+        gateway.tokens.access_token()
+        exported = timed(lambda: gateway.export_access(realm))
+        clients = {client.client_id: client.id for client in exported.value.clients}
+
+        def members(roles: list[Any]) -> int:
+            return sum(
+                len(list(gateway.role_member_ids(realm, item.role.name, client_uuid=clients.get(item.client or ""))))
+                for item in roles
+            )
+
+        others = [item for item in exported.value.roles if item.role.name != default_role]
+        defaults = [item for item in exported.value.roles if item.role.name == default_role]
+        return {
+            "export": exported.seconds,
+            "full_listing": timed(
+                lambda: sum(1 for _ in gateway.list_users(realm, brief=False, page_size=1000))
+            ).seconds,
+            "default_role_members": timed(lambda: members(defaults)).seconds,
+            "other_role_members": timed(lambda: members(others)).seconds,
+            "group_members": timed(
+                lambda: sum(len(list(gateway.group_member_ids(realm, group.id))) for group in exported.value.groups)
+            ).seconds,
+        }
+    finally:
+        gateway.close()
+
+
 def delete_realm(admin: KeycloakGateway, realm: str) -> None:
     """Delete the bench realm; a big realm's delete can fail once on a busy server (a 500), so try twice."""
     for attempt in range(2):
@@ -155,6 +189,7 @@ def run_size(connection: KeycloakConnection, users: int, roles: int, repeats: in
         review = median_arm(repeats, lambda: snapshot_arm(connection, realm))
         # For comparison: the same reads one at a time (how much the concurrent reads buy on this machine).
         sequential = snapshot_arm(connection, realm, workers=1)
+        parts = parts_arm(connection, realm)
         report: dict[str, Any] | None = None
         if os.environ.get("KEYCLOAK_URL"):  # the CLI finds Keycloak through KEYCLOAK_* only
             with tempfile.TemporaryDirectory() as folder:
@@ -170,6 +205,7 @@ def run_size(connection: KeycloakConnection, users: int, roles: int, repeats: in
             "listing": listing,
             "snapshot_findings": review,
             "snapshot_findings_sequential": sequential,
+            "snapshot_parts_sequential": parts,
             "report_access": report,
             "snapshot_over_listing": ratio(review["seconds"], listing["seconds"]),
             "report_over_listing": ratio(report["seconds"], listing["seconds"]) if report else None,
@@ -229,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     print_table(rows, list(rows[0]))
+    for result in results:
+        breakdown = ", ".join(f"{name} {seconds}" for name, seconds in result["snapshot_parts_sequential"].items())
+        print(f"{result['users']} x {result['roles']}: {breakdown} (s, one request at a time)")
     scale = scaling(results, "snapshot_findings") + scaling(results, "report_access")
     for item in scale:
         sizes = f"time({item['to_users']})/time({item['from_users']})"
