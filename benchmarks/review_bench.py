@@ -270,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{result['users']} x {result['roles']}: {breakdown} (s, one request at a time)")
     scale = scaling(results, "snapshot_findings") + scaling(results, "report_access")
     for item in scale:
-        sizes = f"time({item['to_users']})/time({item['from_users']})"
-        print(f"{item['arm']} x{item['roles']} roles: {sizes} = {item['ratio']}")
+        span = f"time({item['to_users']})/time({item['from_users']})"
+        print(f"{item['arm']} x{item['roles']} roles: {span} = {item['ratio']}")
     timed_arm = "report_access" if all(result["report_access"] for result in results) else "snapshot_findings"
     over = [
         result["report_over_listing" if timed_arm == "report_access" else "snapshot_over_listing"] for result in results
