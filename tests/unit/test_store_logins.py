@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from agent.store import ManualClock, Store, open_store
 from agent.store.logins import StoredLoginEvent, from_epoch_ms
+from tests.harness.store_backends import StoreBackend
 
 T0 = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=ManualClock(T0)) as opened:
+def store(store_backend: StoreBackend) -> Iterator[Store]:
+    """The store on each backend (SQLite here; the PostgreSQL variant runs with the integration tests)."""
+    with open_store(store_backend.url, now=ManualClock(T0)) as opened:
         yield opened
 
 
