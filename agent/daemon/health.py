@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.errors import ConfigError
 from agent.sync.agent_config import AgentConfig
 from agent.sync.sources.config import CsvSourceConfig, LdapSourceConfig, ScimSourceConfig, SourceConfig
 
@@ -116,7 +117,13 @@ class HealthServer:
         handler = type("Handler", (_Handler,), {"endpoints": endpoints})
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
-        self._server = server_class((host, port), handler)
+        try:
+            self._server = server_class((host, port), handler)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} for health and metrics: {error.strerror or error}",
+                hint="another process holds the port: pass --listen HOST:PORT or set daemon.listen",
+            ) from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="health-http", daemon=True)
 
     @property
@@ -128,5 +135,6 @@ class HealthServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()  # waits for serve_forever: only when it runs
         self._server.server_close()

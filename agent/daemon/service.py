@@ -6,6 +6,7 @@ the config file and the wall clock; the HTTP thread serves health and metrics.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -117,6 +118,10 @@ class Daemon:
     # -- life cycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Signals first (a SIGTERM right after the health endpoint answers is already a clean stop)."""
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: self._reload_requested.set())
         self.http.start()
         host, port = self.http.address
         self.log.info("health and metrics on http://%s:%d", host, port, extra={"event": "listening"})
@@ -125,9 +130,6 @@ class Daemon:
 
     def run_forever(self) -> int:
         """Serve until SIGTERM/SIGINT; SIGHUP or a changed config file reloads the schedules."""
-        signal.signal(signal.SIGTERM, self._on_stop_signal)
-        signal.signal(signal.SIGINT, self._on_stop_signal)
-        signal.signal(signal.SIGHUP, lambda _signum, _frame: self._reload_requested.set())
         offset = wall_minus_monotonic(self.clock)
         while not self.stopping.wait(TICK_SECONDS):
             stamp = self._stamp()
@@ -193,7 +195,7 @@ class Daemon:
             )
             return False
         spec = config.daemon or DaemonSpec()
-        if parse_listen(spec.listen) != self.listen and spec.listen != self.spec.listen:
+        if spec.listen != self.spec.listen:
             self.log.warning("daemon.listen changed: takes effect at the next restart", extra={"event": "reload"})
         self.config, self.jobs, self.spec = config, jobs, spec
         self.alerter = Alerter(spec.alerts, config)
@@ -298,7 +300,8 @@ class Daemon:
         ))  # fmt: skip
         if result.outcome in DONE_OUTCOMES:
             self.last_runs.set(job.job_id, started_wall)
-        level = {"failed": 40, "unavailable": 30, "drift": 30, "staged": 30}.get(result.outcome, 20)
+        level = {"failed": logging.ERROR, "unavailable": logging.WARNING, "drift": logging.WARNING,
+                 "staged": logging.WARNING}.get(result.outcome, logging.INFO)  # fmt: skip
         self.log.log(
             level, "run %s: %s", result.outcome, redact(result.summary),
             extra={"job": job.job_id, "run_id": run_id, "outcome": result.outcome, "duration_s": round(duration, 3),

@@ -16,6 +16,7 @@ from agent.daemon.alerts import Alert, Alerter, alert_reason
 from agent.daemon.clock import FileOffsetClock, detect_jump, system_clock, use_clock
 from agent.daemon.config import AlertsSpec
 from agent.daemon.health import Check, Endpoints, HealthServer, probe_source, readiness, source_endpoint
+from agent.errors import ConfigError
 from agent.secrets import Secret
 from agent.sync.agent_config import AgentConfig
 from agent.sync.sources.config import parse_source_config
@@ -127,3 +128,12 @@ def test_health_server_endpoints() -> None:
         assert requests.get(f"{base}/other", timeout=5).status_code == 404
     finally:
         server.stop()
+
+
+def test_a_taken_port_is_a_clear_error() -> None:
+    first = HealthServer("127.0.0.1", 0, Endpoints(lambda: "", lambda: [], lambda: True))
+    try:
+        with pytest.raises(ConfigError, match=r"cannot listen on 127\.0\.0\.1"):
+            HealthServer(*first.address, Endpoints(lambda: "", lambda: [], lambda: True))
+    finally:
+        first.stop()
