@@ -76,3 +76,7 @@ class SafetyStop(AgentError):
 
 class StackError(AgentError):
     """The local Keycloak/OpenLDAP stack could not be set up or reached."""
+
+
+class Interrupted(AgentError):
+    """The run was asked to stop (the daemon's SIGTERM): what was finished is recorded; the next run converges."""

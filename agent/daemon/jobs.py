@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.daemon.config import JobKind, JobSpec
-from agent.errors import AgentError
+from agent.errors import AgentError, Interrupted
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.transport import Response, Transport
 from agent.settings import resolve_keycloak_connection
@@ -25,6 +25,11 @@ from agent.store.journal import NewEntry
 from agent.store.locks import store_lock
 from agent.sync.agent_config import AgentConfig
 
+# How a job stops on SIGTERM: "own" (it asks `stopping` before each item and stops between items),
+# "after_item" (it calls checkpoint() after each item; the gateway then refuses the next write),
+# "before_write" (the gateway refuses its next write at once; for jobs that converge on the next run).
+StopPolicy = Literal["own", "after_item", "before_write"]
+STOP_POLICIES: dict[JobKind, StopPolicy] = {"sync": "own", "drift": "after_item"}
 JobOutcome = Literal["succeeded", "failed", "staged", "drift", "unavailable", "interrupted"]
 
 
@@ -32,8 +37,8 @@ class JobNotAvailable(AgentError):
     """The job's module is not part of this build: the run is reported, never faked."""
 
 
-class ShutdownRequested(Exception):  # a signal, not an error
-    """Raised between two items when the daemon is stopping: the current item is finished and journalled."""
+class ShutdownRequested(Interrupted):
+    """A write refused because the daemon is stopping (jobs that do not stop between items themselves)."""
 
 
 @dataclass(frozen=True)
@@ -59,19 +64,21 @@ class JobRun:
     clock: Callable[[], datetime]
     stopping: threading.Event
     run_id: str
+    stop_policy: StopPolicy = "before_write"
     # Set once an item was finished and journalled after the stop request: the next write is refused.
     item_boundary: threading.Event = field(default_factory=threading.Event)
-    tracks_items: bool = False
 
     def checkpoint(self, done: int = 0, total: int = 0) -> None:
-        """Called after each finished (and journalled) item. A create batch is one write whose items are
-        recorded one after the other: stopping before the next write, not here, keeps the batch whole."""
+        """Called after each finished (and journalled) item of an `after_item` job."""
         if self.stopping.is_set():
             self.item_boundary.set()
 
     def must_stop_before_write(self) -> bool:
-        """Jobs reporting items stop at the first item boundary after the request; others before any write."""
-        return self.stopping.is_set() and (self.item_boundary.is_set() or not self.tracks_items)
+        """Whether the gateway refuses the next write: never for a job that stops between items itself, after
+        the current item for one that reports its items, else as soon as the daemon stops."""
+        if not self.stopping.is_set() or self.stop_policy == "own":
+            return False
+        return self.stop_policy == "before_write" or self.item_boundary.is_set()
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else self.config.base_dir / path
@@ -141,7 +148,7 @@ def sync_job(run: JobRun) -> JobResult:
     sync = config.sync(run.sync_name)
     with session(run) as (gateway, store):
         finished, prepared, outcome = run_sync(
-            config, sync, gateway, store, now=run.clock(), env=run.env, progress=run.checkpoint
+            config, sync, gateway, store, now=run.clock(), env=run.env, should_stop=run.stopping.is_set
         )
     failures = len(outcome.failed) if outcome is not None else 0
     changes = len(outcome.results) - failures if outcome is not None else 0

@@ -28,17 +28,17 @@ from agent.daemon.config import DaemonSpec, JobSpec, build_trigger, first_run_ti
 from agent.daemon.health import Check, Endpoints, HealthServer, readiness
 from agent.daemon.jobs import (
     JOBS,
+    STOP_POLICIES,
     JobNotAvailable,
     JobResult,
     JobRun,
-    ShutdownRequested,
     lock_name,
     writer_lock,
 )
 from agent.daemon.logs import daemon_logger, redact
 from agent.daemon.metrics import Metrics, RunRecord, render_metrics
 from agent.daemon.state import LastRuns
-from agent.errors import AgentError, ConfigError
+from agent.errors import AgentError, ConfigError, Interrupted
 from agent.locks import Locked
 from agent.sync.agent_config import AgentConfig, load_agent_config
 
@@ -46,8 +46,6 @@ TICK_SECONDS = 0.5
 WORKERS = 4
 # A run that ended this way counts as done for the schedule; a failed or interrupted run is retried at once
 # after a restart (its unfinished steps are then finished: that is the one catch-up run).
-# Jobs that report each finished item (checkpoint): SIGTERM lets the current item finish.
-ITEM_JOBS = frozenset({"sync", "drift"})
 DONE_OUTCOMES = frozenset({"succeeded", "staged", "drift", "unavailable", "skipped_locked"})
 
 
@@ -267,7 +265,7 @@ class Daemon:
         self.log.info("run started", extra={**context, "event": "run_started"})
         run = JobRun(
             job.spec, job.job_id, job.sync_name, self.config, self.env, self.clock, self.stopping, run_id,
-            tracks_items=job.spec.job in ITEM_JOBS,
+            stop_policy=STOP_POLICIES.get(job.spec.job, "before_write"),
         )  # fmt: skip
         try:
             with writer_lock(self.config, lock_name(job.job_id)):
@@ -278,7 +276,7 @@ class Daemon:
             self.metrics.record(RunRecord(job.job_id, "skipped_locked", time.monotonic() - started, self.clock()))
             self.last_runs.set(job.job_id, started_wall)
             return
-        except ShutdownRequested as stop:
+        except Interrupted as stop:
             result = JobResult("interrupted", f"stopped by the daemon's shutdown ({stop}); the next run converges")
         except JobNotAvailable as missing:
             result = JobResult("unavailable", str(missing))

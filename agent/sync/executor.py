@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from agent.errors import Rejected, SourceUnavailable
+from agent.errors import Interrupted, Rejected, SourceUnavailable
 from agent.keycloak import KeycloakGateway, Role, User
 from agent.sync.live import full_representation
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser, Found
@@ -175,6 +175,7 @@ class SyncExecutor:
         on_result: Callable[[ItemResult], None] = lambda result: None,
         on_results: Callable[[Sequence[ItemResult]], None] | None = None,
         workers: int | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         """`on_results` receives results in chunks (one store transaction each); else `on_result` one by one.
         Both are called on the thread that calls `run`. `lookup` must be safe to call from several threads."""
@@ -187,6 +188,7 @@ class SyncExecutor:
         self._live = live_users
         self._on_results = on_results or _one_by_one(on_result)
         self._workers = WORKERS if workers is None else workers
+        self._should_stop = should_stop
         self.outcome = SyncOutcome()
         self._targets: Targets | None = None
         self._unrecorded: list[ItemResult] = []
@@ -207,7 +209,14 @@ class SyncExecutor:
 
     def _apply_all(self, units: Iterable[Input], function: Callable[[Input], Done]) -> None:
         error: Exception | None = None
-        for done in ordered_map(function, units, workers=self._workers):
+
+        def unless_stopping(unit: Input) -> Done:
+            # Asked to stop (SIGTERM): no new unit starts; those under way finish and are recorded.
+            if self._should_stop():
+                return Done(error=Interrupted("stopped between items: the agent is shutting down"))
+            return function(unit)
+
+        for done in ordered_map(unless_stopping, units, workers=self._workers):
             for result in done.results:
                 self._record(result)
             error = error or done.error

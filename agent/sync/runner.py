@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from agent.errors import SourceUnavailable
+from agent.errors import Interrupted, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.sanctions.service import sync_holds
 from agent.store.db import Store
@@ -160,7 +160,7 @@ Progress = Callable[[int, int], None]
 
 def execute(
     prepared: Prepared, gateway: KeycloakGateway, store: Store, run: Run, *, now: datetime,
-    progress: Progress | None = None,
+    progress: Progress | None = None, should_stop: Callable[[], bool] = lambda: False,
 ) -> SyncOutcome:  # fmt: skip
     """Apply the plan, recording every item in the run and every write in the journal as it happens."""
     realm = prepared.plan.realm
@@ -186,6 +186,7 @@ def execute(
         lookup=leaver_lookup(prepared.sources, prepared.mapper),
         live_users=prepared.live_users,
         on_results=record,
+        should_stop=should_stop,
     )
     return executor.run()
 
@@ -224,7 +225,10 @@ def run_sync(
     env: Mapping[str, str],
     sanctioned: frozenset[str] = frozenset(),
     progress: Progress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[Run, Prepared, SyncOutcome | None]:
+    """One run. `should_stop` (the daemon's SIGTERM) is asked before each item: once true, the items under
+    way finish and are journalled, no other starts, and Interrupted is raised."""
     prepared = prepare_sync(config, sync, gateway, store, now=now, env=env, sanctioned=sanctioned)
     run = store.runs.start_run("sync", prepared.plan.realm, sources=tuple(prepared.reads))
     store.runs.add_items(run.id, _rejects_as_items(prepared))
@@ -236,7 +240,10 @@ def run_sync(
         summary = "; ".join(verdict.reasons) + f". Nothing applied. Review, then: idp-agent sync approve {run.id}"
         return store.runs.finish_run(run.id, "staged", summary=summary), prepared, None
     try:
-        outcome = execute(prepared, gateway, store, run, now=now, progress=progress)
+        outcome = execute(prepared, gateway, store, run, now=now, progress=progress, should_stop=should_stop)
+    except Interrupted:
+        store.runs.finish_run(run.id, "failed", summary="interrupted between items; the next run converges")
+        raise
     except Exception:
         store.runs.finish_run(run.id, "failed", summary="stopped by an error; the next run converges")
         raise
