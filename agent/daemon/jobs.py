@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.daemon.config import JobKind, JobSpec
-from agent.errors import AgentError, Interrupted
+from agent.errors import AgentError, ConfigError, Interrupted
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.transport import Response, Transport
 from agent.settings import resolve_keycloak_connection
@@ -169,7 +169,11 @@ def drift_job(run: JobRun) -> JobResult:
     from agent.realm.loader import load_realms
 
     spec = run.spec
-    realms = load_realms([run.resolve(p) for p in spec.paths], policies_dir=run.resolve(spec.policies), env=run.env)
+    paths = [run.resolve(path) for path in spec.paths]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise ConfigError(f"drift: no such config path: {', '.join(missing)}", hint="check daemon.jobs[].paths")
+    realms = load_realms(paths, policies_dir=run.resolve(spec.policies), env=run.env)
     with session(run) as (gateway, store):
         plans = [plan_realm(gateway.read_only(), realm.spec) for realm in realms]
         drifted = [plan for plan in plans if not plan.is_empty]

@@ -15,6 +15,7 @@ from agent.keycloak import KeycloakGateway
 from agent.settings import KeycloakConnection
 from agent.store.db import open_store
 from tests.harness.daemon_process import DaemonProcess, add_daemon_section, wait_for
+from tests.harness.smtp_server import smtp_server
 from tests.harness.sync_setup import SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
 from tests.harness.webhook import WebhookReceiver
 from tests.integration.test_realm_cli import cli_env
@@ -123,3 +124,43 @@ def test_daemon_runs_each_job_and_exposes_metrics(
         (campaign,) = store.campaigns.all()  # one per realm and day, however often the job ran
         assert campaign.realm == setup.realm
     assert any(r.get("event") == "reload" for r in records)
+
+
+def test_staged_removals_and_failures_raise_alerts_by_webhook_and_mail(
+    setup: SyncSetup, keycloak_connection: KeycloakConnection, gateway: KeycloakGateway
+) -> None:
+    setup.run(hr_config(setup, [hr_row(i) for i in range(10)]))
+    # Eight of ten leave at once: above the brake (max_removals 5), so the run stages and applies nothing
+    # (the shrink brake, which would stop the run instead, is let through).
+    hr_config(setup, [hr_row(i) for i in range(2)], max_removals=5, max_shrink_ratio=1.0)
+    config_file = setup.folder / "idp-agent.yaml"
+    with WebhookReceiver() as hook, smtp_server() as (port, mailbox):
+        data = yaml.safe_load(config_file.read_text())
+        data["smtp"] = {"host": "127.0.0.1", "port": port, "from": "idp-agent@example.org", "starttls": False}
+        data["daemon"] = {
+            "jobs": [
+                {"job": "sync", "every": "1h"},
+                {"job": "drift", "every": "1h", "paths": ["no-such-folder"]},  # fails: an error to alert on
+            ],
+            "alerts": {"webhook": "${env:TEST_ALERT_WEBHOOK}", "email": ["iam-oncall@example.org"]},
+        }
+        config_file.write_text(yaml.safe_dump(data))
+        env = cli_env(keycloak_connection, IDP_AGENT_STATE_DIR=str(setup.folder / "state"), TEST_ALERT_WEBHOOK=hook.url)
+        with DaemonProcess(config_file, env) as daemon:
+            wait_for("the staged run", lambda: daemon.runs(f"sync:{SYNC}", "staged") == 1)
+            wait_for("the failed drift check", lambda: daemon.runs("drift", "failed") == 1)
+            wait_for("two alerts posted", lambda: len(hook.received()) == 2)
+            wait_for("two alerts mailed", lambda: len(mailbox.messages) == 2)
+            metrics = daemon.metrics()
+            assert daemon.stop() == 0
+
+    assert metrics[f'idp_agent_job_staged_removals_total{{job="sync:{SYNC}"}}'] == 8
+    assert metrics['idp_agent_job_failures_total{job="drift"}'] == 1
+    alerts = {alert["reason"]: alert for alert in hook.received()}
+    assert set(alerts) == {"staged", "failure"}
+    assert "idp-agent sync approve" in alerts["staged"]["summary"]
+    assert alerts["failure"]["job"] == "drift" and "no-such-folder" in alerts["failure"]["summary"]
+    subjects = sorted(str(message["Subject"]) for message in mailbox.messages)
+    assert subjects == ["[idp-agent] failure: drift", f"[idp-agent] staged: sync:{SYNC}"]
+    assert all(recipients == ["iam-oncall@example.org"] for recipients in mailbox.recipients)
+    assert len(managed(gateway, setup.realm)) == 10 and all(u.enabled for u in managed(gateway, setup.realm).values())
