@@ -887,6 +887,7 @@ class KeycloakGateway:
             groups=tuple(_flatten_groups(exported.get("groups") or (), parent_id=None)),
             clients=tuple(Client.from_json(raw) for raw in exported.get("clients") or ()),
             service_accounts=tuple(ExportedUser.from_json(raw) for raw in exported.get("users") or ()),
+            default_role=(exported.get("defaultRole") or {}).get("name"),
         )
 
     def role_member_ids(

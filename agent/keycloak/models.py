@@ -487,6 +487,7 @@ class AccessExport:
     groups: tuple[Group, ...]
     clients: tuple[Client, ...]
     service_accounts: tuple[ExportedUser, ...]
+    default_role: str | None = None  # the realm's default role (default-roles-<realm>), given to new users
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,21 @@ from dataclasses import replace
 
 from agent.review.model import Grant, GrantKind, GroupRecord, RoleRecord, RoleRef, Route, UserAccess
 
+# What a realm's default role grants out of the box: roles every account may hold without review.
+BASELINE_REALM_ROLES = frozenset({"offline_access", "uma_authorization"})
+BASELINE_CLIENTS = frozenset({"account"})
+
 # role -> (every role it makes its holder hold, including itself) -> composite chain leading there
 Reach = Mapping[RoleRef, Mapping[RoleRef, tuple[RoleRef, ...]]]
+
+
+def beyond_baseline(roles: frozenset[RoleRef]) -> frozenset[RoleRef]:
+    """The roles that are more than Keycloak's out-of-the-box default grants."""
+    return frozenset(
+        ref
+        for ref in roles
+        if not (ref.client is None and ref.name in BASELINE_REALM_ROLES) and ref.client not in BASELINE_CLIENTS
+    )
 
 
 def expand_composites(roles: Iterable[RoleRecord]) -> tuple[RoleRecord, ...]:

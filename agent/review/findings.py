@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
+from agent.review.access import beyond_baseline
 from agent.review.model import SEVERITIES, Finding, Grant, RoleRef, Severity, Snapshot, UserAccess, UserRecord
 from agent.review.policy import ReviewPolicy, SodRule, missing_entitlements
 
@@ -29,6 +30,7 @@ TRAINING_LAPSED = "training-lapsed"
 SANCTION_ACTIVE = "sanction-active"
 APPEAL_OVERDUE = "appeal-overdue"
 SERVICE_ACCOUNT_ADMIN = "service-account-admin"
+DEFAULT_ROLE_BEYOND_BASELINE = "default-role-beyond-baseline"
 
 
 def _finding(rule: str, severity: Severity, key: str, subject: str, explanation: str, **details: object) -> Finding:
@@ -375,6 +377,29 @@ def service_account_admins(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator
             )
 
 
+def default_role_beyond_baseline(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
+    """The realm's default role granting more than Keycloak's baseline: every new account gets it unreviewed."""
+    record = snapshot.role(snapshot.default_role) if snapshot.default_role is not None else None
+    if record is None:
+        return
+    extra = beyond_baseline(record.expanded)
+    if not extra:
+        return
+    privileged = policy.privileged.role_refs()
+    severity: Severity = "high" if any(ref in privileged or ref.is_realm_management for ref in extra) else "medium"
+    labels = sorted(ref.label for ref in extra)
+    yield _finding(
+        DEFAULT_ROLE_BEYOND_BASELINE,
+        severity,
+        record.ref.label,
+        record.ref.label,
+        f"default role {record.ref.label} gives every new account {', '.join(labels[:3])}"
+        + (" ..." if len(labels) > 3 else ""),
+        role=record.ref.label,
+        grants=labels,
+    )
+
+
 RULES: tuple[Rule, ...] = (
     privileged_without_mfa,
     last_login_findings,
@@ -385,6 +410,7 @@ RULES: tuple[Rule, ...] = (
     lapsed_training,
     sanctions_and_appeals,
     service_account_admins,
+    default_role_beyond_baseline,
 )
 
 

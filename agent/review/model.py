@@ -270,6 +270,11 @@ class Snapshot:
     # External ids the sources mark as leavers (employment ended), when read; None: not known.
     source_leaver_ids: frozenset[str] | None = None
     stats: SnapshotStats = SnapshotStats()
+    # The realm's default role (Keycloak gives it to every user it creates) and whether its members were read.
+    # When it grants only the baseline (offline_access, uma_authorization, the account client's roles) they
+    # are not (at 10k users that listing costs twice a brief listing of everyone), and no user shows it.
+    default_role: RoleRef | None = None
+    default_role_members_read: bool = True
 
     def user(self, user_id: str) -> UserRecord | None:
         return self._users_by_id.get(user_id)

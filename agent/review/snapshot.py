@@ -16,11 +16,11 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from agent.keycloak.gateway import KeycloakGateway
 from agent.keycloak.models import AccessExport, ExportedRole, User
-from agent.review.access import expand_access, expand_composites
+from agent.review.access import beyond_baseline, expand_access, expand_composites
 from agent.review.findings import privileged_grants
 from agent.review.model import (
     AppealSummary,
@@ -37,6 +37,7 @@ from agent.store import Store
 from agent.store.clock import Clock, system_clock
 from agent.store.logins import from_epoch_ms
 
+DefaultRoleMembers = Literal["auto", "always"]
 # Big pages: each page costs a round trip and Keycloak's per-request overhead; 1000 users of full
 # representation stay well under a megabyte.
 SNAPSHOT_PAGE_SIZE = 1000
@@ -56,25 +57,30 @@ def take_snapshot(
     workers: int = SNAPSHOT_WORKERS,
     source_external_ids: frozenset[str] | None = None,
     source_leaver_ids: frozenset[str] | None = None,
+    default_role_members: DefaultRoleMembers = "auto",
 ) -> Snapshot:
     """Read `realm` into a Snapshot. `policy` says who is privileged (whose WebAuthn credentials are read;
     default: ReviewPolicy()); `store` gives last logins, sanctions and appeals (None: none known). Up to
     `workers` reads run at once (the gateway's transport is shared between threads); 1 reads one by one.
     `source_external_ids`/`source_leaver_ids` (see `sources.read_source_ids`) feed the orphan and leaver
-    findings; None: the sources were not read."""
+    findings; None: the sources were not read. `default_role_members`: "auto" lists the default role's members
+    only when it grants more than the baseline (see Snapshot.default_role), "always" lists them anyway."""
     started = time.monotonic()
     requests_before = gateway.stats.requests
     taken_at = clock()
     exported = gateway.export_access(realm)
+    roles = expand_composites(role_records(exported))
+    default_role = RoleRef(exported.default_role) if exported.default_role else None
+    read_default = default_role_members == "always" or needs_default_role_members(default_role, roles)
+    skipped: frozenset[RoleRef] = frozenset() if read_default or default_role is None else frozenset({default_role})
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="snapshot") as pool:
         # Everything below depends only on the export: user pages, role members, group members at once.
         pages = submit_user_pages(gateway, realm, page_size, pool)
-        members = submit_members(gateway, realm, exported, page_size, pool)
+        members = submit_members(gateway, realm, exported, page_size, pool, skip=skipped)
         listed, user_pages = collect_user_pages(pages, gateway, realm, page_size)
         users = [user_record(user) for user in listed]
         users.extend(user_record(account.user) for account in exported.service_accounts)
         known = {user.id for user in users}
-        roles = expand_composites(role_records(exported))
         user_roles, group_members = members.collect()
         user_roles = add_service_account_roles(
             {user_id: refs for user_id, refs in user_roles.items() if user_id in known}, exported
@@ -115,6 +121,8 @@ def take_snapshot(
         ledger_read=ledger[2],
         source_external_ids=source_external_ids,
         source_leaver_ids=source_leaver_ids,
+        default_role=default_role,
+        default_role_members_read=read_default,
         stats=SnapshotStats(
             requests=gateway.stats.requests - requests_before,
             seconds=time.monotonic() - started,
@@ -122,6 +130,13 @@ def take_snapshot(
             credential_reads=credential_reads,
         ),
     )
+
+
+def needs_default_role_members(default_role: RoleRef | None, roles: Iterable[RoleRecord]) -> bool:
+    """Whether the default role's members must be listed: only when it (or a composite in it) grants more
+    than the baseline. Keycloak gives it to every user it creates, so the listing is as long as the realm."""
+    record = next((role for role in roles if role.ref == default_role), None)
+    return record is not None and bool(beyond_baseline(record.expanded))
 
 
 def needs_credential_read(user: UserRecord) -> bool:
@@ -231,9 +246,16 @@ class MemberReads:
 
 
 def submit_members(
-    gateway: KeycloakGateway, realm: str, exported: AccessExport, page_size: int, pool: Executor
+    gateway: KeycloakGateway,
+    realm: str,
+    exported: AccessExport,
+    page_size: int,
+    pool: Executor,
+    *,
+    skip: frozenset[RoleRef] = frozenset(),
 ) -> MemberReads:
-    """Start one paged listing of direct members per role (realm and client) and per group."""
+    """Start one paged listing of direct members per role (realm and client, but not those in `skip`) and
+    per group."""
 
     def role_members(name: str, client_uuid: str | None) -> list[str]:
         return list(gateway.role_member_ids(realm, name, client_uuid=client_uuid, page_size=page_size))
@@ -245,8 +267,8 @@ def submit_members(
     roles = []
     for item in exported.roles:
         client_uuid = client_ids.get(item.client) if item.client is not None else None
-        if item.client is not None and client_uuid is None:
-            continue  # a client the export did not list: nothing to ask
+        if (item.client is not None and client_uuid is None) or role_ref(item) in skip:
+            continue  # a client the export did not list (nothing to ask), or a role not to list
         roles.append((role_ref(item), pool.submit(role_members, item.role.name, client_uuid)))
     groups = tuple((group.id, pool.submit(group_members, group.id)) for group in exported.groups)
     return MemberReads(tuple(roles), groups)

@@ -203,7 +203,8 @@ def test_effective_access_through_nested_groups_and_composites(
     gateway: KeycloakGateway, realm: str, store: Store
 ) -> None:
     ids = seed(gateway, realm)
-    snapshot = take_snapshot(gateway, store, realm, policy=POLICY)
+    snapshot = take_snapshot(gateway, store, realm, policy=POLICY, default_role_members="always")
+    assert snapshot.default_role == RoleRef(f"default-roles-{realm}") and snapshot.default_role_members_read
     root = snapshot.access_of(ids["root"])
     assert root.groups == {"/it/admins"}
     assert root.group_paths() == {"/it", "/it/admins"}
@@ -225,6 +226,28 @@ def test_effective_access_through_nested_groups_and_composites(
     root_user = next(user for user in snapshot.users if user.username == "root")
     assert root_user.credential_types == frozenset()  # read (privileged, no OTP): no credentials at all
     assert snapshot.stats.credential_reads == 1
+
+
+def test_the_default_roles_members_are_read_only_when_it_grants_more_than_the_baseline(
+    gateway: KeycloakGateway, realm: str, store: Store
+) -> None:
+    ids = seed(gateway, realm)
+    baseline = take_snapshot(gateway, store, realm, policy=POLICY)
+    default = RoleRef(f"default-roles-{realm}")
+    assert baseline.default_role == default and not baseline.default_role_members_read
+    assert baseline.access_of(ids["clean"]).grant("role", default.label) is None  # not read, so not shown
+    assert rules.DEFAULT_ROLE_BEYOND_BASELINE not in found_rules(baseline)
+
+    # Someone adds ops to the default role: every new account gets it, so the review reads who holds it.
+    default_role, ops = gateway.get_realm_role(realm, default.name), gateway.get_realm_role(realm, "ops")
+    assert default_role is not None and ops is not None
+    gateway.add_role_composites(realm, default_role.id, [ops])
+    widened = take_snapshot(gateway, store, realm, policy=POLICY)
+    assert widened.default_role_members_read
+    assert found_rules(widened)[rules.DEFAULT_ROLE_BEYOND_BASELINE] == {default.label}
+    ops_grant = widened.access_of(ids["clean"]).grant("role", "ops")
+    assert ops_grant is not None and ops_grant.routes == (Route(composites=(default,)),)
+    assert widened.stats.requests == baseline.stats.requests + 1  # the default role's one page of members
 
 
 def bulk_users(realm: str, count: int, start: int = 0) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.review.access import composite_reach, expand_access, expand_composites
+from agent.review.access import beyond_baseline, composite_reach, expand_access, expand_composites
 from agent.review.model import GroupRecord, RoleRecord, RoleRef, Route
 
 ADMIN, OPS, READ = RoleRef("admin"), RoleRef("ops"), RoleRef("read")
@@ -60,3 +60,9 @@ def test_users_without_grants_and_unknown_roles() -> None:
     assert access["u1"].grants == ()
     gone = access["u2"].grant("role", "gone")
     assert gone is not None and gone.routes == (Route(),)
+
+
+def test_baseline_roles_are_offline_access_uma_and_the_account_clients() -> None:
+    baseline = {RoleRef("offline_access"), RoleRef("uma_authorization"), RoleRef("view-profile", "account")}
+    assert beyond_baseline(frozenset(baseline)) == frozenset()
+    assert beyond_baseline(frozenset({*baseline, ADMIN, MANAGE})) == {ADMIN, MANAGE}

@@ -334,3 +334,21 @@ def test_leavers_according_to_the_source(leavers: frozenset[str] | None, present
     assert rule_ids(found, rules.LEAVER_ENABLED) == (["leaver-enabled:id-alice"] if present else [])
     disabled = findings(snapshot([person(enabled=False)], source_leaver_ids=leavers), ReviewPolicy())
     assert rule_ids(disabled, rules.LEAVER_ENABLED) == []
+
+
+@pytest.mark.parametrize(
+    ("grants", "severity"),
+    [
+        (frozenset({RoleRef("offline_access"), RoleRef("manage-account", "account")}), None),
+        (frozenset({RoleRef("offline_access"), PAY}), "medium"),
+        (frozenset({MANAGE}), "high"),
+        (frozenset({ADMIN}), "high"),
+    ],
+)
+def test_default_role_granting_more_than_the_baseline(grants: frozenset[RoleRef], severity: str | None) -> None:
+    default = RoleRef("default-roles-acme")
+    base = snapshot([person(totp=True)])
+    roles = (*base.roles, RoleRecord(default, "d", composites=grants, expanded=grants))
+    found = findings(replace(base, roles=roles, default_role=default), ReviewPolicy())
+    expected = [] if severity is None else [("default-role-beyond-baseline:default-roles-acme", severity)]
+    assert [(f.id, f.severity) for f in found] == expected
