@@ -142,6 +142,20 @@ def first_run_time(job: JobSpec, last_run: datetime | None, now: datetime) -> da
     return next_time
 
 
+def already_done(job: JobSpec, last_run: datetime | None, now: datetime) -> bool:
+    """Whether a run of the job due now was made already (by this or another daemon sharing the store): an
+    interval job that ran within the last 90 % of its interval (the slack absorbs start-time jitter), a cron
+    job that ran at or after its latest slot. A last run later than `now` (the clock went back) counts as
+    not done, so a jump back never silences a job."""
+    if last_run is None or last_run > now:
+        return False
+    if job.every is not None:
+        return (now - last_run).total_seconds() < job.every * 0.9
+    assert job.cron is not None
+    latest_slot = parse_cron(job.cron).get_next_fire_time(None, last_run + timedelta(seconds=1))
+    return latest_slot is None or latest_slot > now
+
+
 def merge_pending(first: datetime | None, pending: datetime | None, now: datetime) -> datetime | None:
     """On a reschedule, a run that was due but not started (the clock jumped over it) still happens, once."""
     if pending is not None and pending <= now:

@@ -22,7 +22,6 @@ from agent.keycloak.transport import Response, Transport
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.store.journal import NewEntry
-from agent.store.locks import store_lock
 from agent.sync.agent_config import AgentConfig
 
 # How a job stops on SIGTERM: "own" (it asks `stopping` before each item and stops between items),
@@ -114,14 +113,6 @@ def lock_name(job_id: str) -> str:
     if kind == "sync":
         return f"sync-{rest}"
     return kind if not rest else f"{kind}-{rest}"
-
-
-@contextmanager
-def writer_lock(config: AgentConfig, name: str) -> Iterator[None]:
-    """One writer per job across daemons and CLI runs sharing the store (a flock beside a SQLite store,
-    pg_try_advisory_lock on PostgreSQL): raises agent.locks.Locked when another run holds it."""
-    with open_store(config.store) as store, store_lock(store, name):
-        yield
 
 
 def _optional(module: str, attribute: str, job: str) -> Any:

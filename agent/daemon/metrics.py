@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-Outcome = str  # succeeded | failed | staged | drift | skipped_locked | unavailable | interrupted
+Outcome = str  # succeeded | failed | staged | drift | unavailable | interrupted | skipped_locked | skipped_done
 PREFIX = "idp_agent_"
 
 
@@ -72,8 +72,8 @@ class Metrics:
         with self._lock:
             stats = self._jobs.setdefault(run.job, JobStats())
             stats.runs[run.outcome] = stats.runs.get(run.outcome, 0) + 1
-            if run.outcome == "skipped_locked":
-                stats.skipped_locked += 1
+            if run.outcome.startswith("skipped"):  # skipped_locked, skipped_done: nothing ran
+                stats.skipped_locked += run.outcome == "skipped_locked"
                 return
             stats.duration_sum += run.duration
             stats.duration_count += 1

@@ -7,7 +7,9 @@ the config file and the wall clock; the HTTP thread serves health and metrics.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -24,7 +26,16 @@ from agent import __version__
 from agent.config.diagnostics import ConfigErrors
 from agent.daemon.alerts import Alert, Alerter, alert_reason
 from agent.daemon.clock import Clock, detect_jump, use_clock, wall_minus_monotonic
-from agent.daemon.config import DaemonSpec, JobSpec, build_trigger, first_run_time, job_ids, merge_pending, parse_listen
+from agent.daemon.config import (
+    DaemonSpec,
+    JobSpec,
+    already_done,
+    build_trigger,
+    first_run_time,
+    job_ids,
+    merge_pending,
+    parse_listen,
+)
 from agent.daemon.health import Check, Endpoints, HealthServer, readiness
 from agent.daemon.jobs import (
     JOBS,
@@ -33,20 +44,21 @@ from agent.daemon.jobs import (
     JobResult,
     JobRun,
     lock_name,
-    writer_lock,
 )
 from agent.daemon.logs import daemon_logger, redact
 from agent.daemon.metrics import Metrics, RunRecord, render_metrics
-from agent.daemon.state import LastRuns
 from agent.errors import AgentError, ConfigError, Interrupted
 from agent.locks import Locked
+from agent.store.db import open_store
+from agent.store.locks import store_lock
 from agent.sync.agent_config import AgentConfig, load_agent_config
 
 TICK_SECONDS = 0.5
 WORKERS = 4
 # A run that ended this way counts as done for the schedule; a failed or interrupted run is retried at once
 # after a restart (its unfinished steps are then finished: that is the one catch-up run).
-DONE_OUTCOMES = frozenset({"succeeded", "staged", "drift", "unavailable", "skipped_locked"})
+DONE_OUTCOMES = frozenset({"succeeded", "staged", "drift", "unavailable"})
+HOLDER = f"{socket.gethostname()} pid {os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -86,14 +98,12 @@ class Daemon:
         env: Mapping[str, str],
         clock: Clock,
         listen: str | None = None,
-        last_runs: LastRuns | None = None,
     ) -> None:
         self.config_path = config_path
         self.env = env
         self.clock = clock
         self.log = daemon_logger()
         self.metrics = Metrics()
-        self.last_runs = last_runs or LastRuns()
         self.stopping = threading.Event()
         self._reload_requested = threading.Event()
         self._active = 0
@@ -210,7 +220,18 @@ class Daemon:
         finally:
             self.scheduler.resume()
 
+    def _shared_last_runs(self) -> dict[str, datetime]:
+        """When each job last ran, as the store every daemon shares records it."""
+        try:
+            with open_store(self.config.store) as store:
+                return store.daemon_jobs.last_runs()
+        except AgentError as error:
+            message = "cannot read the jobs' last runs: %s; scheduling as if never run"
+            self.log.error(message, error, extra={"event": "store_error"})
+            return {}
+
     def _place_jobs(self) -> None:
+        last_runs = self._shared_last_runs()
         now = self.clock()
         wanted = {job.job_id for job in self.jobs}
         pending = {existing.id: existing.next_run_time for existing in self.scheduler.get_jobs()}
@@ -219,7 +240,7 @@ class Daemon:
                 existing.remove()
         for job in self.jobs:
             first = merge_pending(
-                first_run_time(job.spec, self.last_runs.get(job.job_id), now), pending.get(job.job_id), now
+                first_run_time(job.spec, last_runs.get(job.job_id), now), pending.get(job.job_id), now
             )
             if first is None:
                 continue
@@ -268,24 +289,40 @@ class Daemon:
             stop_policy=STOP_POLICIES.get(job.spec.job, "before_write"),
         )  # fmt: skip
         try:
-            with writer_lock(self.config, lock_name(job.job_id)):
-                result = JOBS[job.spec.job](run)
+            with open_store(self.config.store) as store, store_lock(store, lock_name(job.job_id)):
+                previous = store.daemon_jobs.get(job.job_id)
+                if previous is not None and already_done(job.spec, previous.last_run, started_wall):
+                    self._skip(job, context, "skipped_done", started,
+                               f"skipped: done at {previous.last_run.isoformat()} by {previous.holder}")  # fmt: skip
+                    return
+                result = self._call(job, run, context)
+                if result.outcome in DONE_OUTCOMES:
+                    store.daemon_jobs.record(job.job_id, started_wall, result.outcome, HOLDER)
         except Locked as locked:
-            self.log.info("%s", locked, extra={**context, "outcome": "skipped_locked", "event": "run_skipped"})
-            self._refresh_next_runs()
-            self.metrics.record(RunRecord(job.job_id, "skipped_locked", time.monotonic() - started, self.clock()))
-            self.last_runs.set(job.job_id, started_wall)
+            self._skip(job, context, "skipped_locked", started, str(locked))
             return
-        except Interrupted as stop:
-            result = JobResult("interrupted", f"stopped by the daemon's shutdown ({stop}); the next run converges")
-        except JobNotAvailable as missing:
-            result = JobResult("unavailable", str(missing))
-        except AgentError as error:
-            result = JobResult("failed", f"{type(error).__name__}: {error}")
-        except Exception as error:  # a bug or an unexpected library error: report it, keep the daemon alive
-            self.log.exception("run crashed", extra={**context, "event": "run_crashed"})
+        except AgentError as error:  # the store or its lock could not be reached
             result = JobResult("failed", f"{type(error).__name__}: {error}")
         self._finish(job, run_id, result, started_wall, time.monotonic() - started)
+
+    def _skip(self, job: ScheduledJob, context: dict[str, str], outcome: str, started: float, why: str) -> None:
+        """Not an error: another run holds the job, or made this slot's run already."""
+        self.log.info("%s", why, extra={**context, "outcome": outcome, "event": "run_skipped"})
+        self._refresh_next_runs()
+        self.metrics.record(RunRecord(job.job_id, outcome, time.monotonic() - started, self.clock()))
+
+    def _call(self, job: ScheduledJob, run: JobRun, context: dict[str, str]) -> JobResult:
+        try:
+            return JOBS[job.spec.job](run)
+        except Interrupted as stop:
+            return JobResult("interrupted", f"stopped by the daemon's shutdown ({stop}); the next run converges")
+        except JobNotAvailable as missing:
+            return JobResult("unavailable", str(missing))
+        except AgentError as error:
+            return JobResult("failed", f"{type(error).__name__}: {error}")
+        except Exception as error:  # a bug or an unexpected library error: report it, keep the daemon alive
+            self.log.exception("run crashed", extra={**context, "event": "run_crashed"})
+            return JobResult("failed", f"{type(error).__name__}: {error}")
 
     def _finish(
         self, job: ScheduledJob, run_id: str, result: JobResult, started_wall: datetime, duration: float
@@ -296,8 +333,6 @@ class Daemon:
             job.job_id, result.outcome, duration, finished, changes=result.changes, failures=result.failures,
             staged_removals=result.staged_removals, drift_changes=result.drift_changes,
         ))  # fmt: skip
-        if result.outcome in DONE_OUTCOMES:
-            self.last_runs.set(job.job_id, started_wall)
         level = {"failed": logging.ERROR, "unavailable": logging.WARNING, "drift": logging.WARNING,
                  "staged": logging.WARNING}.get(result.outcome, logging.INFO)  # fmt: skip
         self.log.log(

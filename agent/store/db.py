@@ -19,6 +19,7 @@ from agent.store.baselines import Baselines
 from agent.store.campaigns import Campaigns
 from agent.store.clock import Clock, system_clock
 from agent.store.connection import Database, SqliteDatabase
+from agent.store.daemon_jobs import DaemonJobs
 from agent.store.journal import Journal
 from agent.store.logins import LoginEvents
 from agent.store.migrations import MIGRATIONS, Migration, migrate
@@ -46,6 +47,7 @@ class Store:
         self.logins = LoginEvents(db)
         self.appeals = Appeals(db)
         self.campaigns = Campaigns(db)
+        self.daemon_jobs = DaemonJobs(db)
 
     @property
     def path(self) -> Path | None:

@@ -297,8 +297,23 @@ REVIEW_CAMPAIGNS = Migration(
     ),
 )
 
+DAEMON_JOBS = Migration(
+    9,
+    "daemon_jobs",
+    (
+        # The last run of each daemon job, shared by every daemon on this store: a job one daemon ran is
+        # not run again by another within the same slot, and a restart makes at most one catch-up run.
+        """CREATE TABLE daemon_jobs (
+            job_id TEXT PRIMARY KEY,
+            last_run TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            holder TEXT NOT NULL
+        )""",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
-    RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS, APPEALS, REVIEW_CAMPAIGNS,
+    RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS, APPEALS, REVIEW_CAMPAIGNS, DAEMON_JOBS,
 )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,26 @@ def test_two_daemons_and_a_cli_run_make_one_writer(
     assert len(managed(gateway, setup.realm)) == 12
     with open_store(config.store) as store:
         assert [run.status for run in store.runs.list_runs(kind="sync")] == ["succeeded"]
+
+
+def test_a_daemon_on_another_machine_does_not_repeat_a_run_made_through_the_store(
+    setup: SyncSetup, store_url: str, keycloak_connection: KeycloakConnection
+) -> None:
+    hr_config(setup, [hr_row(i) for i in range(3)])
+    config_file = setup.folder / "idp-agent.yaml"
+    add_daemon_section(config_file, {"jobs": [{"job": "sync", "every": "1h"}]})
+    set_store(config_file, store_url)
+
+    def machine(name: str) -> dict[str, str]:
+        return cli_env(keycloak_connection, IDP_AGENT_STATE_DIR=str(setup.folder / name))
+
+    with DaemonProcess(config_file, machine("first"), name="first") as first:
+        wait_for("the first machine's run", lambda: first.runs(SYNC_JOB, "succeeded") == 1)
+        assert first.stop() == 0
+    # Another machine, its own state dir, the same store: the run is recorded there, so nothing is due.
+    with DaemonProcess(config_file, machine("second"), name="second") as second:
+        scheduled = wait_for("the schedule", lambda: [r for r in second.log_records() if r.get("event") == "scheduled"])
+        next_run = second.metrics()[f'idp_agent_job_next_run_timestamp_seconds{{job="{SYNC_JOB}"}}']
+        assert next_run > time.time() + 3000, scheduled
+        assert second.all_runs(SYNC_JOB) == {}
+        assert second.stop() == 0

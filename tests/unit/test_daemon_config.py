@@ -15,6 +15,7 @@ from agent.config.diagnostics import ConfigErrors
 from agent.daemon.config import (
     DaemonSpec,
     JobSpec,
+    already_done,
     build_trigger,
     first_run_time,
     job_ids,
@@ -112,6 +113,18 @@ def test_cron_job_first_runs() -> None:
     # The clock went back to before today's 03:00, which already ran: it is not run twice.
     back = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
     assert first_run_time(nightly, ran_today, back) == datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+
+
+def test_already_done_by_this_or_another_daemon() -> None:
+    every = job(every="15m")
+    assert not already_done(every, None, NOW)
+    assert already_done(every, NOW - timedelta(minutes=3), NOW), "another daemon ran it 3 minutes ago"
+    assert not already_done(every, NOW - timedelta(minutes=15, milliseconds=-5), NOW), "start-time jitter"
+    assert not already_done(every, NOW - timedelta(minutes=20), NOW)
+    assert not already_done(every, NOW + timedelta(hours=2), NOW), "the clock went back: never silenced"
+    nightly = job(cron="0 3 * * *")
+    assert already_done(nightly, datetime(2026, 11, 29, 3, 0, 2, tzinfo=UTC), NOW)
+    assert not already_done(nightly, datetime(2026, 11, 28, 3, 0, 2, tzinfo=UTC), NOW), "today's slot not run"
 
 
 def test_a_slot_jumped_over_runs_once() -> None:

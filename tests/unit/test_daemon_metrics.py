@@ -21,6 +21,7 @@ def test_runs_durations_changes_and_last_success() -> None:
     metrics.record(RunRecord("sync:hr", "failed", 1.0, AT.replace(hour=11), changes=1, failures=2))
     metrics.record(RunRecord("sync:hr", "staged", 0.5, AT.replace(hour=12), staged_removals=40))
     metrics.record(RunRecord("sync:hr", "skipped_locked", 0.01, AT.replace(hour=13)))
+    metrics.record(RunRecord("sync:hr", "skipped_done", 0.01, AT.replace(hour=14)))
     metrics.record(RunRecord("drift", "drift", 3.0, AT, drift_changes=4))
     values = parse_metrics(_render(metrics))
 
@@ -28,6 +29,7 @@ def test_runs_durations_changes_and_last_success() -> None:
     assert values['idp_agent_job_runs_total{job="sync:hr",outcome="failed"}'] == 1
     assert values['idp_agent_job_runs_total{job="sync:hr",outcome="skipped_locked"}'] == 1
     assert values['idp_agent_job_skipped_locked_total{job="sync:hr"}'] == 1
+    assert values['idp_agent_job_runs_total{job="sync:hr",outcome="skipped_done"}'] == 1
     assert values['idp_agent_job_duration_seconds_count{job="sync:hr"}'] == 3, "a skipped run is not timed"
     assert values['idp_agent_job_duration_seconds_sum{job="sync:hr"}'] == 4.0
     assert values['idp_agent_job_changes_total{job="sync:hr"}'] == 8
