@@ -19,6 +19,7 @@ from agent.daemon.config import JobKind, JobSpec
 from agent.errors import AgentError, ConfigError, Interrupted
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.transport import Response, Transport
+from agent.paths import state_dir
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.store.journal import NewEntry
@@ -156,6 +157,7 @@ def sync_job(run: JobRun) -> JobResult:
 
 def drift_job(run: JobRun) -> JobResult:
     """Plan every realm in realm-config against Keycloak; drift is alerted, or applied when `apply: true`."""
+    from agent.realm.backups import save_backup
     from agent.realm.engine import apply_plan, plan_realm
     from agent.realm.loader import load_realms
 
@@ -177,6 +179,8 @@ def drift_job(run: JobRun) -> JobResult:
         applied = failed = 0
         for plan in drifted:
             store_run = store.runs.start_run("drift-apply", plan.realm, summary=f"daemon run {run.run_id}")
+            if plan.realm_exists:  # as `idp-agent apply` does: a realm export first
+                save_backup(gateway, plan.realm, state_dir() / "backups")
 
             def journal(change: Any, why: str = "", *, realm: str = plan.realm, run_id: str = store_run.id) -> None:
                 entry = NewEntry(
@@ -185,12 +189,16 @@ def drift_job(run: JobRun) -> JobResult:
                     subject=f"{change.kind} {change.key}",
                     realm=realm,
                     run_id=run_id,
-                    reason=why or "drift from realm-config",
+                    reason=f"refused by Keycloak: {why}" if why else "drift from realm-config",
                 )
                 store.journal.append_many([entry])
                 run.checkpoint()
 
-            result = apply_plan(gateway, plan, on_applied=journal, on_failed=journal)
+            try:
+                result = apply_plan(gateway, plan, on_applied=journal, on_failed=journal)
+            except Exception:
+                store.runs.finish_run(store_run.id, "failed", summary="stopped; the next drift check converges")
+                raise
             applied += len(result.applied)
             failed += len(result.failed)
             store.runs.finish_run(store_run.id, "succeeded" if result.ok else "failed")

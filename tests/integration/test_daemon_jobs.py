@@ -123,6 +123,7 @@ def test_daemon_runs_each_job_and_exposes_metrics(
         assert any(entry.action == "realm.create" for entry in store.journal.entries())
         (campaign,) = store.campaigns.all()  # one per realm and day, however often the job ran
         assert campaign.realm == setup.realm
+    assert list((setup.folder / "state" / "backups" / setup.realm).iterdir()), "a realm export before applying"
     assert any(r.get("event") == "reload" for r in records)
 
 
