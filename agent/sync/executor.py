@@ -5,8 +5,11 @@ records a grant that was not made), then enable or disable. A change Keycloak re
 run goes on; Keycloak becoming unavailable stops the run, and the next run converges from live state.
 
 Speed: import batches and people are applied by a few worker threads (Keycloak runs concurrent requests
-in parallel; one at a time leaves it mostly idle). Results are recorded on the calling thread, in plan
-order, in chunks (one store transaction each). When a step fails with Keycloak unavailable, nothing new
+in parallel; one at a time leaves it mostly idle). Work goes in windows of about RECORD_CHUNK items: the
+window's intents are recorded first (one store transaction), then its units run, then their results are
+recorded in plan order (one more transaction). So every write has a journal record before it is sent, even
+if the agent is killed mid-window (an intent without an outcome: sent or not, the next run converges), at two
+disk flushes per window rather than two per write. When a step fails with Keycloak unavailable, nothing new
 is started; what was already running finishes and is recorded, then the error is raised.
 """
 
@@ -32,7 +35,7 @@ IMPORT_BATCH_SIZE = 20
 # Concurrent requests to Keycloak (imports, per-person updates, leaver lookups); a handful is enough to keep
 # its worker threads busy without crowding other clients out.
 WORKERS = 4
-# Results recorded per store transaction (the journal flushes to disk once per transaction).
+# Items per window: intents, then results, each recorded in one store transaction (one disk flush each).
 RECORD_CHUNK = 100
 Outcome = Literal["applied", "failed", "skipped"]
 
@@ -130,6 +133,21 @@ class Done:
     error: Exception | None = None
 
 
+def windows(units: Iterable[Input], items_of: Callable[[Input], list[SyncItem]], size: int) -> Iterator[list[Input]]:
+    """`units` in consecutive windows of whole units holding at least `size` items each (the last may hold
+    fewer); taken lazily, so import representations are built only as their window comes up."""
+    window: list[Input] = []
+    count = 0
+    for unit in units:
+        window.append(unit)
+        count += len(items_of(unit))
+        if count >= size:
+            yield window
+            window, count = [], 0
+    if window:
+        yield window
+
+
 def ordered_map(function: Callable[[Input], Done], inputs: Iterable[Input], *, workers: int) -> Iterator[Done]:
     """`function` over `inputs` on `workers` threads, yielded in input order, a bounded number in flight.
 
@@ -174,11 +192,13 @@ class SyncExecutor:
         live_users: Mapping[str, User],
         on_result: Callable[[ItemResult], None] = lambda result: None,
         on_results: Callable[[Sequence[ItemResult]], None] | None = None,
+        on_intents: Callable[[Sequence[SyncItem]], None] = lambda items: None,
         workers: int | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         """`on_results` receives results in chunks (one store transaction each); else `on_result` one by one.
-        Both are called on the thread that calls `run`. `lookup` must be safe to call from several threads."""
+        `on_intents` receives each window's items before any of them is written. All are called on the thread
+        that calls `run`. `lookup` must be safe to call from several threads."""
         self._gateway = gateway
         self._plan = plan
         self._realm = plan.realm
@@ -187,6 +207,7 @@ class SyncExecutor:
         self._lookup = lookup
         self._live = live_users
         self._on_results = on_results or _one_by_one(on_result)
+        self._on_intents = on_intents
         self._workers = WORKERS if workers is None else workers
         self._should_stop = should_stop
         self.outcome = SyncOutcome()
@@ -195,33 +216,39 @@ class SyncExecutor:
 
     def run(self) -> SyncOutcome:
         try:
-            self._apply_all(self._import_batches(), self._import_batch)
+            self._apply_all(self._import_batches(), self._import_batch, lambda batch: [item for item, _ in batch])
             per_person: dict[str, list[SyncItem]] = {}
             for item in self._plan.items:
                 if item.action != "create":
                     per_person.setdefault(item.external_id, []).append(item)
             if any(item.action in {"grant", "revoke"} for item in self._plan.items):
                 _ = self.targets  # read once here, not raced for by the workers
-            self._apply_all(per_person.values(), self._apply_person)
+            self._apply_all(per_person.values(), self._apply_person, lambda steps: steps)
         finally:
             self._flush()
         return self.outcome
 
-    def _apply_all(self, units: Iterable[Input], function: Callable[[Input], Done]) -> None:
-        error: Exception | None = None
-
+    def _apply_all(
+        self, units: Iterable[Input], function: Callable[[Input], Done], items_of: Callable[[Input], list[SyncItem]]
+    ) -> None:
         def unless_stopping(unit: Input) -> Done:
             # Asked to stop (SIGTERM): no new unit starts; those under way finish and are recorded.
             if self._should_stop():
                 return Done(error=Interrupted("stopped between items: the agent is shutting down"))
             return function(unit)
 
-        for done in ordered_map(unless_stopping, units, workers=self._workers):
-            for result in done.results:
-                self._record(result)
-            error = error or done.error
-        if error is not None:
-            raise error
+        for window in windows(units, items_of, RECORD_CHUNK):
+            if self._should_stop():
+                raise Interrupted("stopped between items: the agent is shutting down")
+            self._on_intents([item for unit in window for item in items_of(unit)])
+            error: Exception | None = None
+            for done in ordered_map(unless_stopping, window, workers=self._workers):
+                for result in done.results:
+                    self._record(result)
+                error = error or done.error
+            self._flush()
+            if error is not None:
+                raise error
 
     def _record(self, result: ItemResult) -> None:
         self.outcome.results.append(result)

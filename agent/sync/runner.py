@@ -155,6 +155,22 @@ def _journal_entry(result: ItemResult, sync: str, realm: str, run_id: str) -> Ne
     )
 
 
+def _intent_entry(item: SyncItem, sync: str, realm: str, run_id: str) -> NewEntry:
+    """Recorded before the write is sent: a crash between the two leaves an intent without an outcome."""
+    details: dict[str, str] = {"outcome": "intent"}
+    if item.user_id:
+        details["id"] = item.user_id
+    return NewEntry(
+        actor=f"sync:{sync}",
+        action=f"user.{item.action}",
+        subject=item.username,
+        realm=realm,
+        run_id=run_id,
+        reason=item.reason or "",
+        details=details,
+    )
+
+
 Progress = Callable[[int, int], None]
 
 
@@ -171,12 +187,14 @@ def execute(
         # One store transaction per chunk of results, not per result (a disk flush each).
         nonlocal done
         store.runs.add_items(run.id, [_store_item(result) for result in results])
-        entries = [_journal_entry(r, prepared.sync.name, realm, run.id) for r in results if r.outcome != "skipped"]
-        if entries:
-            store.journal.append_many(entries)
+        # Skipped steps too: each closes an intent recorded before the step ran.
+        store.journal.append_many([_journal_entry(r, prepared.sync.name, realm, run.id) for r in results])
         done += len(results)
         if progress is not None:
             progress(done, total)
+
+    def intend(items: Sequence[SyncItem]) -> None:
+        store.journal.append_many([_intent_entry(item, prepared.sync.name, realm, run.id) for item in items])
 
     executor = SyncExecutor(
         gateway,
@@ -186,6 +204,7 @@ def execute(
         lookup=leaver_lookup(prepared.sources, prepared.mapper),
         live_users=prepared.live_users,
         on_results=record,
+        on_intents=intend,
         should_stop=should_stop,
     )
     return executor.run()

@@ -54,7 +54,11 @@ def test_killed_at_the_kth_write_converges_with_one_catch_up_run(
     assert sorted(user.last_name or "" for user in users) == sorted(f"Renamed{i}" for i in range(PEOPLE))
     with open_store(config.store) as store:
         assert store.journal.verify().ok
-        updates = [entry.subject for entry in store.journal.entries() if entry.action == "user.update"]
+        entries = [entry for entry in store.journal.entries() if entry.action == "user.update"]
+        updates = [entry.subject for entry in entries if entry.details.get("outcome") == "applied"]
         assert len(updates) == len(set(updates)), "no write journalled twice"
+        # N6: every write sent has a record, even those of the killed run that never heard back (an intent).
+        announced = {entry.subject for entry in entries if entry.details.get("outcome") == "intent"}
+        assert {user.username for user in users} <= announced
         runs = store.runs.list_runs(kind="sync")
         assert runs[0].status == "succeeded"

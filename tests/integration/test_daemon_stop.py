@@ -36,10 +36,12 @@ def renamed_config(setup: SyncSetup) -> AgentConfig:
     return config
 
 
-def journalled_updates(config: AgentConfig) -> list[str]:
+def journalled_updates(config: AgentConfig, outcome: str = "applied") -> list[str]:
+    """Who has a `user.update` entry with this outcome ("intent" entries are written before the PUT)."""
     with open_store(config.store) as store:
         assert store.journal.verify().ok
-        return [entry.subject for entry in store.journal.entries() if entry.action == "user.update"]
+        entries = store.journal.entries()
+        return [e.subject for e in entries if e.action == "user.update" and e.details.get("outcome") == outcome]
 
 
 def renamed(gateway: KeycloakGateway, realm: str) -> set[str]:
@@ -65,8 +67,10 @@ def test_sigterm_finishes_the_current_item_and_exits_0(
 
     journalled = journalled_updates(config)
     assert len(journalled) < PEOPLE, "the run went on after SIGTERM"
-    # Every write made is journalled: the people updated in Keycloak are exactly the journalled ones.
+    # Every write made is journalled: the people updated in Keycloak are exactly the journalled ones, and
+    # each was announced by an intent before its PUT was sent.
     assert renamed(gateway, setup.realm) == set(journalled)
+    assert set(journalled) <= set(journalled_updates(config, "intent"))
     finished = [r for r in records if r.get("event") == "run_finished"]
     assert [r["outcome"] for r in finished] == ["interrupted"]
     with open_store(config.store) as store:

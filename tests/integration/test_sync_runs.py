@@ -49,6 +49,12 @@ def test_s07_bad_rows_are_rejected_with_reasons_and_the_rest_applied(
     with setup.store(hr_config(setup, rows)) as store:
         assert [item.action for item in store.runs.run_items(run.id)].count("create") == 5
         assert store.journal.verify().ok
+        # N6: each create has an intent recorded before it was sent, then its outcome.
+        creates = [(e.subject, e.details.get("outcome")) for e in store.journal.entries() if e.action == "user.create"]
+        created = {user.username for user in live.values()}
+        assert {subject for subject, outcome in creates if outcome == "intent"} == created
+        assert {subject for subject, outcome in creates if outcome == "applied"} == created
+        assert creates.index((live["5011"].username, "intent")) < creates.index((live["5011"].username, "applied"))
 
 
 @pytest.mark.parametrize("broken", ["header-only", "missing-file", "lost-60-percent"])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.sync.executor import Done, ItemResult, ordered_map
+from agent.sync.executor import Done, ItemResult, ordered_map, windows
 from agent.sync.live import full_representation, split_directory
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.plan import Grants, SyncItem
@@ -118,3 +118,17 @@ def test_ordered_map_starts_nothing_after_an_error_but_yields_what_ran(workers: 
     assert sorted(int(done.results[0].item.external_id) for done in yielded) == sorted(started)
     assert max(started) < 5 + 2 * workers + 1
     assert [int(done.results[0].item.external_id) for done in yielded][:6] == [0, 1, 2, 3, 4, 5]
+
+
+def test_windows_hold_whole_units_of_at_least_the_size_and_keep_the_order() -> None:
+    def steps(count: int) -> list[SyncItem]:
+        return [SyncItem("update", str(count), f"user{count}-{i}", "id") for i in range(count)]
+
+    units = [steps(n) for n in (3, 1, 2, 5, 1)]
+    grouped = list(windows(iter(units), lambda unit: unit, 4))
+    assert [[len(unit) for unit in window] for window in grouped] == [[3, 1], [2, 5], [1]]
+    assert [unit for window in grouped for unit in window] == units
+
+
+def test_windows_of_nothing_are_none() -> None:
+    assert list(windows(iter([]), lambda unit: unit, 4)) == []
