@@ -62,6 +62,8 @@ def _write(gateway: KeycloakGateway, realm: str, user_id: str, step: Step) -> No
             raise Rejected(f"realm role '{step.target}' does not exist in realm '{realm}'")
         change = gateway.add_realm_roles_to_user if kind == "add-role" else gateway.remove_realm_roles_from_user
         change(realm, user_id, [role])
+    elif kind in {"remove-client-role", "add-client-role"}:
+        _write_client_role(gateway, realm, user_id, step)
     elif kind in {"join-group", "leave-group"}:
         group = gateway.find_group_by_path(realm, step.target)
         if group is None:
@@ -80,9 +82,24 @@ def _write(gateway: KeycloakGateway, realm: str, user_id: str, step: Step) -> No
         raise AssertionError(kind)
 
 
+def _write_client_role(gateway: KeycloakGateway, realm: str, user_id: str, step: Step) -> None:
+    client = gateway.find_client(realm, step.client_id)
+    if client is None:
+        raise Rejected(f"client '{step.client_id}' does not exist in realm '{realm}'")
+    role = gateway.get_client_role(realm, client.id, step.target)
+    if role is None:
+        raise Rejected(f"client '{step.client_id}' has no role '{step.target}' in realm '{realm}'")
+    if step.kind == "add-client-role":
+        gateway.add_client_roles_to_user(realm, user_id, client.id, [role])
+    else:
+        gateway.remove_client_roles_from_user(realm, user_id, client.id, [role])
+
+
 _TARGET_KEYS = {
     "remove-role": "role",
     "add-role": "role",
+    "remove-client-role": "role",
+    "add-client-role": "role",
     "join-group": "group",
     "leave-group": "group",
     "revoke-consent": "client_id",
@@ -99,6 +116,8 @@ def _entry(writer: Writer, sanction: Sanction, result: StepResult, reason: str) 
     }
     if step.kind in _TARGET_KEYS:
         details[_TARGET_KEYS[step.kind]] = step.target
+    if step.client_id:
+        details["client_id"] = step.client_id
     if step.kind == "set-attributes":
         details["fields"] = {name: list(values) for name, values in sorted(step.attributes.items())}
     if step.kind.endswith("required-actions"):

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from agent.errors import Rejected
 from agent.keycloak import KeycloakGateway, User
 from agent.sanctions.plan import LiveAccount
+from agent.store.sanctions import ClientRoleRef
 
 REALM_MANAGEMENT = "realm-management"
 
 
-def read_account(gateway: KeycloakGateway, realm: str, user_id: str, *, offline: bool) -> LiveAccount:
+def read_account(
+    gateway: KeycloakGateway, realm: str, user_id: str, *, offline: bool, clients: Iterable[str] = ()
+) -> LiveAccount:
     """The account now. `offline` also counts offline sessions per client (one request per client), which
-    only levels that revoke them need."""
+    only levels that revoke them need; client roles are read for the `clients` named (by clientId)."""
     user = gateway.get_user(realm, user_id)
     if user is None:
         raise UserGone(f"user {user_id} no longer exists in realm '{realm}'")
     offline_clients = _offline_clients(gateway, realm, user_id) if offline else frozenset()
+    direct, effective = _client_roles(gateway, realm, user_id, clients)
     return LiveAccount(
         user=user,
         roles=frozenset(role.name for role in gateway.user_realm_roles(realm, user_id)),
@@ -24,11 +30,31 @@ def read_account(gateway: KeycloakGateway, realm: str, user_id: str, *, offline:
         sessions=gateway.user_session_count(realm, user_id),
         consents=frozenset(gateway.list_consents(realm, user_id)),
         offline_clients=offline_clients,
+        client_roles=direct,
+        effective_client_roles=effective,
     )
 
 
 class UserGone(Rejected):
     """The sanctioned account was deleted in Keycloak."""
+
+
+def _client_roles(
+    gateway: KeycloakGateway, realm: str, user_id: str, clients: Iterable[str]
+) -> tuple[frozenset[ClientRoleRef], frozenset[ClientRoleRef]]:
+    """Direct and effective roles of the named clients; a client the realm lacks grants nothing."""
+    direct: set[ClientRoleRef] = set()
+    effective: set[ClientRoleRef] = set()
+    for client_id in sorted(set(clients)):
+        client = gateway.find_client(realm, client_id)
+        if client is None:
+            continue
+        direct |= {ClientRoleRef(client_id, r.name) for r in gateway.user_client_roles(realm, user_id, client.id)}
+        effective |= {
+            ClientRoleRef(client_id, r.name)
+            for r in gateway.user_client_roles(realm, user_id, client.id, effective=True)
+        }
+    return frozenset(direct), frozenset(effective)
 
 
 def _offline_clients(gateway: KeycloakGateway, realm: str, user_id: str) -> frozenset[str]:

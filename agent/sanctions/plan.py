@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from agent.keycloak.models import User
 from agent.sanctions.policy import ActionsSpec, SanctionPolicy
-from agent.store.sanctions import Changes, Sanction
+from agent.store.sanctions import Changes, ClientRoleRef, Sanction
 from agent.store.values import utc_text
 
 StepKind = Literal[
@@ -25,6 +25,8 @@ StepKind = Literal[
     "enable",
     "remove-role",
     "add-role",
+    "remove-client-role",
+    "add-client-role",
     "leave-group",
     "join-group",
     "set-attributes",
@@ -47,12 +49,16 @@ class LiveAccount:
     sessions: int  # online sessions
     consents: frozenset[str]  # clientIds with a consent or offline token
     offline_clients: frozenset[str]  # clientIds with offline sessions
+    # Client roles, read only for the clients the plan concerns (the rest are not needed and cost a request each).
+    client_roles: frozenset[ClientRoleRef] = frozenset()  # direct client role mappings
+    effective_client_roles: frozenset[ClientRoleRef] = frozenset()  # with groups and composites expanded
 
 
 @dataclass(frozen=True)
 class Step:
     kind: StepKind
     target: str = ""  # role name, group path or clientId
+    client_id: str = ""  # the client of a client role (target is then the role's name)
     attributes: AttributeValues = field(default_factory=lambda: MappingProxyType({}))  # empty tuple: remove
     required_actions: tuple[str, ...] = ()  # the user's whole list after the step
     drift: bool = False  # undoes a change made by hand while the sanction was in force
@@ -65,6 +71,8 @@ class Step:
             return f"set-attributes {shown}"
         if self.kind.endswith("required-actions"):
             return f"{self.kind} -> [{', '.join(self.required_actions)}]"
+        if self.client_id:
+            return f"{self.kind} {self.client_id}:{self.target}"
         return f"{self.kind} {self.target}".strip()
 
 
@@ -142,6 +150,10 @@ def _grant_steps(actions: ActionsSpec, live: LiveAccount, changes: Changes, firs
             if (target in held) == present:
                 steps.append(Step(kind, target, drift=not first))  # type: ignore[arg-type]  # kinds above
                 changes = _append(changes, name, target) if first else changes
+    for ref in actions.client_role_refs:
+        if ref in live.client_roles:  # direct mappings only: one from a group goes with the group
+            steps.append(Step("remove-client-role", ref.role, client_id=ref.client_id, drift=not first))
+            changes = _append(changes, "removed_client_roles", ref) if first else changes
     missing = [action for action in actions.required_actions if action not in live.user.required_actions]
     if missing:
         steps.append(Step("add-required-actions", required_actions=(*live.user.required_actions, *missing)))
@@ -159,9 +171,9 @@ def _session_steps(actions: ActionsSpec, live: LiveAccount, first: bool) -> list
     return steps
 
 
-def _append(changes: Changes, name: str, value: str) -> Changes:
+def _append(changes: Changes, name: str, value: str | ClientRoleRef) -> Changes:
     """`changes` with `value` added to its list `name` (once)."""
-    current: tuple[str, ...] = getattr(changes, name)
+    current: tuple[str | ClientRoleRef, ...] = getattr(changes, name)
     if value in current:
         return changes
     updated: dict[str, Any] = {name: (*current, value)}
@@ -178,6 +190,10 @@ def verify_apply(
     """What is not yet effective on `live` (empty: the sanction is in force)."""
     first = sanction.verified_at is None
     problems = [f"still has role '{role}'" for role in actions.remove_roles if role in live.effective_roles]
+    problems += [
+        f"still has client role '{ref.describe()}'" for ref in actions.client_role_refs
+        if ref in live.effective_client_roles
+    ]  # fmt: skip
     problems += [f"still in group {path}" for path in actions.remove_groups if path in live.groups]
     problems += [f"not in group {path}" for path in actions.add_groups if path not in live.groups]
     problems += [
@@ -214,7 +230,7 @@ def hand_over(ending: Sanction, others: Sequence[Sanction], policy: SanctionPoli
     handed: dict[str, Changes] = {other.id: other.changes for other in others}
     recorded = ending.changes
 
-    def taker(needs: str, value: str = "") -> Sanction | None:
+    def taker(needs: str, value: str | ClientRoleRef = "") -> Sanction | None:
         for other in others:
             actions = policy.level(other.level).actions
             if _needs(actions, needs, value):
@@ -226,6 +242,7 @@ def hand_over(ending: Sanction, others: Sequence[Sanction], policy: SanctionPoli
         ("removed_groups", "remove_groups"),
         ("added_groups", "add_groups"),
         ("required_actions_added", "required_actions"),
+        ("removed_client_roles", "remove_client_roles"),
     ):
         for value in getattr(recorded, name):
             other = taker(needs, value)
@@ -250,15 +267,21 @@ def hand_over(ending: Sanction, others: Sequence[Sanction], policy: SanctionPoli
     return Handover(restore, MappingProxyType(changed))
 
 
-def _needs(actions: ActionsSpec, needs: str, value: str) -> bool:
+def _needs(actions: ActionsSpec, needs: str, value: str | ClientRoleRef) -> bool:
     if needs in {"disable", "set_attributes"}:
         return bool(getattr(actions, needs))
+    if isinstance(value, ClientRoleRef):
+        return value in actions.client_role_refs
     return value in getattr(actions, needs)
 
 
 def plan_restore(restore: Changes, live: LiveAccount, wanted_after: AttributeValues | None) -> tuple[Step, ...]:
     """Steps that undo `restore` on `live`; `wanted_after` are the attributes the remaining sanctions set."""
     steps = [Step("add-role", role) for role in restore.removed_roles if role not in live.roles]
+    steps += [
+        Step("add-client-role", ref.role, client_id=ref.client_id) for ref in restore.removed_client_roles
+        if ref not in live.client_roles
+    ]  # fmt: skip
     steps += [Step("join-group", path) for path in restore.removed_groups if path not in live.groups]
     steps += [Step("leave-group", path) for path in restore.added_groups if path in live.groups]
     added = set(restore.required_actions_added)
@@ -286,6 +309,10 @@ def _differs(user: User, target: AttributeValues) -> bool:
 def verify_restore(restore: Changes, live: LiveAccount, wanted_after: AttributeValues | None) -> list[str]:
     """What is not yet restored on `live` (empty: the account is back as the sanction found it)."""
     problems = [f"role '{role}' not given back" for role in restore.removed_roles if role not in live.roles]
+    problems += [
+        f"client role '{ref.describe()}' not given back" for ref in restore.removed_client_roles
+        if ref not in live.client_roles
+    ]  # fmt: skip
     problems += [f"not back in group {path}" for path in restore.removed_groups if path not in live.groups]
     problems += [f"still in group {path}" for path in restore.added_groups if path in live.groups]
     problems += [

@@ -13,6 +13,10 @@ from pydantic import Field, field_validator
 from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
 from agent.config.source import ConfigPath, Document, load_document
 from agent.realm.spec import Duration, NonEmpty, Spec
+from agent.store.sanctions import ClientRoleRef
+
+# Keycloak's client holding the realm's administration roles.
+REALM_MANAGEMENT = "realm-management"
 
 DEFAULT_POLICY_FILE = Path("policies") / "sanctions.yaml"
 
@@ -25,6 +29,9 @@ class ActionsSpec(Spec):
     set_attributes: bool = Field(default=False, description="write the level, end and restrictions attributes")
     restrictions: tuple[NonEmpty, ...] = Field(default=(), description="features switched off, in `restrictions`")
     remove_roles: tuple[NonEmpty, ...] = Field(default=(), description="realm roles taken away")
+    remove_client_roles: dict[NonEmpty, tuple[NonEmpty, ...]] = Field(
+        default_factory=dict, description="client roles taken away, as in realm-config: {client_id: [role, ...]}"
+    )
     remove_groups: tuple[NonEmpty, ...] = Field(default=(), description="group paths the user is taken out of")
     add_groups: tuple[NonEmpty, ...] = Field(default=(), description="group paths the user is put in")
     required_actions: tuple[NonEmpty, ...] = Field(default=(), description="required actions added")
@@ -41,11 +48,18 @@ class ActionsSpec(Spec):
         return paths
 
     @property
+    def client_role_refs(self) -> tuple[ClientRoleRef, ...]:
+        """`remove_client_roles` as (clientId, role) pairs, in policy order."""
+        return tuple(
+            ClientRoleRef(client_id, role) for client_id, roles in self.remove_client_roles.items() for role in roles
+        )
+
+    @property
     def holds_access(self) -> bool:
         """Whether the level changes what the account can do (not just records, notifies or labels it)."""
         return bool(
-            self.remove_roles or self.remove_groups or self.add_groups or self.required_actions or self.disable
-            or self.logout or self.revoke_consents
+            self.remove_roles or self.remove_client_roles or self.remove_groups or self.add_groups
+            or self.required_actions or self.disable or self.logout or self.revoke_consents
         )  # fmt: skip
 
 
@@ -159,6 +173,10 @@ def reference_problems(policy: SanctionPolicy) -> list[tuple[ConfigPath, str]]:
     for index, code in enumerate(codes):
         if code in codes[:index]:
             problems.append((("reasons", index, "code"), f"reason '{code}' is defined twice"))
+    for index, level in enumerate(policy.levels):
+        for client_id, roles in level.actions.remove_client_roles.items():
+            where = ("levels", index, "actions", "remove_client_roles", client_id)
+            problems += [(where, message) for message in _client_role_problems(client_id, roles)]
     for index, rule in enumerate(policy.escalation):
         for key, name in (("level", rule.level), ("raise_to", rule.raise_to)):
             if name not in names:
@@ -167,6 +185,16 @@ def reference_problems(policy: SanctionPolicy) -> list[tuple[ConfigPath, str]]:
             message = f"escalation from '{rule.level}' must raise to a harsher level, not '{rule.raise_to}'"
             problems.append((("escalation", index, "raise_to"), message))
     return problems
+
+
+def _client_role_problems(client_id: str, roles: tuple[str, ...]) -> list[str]:
+    if client_id == REALM_MANAGEMENT:
+        # Holders of realm-management roles are never sanctioned (see DenySpec): listing them would do nothing.
+        return [f"'{REALM_MANAGEMENT}' roles cannot be removed: administrators are handled by hand"]
+    if not roles:
+        return [f"client '{client_id}' lists no roles: write [role, ...] or leave the client out"]
+    repeated = sorted({role for role in roles if roles.count(role) > 1})
+    return [f"client '{client_id}' lists role '{role}' twice" for role in repeated]
 
 
 def _positioned(document: Document, problems: list[tuple[ConfigPath, str]]) -> list[Diagnostic]:

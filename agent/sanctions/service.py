@@ -353,18 +353,19 @@ def _apply(context: SanctionContext, sanction: Sanction, now: datetime) -> Outco
     actions = context.policy.level(sanction.level).actions
     others = _others(context, sanction)
     wanted = wanted_attributes([sanction, *others], context.policy)
-    live = read_account(context.gateway, context.realm, sanction.user_id, offline=False)
+    clients = tuple(actions.remove_client_roles)
+    live = read_account(context.gateway, context.realm, sanction.user_id, offline=False, clients=clients)
     # Offline sessions are counted per client (a request each): only when the sanction first applies, or
     # when the account was found enabled again (a disabled account cannot have made new ones).
     offline = actions.revoke_consents and (sanction.verified_at is None or live.user.enabled)
     if offline:
-        live = read_account(context.gateway, context.realm, sanction.user_id, offline=True)
+        live = read_account(context.gateway, context.realm, sanction.user_id, offline=True, clients=clients)
     recorded_elsewhere = any(other.changes.attributes_before is not None for other in others)
     plan = plan_apply(sanction, actions, live, wanted, others_recorded_attributes=recorded_elsewhere)
     if plan.changes != sanction.changes:  # intent first: what will be changed is on disk before the writes
         sanction = context.store.sanctions.save(replace(sanction, changes=plan.changes))
     results = _write(context, sanction, plan.steps, "drift" if sanction.verified_at else "apply")
-    live = read_account(context.gateway, context.realm, sanction.user_id, offline=offline)
+    live = read_account(context.gateway, context.realm, sanction.user_id, offline=offline, clients=clients)
     problems = verify_apply(sanction, actions, live, wanted)
     return _settle_apply(context, sanction, results, problems, now)
 
@@ -397,10 +398,11 @@ def _restore(context: SanctionContext, sanction: Sanction, now: datetime) -> Out
         if other.id in handover.handed:
             context.store.sanctions.save(replace(other, changes=handover.handed[other.id]))
     wanted_after = wanted_attributes(others, context.policy)
-    live = read_account(context.gateway, context.realm, sanction.user_id, offline=False)
+    clients = tuple(ref.client_id for ref in handover.restore.removed_client_roles)
+    live = read_account(context.gateway, context.realm, sanction.user_id, offline=False, clients=clients)
     steps = plan_restore(handover.restore, live, wanted_after)
     results = _write(context, sanction, steps, f"restore ({sanction.ending})")
-    live = read_account(context.gateway, context.realm, sanction.user_id, offline=False)
+    live = read_account(context.gateway, context.realm, sanction.user_id, offline=False, clients=clients)
     problems = verify_restore(handover.restore, live, wanted_after)
     attempts = sanction.attempts + (1 if results else 0)
     if problems:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 from agent.store.connection import Database, Row, integer, optional_text, text
 from agent.store.errors import StoreConflict, StoreError
@@ -26,6 +26,16 @@ SANCTION_STATES: frozenset[str] = frozenset(get_args(SanctionState))
 END_STATES: frozenset[str] = frozenset(get_args(EndState))
 OPEN_STATES: frozenset[str] = frozenset({"pending", "active"})
 ID_ATTEMPTS = 5
+
+
+class ClientRoleRef(NamedTuple):
+    """One role of one client, by the client's clientId (not its internal id, which a re-import changes)."""
+
+    client_id: str
+    role: str
+
+    def describe(self) -> str:
+        return f"{self.client_id}:{self.role}"
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class Changes:
     removed_groups: tuple[str, ...] = ()
     added_groups: tuple[str, ...] = ()
     required_actions_added: tuple[str, ...] = ()
+    removed_client_roles: tuple[ClientRoleRef, ...] = ()
     enabled_before: bool | None = None
     attributes_before: Mapping[str, tuple[str, ...]] | None = None
 
@@ -48,6 +59,10 @@ class Changes:
         return self == Changes()
 
     def to_json(self) -> dict[str, object]:
+        # `removed_client_roles` only when there are some: sanctions recorded before client roles existed keep
+        # exactly the JSON they were stored with.
+        refs = [{"client_id": ref.client_id, "role": ref.role} for ref in self.removed_client_roles]
+        client_roles = {"removed_client_roles": refs} if refs else {}
         return {
             "removed_roles": list(self.removed_roles),
             "removed_groups": list(self.removed_groups),
@@ -57,6 +72,7 @@ class Changes:
             "attributes_before": None
             if self.attributes_before is None
             else {name: list(values) for name, values in sorted(self.attributes_before.items())},
+            **client_roles,
         }
 
     @classmethod
@@ -73,11 +89,19 @@ class Changes:
             removed_groups=names("removed_groups"),
             added_groups=names("added_groups"),
             required_actions_added=names("required_actions_added"),
+            removed_client_roles=_client_roles(raw.get("removed_client_roles")),
             enabled_before=None if enabled is None else bool(enabled),
             attributes_before=None
             if not isinstance(before, dict)
             else MappingProxyType({str(k): tuple(str(v) for v in values) for k, values in before.items()}),
         )
+
+
+def _client_roles(raw: object) -> tuple[ClientRoleRef, ...]:
+    """Stored client-role changes; absent in sanctions recorded before client roles could be removed."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple(ClientRoleRef(str(item["client_id"]), str(item["role"])) for item in raw if isinstance(item, dict))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ hand-over between overlapping sanctions; escalation."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +23,8 @@ from agent.sanctions.plan import (
     verify_restore,
     wanted_attributes,
 )
-from agent.sanctions.policy import SanctionPolicy, load_sanction_policy
-from agent.store.sanctions import Changes, Sanction
+from agent.sanctions.policy import ActionsSpec, LevelSpec, SanctionPolicy, load_sanction_policy
+from agent.store.sanctions import Changes, ClientRoleRef, Sanction
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 POLICY = load_sanction_policy(Path(__file__).resolve().parents[2] / "policies" / "sanctions.yaml", {})
@@ -186,3 +187,74 @@ def test_expiry() -> None:
     assert is_expired(sanction("suspension"), NOW + timedelta(days=7))
     assert not is_expired(sanction("suspension"), NOW + timedelta(days=6))
     assert not is_expired(replace(sanction("ban"), until=None), NOW + timedelta(days=9999))
+
+
+# -- client roles -------------------------------------------------------------------------------------
+
+SHOP_BUYER = ClientRoleRef("shop", "buyer")
+SHOP_SELLER = ClientRoleRef("shop", "seller")
+FORUM_POSTER = ClientRoleRef("forum", "poster")
+CLIENT_ROLES = {
+    "remove_roles": ("premium",),
+    "remove_client_roles": {"shop": ("buyer", "seller"), "forum": ("poster",)},
+}
+CLIENT_POLICY = POLICY.model_copy(
+    update={
+        "levels": (POLICY.level("warning"), LevelSpec(name="demoted", actions=ActionsSpec.model_validate(CLIENT_ROLES)))
+    }
+)
+
+
+def with_client_roles(live: LiveAccount, direct: set[ClientRoleRef], inherited: set[ClientRoleRef]) -> LiveAccount:
+    return replace(live, client_roles=frozenset(direct), effective_client_roles=frozenset(direct | inherited))
+
+
+def test_listed_direct_client_roles_are_removed_and_recorded_exactly() -> None:
+    actions = CLIENT_POLICY.level("demoted").actions
+    # seller comes from a group: not a direct mapping, so not removed (and not recorded); the other client's
+    # unlisted role stays.
+    live = with_client_roles(account(), {SHOP_BUYER, ClientRoleRef("shop", "viewer")}, {SHOP_SELLER})
+    plan = plan_apply(sanction("demoted"), actions, live, None)
+    assert kinds(plan.steps) == ["remove-role premium", "remove-client-role shop:buyer"]
+    assert plan.changes.removed_client_roles == (SHOP_BUYER,) and plan.changes.removed_roles == ("premium",)
+    after = with_client_roles(account(roles=frozenset({"user"})), set(), {SHOP_SELLER})
+    assert verify_apply(sanction("demoted"), actions, after, None) == ["still has client role 'shop:seller'"]
+
+
+def test_a_manual_client_role_re_grant_is_drift_and_not_recorded_again() -> None:
+    recorded = Changes(removed_roles=("premium",), removed_client_roles=(SHOP_BUYER,))
+    verified = sanction("demoted", state="active", verified_at=NOW, changes=recorded)
+    live = with_client_roles(account(roles=frozenset({"user"})), {SHOP_BUYER, FORUM_POSTER}, set())
+    plan = plan_apply(verified, CLIENT_POLICY.level("demoted").actions, live, None)
+    assert [(step.describe(), step.drift) for step in plan.steps] == [
+        ("remove-client-role shop:buyer", True),
+        ("remove-client-role forum:poster", True),
+    ]
+    assert plan.changes == recorded  # a lift gives back buyer only, never poster (not held at issue)
+
+
+def test_restore_gives_back_exactly_the_recorded_client_roles() -> None:
+    recorded = Changes(removed_client_roles=(SHOP_BUYER,))
+    live = with_client_roles(account(), {SHOP_SELLER}, set())
+    assert kinds(plan_restore(recorded, live, None)) == ["add-client-role shop:buyer"]
+    assert verify_restore(recorded, live, None) == ["client role 'shop:buyer' not given back"]
+    restored = with_client_roles(account(), {SHOP_SELLER, SHOP_BUYER}, set())
+    assert plan_restore(recorded, restored, None) == () and verify_restore(recorded, restored, None) == []
+
+
+def test_lifting_hands_client_roles_to_a_sanction_still_removing_them() -> None:
+    ending = sanction("demoted", "s-1", changes=Changes(removed_client_roles=(SHOP_BUYER, FORUM_POSTER)))
+    still = sanction("demoted", "s-2")
+    handover = hand_over(ending, [still], CLIENT_POLICY)
+    assert handover.restore.is_empty
+    assert handover.handed["s-2"].removed_client_roles == (SHOP_BUYER, FORUM_POSTER)
+    assert hand_over(ending, [sanction("warning", "s-3")], CLIENT_POLICY).restore == ending.changes
+
+
+def test_stored_changes_read_back_and_old_records_without_client_roles_still_read() -> None:
+    changes = Changes(removed_roles=("premium",), removed_client_roles=(SHOP_BUYER,))
+    assert Changes.from_json(json.loads(json.dumps(changes.to_json()))) == changes
+    old = {"removed_roles": ["premium"], "removed_groups": [], "added_groups": [], "required_actions_added": [],
+           "enabled_before": None, "attributes_before": None}  # fmt: skip
+    assert Changes.from_json(old) == Changes(removed_roles=("premium",))
+    assert Changes.from_json(old).to_json() == old  # unchanged on re-save

@@ -83,3 +83,27 @@ def test_duplicate_keys_and_missing_file_are_refused(tmp_path: Path) -> None:
     assert any("duplicate" in line for line in errors(tmp_path, MINIMAL + "reasons: []\n"))
     with pytest.raises(ConfigErrors, match="no sanction policy file"):
         load_sanction_policy(tmp_path / "absent.yaml", {})
+
+
+def test_client_roles_are_written_as_in_realm_config(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "    actions: {disable: true}", "    actions: {remove_client_roles: {shop: [buyer, seller], forum: [poster]}}"
+    )
+    actions = load(tmp_path, text).level("ban").actions  # type: ignore[attr-defined]
+    assert [ref.describe() for ref in actions.client_role_refs] == ["shop:buyer", "shop:seller", "forum:poster"]
+    assert actions.holds_access
+
+
+@pytest.mark.parametrize(
+    ("actions", "expected"),
+    [
+        ("{remove_client_roles: {shop: []}}", ":5:43: client 'shop' lists no roles"),
+        ("{remove_client_roles: {shop: [a, a]}}", ":5:43: client 'shop' lists role 'a' twice"),
+        ("{remove_client_roles: [shop:buyer]}", ":5:36: levels[1].actions.remove_client_roles"),
+        ("{remove_client_roles: {realm-management: [manage-users]}}", "'realm-management' roles cannot be removed"),
+        ("{remove_client_roles: {shop: ['']}}", ":5:"),
+    ],
+)
+def test_client_role_mistakes_are_positioned(tmp_path: Path, actions: str, expected: str) -> None:
+    found = errors(tmp_path, MINIMAL.replace("    actions: {disable: true}", f"    actions: {actions}"))
+    assert any(expected in line for line in found), found
