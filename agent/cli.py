@@ -18,6 +18,7 @@ from agent.review.report_commands import report_group
 from agent.review.review_commands import review_group
 from agent.sanctions.commands import sanction_group, sanctions_group
 from agent.stack.commands import stack_group
+from agent.store.commands import store_group
 from agent.sync.commands import sync_group
 
 
@@ -48,6 +49,7 @@ cli.add_command(audit_group)
 cli.add_command(appeal_group)
 cli.add_command(sanction_group)
 cli.add_command(sanctions_group)
+cli.add_command(store_group)
 for command in (validate_command, plan_command, apply_command, export_command, schema_command):
     cli.add_command(command)
 

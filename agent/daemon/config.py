@@ -95,6 +95,16 @@ class AlertsSpec(Spec):
     on: tuple[AlertReason, ...] = Field(default=("failure", "staged", "drift"), description="what raises an alert")
 
 
+class StoreRetentionSpec(Spec):
+    """`daemon.retention`: what the retention job (and `idp-agent store prune`) deletes from the store."""
+
+    runs_older_than: Duration = Field(
+        default=400 * 86400, ge=1, description="finished runs, their items, decided or expired staged sets"
+    )
+    logins_older_than: Duration = Field(default=400 * 86400, ge=1, description="harvested login events")
+    batch_size: int = Field(default=500, ge=1, le=900, description="rows deleted per transaction")
+
+
 class DaemonSpec(Spec):
     listen: NonEmpty = Field(default=DEFAULT_LISTEN, description="health and metrics HTTP address, HOST:PORT")
     misfire_grace: Duration = Field(default=DEFAULT_MISFIRE_GRACE_SECONDS, ge=1)
@@ -103,6 +113,7 @@ class DaemonSpec(Spec):
     )
     jobs: tuple[JobSpec, ...] = ()
     alerts: AlertsSpec = AlertsSpec()
+    retention: StoreRetentionSpec = StoreRetentionSpec()
 
     @model_validator(mode="after")
     def _valid_listen(self) -> DaemonSpec:

@@ -29,7 +29,7 @@ from agent.sync.agent_config import AgentConfig
 # "after_item" (it calls checkpoint() after each item; the gateway then refuses the next write),
 # "before_write" (the gateway refuses its next write at once; for jobs that converge on the next run).
 StopPolicy = Literal["own", "after_item", "before_write"]
-STOP_POLICIES: dict[JobKind, StopPolicy] = {"sync": "own", "drift": "after_item"}
+STOP_POLICIES: dict[JobKind, StopPolicy] = {"sync": "own", "drift": "after_item", "retention": "own"}
 JobOutcome = Literal["succeeded", "failed", "staged", "drift", "unavailable", "interrupted"]
 
 
@@ -274,10 +274,20 @@ def reviews_job(run: JobRun) -> JobResult:
 
 
 def retention_job(run: JobRun) -> JobResult:
-    raise JobNotAvailable(
-        "not available in this build: retention runs inside each sync run (syncs[].retention); "
-        "schedule the sync job instead"
-    )
+    """`idp-agent store prune`: delete old finished runs, decided staged sets and login events from the store
+    (never the journal). Leaver retention of Keycloak users stays inside each sync run (syncs[].retention)."""
+    from agent.store.commands import retention_policy
+    from agent.store.retention import prune_store
+
+    with open_store(run.config.store) as store:
+        report = prune_store(
+            store,
+            retention_policy(run.config),
+            run.clock(),
+            actor=f"daemon:{run.job_id}",
+            should_stop=run.stopping.is_set,  # SIGTERM: stop between batches; the next run finishes the pass
+        )
+    return JobResult("succeeded", report.describe(), changes=report.total)
 
 
 JOBS: dict[JobKind, Callable[[JobRun], JobResult]] = {

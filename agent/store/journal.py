@@ -70,6 +70,12 @@ DETAIL_KEYS: frozenset[str] = frozenset(
         "campaign",
         "item",
         "reviewer",
+        # store retention (counts of what a pass deleted)
+        "runs",
+        "run_items",
+        "staged_sets",
+        "staged_items",
+        "login_events",
     }
 )
 
