@@ -38,6 +38,8 @@ WORKERS = 4
 # Items per window: intents, then results, each recorded in one store transaction (one disk flush each).
 RECORD_CHUNK = 100
 Outcome = Literal["applied", "failed", "skipped"]
+# Fields of a user's representation that say whether and how they may log in; written only on purpose.
+ACCOUNT_STATE_FIELDS = frozenset({"enabled", "requiredActions"})
 
 
 @dataclass(frozen=True)
@@ -386,13 +388,18 @@ class SyncExecutor:
 
     def _put(self, user_id: str, person: _Person, changes: Mapping[str, Any], attributes: Mapping[str, Any]) -> None:
         """Write the person whole: their current representation with `changes` and the sync's own attributes
-        changed (None removes one). Read first only when the listing did not give it (an approval run)."""
+        changed (None removes one). Read first only when the listing did not give it (an approval run).
+
+        Account state (`enabled`, required actions) is sent only when this step changes it: Keycloak keeps what
+        a PUT leaves out, so a sanction or an admin that disabled the user after the listing was read is never
+        undone by a stale copy (precedence: sanction > lock > leaver > source data)."""
         if person.representation is None:
             live = self._gateway.get_user(self._realm, user_id)
             if live is None:
                 raise Rejected(f"user {user_id} no longer exists in realm '{self._realm}'")
             person.representation = full_representation(live)
-        body = {**person.representation, **changes}
+        profile = {key: value for key, value in person.representation.items() if key not in ACCOUNT_STATE_FIELDS}
+        body = {**profile, **changes}
         merged = dict(person.representation.get("attributes") or {})
         for key, value in attributes.items():
             if value is None:
