@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.keycloak import KeycloakGateway, User
+from agent.keycloak import KeycloakGateway, User, UserDraft
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, LiveUser
 
@@ -150,15 +150,14 @@ def full_representation(user: User) -> dict[str, Any]:
     listing does not carry (credentials, timestamps) are not part of a PUT. The listing's copy is as fresh
     as the plan that decided the change, so no read is needed before writing.
     """
-    representation: dict[str, Any] = {
-        "id": user.id,
-        "username": user.username,
-        "enabled": user.enabled,
-        "emailVerified": user.email_verified,
-        "attributes": {name: list(values) for name, values in user.attributes.items()},
-        "requiredActions": list(user.required_actions),
-    }
-    for key, value in (("email", user.email), ("firstName", user.first_name), ("lastName", user.last_name)):
-        if value is not None:
-            representation[key] = value
-    return representation
+    profile = UserDraft(
+        user.username,
+        enabled=user.enabled,
+        email=user.email,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        email_verified=user.email_verified,
+        attributes=user.attributes,
+        required_actions=user.required_actions,
+    )
+    return {"id": user.id, **profile.to_json()}
