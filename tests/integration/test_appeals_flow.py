@@ -20,10 +20,18 @@ from agent.sanctions.service import issue_sanction
 from agent.settings import KeycloakConnection
 from agent.store import ManualClock, open_store
 from agent.store.db import Store
+from tests.harness.cli import keycloak_env
 from tests.harness.sanctions import POLICY_FILE, access_of, context_for, make_member, prepare_realm, sanction_policy
 
 # Three days ago, so that the CLI, which reads the real clock, sees the acknowledge deadline (2 days) passed.
 OPENED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+
+
+@pytest.fixture(autouse=True)
+def cli_uses_the_test_keycloak(keycloak_connection: KeycloakConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CliRunner runs the CLI in this process: point it at the test's Keycloak, not a stack that may run."""
+    for name, value in keycloak_env(keycloak_connection).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ S21 (strict validation, zero writes) and S17 (no secret in any output) of RELIAB
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,10 @@ import pytest
 from agent.keycloak import KeycloakGateway
 from agent.settings import KeycloakConnection
 from tests.conftest import realm_name_for
+from tests.harness.cli import cli_env
 from tests.harness.fault_proxy import FaultProxy
+
+__all__ = ["cli_env", "run_cli"]  # the daemon and sanctions tests run the CLI the same way
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,19 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "agent", *args]
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
-
-
-def cli_env(connection: KeycloakConnection, url: str | None = None, **extra: str) -> dict[str, str]:
-    assert connection.password is not None
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYCLOAK_")}
-    env.update(
-        KEYCLOAK_URL=url or connection.url,
-        KEYCLOAK_ADMIN_USER=connection.username or "",
-        KEYCLOAK_ADMIN_PASSWORD=connection.password.reveal(),
-        PYTHONPATH=str(REPO),
-        **extra,
-    )
-    return env
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,21 +16,10 @@ from selenium.webdriver.common.by import By
 from agent.keycloak import KeycloakGateway, UserDraft
 from agent.settings import KeycloakConnection
 from tests.harness.browser import console_errors, headless_chromium
+from tests.harness.cli import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / ".state" / "artifacts"
-
-
-def cli_env(connection: KeycloakConnection) -> dict[str, str]:
-    assert connection.password is not None
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYCLOAK_")}
-    env.update(
-        KEYCLOAK_URL=connection.url,
-        KEYCLOAK_ADMIN_USER=connection.username or "",
-        KEYCLOAK_ADMIN_PASSWORD=connection.password.reveal(),
-        PYTHONPATH=str(REPO),
-    )
-    return env
 
 
 def seed(gateway: KeycloakGateway, realm: str) -> None:

@@ -8,7 +8,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -20,6 +19,7 @@ from agent.keycloak import KeycloakGateway, UserDraft
 from agent.settings import KeycloakConnection
 from agent.store import open_store
 from tests.harness.browser import console_errors, headless_chromium
+from tests.harness.cli import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 REVIEW_YAML = """\
@@ -30,17 +30,9 @@ fallback_reviewer: security
 """
 
 
-def cli_env(connection: KeycloakConnection, tmp_path: Path) -> dict[str, str]:
-    assert connection.password is not None
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYCLOAK_")}
-    env.update(
-        KEYCLOAK_URL=connection.url,
-        KEYCLOAK_ADMIN_USER=connection.username or "",
-        KEYCLOAK_ADMIN_PASSWORD=connection.password.reveal(),
-        PYTHONPATH=str(REPO),
-        IDP_AGENT_STATE_DIR=str(tmp_path / "state"),  # locks and the default evidence folder
-    )
-    return env
+def operator_env(connection: KeycloakConnection, tmp_path: Path) -> dict[str, str]:
+    # The state dir holds the campaign locks and the default evidence folder.
+    return cli_env(connection, IDP_AGENT_STATE_DIR=str(tmp_path / "state"))
 
 
 class Operator:
@@ -100,7 +92,7 @@ def test_campaign_start_export_decide_close_applies_and_journals_revocations(
     gateway: KeycloakGateway, realm: str, keycloak_connection: KeycloakConnection, tmp_path: Path
 ) -> None:
     ids = seed(gateway, realm)
-    operator = Operator(tmp_path, cli_env(keycloak_connection, tmp_path))
+    operator = Operator(tmp_path, operator_env(keycloak_connection, tmp_path))
     policies = str(tmp_path / "policies")
 
     started = operator.review(

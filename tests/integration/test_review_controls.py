@@ -15,6 +15,7 @@ from agent.realm.engine import apply_plan, plan_realm
 from agent.realm.loader import load_realms
 from agent.settings import KeycloakConnection
 from tests.harness.browser import console_errors, headless_chromium
+from tests.harness.cli import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,18 +46,6 @@ mfa:
 user_profile:
   unmanaged_attributes: admin_edit   # keeps the HR feed's training_date (policies/review.yaml: training)
 """
-
-
-def cli_env(connection: KeycloakConnection) -> dict[str, str]:
-    assert connection.password is not None
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYCLOAK_")}
-    env.update(
-        KEYCLOAK_URL=connection.url,
-        KEYCLOAK_ADMIN_USER=connection.username or "",
-        KEYCLOAK_ADMIN_PASSWORD=connection.password.reveal(),
-        PYTHONPATH=str(REPO),
-    )
-    return env
 
 
 def run_report(workdir: Path, realm: str, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:

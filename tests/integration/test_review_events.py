@@ -17,8 +17,16 @@ from agent.review.snapshot import take_snapshot
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.store import Store, open_store
+from tests.harness.cli import keycloak_env
 
 PASSWORD = Secret("Review-Events-2026!")
+
+
+@pytest.fixture(autouse=True)
+def cli_uses_the_test_keycloak(keycloak_connection: KeycloakConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CliRunner runs the CLI in this process: point it at the test's Keycloak, not a stack that may run."""
+    for name, value in keycloak_env(keycloak_connection).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
