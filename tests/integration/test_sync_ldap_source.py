@@ -11,6 +11,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import ldap3
@@ -240,11 +241,31 @@ def test_slapd_stopped_mid_read_gives_an_incomplete_read_within_the_deadline(
     assert elapsed < full_read_seconds + 3
 
 
+def stop_and_wait(pid: int) -> None:
+    """SIGSTOP `pid` and wait (bounded) until every one of its threads is stopped: the signal is delivered
+    asynchronously, and on a loaded machine a thread may still answer a request that arrives meanwhile."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def all_stopped() -> bool:
+        states = []
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            try:
+                states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):
+                continue
+        return bool(states) and all(state in {"T", "t"} for state in states)
+
+    deadline = time.monotonic() + 10
+    while not all_stopped():
+        assert time.monotonic() < deadline, f"slapd {pid} did not stop within 10 s of SIGSTOP"
+        time.sleep(0.01)
+
+
 def test_a_stopped_slapd_fails_lookups_as_unavailable_never_not_found(directory: harness.TestDirectory) -> None:
     source = _source(directory.reader, receive_timeout_seconds=1)
     pid = directory.instance.pid()
     assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
+    stop_and_wait(pid)
     try:
         started = time.monotonic()
         with pytest.raises(SourceUnavailable, match="did not answer within 1 s"):
