@@ -7,8 +7,6 @@ When they are missing, one `apt-get install` is tried (as root); a test is skipp
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,10 +15,11 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from tests.harness.debian import apt_install
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 DEBIAN_PACKAGES = ("chromium", "chromium-driver")
-INSTALL_TIMEOUT_SECONDS = 900
 WINDOW = "1280,1800"
 
 
@@ -28,24 +27,10 @@ def browser_installed() -> bool:
     return CHROMIUM.exists() and CHROMEDRIVER.exists()
 
 
-def install_browser() -> str:
-    """Try to install the Debian packages; '' when done, else why not."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return "not root or no apt-get"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *DEBIAN_PACKAGES]):
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS, check=False
-        )
-        if done.returncode != 0:
-            return f"{' '.join(command)} failed: {done.stderr.strip()[-300:]}"
-    return ""
-
-
 def require_browser() -> None:
     if browser_installed():
         return
-    problem = install_browser()
+    problem = apt_install(DEBIAN_PACKAGES)
     if not browser_installed():
         pytest.skip(f"headless Chromium unavailable ({CHROMIUM}, {CHROMEDRIVER}) and not installable: {problem}")
 

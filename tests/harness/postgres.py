@@ -26,7 +26,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)  # newest version first
+from tests.harness.debian import apt_install
+
+PG_ROOT = Path("/usr/lib/postgresql")
 SERVICE_USER = "postgres"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -38,7 +40,7 @@ SERVER_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off"
 
 def pg_binary(name: str) -> Path | None:
     """`initdb`/`postgres` from Debian's versioned directory, else from PATH."""
-    for folder in PG_BIN_DIRS:
+    for folder in sorted(PG_ROOT.glob("*/bin"), reverse=True):  # newest version first
         if (folder / name).is_file():
             return folder / name
     found = shutil.which(name)
@@ -103,7 +105,10 @@ class PostgresServer:
     def start(self) -> None:
         initdb, postgres = pg_binary("initdb"), pg_binary("postgres")
         if initdb is None or postgres is None:
-            pytest.fail("PostgreSQL is not installed (initdb/postgres not found): apt-get install postgresql")
+            problem = apt_install(("postgresql",))
+            initdb, postgres = pg_binary("initdb"), pg_binary("postgres")
+            if initdb is None or postgres is None:
+                pytest.fail(f"PostgreSQL is not installed and could not be ({problem}): apt-get install postgresql")
         run_as = RunAs.for_server()
         for folder in (self.root, self.socket_dir):
             folder.mkdir(mode=0o700, exist_ok=True)
