@@ -1,7 +1,7 @@
 """Headless Chromium for report tests: Debian's `chromium` driven by its `chromium-driver` through Selenium.
 
 Nothing is downloaded at test time: the browser and driver are the system's (CI installs them, see .ci/run).
-When they are missing, one `apt-get install` is tried (as root); a test is skipped only if that fails too.
+When they are missing, one `apt-get install` is tried (as root); if that fails too, the test fails (never skips).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def require_browser() -> None:
         return
     problem = apt_install(DEBIAN_PACKAGES)
     if not browser_installed():
-        pytest.skip(f"headless Chromium unavailable ({CHROMIUM}, {CHROMEDRIVER}) and not installable: {problem}")
+        # A failure, not a skip: the report checks prove nothing unless a browser really opens the page.
+        pytest.fail(f"headless Chromium unavailable ({CHROMIUM}, {CHROMEDRIVER}) and not installable: {problem}")
 
 
 @contextmanager

@@ -1,0 +1,104 @@
+"""The plumbing every group of gateway calls shares: the transport, paging, role-mapping writes and creates
+that never replay a POST blindly. `KeycloakGateway` (agent/keycloak/gateway.py) combines the groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from agent.errors import OutcomeUnknown, Rejected
+from agent.keycloak.auth import TokenSource
+from agent.keycloak.models import (
+    Group,
+    Role,
+)
+from agent.keycloak.transport import RequestStats, Response, Transport, admin_path
+
+PAGE_SIZE = 500
+
+
+class GatewayBase:
+    """Every call takes the realm explicitly; a read-only gateway refuses all writes."""
+
+    def __init__(self, transport: Transport, *, read_only: bool = False) -> None:
+        self._transport = transport
+        self.is_read_only = read_only
+
+    @property
+    def stats(self) -> RequestStats:
+        return self._transport.stats
+
+    @property
+    def tokens(self) -> TokenSource:
+        return self._transport.tokens
+
+    @property
+    def server_url(self) -> str:
+        return self._transport.connection.url
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        response = self._transport.request("GET", path, params=params)
+        return response.body if response else None
+
+    def _lookup(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        response = self._transport.request("GET", path, params=params, missing_ok=True)
+        return None if response is None else response.body
+
+    def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:
+        response = self._transport.request(method, path, params=params, body=body, read_only=self.is_read_only)
+        assert response is not None  # missing_ok is off, so a 404 raised
+        return response
+
+    def _map_roles(self, method: str, path: str, roles: list[Role]) -> None:
+        """Add (POST) or remove (DELETE) role mappings; nothing is sent for an empty list."""
+        if roles:
+            self._write(method, path, [{"id": role.id, "name": role.name} for role in roles])
+
+    def _paged(self, path: str, params: Mapping[str, Any] | None = None, page_size: int = PAGE_SIZE) -> Iterator[Any]:
+        """Every item of a list endpoint, fetched `page_size` at a time until a short page."""
+        first = 0
+        while True:
+            page = self._get(path, {**(params or {}), "first": first, "max": page_size}) or []
+            yield from page
+            if len(page) < page_size:
+                return
+            first += page_size
+
+    def _export(self, realm: str, *, clients: bool, groups_and_roles: bool) -> dict[str, Any]:
+        params = {"exportClients": str(clients).lower(), "exportGroupsAndRoles": str(groups_and_roles).lower()}
+        path = admin_path(realm, "partial-export")
+        response = self._transport.request("POST", path, params=params, reads_only=True)
+        assert response is not None
+        return dict(response.body or {})
+
+    def _create(self, path: str, body: Any, find_existing: Callable[[], str | None]) -> str:
+        """POST a new object and return its id; if the answer is lost, adopt what the lookup finds.
+
+        A POST is never replayed blindly: after a lost answer the object is looked up by its natural
+        key, and only when it is certainly absent is the POST sent once more.
+        """
+        try:
+            response = self._write("POST", path, body)
+        except OutcomeUnknown:
+            existing = find_existing()
+            if existing is not None:
+                return existing
+            response = self._write("POST", path, body)
+        created = response.created_id or find_existing()
+        if created is None:
+            raise Rejected(f"POST {path} succeeded but the new object cannot be found")
+        return created
+
+
+def flatten_groups(raw_groups: Any, parent_id: str | None) -> Iterator[Group]:
+    """Groups of an export tree (`subGroups` nested) as a flat list, parents before children."""
+    for raw in raw_groups:
+        children = list(raw.get("subGroups") or ())
+        yield Group.from_json({**raw, "parentId": parent_id, "subGroupCount": len(children)})
+    for raw in raw_groups:
+        yield from flatten_groups(raw.get("subGroups") or (), parent_id=str(raw["id"]))

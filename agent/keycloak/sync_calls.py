@@ -1,0 +1,73 @@
+"""Identity sync: bulk creates, users by attribute, memberships, consents, lockouts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from agent.errors import OutcomeUnknown
+from agent.keycloak.base import PAGE_SIZE, GatewayBase
+from agent.keycloak.models import (
+    ImportedUser,
+    User,
+)
+from agent.keycloak.transport import admin_path
+
+
+class SyncCalls(GatewayBase):
+    """What the identity sync needs beyond plain user calls."""
+
+    def import_users(self, realm: str, users: Sequence[Mapping[str, Any]]) -> list[ImportedUser]:
+        """Create users in one transaction with partialImport, skipping usernames that exist.
+
+        With SKIP a resend cannot duplicate anything, so a lost answer is simply sent again. Created users
+        get no default roles or default required actions from Keycloak: callers include them.
+        """
+        body = {"ifResourceExists": "SKIP", "users": list(users)}
+        path = admin_path(realm, "partialImport")
+        try:
+            response = self._write("POST", path, body)
+        except OutcomeUnknown:
+            response = self._write("POST", path, body)
+        return [
+            ImportedUser(str(result["resourceName"]), str(result["id"]), str(result["action"]))
+            for result in (response.body or {}).get("results") or ()
+            if result.get("resourceType") == "USER"
+        ]
+
+    def list_users_with_attribute(
+        self, realm: str, name: str, value: str, *, page_size: int = PAGE_SIZE
+    ) -> Iterator[User]:
+        """Users (full representation) whose attribute `name` has exactly `value`."""
+        params = {"q": f"{name}:{value}", "briefRepresentation": "false"}
+        for raw in self._paged(admin_path(realm, "users"), params, page_size):
+            user = User.from_json(raw)
+            if value in user.attributes.get(name, ()):
+                yield user
+
+    def user_group_paths(self, realm: str, user_id: str) -> list[str]:
+        return [str(raw["path"]) for raw in self._paged(admin_path(realm, "users", user_id, "groups"))]
+
+    def remove_user_from_group(self, realm: str, user_id: str, group_id: str) -> None:
+        self._write("DELETE", admin_path(realm, "users", user_id, "groups", group_id))
+
+    def list_consents(self, realm: str, user_id: str) -> list[str]:
+        """clientIds the user consented to or holds offline tokens for (Keycloak lists both as consents)."""
+        return [str(raw["clientId"]) for raw in self._get(admin_path(realm, "users", user_id, "consents")) or []]
+
+    def revoke_consent(self, realm: str, user_id: str, client_id: str) -> None:
+        """Revoke consent and offline tokens of one client (takes the human clientId, not the uuid)."""
+        self._write("DELETE", admin_path(realm, "users", user_id, "consents", client_id))
+
+    def is_locked_out(self, realm: str, user_id: str) -> bool:
+        """True while brute-force detection holds the user locked (temporarily or permanently)."""
+        status = self._get(admin_path(realm, "attack-detection", "brute-force", "users", user_id)) or {}
+        return bool(status.get("disabled"))
+
+    def list_raw_users(self, realm: str, *, page_size: int = PAGE_SIZE) -> Iterator[Mapping[str, Any]]:
+        """Every user's full representation as Keycloak sends it (for callers that keep only part of 100k)."""
+        yield from self._paged(admin_path(realm, "users"), {"briefRepresentation": "false"}, page_size)
+
+    def replace_user(self, realm: str, user_id: str, representation: Mapping[str, Any]) -> None:
+        """PUT a whole user the caller already holds in full (see `update_user`, which reads it first)."""
+        self._write("PUT", admin_path(realm, "users", user_id), dict(representation))
