@@ -15,7 +15,13 @@ from agent.review.model import Finding, Grant, Route, Snapshot, UserAccess, User
 from agent.review.model import RoleRef as Ref
 from agent.review.reports.access import ReportContext, build_access_report, last_days
 from agent.review.reports.csv_cells import csv_text, neutralise, restore
-from agent.review.reports.render_access import access_csv, access_html, access_json, access_markdown
+from agent.review.reports.render_access import (
+    access_csv,
+    access_html,
+    access_json,
+    access_markdown,
+    json_one_item_per_line,
+)
 
 TAKEN_AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -102,6 +108,19 @@ def test_json_and_markdown_carry_the_same_counts() -> None:
     markdown = access_markdown(report)
     assert "- users: 4" in markdown
     assert "&lt;img" in markdown
+
+
+def test_json_puts_each_record_on_its_own_line_and_parses_back_equal() -> None:
+    report = build_access_report(snapshot(), FINDINGS, CONTEXT)
+    text = access_json(report)
+    document = json.loads(text)
+    lines = text.splitlines()
+    start = lines.index('  "users": [') + 1
+    user_lines = [line.strip().rstrip(",") for line in lines[start : start + len(document["users"])]]
+    assert user_lines == [json.dumps(row, ensure_ascii=False) for row in document["users"]]
+    odd = {"empty": [], "nested": {"a": [1, {"b": "\u00fc\n"}]}, "rows": [{"x": '<"y">'}, None, "z"]}
+    assert json.loads(json_one_item_per_line(odd)) == odd
+    assert len(json_one_item_per_line(odd).splitlines()) == len(odd) + 2 + len(odd["rows"]) + 1
 
 
 @pytest.mark.parametrize(
