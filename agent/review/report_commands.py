@@ -22,6 +22,7 @@ from agent.review.reports.render_access import access_csv, access_html, access_j
 from agent.review.reports.render_controls import RENDERERS as CONTROL_RENDERERS
 from agent.review.reports.review_facts import review_policy_facts
 from agent.review.snapshot import take_snapshot
+from agent.review.sources import SourceIds, read_source_ids, targets_realm
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, load_agent_config
@@ -63,6 +64,24 @@ def open_agent_store(config_path: Path) -> Store:
     return open_store(store_url)
 
 
+SOURCES_INCOMPLETE = "sources not read completely: orphan and leaver findings from source data skipped"
+
+
+def read_sources(config_path: Path, realm: str, now: datetime) -> SourceIds | None:
+    """What the sources of the syncs into `realm` say about its people, read as a sync reads them. None
+    without a config file or a sync into the realm, and when a read was incomplete (said on stderr): absence
+    from a broken feed proves nothing."""
+    if not config_path.is_file():
+        return None
+    config = load_agent_config(config_path, os.environ)
+    if not targets_realm(config, realm, os.environ):
+        return None
+    ids = read_source_ids(config, realm, os.environ, now)
+    if ids is None:
+        click.echo(SOURCES_INCOMPLETE, err=True)
+    return ids
+
+
 def connect_read_only() -> KeycloakGateway:
     return KeycloakGateway.connect(resolve_keycloak_connection()).read_only()
 
@@ -81,6 +100,10 @@ out_option = click.option(
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CONFIG_FILE,
     show_default=True, help="the agent config file (store, syncs)",
+)  # fmt: skip
+no_sources_option = click.option(
+    "--no-sources", is_flag=True,
+    help="do not read the syncs' sources (no 'no source record' and source-leaver findings)",
 )  # fmt: skip
 
 
@@ -196,15 +219,24 @@ def write_files(out: Path, files: Mapping[str, str]) -> list[Path]:
     "--policies", "policies_dir", type=click.Path(path_type=Path), default=DEFAULT_POLICIES, show_default=True
 )
 @config_option
-def access_command(realm: str, formats: str, out: Path, policies_dir: Path, config_path: Path) -> None:
-    """Who holds what, how, and what is wrong with it: summary and charts first, then filterable tables."""
+@no_sources_option
+def access_command(  # noqa: PLR0917  # click passes options positionally
+    realm: str, formats: str, out: Path, policies_dir: Path, config_path: Path, no_sources: bool
+) -> None:
+    """Who holds what, how, and what is wrong with it: summary and charts first, then filterable tables. The
+    syncs' sources (idp-agent.yaml) are read too, for accounts they no longer list or mark as leavers."""
     chosen = parse_formats(formats, ACCESS_FORMATS)
     policy = load_review_policy(policies_dir / REVIEW_POLICY_FILE.name, os.environ)
+    sources = None if no_sources else read_sources(config_path, realm, datetime.now(UTC))
     gateway = connect_read_only()
     try:
         require_realm(gateway, realm)
         with open_agent_store(config_path) as store:
-            snapshot = take_snapshot(gateway, store, realm, policy=policy)
+            snapshot = take_snapshot(
+                gateway, store, realm, policy=policy,
+                source_external_ids=sources.listed if sources is not None else None,
+                source_leaver_ids=sources.leavers if sources is not None else None,
+            )  # fmt: skip
             context = report_context(policy, store, realm, snapshot.taken_at)
     finally:
         gateway.close()

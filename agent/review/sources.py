@@ -27,6 +27,11 @@ def ids_from_mapping(mapping: MappingResult) -> SourceIds:
     return SourceIds(frozenset(users | mapping.listed_ids), frozenset(leavers))
 
 
+def targets_realm(config: AgentConfig, realm: str, env: Mapping[str, str]) -> bool:
+    """Whether any sync of `config` maps its sources into `realm` (only its mapper files are read)."""
+    return any(load_mapper(config.mapper_path(sync), env).realm == realm for sync in config.syncs)
+
+
 def read_source_ids(config: AgentConfig, realm: str, env: Mapping[str, str], now: datetime) -> SourceIds | None:
     """The ids of every sync that targets `realm`, merged; None when no sync targets it or a read failed."""
     listed: set[str] = set()
