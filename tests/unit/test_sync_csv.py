@@ -1,16 +1,18 @@
-"""The csv source on real files: encodings, delimiters, quoted newlines, header mapping, and what makes a read
-incomplete (S01 inputs, S21's quoted newlines)."""
+"""The csv source on real files: encodings, delimiters, quoted newlines, header mapping, what makes a read
+incomplete (S01 inputs, S21's quoted newlines), and when a lookup reads the file again."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.errors import SourceUnavailable
-from agent.sync.model import Found, NotFound
-from agent.sync.sources import build_source, parse_source_config
+from agent.sync.model import Found, NotFound, SourceRead
+from agent.sync.sources import build_source, csv_source, parse_source_config
 from agent.sync.sources.config import CsvSourceConfig
 from agent.sync.sources.csv_source import CsvSource
 
@@ -197,3 +199,143 @@ def test_lookup_of_an_empty_id_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="empty id"):
         source.lookup("")
+
+
+# --- lookups answer from an index of the file while the file stays as it was --------------------------------
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[CsvSourceConfig]:
+    """Every read_csv call from now on, in order (each one is a full parse of the file)."""
+    calls: list[CsvSourceConfig] = []
+    real = csv_source.read_csv
+
+    def counting(config: CsvSourceConfig) -> SourceRead:
+        calls.append(config)
+        return real(config)
+
+    monkeypatch.setattr(csv_source, "read_csv", counting)
+    return calls
+
+
+def _backdate(path: Path, seconds: int = 60, *, ns: int | None = None) -> int:
+    """Sets the file's mtime `seconds` ago (or to `ns`), as for an export written well before the run."""
+    when = ns if ns is not None else time.time_ns() - seconds * 1_000_000_000
+    os.utime(path, ns=(when, when))
+    return when
+
+
+def test_many_lookups_in_an_unchanged_file_parse_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, b"id,email\n" + b"".join(b"E%d,p%d@example.org\n" % (i, i) for i in range(100)))
+    _backdate(path)
+    source = _source(path)
+    reads = _count_reads(monkeypatch)
+
+    answers = [source.lookup(f"E{i}") for i in range(100)]
+
+    assert len(reads) == 1
+    assert [a.record.get("email") for a in answers if isinstance(a, Found)] == [f"p{i}@example.org" for i in range(100)]
+    assert source.lookup("E100") == NotFound()
+    assert len(reads) == 1
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "same_mtime"),
+    [
+        pytest.param(b"id,email\nE1,a@example.org\n", b"id,email\nE2,a@example.org\n", False, id="same-size-new-mtime"),
+        pytest.param(b"id\nE1\n", b"id\nE22\n", True, id="new-size-same-mtime"),
+    ],
+)
+def test_lookups_after_a_change_see_it_and_parse_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, before: bytes, after: bytes, same_mtime: bool
+) -> None:
+    path = _write(tmp_path, before)
+    mtime = _backdate(path, 60)
+    source = _source(path)
+    reads = _count_reads(monkeypatch)
+    assert all(isinstance(source.lookup("E1"), Found) for _ in range(5))
+
+    path.write_bytes(after)
+    if same_mtime:
+        _backdate(path, ns=mtime)
+    else:
+        _backdate(path, 30)
+
+    new_id = after.split(b"\n")[1].split(b",")[0].decode()
+    for _ in range(100):
+        assert source.lookup("E1") == NotFound()
+        assert isinstance(source.lookup(new_id), Found)
+    assert len(reads) == 2
+
+
+@pytest.mark.parametrize(
+    ("broken", "problem"),
+    [
+        pytest.param(b"id,email\nE1,a\nE2\n", r"hr\.csv:3: 1 fields", id="bad-row"),
+        pytest.param(b"id,email\nE1,\xff\n", "not valid utf-8", id="bad-bytes"),
+        pytest.param(None, "no such file", id="deleted"),
+    ],
+)
+def test_a_file_broken_between_lookups_raises_unavailable(tmp_path: Path, broken: bytes | None, problem: str) -> None:
+    path = _write(tmp_path, b"id,email\nE1,a@example.org\n")
+    mtime = _backdate(path)
+    source = _source(path)
+    assert isinstance(source.lookup("E1"), Found)
+
+    if broken is None:
+        path.unlink()
+    else:
+        path.write_bytes(broken)
+        _backdate(path, ns=mtime)  # even with the old mtime
+
+    for _ in range(2):  # and again: a failed read is never remembered as an answer
+        with pytest.raises(SourceUnavailable, match=problem):
+            source.lookup("E1")
+
+
+def test_a_file_written_just_now_is_reread_on_every_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A second write within the same timestamp tick could keep size and mtime: only a settled file is trusted.
+    source = _source(_write(tmp_path, b"id\nE1\n"))
+    reads = _count_reads(monkeypatch)
+
+    for _ in range(3):
+        assert isinstance(source.lookup("E1"), Found)
+
+    assert len(reads) == 3
+
+
+def test_the_first_lookup_after_a_read_reads_the_file_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, b"id\nE1\n")
+    _backdate(path)
+    source = _source(path)
+    reads = _count_reads(monkeypatch)
+    source.lookup("E1")
+
+    source.read()
+    source.lookup("E1")
+    source.lookup("E1")
+
+    assert len(reads) == 3  # lookup, read, the lookup after it; the last one answers from the index
+
+
+def test_a_failed_reread_leaves_no_older_answers_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, b"id\nE1\n")
+    states = iter([(1, 1, 6, 1, 1), (1, 1, 6, 2, 2), (1, 1, 6, 1, 1)])  # the file seems to come back as it was
+    monkeypatch.setattr(csv_source, "settled_state", lambda _path, _now: next(states))
+    source = _source(path)
+    assert isinstance(source.lookup("E1"), Found)
+    path.write_bytes(b"id,x\nE1\n")
+
+    for _ in range(2):
+        with pytest.raises(SourceUnavailable):
+            source.lookup("E1")
+
+
+def test_a_duplicate_id_finds_its_first_row_on_every_lookup(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"id,email\nE1,first@example.org\nE2,b@example.org\nE1,second@example.org\n")
+    _backdate(path)
+    source = _source(path)
+
+    for _ in range(3):
+        found = source.lookup("E1")
+        assert isinstance(found, Found)
+        assert (found.record.get("email"), found.record.where) == ("first@example.org", "hr.csv:2")

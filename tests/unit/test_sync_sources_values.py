@@ -12,7 +12,7 @@ from ldap3.core import exceptions as ldap_errors
 from agent.retry_after import parse_retry_after
 from agent.secrets import Secret
 from agent.sync.model import Found, NotFound, SourceRecord
-from agent.sync.sources.common import check_external_id, find_by_field
+from agent.sync.sources.common import check_external_id, find_by_field, index_by_field
 from agent.sync.sources.config import LdapSourceConfig
 from agent.sync.sources.http_client import MAX_RETRY_AFTER_SECONDS, backoff_seconds, safe_url
 from agent.sync.sources.http_json import MISSING, flatten_json, total_of, value_at
@@ -317,3 +317,21 @@ def test_find_by_field_matches_exactly_and_any_value_of_a_multi_valued_field() -
     assert find_by_field(records, "id", "E3") == Found(records[1])
     assert find_by_field(records, "id", "e1") == NotFound()
     assert find_by_field(records, "missing", "E1") == NotFound()
+
+
+INDEXED_RECORDS = [
+    SourceRecord("hr", {"id": "E1", "n": "1"}),
+    SourceRecord("hr", {"id": ("E2", "E3"), "n": "2"}),
+    SourceRecord("hr", {"id": "E1", "n": "3"}),  # a duplicate: the first one answers
+    SourceRecord("hr", {"id": "E3", "n": "4"}),  # also the second value of record 2
+    SourceRecord("hr", {"id": ("E4", "E4"), "n": "5"}),
+    SourceRecord("hr", {"n": "6"}),  # no id at all
+    SourceRecord("hr", {"id": "", "n": "7"}),
+]
+
+
+@pytest.mark.parametrize("wanted", ["E1", "E2", "E3", "E4", "e1", "E9", "6", "n"])
+def test_index_by_field_answers_every_id_as_find_by_field_does(wanted: str) -> None:
+    record = index_by_field(INDEXED_RECORDS, "id").get(wanted)
+
+    assert (NotFound() if record is None else Found(record)) == find_by_field(INDEXED_RECORDS, "id", wanted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from agent.sync.model import Found, NotFound, SourceRecord
 
@@ -25,3 +25,16 @@ def find_by_field(records: Iterable[SourceRecord], field: str, external_id: str)
         if value == external_id or (isinstance(value, tuple) and external_id in value):
             return Found(record)
     return NotFound()
+
+
+def index_by_field(records: Iterable[SourceRecord], field: str) -> Mapping[str, SourceRecord]:
+    """Value of `field` -> record, answering every id as `find_by_field` would: the first record wins a
+    duplicate, each value of a multi-valued field is a key, a record without the field is left out."""
+    index: dict[str, SourceRecord] = {}
+    for record in records:
+        value = record.get(field)
+        if value is None:
+            continue
+        for key in value if isinstance(value, tuple) else (value,):
+            index.setdefault(key, record)
+    return index

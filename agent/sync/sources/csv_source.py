@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator, Sequence
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent.errors import SourceUnavailable
 from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
-from agent.sync.sources.common import check_external_id, find_by_field
+from agent.sync.sources.common import check_external_id, index_by_field
 from agent.sync.sources.config import CsvSourceConfig
+
+# A file last modified more recently than this is re-read on every lookup: a second write within one
+# timestamp tick (a few ms on Linux, 2 s on FAT) can leave size and mtime as they were (git's "racy clean").
+SETTLE_TIME_NS = 2_000_000_000
+
+# What identifies one state of the file: st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns.
+FileState = tuple[int, int, int, int, int]
 
 
 class CsvSource:
-    """Reads the file afresh on every `read` and `lookup`; never raises for a bad or missing file."""
+    """Reads the file afresh on every `read` (which never raises for a bad or missing file), and for a `lookup`
+    whenever the file changed since the previous lookup."""
 
     def __init__(self, config: CsvSourceConfig) -> None:
         self.config = config
         self.name = config.name
+        self._index: _Index | None = None
 
     def read(self) -> SourceRead:
         """Every row as a record, `where` = `file:line` of the row's first line.
@@ -28,15 +40,53 @@ class CsvSource:
         An empty or header-only file is a *complete* read of zero records: whether that is suspicious (a
         wiped export) is for the safety brakes, which compare the read with the last good run.
         """
+        # A lookup confirms a leaver that this read missed: it must read the file again, not trust older answers.
+        self._index = None
         return read_csv(self.config)
 
     def lookup(self, external_id: str) -> Found | NotFound:
-        """Re-reads the file and finds the row whose `id_field` is `external_id`; an incomplete read raises."""
+        """The row whose `id_field` is `external_id` (the first, if several); an incomplete read raises.
+
+        The file is re-read unless it is in the same settled state as at the previous lookup, so confirming
+        many leavers parses it once.
+        """
         check_external_id(external_id)
-        result = read_csv(self.config)
-        if not result.complete:
-            raise SourceUnavailable(f"source {self.name}: {result.problem}")
-        return find_by_field(result.records, self.config.id_field, external_id)
+        state = settled_state(self.config.path, time.time_ns())
+        index = self._index
+        if index is None or state is None or index.state != state:
+            self._index = None  # a failed re-read must leave no older answers behind
+            index = self._index = index_csv(self.config, state)
+        record = index.records.get(external_id)
+        return NotFound() if record is None else Found(record)
+
+
+@dataclass(frozen=True)
+class _Index:
+    state: FileState | None
+    records: Mapping[str, SourceRecord]
+
+
+def settled_state(path: Path, now_ns: int) -> FileState | None:
+    """The file's state, or None when it cannot vouch for the content: it cannot be opened, or it changed
+    less than SETTLE_TIME_NS before `now_ns`."""
+    try:
+        # Open rather than stat the path: opening makes an NFS client revalidate its cached attributes.
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+    except OSError:
+        return None  # read_csv will say why
+    if now_ns - stat.st_mtime_ns < SETTLE_TIME_NS:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def index_csv(config: CsvSourceConfig, state: FileState | None) -> _Index:
+    """A complete read of the file indexed by `id_field`, labelled with `state`: taken before the read, so a
+    change during the read shows as a new state at the next lookup."""
+    result = read_csv(config)
+    if not result.complete:
+        raise SourceUnavailable(f"source {config.name}: {result.problem}")
+    return _Index(state, index_by_field(result.records, config.id_field))
 
 
 @dataclass
