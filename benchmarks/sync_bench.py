@@ -411,7 +411,9 @@ OTHER = "other (run start and finish, baselines)"
 RUNNER_PHASES = {
     "map_sources": "map",
     "check_realm_keeps_attributes": "keycloak read: user profile",
-    "read_live_directory": "keycloak read: users",
+    "read_full": "keycloak read: users (full listing)",
+    "read_quick": "keycloak read: users (brief listing + records)",
+    "refresh": "keycloak read: users to change, afresh",
     "known_targets": "keycloak read: groups and roles",
     "plan_sync": "plan",
     "check_safety": "brakes",
@@ -423,6 +425,7 @@ GATEWAY_PHASES = (
     "update_user",
     "replace_user",
     "get_user",
+    "get_raw_user",
     "add_user_to_group",
     "remove_user_from_group",
     "add_realm_roles_to_user",
@@ -503,6 +506,10 @@ def agent_arm(config_path: Path, profile: Path | None) -> dict[str, Any]:
                 "seconds": round(seconds, 3),
                 **_counter_delta(gateway.stats, requests, writes),
                 "status": run.status,
+                "keycloak_read": {
+                    "full": prepared.live_read.full if prepared.live_read else None,
+                    "single_reads": prepared.live_read.single_reads if prepared.live_read else None,
+                },
                 "summary": run.summary,
                 "plan": prepared.plan.counts(),
                 "outcome": outcome.counts() if outcome is not None else {},
@@ -829,7 +836,13 @@ def print_size(size: dict[str, Any]) -> None:
     print_table(rows, ["arm", "users", "seconds", "N/s", "writes", "requests", "peak_rss_mib"])
     for arm in ("A1", "A3", "A4"):
         phases = size["arms"][arm]["phases"]
-        print(f"\n{arm} phases ({people} users):")
+        read = size["arms"][arm].get("keycloak_read") or {}
+        how = (
+            "full listing"
+            if read.get("full")
+            else f"brief listing + records, {read.get('single_reads')} read one by one"
+        )
+        print(f"\n{arm} phases ({people} users; Keycloak read: {how}):")
         print_table(
             [{"phase": name, **values} for name, values in phases.items()],
             ["phase", "seconds", "calls", "requests", "writes"],

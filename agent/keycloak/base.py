@@ -3,7 +3,9 @@ that never replay a POST blindly. `KeycloakGateway` (agent/keycloak/gateway.py) 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from agent.errors import OutcomeUnknown, Rejected
@@ -68,6 +70,40 @@ class GatewayBase:
             if len(page) < page_size:
                 return
             first += page_size
+
+    def _paged_concurrently(
+        self, path: str, params: Mapping[str, Any], page_size: int, *, expected: int, workers: int
+    ) -> Iterator[Any]:
+        """Every item of a list endpoint whose length is about `expected`, up to `workers` pages in flight,
+        yielded in page order: the pages the count predicts, then one at a time while the last comes back
+        full (items added since the count). An item whose `id` was already yielded (the listing shifted
+        while it was read) is given once."""
+        seen: set[str] = set()
+
+        def fetch(first: int) -> list[Any]:
+            return list(self._get(path, {**params, "first": first, "max": page_size}) or [])
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pages") as pool:
+            pending: deque[tuple[int, Future[list[Any]]]] = deque()
+            starts = iter(range(0, expected + 1, page_size))
+            while True:
+                for start in starts:
+                    pending.append((start, pool.submit(fetch, start)))
+                    if len(pending) >= 2 * workers:
+                        break
+                if not pending:
+                    return
+                start, future = pending.popleft()
+                page = future.result()
+                if not pending and len(page) == page_size:
+                    starts = iter((start + page_size,))  # longer than counted: read on, one page at a time
+                for item in page:
+                    key = str(item.get("id", "")) if isinstance(item, Mapping) else ""
+                    if key in seen:
+                        continue
+                    if key:
+                        seen.add(key)
+                    yield item
 
     def _export(self, realm: str, *, clients: bool, groups_and_roles: bool) -> dict[str, Any]:
         params = {"exportClients": str(clients).lower(), "exportGroupsAndRoles": str(groups_and_roles).lower()}

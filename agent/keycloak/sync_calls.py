@@ -64,9 +64,25 @@ class SyncCalls(GatewayBase):
         status = self._get(admin_path(realm, "attack-detection", "brute-force", "users", user_id)) or {}
         return bool(status.get("disabled"))
 
-    def list_raw_users(self, realm: str, *, page_size: int = PAGE_SIZE) -> Iterator[Mapping[str, Any]]:
-        """Every user's full representation as Keycloak sends it (for callers that keep only part of 100k)."""
-        yield from self._paged(admin_path(realm, "users"), {"briefRepresentation": "false"}, page_size)
+    def list_raw_users(
+        self, realm: str, *, page_size: int = PAGE_SIZE, brief: bool = False, workers: int = 1
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every user as Keycloak sends it, full or brief (for callers that keep only part of 100k). With
+        `workers` > 1, that many pages are read at once (Keycloak serves them in parallel)."""
+        params = {"briefRepresentation": str(brief).lower()}
+        path = admin_path(realm, "users")
+        if workers <= 1:
+            yield from self._paged(path, params, page_size)
+            return
+        yield from self._paged_concurrently(path, params, page_size, expected=self._user_count(realm), workers=workers)
+
+    def _user_count(self, realm: str) -> int:
+        return int(self._get(admin_path(realm, "users", "count")) or 0)
+
+    def get_raw_user(self, realm: str, user_id: str) -> Mapping[str, Any] | None:
+        """One user's full representation as Keycloak sends it; None when there is no such user."""
+        raw = self._lookup(admin_path(realm, "users", user_id))
+        return None if raw is None else dict(raw)
 
     def replace_user(self, realm: str, user_id: str, representation: Mapping[str, Any]) -> None:
         """PUT a whole user the caller already holds in full (see `update_user`, which reads it first)."""

@@ -27,6 +27,7 @@ from agent.store.postgres import POSTGRES_SCHEMES, PostgresDatabase
 from agent.store.runs import Runs
 from agent.store.sanctions import Sanctions
 from agent.store.staging import Staging
+from agent.store.sync_records import SyncRecords
 
 DEFAULT_FILE_NAME = "idp-agent.db"
 SQLITE_PREFIX = "sqlite:///"
@@ -48,6 +49,7 @@ class Store:
         self.appeals = Appeals(db)
         self.campaigns = Campaigns(db)
         self.daemon_jobs = DaemonJobs(db)
+        self.sync_records = SyncRecords(db)
 
     @property
     def path(self) -> Path | None:

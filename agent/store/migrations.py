@@ -312,8 +312,33 @@ DAEMON_JOBS = Migration(
     ),
 )
 
+SYNC_USER_RECORDS = Migration(
+    10,
+    "sync_user_records",
+    (
+        # What each sync last knew of every user of its realm: the brief fields as a key (compared with a
+        # brief listing), and the full representation for the users it manages (NULL for the others).
+        """CREATE TABLE sync_user_records (
+            sync TEXT NOT NULL,
+            realm TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            brief TEXT NOT NULL,
+            representation TEXT,
+            PRIMARY KEY (sync, realm, user_id)
+        )""",
+        # When each sync last read every user in full (the quick read trusts records only so long).
+        """CREATE TABLE sync_full_reads (
+            sync TEXT NOT NULL,
+            realm TEXT NOT NULL,
+            read_at TEXT NOT NULL,
+            PRIMARY KEY (sync, realm)
+        )""",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS, APPEALS, REVIEW_CAMPAIGNS, DAEMON_JOBS,
+    SYNC_USER_RECORDS,
 )  # fmt: skip
 
 

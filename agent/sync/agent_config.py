@@ -54,6 +54,14 @@ class SyncSpec(Spec):
     retention: NonEmpty | None = Field(
         default=None, description="a preset of policies/retention.yaml; absent: leavers stay disabled for good"
     )
+    full_read_every: Duration = Field(
+        default=86400,
+        description="read every user in full at least this often (e.g. 24h); runs in between list users briefly "
+        "and read in full only those whose names, email or state changed. 0: always read in full",
+    )
+
+    def full_read_interval(self) -> timedelta:
+        return timedelta(seconds=self.full_read_every)
 
 
 class AgentConfig(Spec):

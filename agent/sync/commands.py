@@ -43,6 +43,12 @@ config_option = click.option(
     show_default=True, help="the agent config file",
 )  # fmt: skip
 sync_option = click.option("--sync", "sync_name", default=None, help="which sync (needed when several are configured)")
+full_read_option = click.option(
+    "--full-read",
+    is_flag=True,
+    help="read every user in full, not only those whose names, email or state changed since the last run "
+    "(catches attributes changed by hand; runs do this every full_read_every anyway)",
+)
 
 
 @contextmanager
@@ -134,10 +140,13 @@ def sync_group() -> None:
 @config_option
 @sync_option
 @click.option("--json", "as_json", is_flag=True)
-def plan_command(config_path: Path, sync_name: str | None, as_json: bool) -> None:
+@full_read_option
+def plan_command(config_path: Path, sync_name: str | None, as_json: bool, full_read: bool) -> None:
     """Show what a run would do. Exit 0 nothing to do, 2 changes pending, 1 error (or a safety brake)."""
     with _session(config_path, read_only=True) as (config, gateway, store):
-        prepared = prepare_sync(config, config.sync(sync_name), gateway, store, now=datetime.now(UTC), env=os.environ)
+        prepared = prepare_sync(
+            config, config.sync(sync_name), gateway, store, now=datetime.now(UTC), env=os.environ, full_read=full_read
+        )
     click.echo(json.dumps(plan_as_json(prepared), indent=2, sort_keys=True) if as_json else render_plan(prepared))
     if prepared.verdict.stop:
         sys.exit(EXIT_ERROR)
@@ -155,13 +164,15 @@ def _terminal_progress(done: int, total: int) -> None:
 @config_option
 @sync_option
 @click.option("--json", "as_json", is_flag=True, help="print the run as JSON (also the default off a terminal: no bar)")
-def run_command(config_path: Path, sync_name: str | None, as_json: bool) -> None:
+@full_read_option
+def run_command(config_path: Path, sync_name: str | None, as_json: bool, full_read: bool) -> None:
     """Run the sync once. Exit 0 done (or skipped: another run holds the lock), 2 removals staged, 1 failed."""
     progress = _terminal_progress if sys.stderr.isatty() and not as_json else None
     with _one_writer(config_path, sync_name), _session(config_path, read_only=False) as (config, gateway, store):
         run, prepared, _ = run_sync(
-            config, config.sync(sync_name), gateway, store, now=datetime.now(UTC), env=os.environ, progress=progress
-        )
+            config, config.sync(sync_name), gateway, store, now=datetime.now(UTC), env=os.environ, progress=progress,
+            full_read=full_read,
+        )  # fmt: skip
     if as_json:
         summary = {"run": run.id, "status": run.status, "counts": dict(run.counts), "summary": run.summary}
         click.echo(json.dumps({**summary, "plan": plan_as_json(prepared)}, indent=2, sort_keys=True))

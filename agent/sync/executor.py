@@ -48,6 +48,8 @@ class ItemResult:
     outcome: Outcome
     detail: str = ""
     user_id: str | None = None
+    # A user created now: the representation Keycloak accepted, with its id (the sync's record of it).
+    created: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -305,19 +307,19 @@ class SyncExecutor:
             done.error = error
             return done
         imported = {user.username: user for user in answer}
-        for item, _ in batch:
+        for item, representation in batch:
             try:
-                done.results.append(self._settle_import(item, imported.get(item.username)))
+                done.results.append(self._settle_import(item, imported.get(item.username), representation))
             except Exception as error:  # noqa: BLE001 - as above
                 done.error = error
                 break
         return done
 
-    def _settle_import(self, item: SyncItem, imported: Any) -> ItemResult:
+    def _settle_import(self, item: SyncItem, imported: Any, representation: Mapping[str, Any]) -> ItemResult:
         if imported is None:
             return ItemResult(item, "failed", "not in Keycloak's import answer")
         if imported.action == "ADDED":
-            return ItemResult(item, "applied", "created", imported.id)
+            return ItemResult(item, "applied", "created", imported.id, {**representation, "id": imported.id})
         # SKIPPED: the username exists. Ours (a previous run was cut short) is fine; anyone else's is not.
         existing = self._gateway.get_user(self._realm, imported.id)
         ours = existing is not None and item.external_id in existing.attributes.get(EXTERNAL_ID_ATTRIBUTE, ())

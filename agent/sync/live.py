@@ -67,7 +67,7 @@ def split_directory(
     everyone: list[User] = []
     shared = _Interner()
     for raw in raw_users:
-        if _is_managed(raw, source):
+        if is_managed(raw, source):
             user = managed_user(raw, shared)
             managed.append(shared.live_user(user))
         else:
@@ -76,7 +76,7 @@ def split_directory(
     return tuple(managed), tuple(everyone)
 
 
-def _is_managed(raw: Mapping[str, Any], source: str) -> bool:
+def is_managed(raw: Mapping[str, Any], source: str) -> bool:
     attributes = raw.get("attributes")
     if not isinstance(attributes, Mapping):
         return False

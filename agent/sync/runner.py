@@ -6,9 +6,10 @@ that the brakes stop or stage applies nothing; `approve_staged` applies exactly 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from agent.errors import Interrupted, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
@@ -20,12 +21,17 @@ from agent.store.staging import RemovalAction, StagedRemoval
 from agent.sync.agent_config import AgentConfig, SyncSpec
 from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
 from agent.sync.guard import Verdict, check_safety
-from agent.sync.live import check_realm_keeps_attributes, read_live_directory
+from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import Found, NotFound, Source, SourceRead
 from agent.sync.plan import Grants, SyncAction, SyncContext, SyncItem, SyncPlan, plan_sync
+from agent.sync.quick_read import LiveRead, needs_full_read, read_full, read_quick, refresh, user_record
 from agent.sync.sources import build_source
+
+# Plan, refresh the users it would change from records, plan again: a refresh can only reveal changes to
+# those users, but a changed name could make another collide; past this many rounds, read all in full.
+MAX_REFRESH_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Prepared:
     verdict: Verdict
     live_users: Mapping[str, User]
     sources: Mapping[str, Source]
+    live_read: LiveRead | None = None
 
 
 def leaver_lookup(sources: Mapping[str, Source], mapper: MapperSpec) -> Callable[[str], Found | NotFound]:
@@ -87,14 +94,26 @@ def prepare_sync(
     now: datetime,
     env: Mapping[str, str],
     sanctioned: frozenset[str] = frozenset(),
+    full_read: bool = False,
 ) -> Prepared:
+    """Read the sources and Keycloak, and plan. Keycloak is read briefly with the records of the last run
+    (see agent/sync/quick_read.py) unless `full_read`, or the last full read is `full_read_every` old."""
     mapper = load_mapper(config.mapper_path(sync), env)
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
     reads = {name: source.read() for name, source in sources.items()}
     mapping = map_sources(list(reads.values()), mapper, now)
     attribute_names = tuple(mapper.attributes)
     check_realm_keeps_attributes(gateway, mapper.realm, attribute_names)
-    directory = read_live_directory(gateway, mapper.realm, sync.name)
+    live_realm = gateway.get_realm(mapper.realm)
+    editable = bool(live_realm and live_realm.representation.get("editUsernameAllowed"))
+    records = store.sync_records
+    full = needs_full_read(
+        records.last_full_read(sync.name, mapper.realm), now, sync.full_read_interval(), asked=full_read
+    )
+    if full:
+        read = read_full(gateway, mapper.realm, sync.name, editable=editable)
+    else:
+        read = read_quick(gateway, mapper.realm, sync.name, records.load(sync.name, mapper.realm), editable=editable)
     known = known_targets(gateway, mapper.realm, mapping)
     context = SyncContext(
         realm=mapper.realm,
@@ -104,17 +123,26 @@ def prepare_sync(
         sanctioned=sanctioned | sync_holds(config, store, mapper.realm, env),
         deny_usernames=frozenset(name.lower() for name in sync.deny_usernames),
         managed_attributes=attribute_names,
-        complete=all(read.complete for read in reads.values()),
-        usernames_editable=directory.usernames_editable,
+        complete=all(source_read.complete for source_read in reads.values()),
+        usernames_editable=editable,
         still_listed=mapping.listed_ids,
         known_groups=known.groups,
         known_realm_roles=known.realm_roles,
         known_client_roles=known.client_roles,
         retention=config.retention(sync),
     )
-    plan = plan_sync(mapping.users, mapping.rejected, directory.managed, directory.all_users, context)
+    plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
+    for _ in range(MAX_REFRESH_ROUNDS):
+        changing = {item.user_id for item in plan.items if item.user_id} & read.from_records
+        if not changing:
+            break
+        read = refresh(gateway, mapper.realm, sync.name, read, changing)
+        plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
+    else:
+        read = read_full(gateway, mapper.realm, sync.name, editable=editable)
+        plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
-    return Prepared(sync, mapper, reads, mapping, plan, verdict, directory.by_user_id(), sources)
+    return Prepared(sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read)
 
 
 def _store_item(result: ItemResult) -> NewItem:
@@ -234,6 +262,38 @@ def staged_removals(plan: SyncPlan) -> list[StagedRemoval]:
     return removals
 
 
+def remember_reads(
+    store: Store,
+    prepared: Prepared,
+    *,
+    now: datetime,
+    touched: Iterable[str],
+    created: Iterable[Mapping[str, Any]] = (),
+) -> None:
+    """Keep what this run read of Keycloak, and the users it created, for the next run's quick read. Users it
+    wrote to (or may have: a run cut short) are forgotten, so the next run reads them afresh."""
+    read = prepared.live_read
+    if read is None:
+        return
+    realm, source = prepared.plan.realm, prepared.sync.name
+    new = [user_record(raw, source) for raw in created]
+    written = set(touched) - {record.user_id for record in new}
+    fresh = [record for record in read.fresh if record.user_id not in written]
+    records = store.sync_records
+    if read.full:
+        records.replace_all(source, realm, [*fresh, *new], now)
+    else:
+        records.update(source, realm, upsert=[*fresh, *new], forget=[*read.gone, *written])
+
+
+def _planned_users(plan: SyncPlan) -> set[str]:
+    return {item.user_id for item in plan.items if item.user_id}
+
+
+def _touched(outcome: SyncOutcome) -> set[str]:
+    return {user_id for result in outcome.results if (user_id := result.user_id or result.item.user_id)}
+
+
 def run_sync(
     config: AgentConfig,
     sync: SyncSpec,
@@ -245,13 +305,16 @@ def run_sync(
     sanctioned: frozenset[str] = frozenset(),
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    full_read: bool = False,
 ) -> tuple[Run, Prepared, SyncOutcome | None]:
     """One run. `should_stop` (the daemon's SIGTERM) is asked before each item: once true, the items under
     way finish and are journalled, no other starts, and Interrupted is raised."""
-    prepared = prepare_sync(config, sync, gateway, store, now=now, env=env, sanctioned=sanctioned)
+    prepared = prepare_sync(config, sync, gateway, store, now=now, env=env, sanctioned=sanctioned, full_read=full_read)
     run = store.runs.start_run("sync", prepared.plan.realm, sources=tuple(prepared.reads))
     store.runs.add_items(run.id, _rejects_as_items(prepared))
     verdict = prepared.verdict
+    if verdict.stop or verdict.stage:
+        remember_reads(store, prepared, now=now, touched=())
     if verdict.stop:
         return store.runs.finish_run(run.id, "stopped", summary="; ".join(verdict.reasons)), prepared, None
     if verdict.stage:
@@ -261,11 +324,15 @@ def run_sync(
     try:
         outcome = execute(prepared, gateway, store, run, now=now, progress=progress, should_stop=should_stop)
     except Interrupted:
+        remember_reads(store, prepared, now=now, touched=_planned_users(prepared.plan))
         store.runs.finish_run(run.id, "failed", summary="interrupted between items; the next run converges")
         raise
     except Exception:
+        remember_reads(store, prepared, now=now, touched=_planned_users(prepared.plan))
         store.runs.finish_run(run.id, "failed", summary="stopped by an error; the next run converges")
         raise
+    created = [result.created for result in outcome.results if result.created is not None]
+    remember_reads(store, prepared, now=now, touched=_touched(outcome), created=created)
     for name, read in prepared.reads.items():
         if read.complete:
             store.baselines.record_good_read(name, len(read.records), now)
@@ -299,6 +366,7 @@ def approve_staged(
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
     prepared = Prepared(sync, mapper, {}, MappingResult((), ()), plan, Verdict(False, False, ()), {}, sources)
     outcome = execute(prepared, gateway, store, run, now=now)
+    store.sync_records.update(sync.name, staged.realm, upsert=(), forget=_touched(outcome))
     status: RunStatus = "failed" if outcome.failed else "succeeded"
     return store.runs.finish_run(run.id, status, summary=f"applied the set staged by {run_id}"), outcome
 
