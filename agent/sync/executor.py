@@ -5,12 +5,13 @@ records a grant that was not made), then enable or disable. A change Keycloak re
 run goes on; Keycloak becoming unavailable stops the run, and the next run converges from live state.
 
 Speed: import batches and people are applied by a few worker threads (Keycloak runs concurrent requests
-in parallel; one at a time leaves it mostly idle). Work goes in windows of about RECORD_CHUNK items: the
-window's intents are recorded first (one store transaction), then its units run, then their results are
-recorded in plan order (one more transaction). So every write has a journal record before it is sent, even
-if the agent is killed mid-window (an intent without an outcome: sent or not, the next run converges), at two
-disk flushes per window rather than two per write. When a step fails with Keycloak unavailable, nothing new
-is started; what was already running finishes and is recorded, then the error is raised.
+in parallel; one at a time leaves it mostly idle), kept busy without a pause. Intents are recorded in
+windows of about RECORD_CHUNK items (one store transaction), each before the window's first unit is sent;
+results are recorded in plan order, RECORD_CHUNK at a time (one more transaction). So every write has a
+journal record before it is sent, even if the agent is killed mid-window (an intent without an outcome:
+sent or not, the next run converges), at two disk flushes per window rather than two per write. When a
+step fails with Keycloak unavailable, nothing new is started; what was already running finishes and is
+recorded, then the error is raised.
 """
 
 from __future__ import annotations
@@ -235,24 +236,37 @@ class SyncExecutor:
     def _apply_all(
         self, units: Iterable[Input], function: Callable[[Input], Done], items_of: Callable[[Input], list[SyncItem]]
     ) -> None:
+        """Run every unit on the workers without a pause between windows: a window's intents are recorded
+        (one transaction) when its first unit is about to be sent, while earlier units are still running, and
+        results are recorded in plan order as they come back (one transaction per RECORD_CHUNK)."""
+
         def unless_stopping(unit: Input) -> Done:
             # Asked to stop (SIGTERM): no new unit starts; those under way finish and are recorded.
             if self._should_stop():
                 return Done(error=Interrupted("stopped between items: the agent is shutting down"))
             return function(unit)
 
-        for window in windows(units, items_of, RECORD_CHUNK):
-            if self._should_stop():
-                raise Interrupted("stopped between items: the agent is shutting down")
-            self._on_intents([item for unit in window for item in items_of(unit)])
-            error: Exception | None = None
-            for done in ordered_map(unless_stopping, window, workers=self._workers):
-                for result in done.results:
-                    self._record(result)
-                error = error or done.error
-            self._flush()
-            if error is not None:
-                raise error
+        cut_short = False
+
+        def announced() -> Iterator[Input]:
+            nonlocal cut_short
+            for window in windows(units, items_of, RECORD_CHUNK):
+                if self._should_stop():
+                    cut_short = True
+                    return
+                self._on_intents([item for unit in window for item in items_of(unit)])
+                yield from window
+
+        error: Exception | None = None
+        for done in ordered_map(unless_stopping, announced(), workers=self._workers):
+            for result in done.results:
+                self._record(result)
+            error = error or done.error
+        self._flush()
+        if error is not None:
+            raise error
+        if cut_short:
+            raise Interrupted("stopped between items: the agent is shutting down")
 
     def _record(self, result: ItemResult) -> None:
         self.outcome.results.append(result)

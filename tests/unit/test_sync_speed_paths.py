@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 
-from agent.sync.executor import Done, ItemResult, ordered_map, windows
+from agent.keycloak import KeycloakGateway
+from agent.sync.executor import Done, ItemResult, SyncExecutor, ordered_map, windows
 from agent.sync.live import full_representation, split_directory
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
-from agent.sync.plan import Grants, SyncItem
+from agent.sync.plan import Grants, SyncItem, SyncPlan
 
 SOURCE = "workforce"
 
@@ -132,3 +135,47 @@ def test_windows_hold_whole_units_of_at_least_the_size_and_keep_the_order() -> N
 
 def test_windows_of_nothing_are_none() -> None:
     assert list(windows(iter([]), lambda unit: unit, 4)) == []
+
+
+def test_the_workers_are_kept_busy_across_windows_and_each_intent_precedes_its_write() -> None:
+    """Windows of 100 items in import batches of 20 hold 5 units: with 4 workers and a pause after each window,
+    at most one would run at the end of each; without a pause, 4 run at once across the boundary."""
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    started_by_window: list[int] = []
+
+    def batch(index: int) -> list[SyncItem]:
+        return [SyncItem("create", f"{index}-{n}", f"user{index}-{n}") for n in range(20)]
+
+    def work(unit: list[SyncItem]) -> Done:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            events.extend(("write", item.external_id) for item in unit)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return Done([ItemResult(item, "applied") for item in unit])
+
+    def intents(items: Sequence[SyncItem]) -> None:
+        with lock:
+            events.extend(("intent", item.external_id) for item in items)
+            started_by_window.append(sum(1 for kind, _ in events if kind == "write"))
+
+    executor = SyncExecutor(
+        cast(KeycloakGateway, object()), SyncPlan("acme", SOURCE, ()), now=datetime(2026, 11, 29, tzinfo=UTC),
+        attribute_names=(), lookup=lambda _: None, live_users={}, on_intents=intents, workers=4,
+    )  # fmt: skip
+    units = [batch(index) for index in range(15)]
+    executor._apply_all(units, work, lambda unit: unit)
+
+    assert [result.item.external_id for result in executor.outcome.results] == [
+        item.external_id for unit in units for item in unit
+    ]
+    order = {event: position for position, event in enumerate(events)}
+    assert all(order[("intent", key)] < order[("write", key)] for kind, key in events if kind == "write")
+    assert most == 4
+    assert any(written % 100 for written in started_by_window[1:]), "a window's intents waited for the last one"
