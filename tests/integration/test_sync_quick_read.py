@@ -38,6 +38,14 @@ def comparable(user: User) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def set_attribute_by_hand(gateway: KeycloakGateway, realm: str, external_id: str, name: str, value: str) -> User:
+    """As an admin would in the console: one attribute of a managed user changed, the others kept."""
+    user: User = managed(gateway, realm)[external_id]
+    attributes = {key: list(values) for key, values in user.attributes.items()}
+    gateway.update_user(realm, user.id, {"attributes": {**attributes, name: [value]}})
+    return user
+
+
 def test_after_creating_users_the_next_run_reads_them_briefly_and_sees_what_a_full_read_sees(
     setup: SyncSetup, gateway: KeycloakGateway
 ) -> None:
@@ -90,14 +98,10 @@ def test_a_write_is_based_on_keycloaks_current_copy_not_on_the_record(
     setup: SyncSetup, gateway: KeycloakGateway
 ) -> None:
     """An attribute set by hand (or by a sanction) since the last run is invisible to the brief listing; the
-    update the source then asks for must keep it, and must not re-enable what was disabled meanwhile."""
+    update the source then asks for must keep it."""
     rows = [hr_row(i) for i in range(PEOPLE)]
     run(setup, hr_config(setup, rows), gateway)
-    target = managed(gateway, setup.realm)["5004"]
-    live = gateway.get_user(setup.realm, target.id)
-    assert live is not None
-    by_hand = {**{key: list(values) for key, values in live.attributes.items()}, "sanction_level": ["warning"]}
-    gateway.update_user(setup.realm, target.id, {"attributes": by_hand})
+    target = set_attribute_by_hand(gateway, setup.realm, "5004", "sanction_level", "warning")
 
     rows[4] = hr_row(4, Department="Finance")
     _, prepared, outcome = run(setup, hr_config(setup, rows), gateway)
@@ -114,11 +118,7 @@ def test_attribute_drift_waits_for_the_next_full_read_which_corrects_it(
 ) -> None:
     config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
     run(setup, config, gateway)
-    target = managed(gateway, setup.realm)["5005"]
-    live = gateway.get_user(setup.realm, target.id)
-    assert live is not None
-    drifted = {**{key: list(values) for key, values in live.attributes.items()}, "department": ["Edited by hand"]}
-    gateway.update_user(setup.realm, target.id, {"attributes": drifted})
+    target = set_attribute_by_hand(gateway, setup.realm, "5005", "department", "Edited by hand")
 
     with open_store(config.store) as store:
         quick = prepare_sync(config, config.sync(SYNC), gateway, store, now=NOW + timedelta(hours=1), env={})
