@@ -26,6 +26,15 @@ class UserRecord(NamedTuple):
     brief: str
     representation: str | None  # JSON; None for an account the sync does not manage
 
+    @property
+    def managed(self) -> bool:
+        return self.representation is not None
+
+
+class RecordKey(NamedTuple):
+    brief: str
+    managed: bool  # the record holds a full representation
+
 
 class SyncRecords:
     def __init__(self, db: Database) -> None:
@@ -44,6 +53,28 @@ class SyncRecords:
                 )
                 for row in rows
             }
+
+    def load_keys(self, sync: str, realm: str) -> dict[str, RecordKey]:
+        """User id -> brief key and whether a representation is kept: what a quick read compares first
+        (representations are streamed afterwards, only for the users whose record holds)."""
+        with self._db.transaction() as tx:
+            rows = tx.iterate(
+                "SELECT user_id, brief, representation IS NOT NULL AS managed FROM sync_user_records"
+                " WHERE sync = ? AND realm = ?",
+                (sync, realm),
+            )
+            return {text(row, "user_id"): RecordKey(text(row, "brief"), bool(row["managed"])) for row in rows}
+
+    def representations(self, sync: str, realm: str) -> Iterator[tuple[str, str]]:
+        """(user id, representation JSON) of every managed user's record, one row at a time."""
+        with self._db.transaction() as tx:
+            rows = tx.iterate(
+                "SELECT user_id, representation FROM sync_user_records"
+                " WHERE sync = ? AND realm = ? AND representation IS NOT NULL",
+                (sync, realm),
+            )
+            for row in rows:
+                yield text(row, "user_id"), text(row, "representation")
 
     def replace_all(self, sync: str, realm: str, records: Iterable[UserRecord], read_at: datetime) -> None:
         """After a full read: exactly these records, and `read_at` as the last full read (one transaction)."""

@@ -26,9 +26,11 @@ from typing import Any, Literal, TypeVar
 
 from agent.errors import Interrupted, Rejected, SourceUnavailable
 from agent.keycloak import KeycloakGateway, Role, User
+from agent.store.sync_records import UserRecord
 from agent.sync.live import full_representation
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser, Found
 from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan, desired_grants
+from agent.sync.quick_read import user_record
 
 # partialImport runs a batch in one transaction whose cost per user grows with the batch size
 # (10k users: batches of 500 took 3.7x as long as batches of 50). Small batches, several at a time.
@@ -49,8 +51,8 @@ class ItemResult:
     outcome: Outcome
     detail: str = ""
     user_id: str | None = None
-    # A user created now: the representation Keycloak accepted, with its id (the sync's record of it).
-    created: Mapping[str, Any] | None = None
+    # A user created now: the sync's record of it (see agent/sync/quick_read.py), from what Keycloak accepted.
+    created: UserRecord | None = None
 
 
 @dataclass
@@ -333,7 +335,8 @@ class SyncExecutor:
         if imported is None:
             return ItemResult(item, "failed", "not in Keycloak's import answer")
         if imported.action == "ADDED":
-            return ItemResult(item, "applied", "created", imported.id, {**representation, "id": imported.id})
+            record = user_record({**representation, "id": imported.id}, self._plan.source)
+            return ItemResult(item, "applied", "created", imported.id, record)
         # SKIPPED: the username exists. Ours (a previous run was cut short) is fine; anyone else's is not.
         existing = self._gateway.get_user(self._realm, imported.id)
         ours = existing is not None and item.external_id in existing.attributes.get(EXTERNAL_ID_ATTRIBUTE, ())

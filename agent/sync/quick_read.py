@@ -13,12 +13,13 @@ record (see `refresh`).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from agent.keycloak import KeycloakGateway
 from agent.store.sync_records import UserRecord
@@ -28,8 +29,8 @@ from agent.sync.live import LISTING_PAGE_SIZE, LiveDirectory, is_managed, split_
 BRIEF_PAGE_SIZE = 1000
 # Pages (or single-user reads) in flight at once.
 READ_WORKERS = 4
-# Above this many users to read one by one, one full listing is cheaper (a GET costs a few listed users).
-MAX_SINGLE_READS = 500
+# Above this share of users to read one by one, one full listing is cheaper: measured at 10k, a GET of one
+# user costs Keycloak about as much as 15 users of a listing read four pages at a time.
 MAX_SINGLE_READ_SHARE = 0.05
 DEFAULT_FULL_READ_EVERY = timedelta(days=1)
 # What a user's full representation keeps in a record: what the planner and the executor use.
@@ -59,13 +60,23 @@ class ReadPlan:
     """From a brief listing and the records: whose record still holds, whose full representation to read,
     and which recorded users are gone."""
 
-    reuse: Mapping[str, UserRecord]
+    reuse: Mapping[str, Keyed]
     to_read: tuple[str, ...]
     gone: tuple[str, ...]
 
 
-def plan_reads(brief: Sequence[Mapping[str, Any]], records: Mapping[str, UserRecord]) -> ReadPlan:
-    reuse: dict[str, UserRecord] = {}
+class Keyed(Protocol):
+    """A record as far as planning reads needs it (a UserRecord, or a RecordKey without the representation)."""
+
+    @property
+    def brief(self) -> str: ...
+
+    @property
+    def managed(self) -> bool: ...
+
+
+def plan_reads(brief: Sequence[Mapping[str, Any]], records: Mapping[str, Keyed]) -> ReadPlan:
+    reuse: dict[str, Keyed] = {}
     to_read: list[str] = []
     for raw in brief:
         user_id = str(raw["id"])
@@ -79,7 +90,7 @@ def plan_reads(brief: Sequence[Mapping[str, Any]], records: Mapping[str, UserRec
 
 
 def too_many_single_reads(to_read: int, users: int) -> bool:
-    return to_read > min(MAX_SINGLE_READS, max(1, int(users * MAX_SINGLE_READ_SHARE)))
+    return to_read > max(1, int(users * MAX_SINGLE_READ_SHARE))
 
 
 def needs_full_read(last_full_read: datetime | None, now: datetime, every: timedelta, *, asked: bool) -> bool:
@@ -110,21 +121,49 @@ def read_full(gateway: KeycloakGateway, realm: str, source: str, *, editable: bo
     return LiveRead(LiveDirectory(managed, everyone, editable), True, frozenset(), tuple(fresh))
 
 
-def read_quick(
-    gateway: KeycloakGateway, realm: str, source: str, records: Mapping[str, UserRecord], *, editable: bool
-) -> LiveRead:
+def read_quick(gateway: KeycloakGateway, realm: str, source: str, records: RecordStore, *, editable: bool) -> LiveRead:
     """A brief listing, records where the brief fields match, full reads of the rest (or one full listing
-    when the rest are many)."""
-    brief = list(gateway.list_raw_users(realm, page_size=BRIEF_PAGE_SIZE, brief=True, workers=READ_WORKERS))
-    plan = plan_reads(brief, records)
+    when the rest are many). Records are compared by key first; representations are then streamed from the
+    store, so a 100k realm is never held twice."""
+    brief = [
+        slim(raw) for raw in gateway.list_raw_users(realm, page_size=BRIEF_PAGE_SIZE, brief=True, workers=READ_WORKERS)
+    ]
+    plan = plan_reads(brief, records.load_keys(source, realm))
     if too_many_single_reads(len(plan.to_read), len(brief)):
         return read_full(gateway, realm, source, editable=editable)
     fetched = read_each(gateway, realm, plan.to_read)
-    fresh = tuple(user_record(raw, source) for raw in fetched.values())
-    managed, everyone = split_directory(_merged(brief, plan, fetched), source)
-    from_records = frozenset(user_id for user_id, record in plan.reuse.items() if record.representation is not None)
+    fresh = [user_record(raw, source) for raw in fetched.values()]
+    wanted = {user_id for user_id, key in plan.reuse.items() if key.managed}
+    unmanaged = (raw for raw in brief if str(raw["id"]) in plan.reuse and str(raw["id"]) not in wanted)
+    recorded = _recorded(records.representations(source, realm), wanted)
+    managed, everyone = split_directory(itertools.chain(fetched.values(), recorded, unmanaged), source)
     directory = LiveDirectory(managed, everyone, editable)
-    return LiveRead(directory, False, from_records, fresh, plan.gone, len(plan.to_read))
+    read = LiveRead(directory, False, frozenset(wanted), tuple(fresh), plan.gone, len(plan.to_read))
+    # A record dropped since its key was read (another run of the same sync): read those users now.
+    missing = wanted - {live.user.id for live in managed}
+    return refresh(gateway, realm, source, read, missing) if missing else read
+
+
+def _recorded(rows: Iterable[tuple[str, str]], wanted: set[str]) -> Iterator[Mapping[str, Any]]:
+    for user_id, representation in rows:
+        if user_id in wanted:
+            yield json.loads(representation)
+
+
+class RecordStore(Protocol):
+    """What a quick read needs of the store's records (agent.store.sync_records.SyncRecords)."""
+
+    def load_keys(self, sync: str, realm: str) -> Mapping[str, Keyed]: ...
+
+    def representations(self, sync: str, realm: str) -> Iterable[tuple[str, str]]: ...
+
+
+# What a brief listing's entry keeps: the key's fields and what another account needs (its names).
+BRIEF_KEPT = ("id", "username", "email", "firstName", "lastName", "enabled", "emailVerified", "serviceAccountClientId")
+
+
+def slim(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: raw[name] for name in BRIEF_KEPT if name in raw}
 
 
 def read_each(gateway: KeycloakGateway, realm: str, user_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
@@ -146,8 +185,10 @@ def refresh(gateway: KeycloakGateway, realm: str, source: str, read: LiveRead, u
     new_managed, new_users = split_directory(list(fetched.values()), source)
     by_id = {user.id: user for user in new_users}
     managed = (*(live for live in read.directory.managed if live.user.id not in stale), *new_managed)
-    everyone = tuple(
-        by_id.get(user.id, user) for user in read.directory.all_users if user.id not in stale or user.id in by_id
+    listed = {user.id for user in read.directory.all_users}
+    everyone = (
+        *(by_id.get(user.id, user) for user in read.directory.all_users if user.id not in stale or user.id in by_id),
+        *(user for user in new_users if user.id not in listed),
     )
     return replace(
         read,
@@ -156,22 +197,6 @@ def refresh(gateway: KeycloakGateway, realm: str, source: str, read: LiveRead, u
         fresh=(*read.fresh, *(user_record(raw, source) for raw in fetched.values())),
         single_reads=read.single_reads + len(stale),
     )
-
-
-def _merged(
-    brief: Sequence[Mapping[str, Any]], plan: ReadPlan, fetched: Mapping[str, Mapping[str, Any]]
-) -> Iterator[Mapping[str, Any]]:
-    """Each listed user's best representation, in listing order: fetched now, else the recorded one, else
-    the brief one (an account the sync does not manage: only its names matter)."""
-    for raw in brief:
-        user_id = str(raw["id"])
-        if user_id in fetched:
-            yield fetched[user_id]
-            continue
-        record = plan.reuse.get(user_id)
-        if record is None:
-            continue  # to be read, and gone meanwhile
-        yield json.loads(record.representation) if record.representation is not None else raw
 
 
 def _remembered(raws: Iterable[Mapping[str, Any]], source: str, into: list[UserRecord]) -> Iterator[Mapping[str, Any]]:

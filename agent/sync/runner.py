@@ -6,10 +6,9 @@ that the brakes stop or stage applies nothing; `approve_staged` applies exactly 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from agent.errors import Interrupted, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
@@ -26,7 +25,7 @@ from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import Found, NotFound, Source, SourceRead
 from agent.sync.plan import Grants, SyncAction, SyncContext, SyncItem, SyncPlan, plan_sync
-from agent.sync.quick_read import LiveRead, needs_full_read, read_full, read_quick, refresh, user_record
+from agent.sync.quick_read import LiveRead, needs_full_read, read_full, read_quick, refresh
 from agent.sync.sources import build_source
 
 # Plan, refresh the users it would change from records, plan again: a refresh can only reveal changes to
@@ -113,7 +112,7 @@ def prepare_sync(
     if full:
         read = read_full(gateway, mapper.realm, sync.name, editable=editable)
     else:
-        read = read_quick(gateway, mapper.realm, sync.name, records.load(sync.name, mapper.realm), editable=editable)
+        read = read_quick(gateway, mapper.realm, sync.name, records, editable=editable)
     known = known_targets(gateway, mapper.realm, mapping)
     context = SyncContext(
         realm=mapper.realm,
@@ -217,6 +216,10 @@ def execute(
         store.runs.add_items(run.id, [_store_item(result) for result in results])
         # Skipped steps too: each closes an intent recorded before the step ran.
         store.journal.append_many([_journal_entry(r, prepared.sync.name, realm, run.id) for r in results])
+        # Users created now, as Keycloak accepted them: the next run's quick read needs no full read of them.
+        created = [result.created for result in results if result.created is not None]
+        if created:
+            store.sync_records.update(prepared.sync.name, realm, upsert=created, forget=())
         done += len(results)
         if progress is not None:
             progress(done, total)
@@ -262,32 +265,21 @@ def staged_removals(plan: SyncPlan) -> list[StagedRemoval]:
     return removals
 
 
-def remember_reads(
-    store: Store,
-    prepared: Prepared,
-    *,
-    now: datetime,
-    touched: Iterable[str],
-    created: Iterable[Mapping[str, Any]] = (),
-) -> None:
-    """Keep what this run read of Keycloak, and the users it created, for the next run's quick read. Users it
-    wrote to (or may have: a run cut short) are forgotten, so the next run reads them afresh."""
+def remember_reads(store: Store, prepared: Prepared, *, now: datetime) -> Prepared:
+    """Keep what this run read of Keycloak for the next run's quick read, before anything is written. The users
+    the plan changes are left out (and their old records dropped): the next run reads them afresh. Returns
+    `prepared` without the records, which need not stay in memory through the writes."""
     read = prepared.live_read
     if read is None:
-        return
+        return prepared
     realm, source = prepared.plan.realm, prepared.sync.name
-    new = [user_record(raw, source) for raw in created]
-    written = set(touched) - {record.user_id for record in new}
-    fresh = [record for record in read.fresh if record.user_id not in written]
-    records = store.sync_records
+    planned = {item.user_id for item in prepared.plan.items if item.user_id}
+    fresh = (record for record in read.fresh if record.user_id not in planned)
     if read.full:
-        records.replace_all(source, realm, [*fresh, *new], now)
+        store.sync_records.replace_all(source, realm, fresh, now)
     else:
-        records.update(source, realm, upsert=[*fresh, *new], forget=[*read.gone, *written])
-
-
-def _planned_users(plan: SyncPlan) -> set[str]:
-    return {item.user_id for item in plan.items if item.user_id}
+        store.sync_records.update(source, realm, upsert=fresh, forget=[*read.gone, *planned])
+    return replace(prepared, live_read=replace(read, fresh=()))
 
 
 def _touched(outcome: SyncOutcome) -> set[str]:
@@ -312,9 +304,8 @@ def run_sync(
     prepared = prepare_sync(config, sync, gateway, store, now=now, env=env, sanctioned=sanctioned, full_read=full_read)
     run = store.runs.start_run("sync", prepared.plan.realm, sources=tuple(prepared.reads))
     store.runs.add_items(run.id, _rejects_as_items(prepared))
+    prepared = remember_reads(store, prepared, now=now)
     verdict = prepared.verdict
-    if verdict.stop or verdict.stage:
-        remember_reads(store, prepared, now=now, touched=())
     if verdict.stop:
         return store.runs.finish_run(run.id, "stopped", summary="; ".join(verdict.reasons)), prepared, None
     if verdict.stage:
@@ -324,15 +315,11 @@ def run_sync(
     try:
         outcome = execute(prepared, gateway, store, run, now=now, progress=progress, should_stop=should_stop)
     except Interrupted:
-        remember_reads(store, prepared, now=now, touched=_planned_users(prepared.plan))
         store.runs.finish_run(run.id, "failed", summary="interrupted between items; the next run converges")
         raise
     except Exception:
-        remember_reads(store, prepared, now=now, touched=_planned_users(prepared.plan))
         store.runs.finish_run(run.id, "failed", summary="stopped by an error; the next run converges")
         raise
-    created = [result.created for result in outcome.results if result.created is not None]
-    remember_reads(store, prepared, now=now, touched=_touched(outcome), created=created)
     for name, read in prepared.reads.items():
         if read.complete:
             store.baselines.record_good_read(name, len(read.records), now)
