@@ -17,6 +17,7 @@ from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.quick_read import (
     RECORDED_FIELDS,
     brief_key,
+    brief_page_size,
     needs_full_read,
     plan_reads,
     too_many_single_reads,
@@ -108,6 +109,13 @@ def test_records_are_reused_only_where_the_brief_fields_still_match() -> None:
 )  # fmt: skip
 def test_many_users_to_read_make_one_full_listing_instead(to_read: int, users: int, expected: bool) -> None:
     assert too_many_single_reads(to_read, users) is expected
+
+
+@pytest.mark.parametrize(
+    ("users", "page"), [(0, 1000), (10_000, 1000), (20_001, 1001), (60_000, 3000), (100_000, 5000), (10**6, 5000)]
+)
+def test_the_brief_listing_takes_about_twenty_pages_within_bounds(users: int, page: int) -> None:
+    assert brief_page_size(users) == page
 
 
 @pytest.mark.parametrize(
