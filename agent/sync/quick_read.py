@@ -134,9 +134,9 @@ def read_quick(gateway: KeycloakGateway, realm: str, source: str, records: Recor
     """A brief listing, records where the brief fields match, full reads of the rest (or one full listing
     when the rest are many). Records are compared by key first; representations are then streamed from the
     store, so a 100k realm is never held twice."""
-    brief = [
-        slim(raw) for raw in gateway.list_raw_users(realm, page_size=BRIEF_PAGE_SIZE, brief=True, workers=READ_WORKERS)
-    ]
+    page_size = brief_page_size(gateway.count_users(realm))
+    listing = gateway.list_raw_users(realm, page_size=page_size, brief=True, workers=READ_WORKERS)
+    brief = [slim(raw) for raw in listing]
     plan = plan_reads(brief, records.load_keys(source, realm))
     if too_many_single_reads(len(plan.to_read), len(brief)):
         return read_full(gateway, realm, source, editable=editable)

@@ -14,6 +14,7 @@ import pytest
 from agent.keycloak import KeycloakGateway, User
 from agent.settings import KeycloakConnection
 from agent.store import open_store
+from agent.sync import quick_read
 from agent.sync.agent_config import AgentConfig
 from agent.sync.quick_read import read_full, read_quick
 from agent.sync.runner import Prepared, prepare_sync, run_sync
@@ -199,3 +200,20 @@ def test_a_record_gone_between_key_and_representation_is_read_from_keycloak(
     assert sorted(live.external_id for live in read.directory.managed) == [str(5000 + i) for i in range(PEOPLE)]
     assert [user.id for user in read.directory.all_users].count(target.id) == 1
     assert target.id not in read.from_records
+
+
+def test_the_brief_listing_takes_pages_sized_to_the_realm(
+    setup: SyncSetup, gateway: KeycloakGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every page costs Keycloak a sort of the whole realm, so a big realm is listed in fewer, bigger pages:
+    here 2 pages' worth (15 users a page for 30 users) rather than pages of the minimum 5."""
+    config = hr_config(setup, [hr_row(i) for i in range(30)])
+    run(setup, config, gateway)
+    monkeypatch.setattr(quick_read, "BRIEF_PAGE_SIZE", 5)
+    monkeypatch.setattr(quick_read, "BRIEF_PAGES", 2)
+    with open_store(config.store) as store:
+        before = gateway.stats.requests
+        read = read_quick(gateway, setup.realm, SYNC, store.sync_records, editable=True)
+    # Two counts (one to size the pages, one to plan them) and pages at 0, 15 and 30; no user read alone.
+    assert gateway.stats.requests - before == 2 + 3
+    assert read.single_reads == 0 and len(read.directory.managed) == 30
