@@ -53,10 +53,10 @@ from agent.sync import executor, runner
 from agent.sync.agent_config import load_agent_config
 from agent.sync.executor import import_representation
 from agent.sync.guard import MAX_REMOVALS
-from agent.sync.live import read_live_directory
 from agent.sync.mapper_spec import load_mapper
 from agent.sync.mapping import map_sources
 from agent.sync.model import Found, NotFound, Source, SourceRead
+from agent.sync.quick_read import read_live_directory
 from agent.sync.sources import build_source
 from benchmarks.common import (
     BENCH_STATE_DIR,

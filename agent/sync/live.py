@@ -48,16 +48,6 @@ def check_realm_keeps_attributes(gateway: KeycloakGateway, realm: str, attribute
     )
 
 
-def read_live_directory(
-    gateway: KeycloakGateway, realm: str, source: str, *, page_size: int = LISTING_PAGE_SIZE
-) -> LiveDirectory:
-    """Every user in one listing of full representations: managed users whole, everyone else by name."""
-    live_realm = gateway.get_realm(realm)
-    editable = bool(live_realm and live_realm.representation.get("editUsernameAllowed"))
-    managed, all_users = split_directory(gateway.list_raw_users(realm, page_size=page_size), source)
-    return LiveDirectory(managed, all_users, editable)
-
-
 def split_directory(
     raw_users: Iterable[Mapping[str, Any]], source: str
 ) -> tuple[tuple[LiveUser, ...], tuple[User, ...]]:

@@ -122,6 +122,16 @@ class LiveRead:
     single_reads: int = 0
 
 
+def usernames_editable(gateway: KeycloakGateway, realm: str) -> bool:
+    live_realm = gateway.get_realm(realm)
+    return bool(live_realm and live_realm.representation.get("editUsernameAllowed"))
+
+
+def read_live_directory(gateway: KeycloakGateway, realm: str, source: str) -> LiveDirectory:
+    """Every user in one full listing: managed users whole, everyone else by name (no records involved)."""
+    return read_full(gateway, realm, source, editable=usernames_editable(gateway, realm)).directory
+
+
 def read_full(gateway: KeycloakGateway, realm: str, source: str, *, editable: bool) -> LiveRead:
     """Every user in one full listing, pages read a few at a time."""
     fresh: list[UserRecord] = []

@@ -25,7 +25,7 @@ from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import Found, NotFound, Source, SourceRead
 from agent.sync.plan import Grants, SyncAction, SyncContext, SyncItem, SyncPlan, plan_sync
-from agent.sync.quick_read import LiveRead, needs_full_read, read_full, read_quick, refresh
+from agent.sync.quick_read import LiveRead, needs_full_read, read_full, read_quick, refresh, usernames_editable
 from agent.sync.sources import build_source
 
 # Plan, refresh the users it would change from records, plan again: a refresh can only reveal changes to
@@ -103,8 +103,7 @@ def prepare_sync(
     mapping = map_sources(list(reads.values()), mapper, now)
     attribute_names = tuple(mapper.attributes)
     check_realm_keeps_attributes(gateway, mapper.realm, attribute_names)
-    live_realm = gateway.get_realm(mapper.realm)
-    editable = bool(live_realm and live_realm.representation.get("editUsernameAllowed"))
+    editable = usernames_editable(gateway, mapper.realm)
     records = store.sync_records
     full = needs_full_read(
         records.last_full_read(sync.name, mapper.realm), now, sync.full_read_interval(), asked=full_read

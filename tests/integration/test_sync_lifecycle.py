@@ -17,9 +17,10 @@ from agent.keycloak.transport import admin_path
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.sync.executor import SyncExecutor, SyncOutcome
-from agent.sync.live import check_realm_keeps_attributes, read_live_directory
+from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, DesiredUser, Found, NotFound, SourceRecord
 from agent.sync.plan import SyncContext, SyncPlan, plan_sync
+from agent.sync.quick_read import read_live_directory
 from tests.harness.realm_steps import apply_spec, spec_of
 
 SOURCE = "hr-sync"

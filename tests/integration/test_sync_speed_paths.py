@@ -14,9 +14,9 @@ from agent.keycloak import KeycloakGateway
 from agent.settings import KeycloakConnection
 from agent.sync import executor as executor_module
 from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
-from agent.sync.live import read_live_directory
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, DesiredUser, NotFound
 from agent.sync.plan import SyncContext, SyncPlan, plan_sync
+from agent.sync.quick_read import read_live_directory
 from tests.harness.realm_steps import apply_spec, spec_of
 
 SOURCE = "speed-sync"
