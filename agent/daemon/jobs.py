@@ -253,7 +253,7 @@ def campaign_name(realm: str, now: datetime) -> str:
 def reviews_job(run: JobRun) -> JobResult:
     """`idp-agent review start`: snapshot the realm and open its periodic access-review campaign."""
     start = _optional("agent.review.campaigns", "start_campaign", "review campaigns")
-    parse_scope = _optional("agent.review.campaigns", "parse_scope", "review campaigns")
+    parse_scope = _optional("agent.review.campaign_items", "parse_scope", "review campaigns")
     take_snapshot = _optional("agent.review.snapshot", "take_snapshot", "review campaigns")
     policies = _optional("agent.review.policy", "load_review_policy", "review campaigns")
     policy_file = _optional("agent.review.policy", "REVIEW_POLICY_FILE", "review campaigns")

@@ -13,13 +13,13 @@ from agent.errors import ConfigError, SafetyStop
 from agent.keycloak import KeycloakGateway
 from agent.locks import Locked
 from agent.paths import state_dir
+from agent.review.campaign_items import parse_scope
 from agent.review.campaigns import (
     CloseReport,
     check_campaign_name,
     check_threshold,
     close_campaign,
     open_campaign,
-    parse_scope,
     plan_close,
     record_sheet,
     reviewer_sheet,

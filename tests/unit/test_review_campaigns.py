@@ -13,18 +13,13 @@ import pytest
 
 from agent.config.diagnostics import ConfigErrors
 from agent.errors import ConfigError, SafetyStop
+from agent.review.campaign_items import Scope, parse_scope, plan_items, recommend, removable_entitlements
+from agent.review.campaign_sheets import parse_sheet, sheet_csv
 from agent.review.campaigns import (
-    Scope,
     check_campaign_name,
     check_threshold,
     default_decisions,
-    parse_scope,
-    parse_sheet,
     pending_revocations,
-    plan_items,
-    recommend,
-    removable_entitlements,
-    sheet_csv,
     with_defaults,
 )
 from agent.review.evidence import CHECKSUMS, MANIFEST, campaign_html, decisions_csv, write_evidence
