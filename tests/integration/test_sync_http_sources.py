@@ -4,8 +4,10 @@ bounded; lookups tell found, not found and unavailable apart."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -425,6 +427,76 @@ def test_lookup_without_a_lookup_url_reads_everything(hr: HrServer, faults: list
     else:
         with pytest.raises(SourceUnavailable, match="page 3"):
             source.lookup("E00024")
+
+
+def _reads(server: HrServer) -> int:
+    """How many reads of the whole list the server saw: each one asks for page 1 once."""
+    return _page_requests(server, 1)
+
+
+def test_lookups_without_a_lookup_url_share_one_re_read_made_after_the_read(hr: HrServer) -> None:
+    source = _http(hr, "page")
+    assert source.read().complete
+    pages_per_read = len(hr.state.requests_to("/api/"))
+    hr.state.people = people(PEOPLE - 1)  # E00024 leaves after the read: the lookups must see the newer data
+
+    answers = [source.lookup(wanted) for wanted in ("E00024", "E00003", "E00023", "E99999", "E00003")]
+
+    assert answers[0] == NotFound()
+    assert [answer.record.get("id") for answer in answers[1:3] if isinstance(answer, Found)] == ["E00003", "E00023"]
+    assert answers[3] == NotFound()
+    assert isinstance(answers[4], Found) and answers[4].record.get("email") == "user00003@example.org"
+    assert _reads(hr) == 2  # the read and one re-read, not one per lookup
+    assert len(hr.state.requests_to("/api/")) == 2 * pages_per_read
+
+
+def test_a_new_read_makes_the_next_lookup_read_again(hr: HrServer) -> None:
+    source = _http(hr, "page")
+    source.read()
+    assert isinstance(source.lookup("E00024"), Found)
+    hr.state.people = people(PEOPLE - 1)
+    assert isinstance(source.lookup("E00024"), Found)  # the kept re-read still answers until the next read
+    assert _reads(hr) == 2
+
+    source.read()
+
+    assert source.lookup("E00024") == NotFound()
+    assert isinstance(source.lookup("E00001"), Found)
+    assert _reads(hr) == 4
+
+
+def test_an_incomplete_re_read_raises_and_is_not_kept(hr: HrServer) -> None:
+    source = _http(hr, "page")
+    source.read()
+    hr.state.faults = [Fault("status", page=2, status=503, times=2 * ATTEMPTS)]  # two re-reads fail
+
+    for _ in range(2):
+        with pytest.raises(SourceUnavailable, match="page 2"):
+            source.lookup("E00001")  # an id on page 1, which each re-read did get
+    found = source.lookup("E00024")
+    also_found = source.lookup("E00001")
+
+    assert isinstance(found, Found) and isinstance(also_found, Found)
+    assert _reads(hr) == 1 + 3  # two failed re-reads, then one good one that the last lookup reuses
+
+
+def test_lookups_from_many_threads_at_once_make_one_re_read(hr: HrServer) -> None:
+    source = _http(hr, "page")
+    source.read()
+    hr.state.faults = [Fault("slow", page=1, seconds=0.2, times=1)]  # keeps the re-read going while all ask
+    wanted = ["E00000", "E00009", "E00017", "E00024", "E00025", "E00099", "E10000", "e00001"]  # 4 known, 4 not
+    start = threading.Barrier(len(wanted), timeout=10)
+
+    def look_up(external_id: str) -> Found | NotFound:
+        start.wait()
+        return source.lookup(external_id)
+
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        answers = list(pool.map(look_up, wanted))
+
+    found_ids = [answer.record.get("id") if isinstance(answer, Found) else None for answer in answers]
+    assert found_ids == [*wanted[:4], None, None, None, None]
+    assert _reads(hr) == 2
 
 
 # --- scim --------------------------------------------------------------------------------------------------

@@ -196,7 +196,8 @@ class CsvSourceConfig(Spec):
 
 class HttpJsonSourceConfig(HttpSourceOptions):
     """An HR system's REST endpoint. `lookup_url` (with `{id}`) answers one record: 404 means gone; without it
-    a lookup reads everything and searches `id_field`."""
+    the first lookup after a read reads everything again and the lookups until the next read search that
+    re-read by `id_field`."""
 
     type: Literal["http-json"]
     name: SourceName

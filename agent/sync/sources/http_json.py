@@ -6,6 +6,7 @@ Paging decisions are pure (`first_request`, `next_step`); `read_pages` drives th
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from agent.errors import SourceUnavailable
 from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
-from agent.sync.sources.common import check_external_id, find_by_field
+from agent.sync.sources.common import check_external_id, index_by_field
 from agent.sync.sources.config import (
     CursorPaging,
     HttpJsonSourceConfig,
@@ -61,24 +62,33 @@ class Stop:
 
 
 class HttpJsonSource:
+    """Reads every page on each `read`. A `lookup` asks `lookup_url` for the one record; without it, the first
+    lookup after a `read` reads every page again and keeps that complete re-read, indexed by `id_field`, for
+    the lookups after it, until the next `read` (so confirming many leavers reads the feed once more, not
+    once per leaver). An incomplete re-read is not kept: the next lookup tries again."""
+
     def __init__(self, config: HttpJsonSourceConfig) -> None:
         self.config = config
         self.name = config.name
+        # Held through a re-read, so lookups from several threads at once wait for one re-read, not start their own.
+        self._lock = threading.Lock()
+        self._index: Mapping[str, SourceRecord] | None = None
 
     def read(self) -> SourceRead:
         """All pages; the first page that fails, loops or comes back short makes the read incomplete."""
-        with JsonClient(self.config) as client:
-            return read_pages(self.config, client)
+        # A lookup confirms a leaver that this read missed: it must read again, not trust an older re-read.
+        with self._lock:
+            self._index = None
+        return read_all(self.config)
 
     def lookup(self, external_id: str) -> Found | NotFound:
         """GET `lookup_url` with the id: 200 Found, 404 NotFound, anything else raises SourceUnavailable.
-        Without `lookup_url`: a complete read searched by `id_field` (an incomplete one raises)."""
+        Without `lookup_url`: searched by `id_field` in the re-read kept since the last `read` (the first
+        record wins a duplicate id); an incomplete re-read raises."""
         check_external_id(external_id)
         if self.config.lookup_url is None:
-            result = self.read()
-            if not result.complete:
-                raise SourceUnavailable(f"source {self.name}: {result.problem}")
-            return find_by_field(result.records, self.config.id_field, external_id)
+            record = self._reread_index().get(external_id)
+            return NotFound() if record is None else Found(record)
         url = self.config.lookup_url.replace("{id}", quote(external_id, safe=""))
         with JsonClient(self.config) as client:
             try:
@@ -88,6 +98,26 @@ class HttpJsonSource:
         if answer.status == NOT_FOUND:
             return NotFound()
         return Found(lookup_record(self.config, answer.body, safe_url(url), external_id))
+
+    def _reread_index(self) -> Mapping[str, SourceRecord]:
+        with self._lock:
+            if self._index is None:
+                self._index = reread_index(self.config)
+            return self._index
+
+
+def read_all(config: HttpJsonSourceConfig) -> SourceRead:
+    with JsonClient(config) as client:
+        return read_pages(config, client)
+
+
+def reread_index(config: HttpJsonSourceConfig) -> Mapping[str, SourceRecord]:
+    """A fresh complete read indexed by `id_field` as `find_by_field` would search it; SourceUnavailable when
+    the read is incomplete (nothing of it is kept)."""
+    result = read_all(config)
+    if not result.complete:
+        raise SourceUnavailable(f"source {config.name}: {result.problem}")
+    return index_by_field(result.records, config.id_field)
 
 
 def lookup_record(config: HttpJsonSourceConfig, body: Any, where: str, external_id: str) -> SourceRecord:
