@@ -72,19 +72,25 @@ def expand_access(
     for group in group_list:
         for member in group.member_ids:
             memberships.setdefault(member, set()).add(group.path)
-    return {
-        user_id: _access_of(user_id, memberships.get(user_id, set()), user_roles.get(user_id, ()), by_path, reach)
-        for user_id in user_ids
-    }
+    # Users with the same memberships and mapped roles hold the same grants: most of a realm falls into a few
+    # such shapes (a department, a level), so each shape is expanded once and its grants shared.
+    shapes: dict[tuple[frozenset[str], frozenset[RoleRef]], tuple[Grant, ...]] = {}
+    access: dict[str, UserAccess] = {}
+    for user_id in user_ids:
+        shape = (frozenset(memberships.get(user_id, ())), frozenset(user_roles.get(user_id, ())))
+        grants = shapes.get(shape)
+        if grants is None:
+            grants = shapes[shape] = _grants_of(*shape, by_path, reach)
+        access[user_id] = UserAccess(user_id, shape[0], grants)
+    return access
 
 
-def _access_of(
-    user_id: str,
-    member_of: set[str],
-    mapped: Iterable[RoleRef],
+def _grants_of(
+    member_of: frozenset[str],
+    mapped: frozenset[RoleRef],
     groups: Mapping[str, GroupRecord],
     reach: Reach,
-) -> UserAccess:
+) -> tuple[Grant, ...]:
     routes: dict[tuple[GrantKind, str], set[Route]] = {}
     role_of: dict[str, RoleRef] = {}
 
@@ -105,11 +111,10 @@ def _access_of(
             granting_group = groups.get(granting)
             for ref in granting_group.roles if granting_group is not None else ():
                 hold_role(ref, granting, path if granting != path else None)
-    grants = tuple(
+    return tuple(
         Grant(kind, name, _ordered_routes(found), role_of.get(name) if kind == "role" else None)
         for (kind, name), found in sorted(routes.items())
     )
-    return UserAccess(user_id, frozenset(member_of), grants)
 
 
 _HOW_ORDER = {"direct": "0", "group": "1", "composite": "2"}

@@ -66,3 +66,13 @@ def test_baseline_roles_are_offline_access_uma_and_the_account_clients() -> None
     baseline = {RoleRef("offline_access"), RoleRef("uma_authorization"), RoleRef("view-profile", "account")}
     assert beyond_baseline(frozenset(baseline)) == frozenset()
     assert beyond_baseline(frozenset({*baseline, ADMIN, MANAGE})) == {ADMIN, MANAGE}
+
+
+def test_users_of_one_shape_share_their_grants_and_other_shapes_do_not() -> None:
+    groups = [GroupRecord("g1", "it", "/it", roles=frozenset({ADMIN}), member_ids=frozenset({"u1", "u2", "u3"}))]
+    access = expand_access(["u1", "u2", "u3"], roles(), groups, {"u1": [READ], "u3": [READ]})
+    assert access["u1"].grants is access["u3"].grants  # same groups, same mapped roles: expanded once
+    assert access["u2"].grants is not access["u1"].grants
+    assert [access[user].user_id for user in ("u1", "u2", "u3")] == ["u1", "u2", "u3"]
+    assert access["u1"].grant("role", "read").direct  # type: ignore[union-attr]
+    assert not access["u2"].grant("role", "read").direct  # type: ignore[union-attr]

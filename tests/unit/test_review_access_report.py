@@ -147,3 +147,28 @@ def test_every_report_csv_cell_is_safe() -> None:
     assert '\'=HYPERLINK("http://evil")' in cells
     assert "'=1+1" in cells
     assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
+def test_users_sharing_one_grants_tuple_each_get_their_own_rows() -> None:
+    # expand_access gives users of one access shape the same grants tuple; the report describes it once but
+    # still writes each user's own name, MFA and finding count.
+    shared = (role("admin", Route(group="/it-admins")),)
+    base = snapshot()
+    access = {
+        "u1": UserAccess("u1", frozenset({"/it-admins"}), shared),
+        "u2": UserAccess("u2", frozenset({"/it-admins"}), shared),
+    }
+    shared_snapshot = Snapshot(
+        taken_at=TAKEN_AT, realm="acme", users=base.users[:2], access=MappingProxyType(access),
+        last_login=base.last_login, logins_known_since=base.logins_known_since,
+    )  # fmt: skip
+    report = build_access_report(shared_snapshot, FINDINGS[:1], CONTEXT)
+    assert [(row.username, row.mfa, row.privileged, row.roles, row.findings) for row in report.users] == [
+        ("alice", True, True, ("admin",), 0),
+        ("bob", False, True, ("admin",), 1),
+    ]
+    assert [(row.username, row.name, row.how) for row in report.grants] == [
+        ("alice", "admin", "group"),
+        ("bob", "admin", "group"),
+    ]
+    assert [(c.role, c.with_mfa, c.without_mfa) for c in report.summary.mfa_by_privileged_role] == [("admin", 1, 1)]

@@ -8,11 +8,11 @@ attributes, which may hold anything an HR feed sent.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from agent.review.model import SEVERITIES, Finding, Grant, RoleRef, Snapshot, UserRecord
+from agent.review.model import SEVERITIES, Finding, Grant, RoleRef, Snapshot, UserAccess, UserRecord
 
 # Roles every account holds by default: they tell nothing about a user's level.
 DEFAULT_ROLE_PREFIX = "default-roles-"
@@ -104,32 +104,64 @@ def only_by_default(grant: Grant) -> bool:
     )
 
 
-def privileged_refs(snapshot: Snapshot, context: ReportContext, user_id: str) -> frozenset[RoleRef]:
-    held = snapshot.access_of(user_id).role_refs()
-    return frozenset(ref for ref in held if ref in context.privileged_roles or ref.is_realm_management)
+@dataclass(frozen=True)
+class ShownAccess:
+    """What the report shows of one user's access, all derived from the user's grants and the context."""
+
+    privileged_roles: frozenset[RoleRef]  # held roles that are privileged
+    privileged: bool  # a privileged role, or a privileged group
+    levels: tuple[str, ...]  # realm roles that say something about the user (see is_level_role)
+    roles: tuple[str, ...]  # roles shown for the user, sorted: not those every account holds
+    grants: tuple[tuple[str, str, str, str], ...]  # (kind, name, how, routes) of each grant shown
 
 
-def is_privileged(snapshot: Snapshot, context: ReportContext, user_id: str) -> bool:
-    groups = snapshot.access_of(user_id).group_paths()
-    return bool(privileged_refs(snapshot, context, user_id)) or bool(groups & context.privileged_groups)
+def show_access(access: UserAccess, context: ReportContext) -> ShownAccess:
+    held = access.role_refs()
+    privileged_roles = frozenset(ref for ref in held if ref in context.privileged_roles or ref.is_realm_management)
+    shown = [grant for grant in access.grants if not only_by_default(grant)]
+    return ShownAccess(
+        privileged_roles=privileged_roles,
+        privileged=bool(privileged_roles) or bool(access.group_paths() & context.privileged_groups),
+        levels=tuple(ref.name for ref in held if is_level_role(ref)),
+        roles=tuple(sorted(grant.name for grant in shown if grant.kind == "role")),
+        grants=tuple(
+            (grant.kind, grant.name, ", ".join(sorted(grant.hows)), "; ".join(r.describe() for r in grant.routes))
+            for grant in shown
+        ),
+    )
 
 
-def users_by_level(snapshot: Snapshot) -> tuple[tuple[str, int], ...]:
+def shown_access(snapshot: Snapshot, context: ReportContext) -> Callable[[str], ShownAccess]:
+    """user id -> ShownAccess. Users of one access shape share one grants tuple (see expand_access), so each
+    shape is described once: keyed by the tuple's identity, with the tuple kept in the cache so that the
+    identity cannot be reused while the cache lives."""
+    cache: dict[int, tuple[tuple[Grant, ...], ShownAccess]] = {}
+
+    def of(user_id: str) -> ShownAccess:
+        access = snapshot.access_of(user_id)
+        cached = cache.get(id(access.grants))
+        if cached is None:
+            cached = cache[id(access.grants)] = (access.grants, show_access(access, context))
+        return cached[1]
+
+    return of
+
+
+def users_by_level(snapshot: Snapshot, shown: Callable[[str], ShownAccess]) -> tuple[tuple[str, int], ...]:
     """Users holding each realm role (effectively), most held first; users with none count as `(no role)`."""
     counts: Counter[str] = Counter()
     for user in snapshot.users:
-        levels = [ref.name for ref in snapshot.access_of(user.id).role_refs() if is_level_role(ref)]
-        counts.update(levels or ["(no role)"])
+        counts.update(shown(user.id).levels or ["(no role)"])
     return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def mfa_coverage(snapshot: Snapshot, context: ReportContext) -> tuple[RoleCoverage, ...]:
+def mfa_coverage(snapshot: Snapshot, shown: Callable[[str], ShownAccess]) -> tuple[RoleCoverage, ...]:
     """For each privileged role held by someone: holders with and without MFA (service accounts left out)."""
     holders: dict[str, list[bool]] = {}
     for user in snapshot.users:
         if user.is_service_account:
             continue
-        for ref in privileged_refs(snapshot, context, user.id):
+        for ref in shown(user.id).privileged_roles:
             holders.setdefault(ref.label, []).append(user.has_mfa)
     return tuple(RoleCoverage(role, sum(flags), len(flags) - sum(flags)) for role, flags in sorted(holders.items()))
 
@@ -167,11 +199,13 @@ def last_login_text(snapshot: Snapshot, user_id: str) -> str:
     return "unknown" if snapshot.logins_known_since is None else "never"
 
 
-def user_rows(snapshot: Snapshot, findings: Sequence[Finding], context: ReportContext) -> tuple[UserRow, ...]:
+def user_rows(
+    snapshot: Snapshot, findings: Sequence[Finding], shown: Callable[[str], ShownAccess]
+) -> tuple[UserRow, ...]:
     per_subject = Counter(finding.subject for finding in findings)
     rows = []
     for user in sorted(snapshot.users, key=lambda u: u.username):
-        access = snapshot.access_of(user.id)
+        access = shown(user.id)
         rows.append(
             UserRow(
                 username=user.username,
@@ -179,33 +213,30 @@ def user_rows(snapshot: Snapshot, findings: Sequence[Finding], context: ReportCo
                 enabled=user.enabled,
                 kind=user_kind(user),
                 mfa=user.has_mfa,
-                privileged=is_privileged(snapshot, context, user.id),
+                privileged=access.privileged,
                 last_login=last_login_text(snapshot, user.id),
                 created=user.created.date().isoformat() if user.created else "",
-                roles=tuple(sorted(grant.name for grant in access.roles() if not only_by_default(grant))),
-                groups=tuple(sorted(access.groups)),
+                roles=access.roles,
+                groups=tuple(sorted(snapshot.access_of(user.id).groups)),
                 findings=per_subject.get(user.username, 0),
             )
         )
     return tuple(rows)
 
 
-def grant_rows(snapshot: Snapshot) -> tuple[GrantRow, ...]:
+def grant_rows(snapshot: Snapshot, shown: Callable[[str], ShownAccess]) -> tuple[GrantRow, ...]:
     names = {user.id: user.username for user in snapshot.users}
-    rows = []
-    for user_id, access in snapshot.access.items():
-        for grant in access.grants:
-            if only_by_default(grant):
-                continue
-            hows = ", ".join(sorted(grant.hows))
-            routes = "; ".join(route.describe() for route in grant.routes)
-            rows.append(GrantRow(names.get(user_id, user_id), grant.kind, grant.name, hows, routes))
+    rows = [
+        GrantRow(names.get(user_id, user_id), *grant) for user_id in snapshot.access for grant in shown(user_id).grants
+    ]
     return tuple(sorted(rows, key=lambda row: (row.username, row.kind, row.name)))
 
 
-def summarise(snapshot: Snapshot, findings: Sequence[Finding], context: ReportContext) -> AccessSummary:
+def summarise(
+    snapshot: Snapshot, findings: Sequence[Finding], context: ReportContext, shown: Callable[[str], ShownAccess]
+) -> AccessSummary:
     users = snapshot.users
-    privileged = [user for user in users if not user.is_service_account and is_privileged(snapshot, context, user.id)]
+    privileged = [user for user in users if not user.is_service_account and shown(user.id).privileged]
     return AccessSummary(
         realm=snapshot.realm,
         taken_at=snapshot.taken_at,
@@ -219,13 +250,14 @@ def summarise(snapshot: Snapshot, findings: Sequence[Finding], context: ReportCo
         findings=len(findings),
         findings_by_severity=severity_counts(findings),
         findings_by_rule=rule_counts(findings),
-        users_by_level=users_by_level(snapshot),
-        mfa_by_privileged_role=mfa_coverage(snapshot, context),
+        users_by_level=users_by_level(snapshot, shown),
+        mfa_by_privileged_role=mfa_coverage(snapshot, shown),
         logins_per_day=last_days(context.logins_per_day, snapshot.taken_at),
     )
 
 
 def build_access_report(snapshot: Snapshot, findings: Sequence[Finding], context: ReportContext) -> AccessReport:
+    shown = shown_access(snapshot, context)
     notes = []
     if snapshot.logins_known_since is None:
         notes.append(
@@ -234,9 +266,9 @@ def build_access_report(snapshot: Snapshot, findings: Sequence[Finding], context
     else:
         notes.append(f"Last logins are known since {snapshot.logins_known_since.date().isoformat()}.")
     return AccessReport(
-        summary=summarise(snapshot, findings, context),
+        summary=summarise(snapshot, findings, context, shown),
         findings=tuple(findings),
-        users=user_rows(snapshot, findings, context),
-        grants=grant_rows(snapshot),
+        users=user_rows(snapshot, findings, shown),
+        grants=grant_rows(snapshot, shown),
         notes=tuple(notes),
     )
