@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -26,6 +27,8 @@ Param = str | int | float | None
 Row = Mapping[str, Param]
 
 BUSY_TIMEOUT_MS = 10_000  # how long a writer waits for another writer before the store reports busy
+WAL_RETRY_FIRST_PAUSE = 0.005  # seconds; doubled after each refused switch to WAL, up to the next
+WAL_RETRY_MAX_PAUSE = 0.1
 
 
 @dataclass(frozen=True)
@@ -337,13 +340,29 @@ class SqliteDatabase(Database):
 def configure(connection: sqlite3.Connection) -> None:
     """WAL (readers never block the writer), foreign keys on, and a busy timeout instead of failing at once."""
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = switch_to_wal(connection)
     if str(mode).lower() != "wal":
         raise StoreError(f"SQLite refused WAL mode (got {mode}); the store needs a file on a local disk")
     # FULL: a commit is on disk before the call returns, so a journal entry survives a power cut as well as
     # a killed agent (NORMAL in WAL mode may lose the last commits on power loss).
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
+
+
+def switch_to_wal(connection: sqlite3.Connection, timeout_seconds: float = BUSY_TIMEOUT_MS / 1000) -> str:
+    """`PRAGMA journal_mode = WAL`, retried for up to the busy timeout. Switching a new file to WAL needs an
+    exclusive lock, and while another connection writes (several processes opening one new store together)
+    SQLite answers "database is locked" at once instead of calling the busy handler."""
+    deadline = time.monotonic() + timeout_seconds
+    pause = WAL_RETRY_FIRST_PAUSE
+    while True:
+        try:
+            return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, WAL_RETRY_MAX_PAUSE)
 
 
 @contextmanager

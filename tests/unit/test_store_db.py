@@ -13,7 +13,7 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.store import ManualClock, SchemaError, StoreError, default_store_url, open_store
-from agent.store.connection import Database, Transaction
+from agent.store.connection import Database, Transaction, switch_to_wal
 from agent.store.db import open_database, sqlite_path
 from agent.store.migrations import MIGRATIONS, Migration, check_sequence, migrate
 from tests.harness.store_backends import StoreBackend
@@ -187,6 +187,40 @@ def test_processes_opening_one_new_store_together_migrate_it_once(store_backend:
         db.close()
     assert errors == []
     assert versions(store_backend) == [(m.version, m.name) for m in MIGRATIONS]
+
+
+def test_a_new_store_opens_while_another_process_writes_the_file(tmp_path: Path) -> None:
+    # Switching a new file to WAL needs an exclusive lock; while another connection writes, SQLite refuses at
+    # once (no busy handler), which once made one of several processes opening a new store together fail.
+    path = tmp_path / "store.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # the timer commits
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    released = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    released.start()
+    try:
+        with open_store(f"sqlite:///{path}") as store:
+            assert store.baselines.last_good("hr") is None
+    finally:
+        released.join()
+        writer.close()
+    assert "schema_version" in tables(path)
+
+
+def test_switching_to_wal_gives_up_after_its_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            switch_to_wal(other, timeout_seconds=0.05)
+    finally:
+        other.close()
+        writer.close()
 
 
 def test_transactions_do_not_nest_and_roll_back_on_error(store_backend: StoreBackend) -> None:
