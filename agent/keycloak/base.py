@@ -71,6 +71,19 @@ class GatewayBase:
                 return
             first += page_size
 
+    def _page_groups(self, realm: str) -> list[Group]:
+        """The group tree read page by page, parents before children (for accounts that may not export)."""
+        groups: list[Group] = []
+        top = admin_path(realm, "groups")
+        pending = [Group.from_json(raw) for raw in self._paged(top, {"briefRepresentation": "false"})]
+        while pending:
+            group = pending.pop(0)
+            groups.append(group)
+            if group.sub_group_count:
+                children = admin_path(realm, "groups", group.id, "children")
+                pending.extend(Group.from_json(raw) for raw in self._paged(children, {"briefRepresentation": "false"}))
+        return groups
+
     def _paged_concurrently(
         self, path: str, params: Mapping[str, Any], page_size: int, *, expected: int, workers: int
     ) -> Iterator[Any]:

@@ -198,18 +198,6 @@ class KeycloakGateway(
             return self._page_groups(realm)
         return list(flatten_groups(exported.get("groups") or (), parent_id=None))
 
-    def _page_groups(self, realm: str) -> list[Group]:
-        groups: list[Group] = []
-        top = admin_path(realm, "groups")
-        pending = [Group.from_json(raw) for raw in self._paged(top, {"briefRepresentation": "false"})]
-        while pending:
-            group = pending.pop(0)
-            groups.append(group)
-            if group.sub_group_count:
-                children = admin_path(realm, "groups", group.id, "children")
-                pending.extend(Group.from_json(raw) for raw in self._paged(children, {"briefRepresentation": "false"}))
-        return groups
-
     def find_group_by_path(self, realm: str, path: str) -> Group | None:
         raw = self._lookup(admin_path(realm, "group-by-path", path.lstrip("/")))
         return None if raw is None else Group.from_json(raw)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
+from agent.errors import AuthError
 from agent.keycloak.base import PAGE_SIZE, GatewayBase, flatten_groups
 from agent.keycloak.models import (
     AccessExport,
@@ -16,12 +18,28 @@ from agent.keycloak.models import (
 from agent.keycloak.transport import admin_path
 
 
+def by_client(roles: Iterable[Mapping[str, Any]], client_ids: Mapping[str, str]) -> dict[str, list[str]]:
+    """Client roles' names by their client's clientId (a role's containerId is the client's id)."""
+    named: dict[str, list[str]] = {}
+    for role in roles:
+        if role.get("clientRole"):
+            client = str(role.get("containerId"))
+            named.setdefault(client_ids.get(client, client), []).append(str(role["name"]))
+    return named
+
+
 class ReviewCalls(GatewayBase):
     """Bulk reads for access-review snapshots and login events."""
 
     def export_access(self, realm: str) -> AccessExport:
-        """Roles with composites, groups with grants, clients and service accounts, in one partial export."""
-        exported = self._export(realm, clients=True, groups_and_roles=True)
+        """Roles with composites, groups with grants, clients and service accounts, in one partial export.
+
+        Keycloak lets only manage-realm export; a reviewer's account that may only look (view-realm,
+        view-users, view-clients) reads the same through the listings instead (see `_access_by_views`)."""
+        try:
+            exported = self._export(realm, clients=True, groups_and_roles=True)
+        except AuthError:
+            return self._access_by_views(realm)
         roles_raw = exported.get("roles") or {}
         roles = [ExportedRole.from_json(raw, None) for raw in roles_raw.get("realm") or ()]
         for client, client_roles in (roles_raw.get("client") or {}).items():
@@ -32,6 +50,65 @@ class ReviewCalls(GatewayBase):
             clients=tuple(Client.from_json(raw) for raw in exported.get("clients") or ()),
             service_accounts=tuple(ExportedUser.from_json(raw) for raw in exported.get("users") or ()),
             default_role=(exported.get("defaultRole") or {}).get("name"),
+        )
+
+    def _access_by_views(self, realm: str) -> AccessExport:
+        """What `export_access` gives, read without manage-realm: clients, realm roles, each client's roles
+        and each composite's parts, the group tree, and each service account with its grants. Requests grow
+        with clients, composite roles and groups, never with users."""
+        clients = tuple(Client.from_json(raw) for raw in self._paged(admin_path(realm, "clients")))
+        client_ids = {client.id: client.client_id for client in clients}
+        realm_roles = self._paged(admin_path(realm, "roles"), {"briefRepresentation": "false"})
+        listed: list[tuple[Any, str | None]] = [(raw, None) for raw in realm_roles]
+        for client in clients:
+            path = admin_path(realm, "clients", client.id, "roles")
+            listed.extend((raw, client.client_id) for raw in self._paged(path, {"briefRepresentation": "false"}))
+        roles = tuple(
+            ExportedRole.from_json({**raw, "composites": self._composites(realm, raw, client_ids)}, client)
+            for raw, client in listed
+        )
+        accounts = (
+            self._service_account(realm, client.id, client_ids) for client in clients if client.service_accounts_enabled
+        )
+        realm_raw = self._get(admin_path(realm)) or {}
+        return AccessExport(
+            roles=roles,
+            groups=tuple(self._page_groups(realm)),
+            clients=clients,
+            service_accounts=tuple(account for account in accounts if account is not None),
+            default_role=(realm_raw.get("defaultRole") or {}).get("name"),
+        )
+
+    def _composites(self, realm: str, raw: Mapping[str, Any], client_ids: Mapping[str, str]) -> dict[str, Any]:
+        """A role's direct composites in the export's form: {"realm": [names], "client": {clientId: [names]}}."""
+        if not raw.get("composite"):
+            return {}
+        parts = self._get(admin_path(realm, "roles-by-id", str(raw["id"]), "composites")) or ()
+        return {
+            "realm": [part["name"] for part in parts if not part.get("clientRole")],
+            "client": by_client(parts, client_ids),
+        }
+
+    def _service_account(self, realm: str, client_uuid: str, client_ids: Mapping[str, str]) -> ExportedUser | None:
+        """A client's service-account user with its directly mapped roles and its groups, as the export has it."""
+        raw = self._lookup(admin_path(realm, "clients", client_uuid, "service-account-user"))
+        if raw is None:
+            return None
+        mappings = self._get(admin_path(realm, "users", str(raw["id"]), "role-mappings")) or {}
+        groups = self._paged(admin_path(realm, "users", str(raw["id"]), "groups"), {"briefRepresentation": "true"})
+        client_roles = {
+            str(client): [role["name"] for role in found.get("mappings") or ()]
+            for client, found in (mappings.get("clientMappings") or {}).items()
+        }
+        return ExportedUser.from_json(
+            {
+                **raw,
+                # The export names the client (clientId); this answer leaves it out.
+                "serviceAccountClientId": raw.get("serviceAccountClientId") or client_ids.get(client_uuid),
+                "realmRoles": [role["name"] for role in mappings.get("realmMappings") or ()],
+                "clientRoles": client_roles,
+                "groups": [group["path"] for group in groups],
+            }
         )
 
     def role_member_ids(

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from agent.keycloak import KeycloakGateway
+from agent.keycloak.models import AccessExport
 from agent.review import findings as rules
 from agent.review.findings import findings
 from agent.review.model import RoleRef, Route, Snapshot
 from agent.review.policy import LeaverSpec, OrphansSpec, ReviewPolicy, SodPolicy, SodRule, TrainingSpec
 from agent.review.snapshot import take_snapshot
+from agent.settings import KeycloakConnection
 from agent.store import ManualClock, Store, open_store
 from agent.store.appeals import NewAppeal
 from agent.store.logins import StoredLoginEvent
@@ -286,3 +288,73 @@ def test_users_across_pages_match_keycloaks_count_and_requests_do_not_grow_per_u
     # R + G + users/page: the export, the user count and pages, one listing per role and group (+1 page for
     # /staff's 100 members).
     assert large.stats.requests <= 2 + large.stats.user_pages + len(large.roles) + len(large.groups) + 1
+
+
+def export_shape(exported: AccessExport) -> dict[str, Any]:
+    """What an access export says, order aside."""
+    return {
+        "roles": {
+            (item.role.id, item.role.name, item.client): (
+                frozenset(item.composite_realm_roles),
+                frozenset((client, name) for client, names in item.composite_client_roles.items() for name in names),
+            )
+            for item in exported.roles
+        },
+        "groups": {
+            (g.id, g.path, g.parent_id, frozenset(g.realm_roles), frozenset(g.client_roles.items()))
+            for g in exported.groups
+        },
+        "clients": {(client.id, client.client_id) for client in exported.clients},
+        "service_accounts": {
+            (
+                account.user.id,
+                account.user.username,
+                account.user.service_account_client_id,
+                frozenset(account.realm_roles),
+                frozenset(account.client_roles.items()),
+                frozenset(account.groups),
+            )
+            for account in exported.service_accounts
+        },
+        "default_role": exported.default_role,
+    }
+
+
+def test_a_reviewer_that_may_only_view_reads_the_same_snapshot_without_the_export(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str, store: Store
+) -> None:
+    from tests.harness.accounts import service_account
+
+    ids = seed(gateway, realm)
+    # A client role that is a composite of a realm role and of another client's role, granted by a group.
+    app = gateway.create_client(realm, {"clientId": "payroll", "publicClient": True})
+    gateway.create_client_role(realm, app, "clerk")
+    clerk, pay = gateway.get_client_role(realm, app, "clerk"), gateway.get_realm_role(realm, "pay")
+    management = gateway.find_client(realm, "realm-management")
+    assert clerk is not None and pay is not None and management is not None
+    view = gateway.get_client_role(realm, management.id, "view-users")
+    assert view is not None
+    gateway.add_role_composites(realm, clerk.id, [pay, view])
+    finance = gateway.find_group_by_path(realm, "/finance")
+    assert finance is not None
+    gateway.change_group_client_roles(realm, finance.id, app, [clerk], [])
+    gateway.add_user_to_group(realm, ids["robot"], finance.id)  # a service account in a group
+    reviewer = KeycloakGateway.connect(
+        service_account(gateway, keycloak_connection, realm, "svc-review", ["view-realm", "view-users", "view-clients"])
+    ).read_only()
+    try:
+        exported = gateway.export_access(realm)
+        viewed = reviewer.export_access(realm)
+        assert reviewer.stats.requests > 1  # the export was refused (manage-realm only), so it read the listings
+        assert export_shape(viewed) == export_shape(exported)
+        assert ("payroll", "clerk") in {(item.client, item.role.name) for item in viewed.roles}
+
+        by_admin = take_snapshot(gateway, store, realm, policy=POLICY)
+        by_reviewer = take_snapshot(reviewer, store, realm, policy=POLICY)
+    finally:
+        reviewer.close()
+    assert by_reviewer.users == by_admin.users
+    assert dict(by_reviewer.access) == dict(by_admin.access)
+    twohats = by_reviewer.access_of(ids["twohats"]).grant("role", "realm-management/view-users")
+    assert twohats is not None and twohats.routes == (Route("/finance", None, (RoleRef("clerk", "payroll"),)),)
+    assert found_rules(by_reviewer) == found_rules(by_admin)
