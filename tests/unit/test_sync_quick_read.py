@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -18,8 +18,10 @@ from agent.sync.quick_read import (
     RECORDED_FIELDS,
     brief_key,
     brief_page_size,
+    full_page_size,
     needs_full_read,
     plan_reads,
+    read_full,
     too_many_single_reads,
     user_record,
 )
@@ -116,6 +118,36 @@ def test_many_users_to_read_make_one_full_listing_instead(to_read: int, users: i
 )
 def test_the_brief_listing_takes_about_twenty_pages_within_bounds(users: int, page: int) -> None:
     assert brief_page_size(users) == page
+
+
+@pytest.mark.parametrize(
+    ("users", "page"),
+    [(0, 200), (10_000, 200), (40_000, 200), (40_001, 201), (100_000, 500), (200_000, 1000), (10**6, 1000)],
+)
+def test_the_full_listing_keeps_small_pages_and_takes_about_two_hundred_in_a_big_realm(users: int, page: int) -> None:
+    assert full_page_size(users) == page
+
+
+class CountedListing:
+    """A gateway with `users` users (two listed, managed) that remembers the page size it was asked for."""
+
+    def __init__(self, users: int) -> None:
+        self.users = users
+        self.page_sizes: list[int] = []
+
+    def count_users(self, realm: str) -> int:
+        return self.users
+
+    def list_raw_users(self, realm: str, *, page_size: int, workers: int) -> list[dict[str, Any]]:
+        self.page_sizes.append(page_size)
+        return [full_raw(0), full_raw(1)]
+
+
+def test_the_full_read_sizes_its_pages_to_the_realm() -> None:
+    gateway = CountedListing(100_000)
+    read = read_full(cast(Any, gateway), "acme", SOURCE, editable=True)
+    assert gateway.page_sizes == [full_page_size(100_000)]
+    assert len(read.directory.managed) == 2 and len(read.fresh) == 2
 
 
 @pytest.mark.parametrize(
