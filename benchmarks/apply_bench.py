@@ -74,19 +74,21 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size (0.1 for a quick run)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    sizes = {key: max(1, int(getattr(args, key) * args.scale)) for key in ("roles", "groups", "clients")}
+    roles, groups, clients = (max(1, int(getattr(args, key) * args.scale)) for key in ("roles", "groups", "clients"))
     name = f"bench-apply-{uuid.uuid4().hex[:6]}"
     with keycloak_for_benchmark() as connection:
         admin = KeycloakGateway.connect(connection)
         try:
-            first = run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, **sizes))
+            first = run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, roles, groups, clients))
             # The first no-op after a big apply meets Keycloak's cold caches; later ones are what CI sees
             # on every push. Both are reported.
             noops = [
-                run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, **sizes))
+                run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, roles, groups, clients))
                 for _ in range(NOOP_REPEATS)
             ]
-            one = run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, **sizes, changed=True))
+            one = run_arm(
+                lambda: KeycloakGateway.connect(connection), generated_realm(name, roles, groups, clients, changed=True)
+            )
             version = admin.server_version()
         finally:
             if admin.get_realm(name) is not None:
@@ -112,7 +114,7 @@ def main() -> None:
             "benchmark": "apply_bench",
             "keycloak_version": version,
             "machine": machine(),
-            "sizes": sizes,
+            "sizes": {"roles": roles, "groups": groups, "clients": clients},
             "kinds": [kind.name for kind in KINDS],
             "arms": rows,
             "ratios": {
