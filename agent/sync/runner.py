@@ -49,12 +49,24 @@ class Prepared:
 
 
 def leaver_lookup(sources: Mapping[str, Source], mapper: MapperSpec) -> Callable[[str], Found | NotFound]:
-    """A person is gone only when every source that creates users says so for that exact id."""
+    """A person is gone only when every source that creates users says so for that exact id.
+
+    A source that could not answer one lookup is not asked again in this run: the remaining leavers are left
+    enabled at once (as they would be after its timeout), instead of waiting out one timeout each while
+    the source is down."""
     creating = [sources[name] for name in mapper.sources if name in sources and mapper.creates_users(name)]
+    unavailable: dict[str, SourceUnavailable] = {}  # source name -> its first failure in this run
 
     def lookup(external_id: str) -> Found | NotFound:
         for source in creating:
-            answer = source.lookup(external_id)
+            failed = unavailable.get(source.name)
+            if failed is not None:
+                raise SourceUnavailable(f"{failed} (not asked again in this run)")
+            try:
+                answer = source.lookup(external_id)
+            except SourceUnavailable as error:
+                unavailable.setdefault(source.name, error)
+                raise
             if isinstance(answer, Found):
                 return answer
         return NotFound()
