@@ -20,9 +20,9 @@ from agent.realm.kinds.clients import (
     PKCE_METHOD,
     POST_LOGOUT_REDIRECT_URIS,
     URI_SEPARATOR,
-    USER_ATTRIBUTE_MAPPER,
 )
 from agent.realm.kinds.ldap_federation import BIND_CREDENTIAL, FEDERATION_FIELDS, LDAP_PROVIDER, friendly_value
+from agent.realm.kinds.protocol_mappers import USER_ATTRIBUTE_MAPPER
 from agent.realm.kinds.realm_settings import (
     EVENT_FIELDS,
     OTP_FIELDS,

@@ -17,7 +17,8 @@ from agent.keycloak import KeycloakGateway
 from agent.realm.kinds.base import Kind
 from agent.realm.kinds.client_roles import ClientRoleComposites, ClientRoles, ServiceAccountRoles
 from agent.realm.kinds.client_scopes import ClientScopes
-from agent.realm.kinds.clients import Clients, ProtocolMappers
+from agent.realm.kinds.clients import Clients
+from agent.realm.kinds.protocol_mappers import ProtocolMappers
 from agent.realm.kinds.realm_settings import RealmSettings
 from agent.realm.kinds.roles import RealmRoles, RoleComposites
 from agent.realm.loader import load_realms

@@ -21,21 +21,23 @@ from agent.realm.kinds.client_scopes import plan_client_scopes, scope_fields
 from agent.realm.kinds.clients import (
     ClientWrite,
     LiveClients,
-    LiveMappers,
-    MapperOwner,
     ScopeLinks,
     client_fields,
     create_body,
-    diff_mapper,
     link_changes,
     link_steps,
+    plan_clients,
+    secret_differs,
+    secret_name,
+)
+from agent.realm.kinds.protocol_mappers import (
+    LiveMappers,
+    MapperOwner,
+    diff_mapper,
     mapper_representation,
     owned_mapper_names,
     owned_mapper_value,
-    plan_clients,
     plan_owner_mappers,
-    secret_differs,
-    secret_name,
 )
 from agent.realm.kinds.roles import RoleRef
 from agent.realm.native import (

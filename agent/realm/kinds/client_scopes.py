@@ -1,5 +1,5 @@
 """Client scopes (description, protocol, token-scope flag, attributes), owned by mark; their protocol
-mappers are planned by the protocol-mappers kind in clients.py."""
+mappers are planned by the protocol-mappers kind in protocol_mappers.py."""
 
 from __future__ import annotations
 
