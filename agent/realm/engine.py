@@ -12,9 +12,10 @@ from agent.realm.kinds.client_roles import ClientRoleComposites, ClientRoles, Se
 from agent.realm.kinds.client_scopes import ClientScopes
 from agent.realm.kinds.clients import Clients
 from agent.realm.kinds.defaults import DefaultGroups, DefaultRoles
-from agent.realm.kinds.flows import Flows, MfaGroups
+from agent.realm.kinds.flows import Flows
 from agent.realm.kinds.groups import GroupGrants, Groups
 from agent.realm.kinds.ldap_federation import LdapFederations, LdapMappers
+from agent.realm.kinds.mfa_groups import MfaGroups
 from agent.realm.kinds.protocol_mappers import ProtocolMappers
 from agent.realm.kinds.realm_settings import RealmSettings
 from agent.realm.kinds.required_actions import RequiredActions

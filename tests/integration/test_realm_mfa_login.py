@@ -23,8 +23,9 @@ import requests
 from agent.keycloak import KeycloakGateway, UserDraft
 from agent.realm import engine
 from agent.realm.kinds.base import Kind
-from agent.realm.kinds.flows import Flows, MfaGroups
+from agent.realm.kinds.flows import Flows
 from agent.realm.kinds.groups import GroupGrants, Groups
+from agent.realm.kinds.mfa_groups import MfaGroups
 from agent.realm.kinds.realm_settings import RealmSettings
 from agent.realm.kinds.required_actions import RequiredActions
 from agent.realm.kinds.roles import RealmRoles

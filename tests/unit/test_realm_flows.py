@@ -10,9 +10,7 @@ from agent.errors import Rejected
 from agent.keycloak import Role
 from agent.keycloak.models import FlowExecution
 from agent.realm.kinds.flows import (
-    GROUP_ROLE_ATTRIBUTE,
     LiveFlows,
-    LiveMfaGroups,
     Step,
     Structure,
     choose_alias,
@@ -25,10 +23,10 @@ from agent.realm.kinds.flows import (
     owned_aliases,
     parse_structure,
     plan_flows,
-    plan_mfa_groups,
     roles_in,
     structure_digest,
 )
+from agent.realm.kinds.mfa_groups import GROUP_ROLE_ATTRIBUTE, LiveMfaGroups, plan_mfa_groups
 from agent.realm.references import check_references
 from agent.realm.spec import MfaSpec, RealmSpec
 
