@@ -144,10 +144,13 @@ def read_live_directory(gateway: KeycloakGateway, realm: str, source: str) -> Li
     return read_full(gateway, realm, source, editable=usernames_editable(gateway, realm)).directory
 
 
-def read_full(gateway: KeycloakGateway, realm: str, source: str, *, editable: bool) -> LiveRead:
-    """Every user in one full listing, pages read a few at a time."""
+def read_full(
+    gateway: KeycloakGateway, realm: str, source: str, *, editable: bool, users: int | None = None
+) -> LiveRead:
+    """Every user in one full listing, pages read a few at a time; `users`, when the caller knows about how
+    many there are, sizes the pages without counting them again."""
     fresh: list[UserRecord] = []
-    page_size = full_page_size(gateway.count_users(realm))
+    page_size = full_page_size(gateway.count_users(realm) if users is None else users)
     raws = gateway.list_raw_users(realm, page_size=page_size, workers=READ_WORKERS)
     managed, everyone = split_directory(_remembered(raws, source, fresh), source)
     return LiveRead(LiveDirectory(managed, everyone, editable), True, frozenset(), tuple(fresh))
@@ -162,7 +165,7 @@ def read_quick(gateway: KeycloakGateway, realm: str, source: str, records: Recor
     brief = [slim(raw) for raw in listing]
     plan = plan_reads(brief, records.load_keys(source, realm))
     if too_many_single_reads(len(plan.to_read), len(brief)):
-        return read_full(gateway, realm, source, editable=editable)
+        return read_full(gateway, realm, source, editable=editable, users=len(brief))
     fetched = read_each(gateway, realm, plan.to_read)
     fresh = [user_record(raw, source) for raw in fetched.values()]
     wanted = {user_id for user_id, key in plan.reuse.items() if key.managed}

@@ -33,6 +33,13 @@ def run(setup: SyncSetup, config: AgentConfig, gateway: KeycloakGateway, **optio
         return run_sync(config, config.sync(SYNC), gateway, store, env={}, **{"now": NOW, **options})
 
 
+def synced(setup: SyncSetup, gateway: KeycloakGateway) -> AgentConfig:
+    """The HR config of PEOPLE people, after a first run has synced them."""
+    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
+    run(setup, config, gateway)
+    return config
+
+
 def comparable(user: User) -> tuple[Any, ...]:
     return (
         user.id, user.username, user.email, user.first_name, user.last_name, user.enabled, user.email_verified,
@@ -77,8 +84,7 @@ def test_after_creating_users_the_next_run_reads_them_briefly_and_sees_what_a_fu
 def test_a_brief_field_changed_by_hand_is_read_in_full_and_corrected(
     setup: SyncSetup, gateway: KeycloakGateway
 ) -> None:
-    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
-    run(setup, config, gateway)
+    config = synced(setup, gateway)
     target = managed(gateway, setup.realm)["5003"]
     gateway.update_user(setup.realm, target.id, {"email": "someone-else@example.org", "lastName": "Changed"})
 
@@ -117,8 +123,7 @@ def test_a_write_is_based_on_keycloaks_current_copy_not_on_the_record(
 def test_attribute_drift_waits_for_the_next_full_read_which_corrects_it(
     setup: SyncSetup, gateway: KeycloakGateway
 ) -> None:
-    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
-    run(setup, config, gateway)
+    config = synced(setup, gateway)
     target = set_attribute_by_hand(gateway, setup.realm, "5005", "department", "Edited by hand")
 
     with open_store(config.store) as store:
@@ -139,8 +144,7 @@ def test_attribute_drift_waits_for_the_next_full_read_which_corrects_it(
 def test_a_user_deleted_by_hand_is_created_again_and_its_record_dropped(
     setup: SyncSetup, gateway: KeycloakGateway
 ) -> None:
-    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
-    run(setup, config, gateway)
+    config = synced(setup, gateway)
     target = managed(gateway, setup.realm)["5006"]
     gateway.delete_user(setup.realm, target.id)
 
@@ -191,8 +195,7 @@ class DroppingOne:
 def test_a_record_gone_between_key_and_representation_is_read_from_keycloak(
     setup: SyncSetup, gateway: KeycloakGateway
 ) -> None:
-    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
-    run(setup, config, gateway)
+    config = synced(setup, gateway)
     target = managed(gateway, setup.realm)["5007"]
     with open_store(config.store) as store:
         read = read_quick(gateway, setup.realm, SYNC, DroppingOne(store.sync_records, target.id), editable=True)

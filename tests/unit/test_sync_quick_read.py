@@ -150,6 +150,13 @@ def test_the_full_read_sizes_its_pages_to_the_realm() -> None:
     assert len(read.directory.managed) == 2 and len(read.fresh) == 2
 
 
+def test_a_full_read_told_how_many_users_there_are_does_not_count_them_again() -> None:
+    gateway = CountedListing(100_000)
+    gateway.count_users = None  # type: ignore[assignment,method-assign]  # a second count would fail
+    read_full(cast(Any, gateway), "acme", SOURCE, editable=True, users=100_000)
+    assert gateway.page_sizes == [full_page_size(100_000)]
+
+
 @pytest.mark.parametrize(
     ("last", "now", "asked", "expected"),
     [
