@@ -490,6 +490,37 @@ class AccessExport:
     default_role: str | None = None  # the realm's default role (default-roles-<realm>), given to new users
 
 
+OTP_CREDENTIAL = "otp"
+
+
+@dataclass(frozen=True)
+class PluginAccess:
+    """What the idp-agent plugin's access endpoint answers in one request: every person (service accounts aside,
+    as in the user listing) with the types of their stored credentials, and the users each role (by id) is
+    mapped on directly and each group (by id) holds directly."""
+
+    users: tuple[User, ...]
+    credential_types: Mapping[str, frozenset[str]]
+    role_members: Mapping[str, tuple[str, ...]]
+    group_members: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PluginAccess:
+        listed = raw.get("users") or ()
+        # The full listing's `totp` says whether an OTP credential is configured; the types say the same.
+        types = {str(user["id"]): frozenset(map(str, user.get("credentialTypes") or ())) for user in listed}
+        return cls(
+            users=tuple(User.from_json({**user, "totp": OTP_CREDENTIAL in types[str(user["id"])]}) for user in listed),
+            credential_types=MappingProxyType(types),
+            role_members=_members(raw.get("roles")),
+            group_members=_members(raw.get("groups")),
+        )
+
+
+def _members(raw: Mapping[str, Any] | None) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({str(key): tuple(map(str, ids or ())) for key, ids in (raw or {}).items()})
+
+
 @dataclass(frozen=True)
 class LoginEvent:
     """A LOGIN or LOGIN_ERROR event: `time_ms` is Keycloak's epoch milliseconds. No IP address or details are

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from agent.errors import AuthError
+from agent.errors import AuthError, Conflict
 from agent.keycloak.base import PAGE_SIZE, GatewayBase, flatten_groups
 from agent.keycloak.models import (
     AccessExport,
@@ -13,9 +13,10 @@ from agent.keycloak.models import (
     ExportedRole,
     ExportedUser,
     LoginEvent,
+    PluginAccess,
     User,
 )
-from agent.keycloak.transport import admin_path
+from agent.keycloak.transport import admin_path, realm_path
 
 
 def by_client(roles: Iterable[Mapping[str, Any]], client_ids: Mapping[str, str]) -> dict[str, list[str]]:
@@ -110,6 +111,17 @@ class ReviewCalls(GatewayBase):
                 "groups": [group["path"] for group in groups],
             }
         )
+
+    def plugin_access(self, realm: str, *, skip_role_ids: Iterable[str] = ()) -> PluginAccess | None:
+        """Users with their credentials' types and every role's and group's direct members in one request,
+        from the idp-agent plugin (`plugins/keycloak`); roles in `skip_role_ids` are left out. None when the
+        plugin is not installed (404), the realm has user federation (409: members may come from LDAP) or the
+        account may not use it (401/403): the caller then reads through the admin API, as without it."""
+        try:
+            raw = self._lookup(realm_path(realm, "idp-agent", "access"), {"skipRole": list(skip_role_ids)})
+        except (AuthError, Conflict):
+            return None
+        return None if raw is None else PluginAccess.from_json(raw)
 
     def role_member_ids(
         self, realm: str, role_name: str, *, client_uuid: str | None = None, page_size: int = PAGE_SIZE

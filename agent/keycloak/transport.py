@@ -101,6 +101,11 @@ def admin_path(realm: str, *parts: str) -> str:
     return "/admin/realms/" + "/".join(encoded)
 
 
+def realm_path(realm: str, *parts: str) -> str:
+    """`/realms/{realm}/...` (a realm's own endpoints, plugins' among them), every segment percent-encoded."""
+    return "/realms/" + "/".join(quote(part, safe="") for part in (realm, *parts))
+
+
 def _never_sent(error: requests.RequestException) -> bool:
     """True when the request certainly did not reach the server (connect failed or timed out)."""
     if isinstance(error, requests.ConnectTimeout):

@@ -245,6 +245,7 @@ class SnapshotStats:
     seconds: float = 0.0
     user_pages: int = 0
     credential_reads: int = 0  # per-user credential reads (privileged accounts only)
+    via_plugin: bool = False  # users and members came from the idp-agent plugin in one request
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@ link), then the direct members of every role and every group, paged. Inheritance
 expanded in `access.py`. Only privileged accounts without OTP get one more read each (their WebAuthn
 credentials), so the count grows with privileged accounts, not with users. The reads after the export are
 independent and run a few at a time. Last logins, sanctions and appeals come from the store.
+
+Where the idp-agent plugin is installed in Keycloak (`plugins/keycloak`, part of the local stack's build), the
+user listing, the member listings and the credential reads are one request instead: its access endpoint
+answers them from a few database queries. A Keycloak without it, a realm with user federation or an account
+the plugin refuses reads through the admin API as above, with the same result.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from agent.keycloak.gateway import KeycloakGateway
-from agent.keycloak.models import AccessExport, ExportedRole, User
+from agent.keycloak.models import AccessExport, ExportedRole, PluginAccess, User
 from agent.review.access import beyond_baseline, expand_access, expand_composites
 from agent.review.findings import privileged_grants
 from agent.review.model import (
@@ -58,13 +63,16 @@ def take_snapshot(
     source_external_ids: frozenset[str] | None = None,
     source_leaver_ids: frozenset[str] | None = None,
     default_role_members: DefaultRoleMembers = "auto",
+    use_plugin: bool = True,
 ) -> Snapshot:
     """Read `realm` into a Snapshot. `policy` says who is privileged (whose WebAuthn credentials are read;
     default: ReviewPolicy()); `store` gives last logins, sanctions and appeals (None: none known). Up to
     `workers` reads run at once (the gateway's transport is shared between threads); 1 reads one by one.
     `source_external_ids`/`source_leaver_ids` (see `sources.read_source_ids`) feed the orphan and leaver
     findings; None: the sources were not read. `default_role_members`: "auto" lists the default role's members
-    only when it grants more than the baseline (see Snapshot.default_role), "always" lists them anyway."""
+    only when it grants more than the baseline (see Snapshot.default_role), "always" lists them anyway.
+    `use_plugin`: ask the idp-agent plugin for users and members in one request first (see
+    `ReviewCalls.plugin_access`); False, or a Keycloak without it, reads through the admin API."""
     started = time.monotonic()
     requests_before = gateway.stats.requests
     taken_at = clock()
@@ -73,20 +81,19 @@ def take_snapshot(
     default_role = RoleRef(exported.default_role) if exported.default_role else None
     read_default = default_role_members == "always" or needs_default_role_members(default_role, roles)
     skipped: frozenset[RoleRef] = frozenset() if read_default or default_role is None else frozenset({default_role})
+    by_plugin = gateway.plugin_access(realm, skip_role_ids=role_ids(exported, skipped)) if use_plugin else None
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="snapshot") as pool:
-        # Everything below depends only on the export: user pages, role members, group members at once.
-        pages = submit_user_pages(gateway, realm, page_size, pool)
-        members = submit_members(gateway, realm, exported, page_size, pool, skip=skipped)
-        listed, user_pages = collect_user_pages(pages, gateway, realm, page_size)
-        users = [user_record(user) for user in listed]
-        users.extend(user_record(account.user) for account in exported.service_accounts)
+        if by_plugin is not None:
+            read = plugin_read(by_plugin, exported)
+        else:
+            read = admin_api_read(gateway, realm, exported, page_size, pool, skipped=skipped)
+        users = read.users
         known = {user.id for user in users}
-        user_roles, group_members = members.collect()
         user_roles = add_service_account_roles(
-            {user_id: refs for user_id, refs in user_roles.items() if user_id in known}, exported
+            {user_id: refs for user_id, refs in read.user_roles.items() if user_id in known}, exported
         )
         groups = tuple(
-            replace(group, member_ids=group_members.get(group.id, frozenset()) & known)
+            replace(group, member_ids=read.group_members.get(group.id, frozenset()) & known)
             for group in group_records(exported)
         )
         access = expand_access(known, roles, groups, user_roles)
@@ -126,8 +133,9 @@ def take_snapshot(
         stats=SnapshotStats(
             requests=gateway.stats.requests - requests_before,
             seconds=time.monotonic() - started,
-            user_pages=user_pages,
+            user_pages=read.user_pages,
             credential_reads=credential_reads,
+            via_plugin=by_plugin is not None,
         ),
     )
 
@@ -140,8 +148,9 @@ def needs_default_role_members(default_role: RoleRef | None, roles: Iterable[Rol
 
 
 def needs_credential_read(user: UserRecord) -> bool:
-    """Enabled people without OTP: only their credentials can show WebAuthn (service accounts have none)."""
-    return user.enabled and not user.totp and not user.is_service_account
+    """Enabled people without OTP whose credentials are not known yet: only those can show WebAuthn (service
+    accounts have none)."""
+    return user.credential_types is None and user.enabled and not user.totp and not user.is_service_account
 
 
 # -- Keycloak values -> snapshot values (pure) ------------------------------------------------------
@@ -207,6 +216,60 @@ def group_records(exported: AccessExport) -> list[GroupRecord]:
             )
         )
     return records
+
+
+@dataclass(frozen=True)
+class ReadAccess:
+    """Who is in the realm and what each holds directly, however it was read: every user (people and service
+    accounts), direct role mappings by user id, direct members by group id."""
+
+    users: list[UserRecord]
+    user_roles: dict[str, set[RoleRef]]
+    group_members: dict[str, frozenset[str]]
+    user_pages: int = 0
+
+
+def role_ids(exported: AccessExport, refs: frozenset[RoleRef]) -> list[str]:
+    return [item.role.id for item in exported.roles if role_ref(item) in refs]
+
+
+def plugin_read(found: PluginAccess, exported: AccessExport) -> ReadAccess:
+    """The plugin's answer in snapshot values: role ids become the export's role references (a role made after
+    the export is not in it and is left out, as the admin API path would), credentials are known for all."""
+    refs = {item.role.id: role_ref(item) for item in exported.roles}
+    users = [
+        replace(user_record(user), credential_types=found.credential_types.get(user.id, frozenset()))
+        for user in found.users
+    ]
+    users.extend(user_record(account.user) for account in exported.service_accounts)
+    mapped: dict[str, set[RoleRef]] = {}
+    for role_id, members in found.role_members.items():
+        ref = refs.get(role_id)
+        if ref is not None:
+            for user_id in members:
+                mapped.setdefault(user_id, set()).add(ref)
+    groups = {group_id: frozenset(members) for group_id, members in found.group_members.items()}
+    return ReadAccess(users, mapped, groups)
+
+
+def admin_api_read(
+    gateway: KeycloakGateway,
+    realm: str,
+    exported: AccessExport,
+    page_size: int,
+    pool: Executor,
+    *,
+    skipped: frozenset[RoleRef],
+) -> ReadAccess:
+    """Users in full pages, then one member listing per role (but those `skipped`) and per group, all at once:
+    everything here depends only on the export."""
+    pages = submit_user_pages(gateway, realm, page_size, pool)
+    members = submit_members(gateway, realm, exported, page_size, pool, skip=skipped)
+    listed, user_pages = collect_user_pages(pages, gateway, realm, page_size)
+    users = [user_record(user) for user in listed]
+    users.extend(user_record(account.user) for account in exported.service_accounts)
+    user_roles, group_members = members.collect()
+    return ReadAccess(users, user_roles, group_members, user_pages)
 
 
 def submit_user_pages(gateway: KeycloakGateway, realm: str, page_size: int, pool: Executor) -> list[Future[list[User]]]:

@@ -1,4 +1,4 @@
-"""`idp-agent stack up | down | status | env`: a thin shell over agent.stack.api."""
+"""`idp-agent stack up | down | status | env | plugin`: a thin shell over agent.stack.api (and the plugin build)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import NoReturn
 import click
 
 from agent import paths
+from agent.errors import StackError
 from agent.secrets import HIDDEN
-from agent.stack import api
+from agent.stack import api, plugin
+from agent.stack.java import find_java
 from agent.stack.keycloak import READY_TIMEOUT_SECONDS
 
 EXIT_NOT_RUNNING = 3  # like `systemctl status`: scripts can run `status || up`
@@ -138,3 +140,26 @@ def env_command(context: click.Context) -> None:
         if connection is None:
             click.echo(f"# {name} is not running; its variables are left out", err=True)
     click.echo("\n".join(api.export_lines(keycloak_connection, ldap)))
+
+
+@stack_group.command("plugin")
+@click.option(
+    "--keycloak-home",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The Keycloak distribution to compile against (the one the jar goes into).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(plugin.JAR_NAME),
+    show_default=True,
+    help="Where to write the jar.",
+)
+def plugin_command(keycloak_home: Path, out: Path) -> None:
+    """Build the Keycloak plugin pack for your own server: copy the jar to its providers/ and run `kc.sh build`.
+    The local stack's Keycloak has it built in already."""
+    if not (keycloak_home / "lib" / "lib" / "main").is_dir():
+        raise StackError(f"{keycloak_home} is not a Keycloak distribution (no lib/lib/main)", hint="pass its home")
+    jar = plugin.build_jar(keycloak_home, out, plugin.find_javac(find_java()))
+    click.echo(f"wrote {jar}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from agent.errors import StackError
 from agent.secrets import Secret
-from agent.stack import processes
+from agent.stack import plugin, processes
 from agent.stack.java import JavaRuntime
 
 KEYCLOAK_VERSION = "26.7.3"
@@ -65,8 +65,8 @@ class CachedBuild:
 
 
 def build_key() -> str:
-    """The cache directory name: version plus a short hash of the build options."""
-    digest = hashlib.sha256("\n".join(BUILD_OPTIONS).encode()).hexdigest()[:10]
+    """The cache directory name: version plus a short hash of the build options and the plugin pack's sources."""
+    digest = hashlib.sha256("\n".join([*BUILD_OPTIONS, plugin.source_digest()]).encode()).hexdigest()[:10]
     return f"{KEYCLOAK_VERSION}-{digest}"
 
 
@@ -189,6 +189,8 @@ def _build_into(root: Path, zip_path: Path, sha1: str, java: JavaRuntime, echo: 
         shutil.rmtree(leftover, ignore_errors=True)
     echo(f"Building Keycloak {KEYCLOAK_VERSION} ({' '.join(BUILD_OPTIONS)}), about 25 s, once ...")
     home = _extract(zip_path, work)
+    # Providers are picked up by `kc.sh build`, so the plugin pack goes in first.
+    plugin.build_jar(home, home / "providers" / plugin.JAR_NAME, plugin.find_javac(java))
     log_path = work / "build.log"
     try:
         with log_path.open("wb") as log:
@@ -208,7 +210,12 @@ def _build_into(root: Path, zip_path: Path, sha1: str, java: JavaRuntime, echo: 
             f"`kc.sh build` failed ({what}); last lines of {log_path}:\n" + processes.tail(log_path, LOG_TAIL_LINES),
             hint="fix the cause above and run `idp-agent stack up` again",
         )
-    stamp = {"version": KEYCLOAK_VERSION, "build_options": list(BUILD_OPTIONS), "zip_sha1": sha1}
+    stamp = {
+        "version": KEYCLOAK_VERSION,
+        "build_options": list(BUILD_OPTIONS),
+        "zip_sha1": sha1,
+        "plugin_sources_sha256": plugin.source_digest(),
+    }
     # The stamp is written last: a directory without it is an unfinished build.
     (home / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
     home.rename(final)

@@ -18,7 +18,7 @@ import requests
 
 from agent import paths
 from agent.secrets import Secret
-from agent.stack import keycloak, processes
+from agent.stack import keycloak, plugin, processes
 from agent.stack.demo_directory import PEOPLE, demo_ldif
 from agent.stack.slapd import SizeLimits, SlapdInstance
 
@@ -194,3 +194,30 @@ def test_slapd_instance_with_a_small_size_limit(tmp_path: Path) -> None:
     assert not instance.is_running()
     assert not instance.pid_path.exists()
     assert our_processes(instance.directory) == []
+
+
+def test_stack_plugin_builds_the_same_jar_the_stacks_keycloak_runs(tmp_path: Path) -> None:
+    """`idp-agent stack plugin` is how a server idp-agent did not start gets the pack; compiled against the
+    cached build's home it gives byte for byte the jar that home's providers/ holds."""
+    built = keycloak.cached_build(paths.cache_dir())
+    if built is None:
+        pytest.skip("no cached Keycloak build yet (the session's stack builds it)")
+    out = tmp_path / "pack.jar"
+    done = subprocess.run(
+        [IDP_AGENT, "stack", "plugin", "--keycloak-home", str(built), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == (built / "providers" / plugin.JAR_NAME).read_bytes()
+    not_keycloak = subprocess.run(
+        [IDP_AGENT, "stack", "plugin", "--keycloak-home", str(tmp_path), "--out", str(tmp_path / "no.jar")],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert not_keycloak.returncode != 0 and "not a Keycloak distribution" in not_keycloak.stderr
+    assert not (tmp_path / "no.jar").exists()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.keycloak.models import AccessExport, ExportedRole, ExportedUser, Group, Role, User
+from agent.keycloak.models import AccessExport, ExportedRole, ExportedUser, Group, PluginAccess, Role, User
 from agent.review.model import RoleRef
 from agent.review.snapshot import (
     add_service_account_roles,
     group_records,
     needs_credential_read,
+    plugin_read,
+    role_ids,
     role_records,
     user_record,
 )
@@ -85,3 +87,41 @@ def test_user_records() -> None:
     assert not needs_credential_read(robot)
     assert user_record(User.from_json({"id": "u2", "username": "b"})).created is None
     assert Role.from_json({"id": "r", "name": "n"}).name == "n"
+
+
+PLUGIN_ANSWER = {
+    "users": [
+        {"id": "u1", "username": "alice", "enabled": True, "credentialTypes": ["password", "otp"]},
+        {"id": "u2", "username": "bob", "enabled": True, "attributes": {"dept": ["ops"]}, "credentialTypes": []},
+    ],
+    "roles": {"r1": ["u1"], "r3": ["u1", "u2"], "made-after-the-export": ["u2"]},
+    "groups": {"g2": ["u2"]},
+}
+
+
+def test_the_plugins_answer_parses_with_totp_from_the_credential_types() -> None:
+    found = PluginAccess.from_json(PLUGIN_ANSWER)
+    alice, bob = found.users
+    assert alice.totp and not bob.totp
+    assert found.credential_types == {"u1": frozenset({"password", "otp"}), "u2": frozenset()}
+    assert bob.attributes == {"dept": ("ops",)}
+    assert found.role_members["r3"] == ("u1", "u2") and found.group_members == {"g2": ("u2",)}
+    assert PluginAccess.from_json({}).users == ()
+
+
+def test_the_plugins_answer_becomes_snapshot_values() -> None:
+    read = plugin_read(PluginAccess.from_json(PLUGIN_ANSWER), EXPORTED)
+    by_id = {user.id: user for user in read.users}
+    assert set(by_id) == {"u1", "u2", "sa"}  # people from the plugin, service accounts from the export
+    assert by_id["u1"].credential_types == frozenset({"password", "otp"}) and by_id["u1"].has_mfa
+    assert by_id["u2"].credential_types == frozenset()
+    assert not any(map(needs_credential_read, read.users))  # everyone's credentials are known already
+    # Role ids become the export's references; a role the export did not list is left out.
+    assert read.user_roles == {"u1": {RoleRef("admin"), RoleRef("x", "app")}, "u2": {RoleRef("x", "app")}}
+    assert read.group_members == {"g2": frozenset({"u2"})}
+    assert read.user_pages == 0
+
+
+def test_only_the_skipped_roles_ids_are_named() -> None:
+    assert role_ids(EXPORTED, frozenset({RoleRef("ops"), RoleRef("x", "app")})) == ["r2", "r3"]
+    assert role_ids(EXPORTED, frozenset()) == []

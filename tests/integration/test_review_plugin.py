@@ -1,0 +1,164 @@
+"""The idp-agent Keycloak plugin (`plugins/keycloak`, built into the test stack's Keycloak) against the admin API:
+the same snapshot from one request, the same permissions a reviewer needs, and the admin API where the plugin
+must not answer (user federation, an account that may not view users)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import requests
+
+from agent.keycloak import KeycloakGateway
+from agent.keycloak.transport import realm_path
+from agent.review.model import RoleRef, Snapshot
+from agent.review.snapshot import take_snapshot
+from agent.settings import KeycloakConnection
+from agent.store import ManualClock, Store, open_store
+from tests.harness.accounts import service_account
+from tests.integration.test_review_snapshot import NOW, POLICY, found_rules, seed
+
+LONG_VALUE = "x" * 400  # over 255 characters: Keycloak keeps it in its own column
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=ManualClock(NOW)) as opened:
+        yield opened
+
+
+def seed_more(gateway: KeycloakGateway, realm: str, ids: dict[str, str]) -> None:
+    """Beyond `seed`: a client role mapped straight on a user, a required action, a long attribute value, a
+    disabled user."""
+    app = gateway.create_client(realm, {"clientId": "ledger", "publicClient": True})
+    gateway.create_client_role(realm, app, "auditor")
+    auditor = gateway.get_client_role(realm, app, "auditor")
+    assert auditor is not None
+    gateway.add_client_roles_to_user(realm, ids["direct"], app, [auditor])
+    newbie = gateway.get_user(realm, ids["newbie"])
+    assert newbie is not None
+    attributes = {**{name: list(values) for name, values in newbie.attributes.items()}, "note": [LONG_VALUE, "short"]}
+    gateway.update_user(realm, ids["newbie"], {"requiredActions": ["UPDATE_PASSWORD"], "attributes": attributes})
+    gateway.update_user(realm, ids["gone"], {"enabled": False})
+
+
+def without_unread_credentials(by_api: Snapshot, by_plugin: Snapshot) -> tuple[object, ...]:
+    """The plugin's users, with credentials forgotten where the admin API path did not read them (it reads
+    them only for privileged people without OTP)."""
+    unread = {user.id for user in by_api.users if user.credential_types is None}
+    return tuple(replace(user, credential_types=None) if user.id in unread else user for user in by_plugin.users)
+
+
+def assert_same(by_api: Snapshot, by_plugin: Snapshot) -> None:
+    assert not by_api.stats.via_plugin and by_plugin.stats.via_plugin
+    assert without_unread_credentials(by_api, by_plugin) == by_api.users
+    assert dict(by_plugin.access) == dict(by_api.access)
+    assert by_plugin.groups == by_api.groups and by_plugin.roles == by_api.roles
+    assert found_rules(by_plugin) == found_rules(by_api)
+
+
+def test_the_plugin_reads_the_same_snapshot_as_the_admin_api_in_one_request(
+    gateway: KeycloakGateway, realm: str, store: Store
+) -> None:
+    ids = seed(gateway, realm)
+    seed_more(gateway, realm, ids)
+    by_api = take_snapshot(gateway, store, realm, policy=POLICY, use_plugin=False)
+    by_plugin = take_snapshot(gateway, store, realm, policy=POLICY)
+    assert_same(by_api, by_plugin)
+    # The export and the plugin's one answer; no per-user credential read, yet everyone's credentials are known.
+    assert by_plugin.stats.requests == 2 and by_plugin.stats.credential_reads == 0
+    assert by_api.stats.credential_reads == 1
+    users = {user.username: user for user in by_plugin.users}
+    assert users["secure"].totp and users["secure"].credential_types == frozenset({"otp"})
+    assert users["clean"].credential_types == frozenset() and not users["clean"].totp
+    assert users["newbie"].required_actions == ("UPDATE_PASSWORD",)
+    assert set(users["newbie"].attributes["note"]) == {LONG_VALUE, "short"}
+    assert not users["gone"].enabled
+    assert "robot" not in users and "service-account-robot" in users  # the export's service account, once
+    auditor = by_plugin.access_of(ids["direct"]).grant("role", "ledger/auditor")
+    assert auditor is not None
+
+
+def test_the_default_roles_members_come_from_the_plugin_when_asked_for(
+    gateway: KeycloakGateway, realm: str, store: Store
+) -> None:
+    ids = seed(gateway, realm)
+    by_api = take_snapshot(gateway, store, realm, policy=POLICY, use_plugin=False, default_role_members="always")
+    by_plugin = take_snapshot(gateway, store, realm, policy=POLICY, default_role_members="always")
+    assert_same(by_api, by_plugin)
+    default = RoleRef(f"default-roles-{realm}")
+    assert by_plugin.access_of(ids["clean"]).grant("role", default.label) is not None
+    skipped = take_snapshot(gateway, store, realm, policy=POLICY)
+    assert skipped.stats.via_plugin and skipped.access_of(ids["clean"]).grant("role", default.label) is None
+
+
+def test_a_reviewer_that_may_only_view_gets_the_plugins_answer(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str, store: Store
+) -> None:
+    seed(gateway, realm)
+    roles = ["view-realm", "view-users", "view-clients"]
+    reviewer = KeycloakGateway.connect(service_account(gateway, keycloak_connection, realm, "svc-review", roles))
+    try:
+        by_reviewer = take_snapshot(reviewer.read_only(), store, realm, policy=POLICY)
+    finally:
+        reviewer.close()
+    by_api = take_snapshot(gateway, store, realm, policy=POLICY, use_plugin=False)
+    assert_same(by_api, by_reviewer)
+
+
+def plugin_status(connection: KeycloakConnection, realm: str, token: str | None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = connection.url.rstrip("/") + realm_path(realm, "idp-agent", "access")
+    return requests.get(url, headers=headers, timeout=30).status_code
+
+
+def test_the_plugin_refuses_whoever_may_not_view_users_and_the_snapshot_then_uses_the_admin_api(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str
+) -> None:
+    seed(gateway, realm)
+    assert plugin_status(keycloak_connection, realm, None) == 401
+    assert plugin_status(keycloak_connection, realm, "not-a-token") == 401
+    no_users = service_account(gateway, keycloak_connection, realm, "svc-partial", ["view-realm", "view-clients"])
+    partial = KeycloakGateway.connect(no_users)
+    try:
+        assert plugin_status(keycloak_connection, realm, partial.tokens.access_token()) == 403
+        assert partial.plugin_access(realm) is None
+    finally:
+        partial.close()
+    assert plugin_status(keycloak_connection, realm, gateway.tokens.access_token()) == 200
+
+
+def test_a_realm_with_user_federation_is_read_through_the_admin_api(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str, store: Store
+) -> None:
+    seed(gateway, realm)
+    assert gateway.plugin_access(realm) is not None
+    found = gateway.get_realm(realm)
+    assert found is not None
+    # A disabled LDAP federation is enough: an enabled one could add users and members from the directory.
+    gateway.create_component(
+        realm,
+        name="directory",
+        provider_id="ldap",
+        provider_type="org.keycloak.storage.UserStorageProvider",
+        parent_id=found.id,
+        config={
+            "enabled": ["false"],
+            "vendor": ["other"],
+            "connectionUrl": ["ldap://127.0.0.1:1"],
+            "usersDn": ["ou=people,dc=example,dc=org"],
+            "usernameLDAPAttribute": ["uid"],
+            "rdnLDAPAttribute": ["uid"],
+            "uuidLDAPAttribute": ["entryUUID"],
+            "userObjectClasses": ["inetOrgPerson"],
+            "authType": ["none"],
+            "editMode": ["READ_ONLY"],
+        },
+    )
+    assert plugin_status(keycloak_connection, realm, gateway.tokens.access_token()) == 409
+    assert gateway.plugin_access(realm) is None
+    snapshot = take_snapshot(gateway, store, realm, policy=POLICY)
+    assert not snapshot.stats.via_plugin
+    assert snapshot.users == take_snapshot(gateway, store, realm, policy=POLICY, use_plugin=False).users
