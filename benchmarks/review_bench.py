@@ -7,7 +7,9 @@ listing of all users, on one realm of N users x R roles.
 Per (N, R): a fresh realm seeded with partialImport (R realm roles, every 10th a composite of the next two;
 20 groups in two levels granting roles; each user in one or two groups, 10 % with a role mapped directly,
 default roles given explicitly since partialImport does not). Each arm runs `--repeats` times; the median
-counts; the snapshot's parts are also timed one by one, to show where Keycloak spends the time.
+counts; the snapshot's parts are also timed one by one, to show where Keycloak spends the time. The snapshot runs
+twice: as the agent does (through the idp-agent plugin when the Keycloak has it, as the local stack's does)
+and through the admin API only, for comparison.
 Goals: D1 <= 2x the brief listing, time(10x users) <= 12x time(users).
 """
 
@@ -111,12 +113,28 @@ def listing_arm(connection: KeycloakConnection, realm: str) -> dict[str, Any]:
         gateway.close()
 
 
-def snapshot_arm(connection: KeycloakConnection, realm: str, workers: int = SNAPSHOT_WORKERS) -> dict[str, Any]:
+def snapshot_arm(
+    connection: KeycloakConnection, realm: str, workers: int = SNAPSHOT_WORKERS, *, use_plugin: bool = True
+) -> dict[str, Any]:
+    """A snapshot and its findings; `use_plugin` False reads through the admin API even where the plugin is."""
     gateway = KeycloakGateway.connect(connection).read_only()
     try:
         gateway.tokens.access_token()
-        result = timed(lambda: findings(take_snapshot(gateway, None, realm, policy=POLICY, workers=workers), POLICY))
-        return {"seconds": result.seconds, "findings": len(result.value), "requests": gateway.stats.requests}
+        via_plugin = False
+
+        def review() -> list[Any]:
+            nonlocal via_plugin
+            snapshot = take_snapshot(gateway, None, realm, policy=POLICY, workers=workers, use_plugin=use_plugin)
+            via_plugin = snapshot.stats.via_plugin
+            return findings(snapshot, POLICY)
+
+        result = timed(review)
+        return {
+            "seconds": result.seconds,
+            "findings": len(result.value),
+            "requests": gateway.stats.requests,
+            "via_plugin": via_plugin,
+        }
     finally:
         gateway.close()
 
@@ -140,6 +158,7 @@ def parts_arm(connection: KeycloakConnection, realm: str) -> dict[str, float]:
 
         others = [item for item in exported.value.roles if item.role.name != default_role]
         defaults = [item for item in exported.value.roles if item.role.name == default_role]
+        plugin = timed(lambda: gateway.plugin_access(realm, skip_role_ids=[item.role.id for item in defaults]))
         return {
             "export": exported.seconds,
             "full_listing": timed(
@@ -150,6 +169,8 @@ def parts_arm(connection: KeycloakConnection, realm: str) -> dict[str, float]:
             "group_members": timed(
                 lambda: sum(len(list(gateway.group_member_ids(realm, group.id))) for group in exported.value.groups)
             ).seconds,
+            # All of the above but the export, from the idp-agent plugin in one request (-1: not installed).
+            "plugin_access": plugin.seconds if plugin.value is not None else -1.0,
         }
     finally:
         gateway.close()
@@ -200,17 +221,18 @@ def run_size(connection: KeycloakConnection, users: int, roles: int, repeats: in
             arms: dict[str, Callable[[], dict[str, Any]]] = {
                 "listing": lambda: listing_arm(connection, realm),
                 "snapshot": lambda: snapshot_arm(connection, realm),
+                "snapshot_admin_api": lambda: snapshot_arm(connection, realm, use_plugin=False),
             }
             if os.environ.get("KEYCLOAK_URL"):  # the CLI finds Keycloak through KEYCLOAK_* only
                 arms["report"] = lambda: report_arm(realm, Path(folder)) or {"seconds": -1.0}
             interleaved(WARM_ROUNDS, arms)
             timed_arms = interleaved(repeats, arms)
-        listing, review = timed_arms["listing"], timed_arms["snapshot"]
+        listing, review, by_api = timed_arms["listing"], timed_arms["snapshot"], timed_arms["snapshot_admin_api"]
         report = timed_arms.get("report")
         if report is not None and report["seconds"] < 0:
             report = None
-        # For comparison: the same reads one at a time (how much the concurrent reads buy on this machine).
-        sequential = snapshot_arm(connection, realm, workers=1)
+        # For comparison: the admin API's reads one at a time (how much the concurrent reads buy on this machine).
+        sequential = snapshot_arm(connection, realm, workers=1, use_plugin=False)
         parts = parts_arm(connection, realm)
         assert listing["users"] == users, f"listing saw {listing['users']} users, expected {users}"
         return {
@@ -220,10 +242,12 @@ def run_size(connection: KeycloakConnection, users: int, roles: int, repeats: in
             "seed_seconds": seeding.seconds,
             "listing": listing,
             "snapshot_findings": review,
+            "snapshot_findings_admin_api": by_api,
             "snapshot_findings_sequential": sequential,
             "snapshot_parts_sequential": parts,
             "report_access": report,
             "snapshot_over_listing": ratio(review["seconds"], listing["seconds"]),
+            "admin_api_snapshot_over_listing": ratio(by_api["seconds"], listing["seconds"]),
             "report_over_listing": ratio(report["seconds"], listing["seconds"]) if report else None,
         }
     finally:
@@ -275,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                 "review_s": result["snapshot_findings"]["seconds"],
                 "review_req": result["snapshot_findings"]["requests"],
                 "review/listing": result["snapshot_over_listing"],
+                "plugin": "yes" if result["snapshot_findings"]["via_plugin"] else "no",
+                "api_s": result["snapshot_findings_admin_api"]["seconds"],
+                "api/listing": result["admin_api_snapshot_over_listing"],
                 "review_seq_s": result["snapshot_findings_sequential"]["seconds"],
                 "report_s": report["seconds"] if report else "-",
                 "report/listing": result["report_over_listing"] or "-",
