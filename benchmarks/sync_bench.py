@@ -413,11 +413,13 @@ RUNNER_PHASES = {
     "check_realm_keeps_attributes": "keycloak read: user profile",
     "read_full": "keycloak read: users (full listing)",
     "read_quick": "keycloak read: users (brief listing + records)",
+    "read_by_plugin": "keycloak read: users (plugin)",
     "refresh": "keycloak read: users to change, afresh",
     "known_targets": "keycloak read: groups and roles",
     "plan_sync": "plan",
     "check_safety": "brakes",
     "execute": "apply",
+    "remember_reads": "store: records for the next run",
 }
 TOP_LEVEL_PHASES = ("source read", *RUNNER_PHASES.values())
 GATEWAY_PHASES = (
@@ -509,6 +511,7 @@ def agent_arm(config_path: Path, profile: Path | None) -> dict[str, Any]:
                 "keycloak_read": {
                     "full": prepared.live_read.full if prepared.live_read else None,
                     "single_reads": prepared.live_read.single_reads if prepared.live_read else None,
+                    "via_plugin": prepared.live_read.via_plugin if prepared.live_read else None,
                 },
                 "summary": run.summary,
                 "plan": prepared.plan.counts(),
@@ -838,7 +841,9 @@ def print_size(size: dict[str, Any]) -> None:
         phases = size["arms"][arm]["phases"]
         read = size["arms"][arm].get("keycloak_read") or {}
         how = (
-            "full listing"
+            "the plugin's one answer"
+            if read.get("via_plugin")
+            else "full listing"
             if read.get("full")
             else f"brief listing + records, {read.get('single_reads')} read one by one"
         )

@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from agent.errors import OutcomeUnknown, Rejected
+from agent.errors import AuthError, Conflict, OutcomeUnknown, Rejected
 from agent.keycloak.auth import TokenSource
 from agent.keycloak.models import (
     Group,
     Role,
 )
-from agent.keycloak.transport import RequestStats, Response, Transport, admin_path
+from agent.keycloak.transport import RequestStats, Response, Transport, admin_path, realm_path
 
 PAGE_SIZE = 500
 
@@ -50,6 +50,15 @@ class GatewayBase:
     def _lookup(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         response = self._transport.request("GET", path, params=params, missing_ok=True)
         return None if response is None else response.body
+
+    def _plugin_lookup(self, realm: str, *parts: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET an endpoint of the idp-agent plugin (`plugins/keycloak`) under /realms/{realm}/idp-agent/. None when
+        it is not installed (404), the realm has user federation (409) or the account may not use it (401/403):
+        the caller then reads the same through the admin API."""
+        try:
+            return self._lookup(realm_path(realm, "idp-agent", *parts), params)
+        except (AuthError, Conflict):
+            return None
 
     def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:
         response = self._transport.request(method, path, params=params, body=body, read_only=self.is_read_only)

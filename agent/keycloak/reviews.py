@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from agent.errors import AuthError, Conflict
+from agent.errors import AuthError
 from agent.keycloak.base import PAGE_SIZE, GatewayBase, flatten_groups
 from agent.keycloak.models import (
     AccessExport,
@@ -16,7 +16,7 @@ from agent.keycloak.models import (
     PluginAccess,
     User,
 )
-from agent.keycloak.transport import admin_path, realm_path
+from agent.keycloak.transport import admin_path
 
 
 def by_client(roles: Iterable[Mapping[str, Any]], client_ids: Mapping[str, str]) -> dict[str, list[str]]:
@@ -117,10 +117,7 @@ class ReviewCalls(GatewayBase):
         from the idp-agent plugin (`plugins/keycloak`); roles in `skip_role_ids` are left out. None when the
         plugin is not installed (404), the realm has user federation (409: members may come from LDAP) or the
         account may not use it (401/403): the caller then reads through the admin API, as without it."""
-        try:
-            raw = self._lookup(realm_path(realm, "idp-agent", "access"), {"skipRole": list(skip_role_ids)})
-        except (AuthError, Conflict):
-            return None
+        raw = self._plugin_lookup(realm, "access", params={"skipRole": list(skip_role_ids)})
         return None if raw is None else PluginAccess.from_json(raw)
 
     def role_member_ids(

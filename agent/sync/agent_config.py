@@ -60,6 +60,13 @@ class SyncSpec(Spec):
         "and read in full only those whose names, email or state changed. 0: always read in full",
     )
 
+    keycloak_read: Literal["plugin", "admin-api"] = Field(
+        default="plugin",
+        description="plugin: every run reads every user in full and afresh, in one request to the idp-agent "
+        "Keycloak plugin where it answers (not with user federation), else as admin-api; admin-api: brief "
+        "listings with the records of the last run, and full reads every full_read_every",
+    )
+
     def full_read_interval(self) -> timedelta:
         return timedelta(seconds=self.full_read_every)
 

@@ -9,6 +9,10 @@ What a brief listing cannot show (an attribute or required action changed by han
 seen at the next full read: every `full_read_every` (a day by default), on `--full-read`, and always before a
 write: every user the plan would change is read afresh and planned again, so a write never rests on a
 record (see `refresh`).
+
+Where the idp-agent Keycloak plugin answers (`keycloak_read: plugin`, the default), none of that is needed:
+it gives every user in full, in one request, a few times faster than the brief listing alone, so each run
+reads everything afresh (`read_by_plugin`) and records serve only a later run without the plugin.
 """
 
 from __future__ import annotations
@@ -132,6 +136,7 @@ class LiveRead:
     fresh: tuple[UserRecord, ...]  # records of the users read in full now
     gone: tuple[str, ...] = ()  # recorded users no longer in Keycloak
     single_reads: int = 0
+    via_plugin: bool = False  # every user came from the idp-agent plugin in one request
 
 
 def usernames_editable(gateway: KeycloakGateway, realm: str) -> bool:
@@ -154,6 +159,17 @@ def read_full(
     raws = gateway.list_raw_users(realm, page_size=page_size, workers=READ_WORKERS)
     managed, everyone = split_directory(_remembered(raws, source, fresh), source)
     return LiveRead(LiveDirectory(managed, everyone, editable), True, frozenset(), tuple(fresh))
+
+
+def read_by_plugin(gateway: KeycloakGateway, realm: str, source: str, *, editable: bool) -> LiveRead | None:
+    """Every user in full from the idp-agent plugin's one answer: a full read, and fresh (one transaction, no
+    records involved), at a fraction of a full listing's cost. None where the plugin does not answer."""
+    raws = gateway.plugin_raw_users(realm)
+    if raws is None:
+        return None
+    fresh: list[UserRecord] = []
+    managed, everyone = split_directory(_remembered(raws, source, fresh), source)
+    return LiveRead(LiveDirectory(managed, everyone, editable), True, frozenset(), tuple(fresh), via_plugin=True)
 
 
 def read_quick(gateway: KeycloakGateway, realm: str, source: str, records: RecordStore, *, editable: bool) -> LiveRead:

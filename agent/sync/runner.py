@@ -17,6 +17,7 @@ from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.runs import ItemAction, NewItem, Run, RunStatus
 from agent.store.staging import RemovalAction, StagedRemoval
+from agent.store.sync_records import SyncRecords
 from agent.sync.agent_config import AgentConfig, SyncSpec
 from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
 from agent.sync.guard import Verdict, check_safety
@@ -25,7 +26,15 @@ from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import Found, NotFound, Source, SourceRead
 from agent.sync.plan import Grants, SyncAction, SyncContext, SyncItem, SyncPlan, plan_sync
-from agent.sync.quick_read import LiveRead, needs_full_read, read_full, read_quick, refresh, usernames_editable
+from agent.sync.quick_read import (
+    LiveRead,
+    needs_full_read,
+    read_by_plugin,
+    read_full,
+    read_quick,
+    refresh,
+    usernames_editable,
+)
 from agent.sync.sources import build_source
 
 # Plan, refresh the users it would change from records, plan again: a refresh can only reveal changes to
@@ -117,13 +126,7 @@ def prepare_sync(
     check_realm_keeps_attributes(gateway, mapper.realm, attribute_names)
     editable = usernames_editable(gateway, mapper.realm)
     records = store.sync_records
-    full = needs_full_read(
-        records.last_full_read(sync.name, mapper.realm), now, sync.full_read_interval(), asked=full_read
-    )
-    if full:
-        read = read_full(gateway, mapper.realm, sync.name, editable=editable)
-    else:
-        read = read_quick(gateway, mapper.realm, sync.name, records, editable=editable)
+    read = read_keycloak(gateway, mapper.realm, sync, records, now=now, editable=editable, full_read=full_read)
     known = known_targets(gateway, mapper.realm, mapping)
     context = SyncContext(
         realm=mapper.realm,
@@ -153,6 +156,28 @@ def prepare_sync(
         plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
     return Prepared(sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read)
+
+
+def read_keycloak(
+    gateway: KeycloakGateway,
+    realm: str,
+    sync: SyncSpec,
+    records: SyncRecords,
+    *,
+    now: datetime,
+    editable: bool,
+    full_read: bool,
+) -> LiveRead:
+    """The sync's users in Keycloak: from the plugin when it answers (always full and fresh), else a full
+    listing when one is due or asked for, else the quick read with the last run's records."""
+    if sync.keycloak_read == "plugin":
+        read = read_by_plugin(gateway, realm, sync.name, editable=editable)
+        if read is not None:
+            return read
+    full = needs_full_read(records.last_full_read(sync.name, realm), now, sync.full_read_interval(), asked=full_read)
+    if full:
+        return read_full(gateway, realm, sync.name, editable=editable)
+    return read_quick(gateway, realm, sync.name, records, editable=editable)
 
 
 def _store_item(result: ItemResult) -> NewItem:

@@ -86,13 +86,21 @@ class SyncSetup:
             "store": f"sqlite:///{self.folder / 'store.db'}",
             "sources": sources,
             "syncs": [
-                {"name": SYNC, "mapper": "mapper.yaml", "sources": [s["name"] for s in sources], "safety": safety or {}}
+                {
+                    "name": SYNC,
+                    "mapper": "mapper.yaml",
+                    "sources": [s["name"] for s in sources],
+                    "safety": safety or {},
+                    "keycloak_read": self.keycloak_read,
+                }
             ],
         }
         (self.folder / "idp-agent.yaml").write_text(yaml.safe_dump(agent))
         return load_agent_config(self.folder / "idp-agent.yaml", self.env or {})
 
     env: dict[str, str] | None = None
+    # "plugin" (the default: the test stack's Keycloak has it) or "admin-api" (brief listings and records).
+    keycloak_read: str = "plugin"
 
     def run(self, config: AgentConfig) -> tuple[Any, Any, Any]:
         gateway = KeycloakGateway.connect(self.connection)
@@ -116,7 +124,9 @@ def hr_config(setup: SyncSetup, rows: list[dict[str, str]] | None, **safety: Any
     return setup.config(sources=[source], mapper=HR_MAPPER, safety=safety)
 
 
-def make_sync_setup(connection: KeycloakConnection, realm: str, folder: Path) -> SyncSetup:
+def make_sync_setup(
+    connection: KeycloakConnection, realm: str, folder: Path, *, keycloak_read: str = "plugin"
+) -> SyncSetup:
     """A realm with the groups the test mapper grants, keeping the sync's attributes and allowing renames."""
     apply_spec(
         connection,
@@ -129,7 +139,7 @@ def make_sync_setup(connection: KeycloakConnection, realm: str, folder: Path) ->
             }
         ),
     )
-    return SyncSetup(folder, realm, connection, env={})
+    return SyncSetup(folder, realm, connection, env={}, keycloak_read=keycloak_read)
 
 
 def managed(gateway: KeycloakGateway, realm: str) -> dict[str, Any]:

@@ -108,9 +108,9 @@ def test_a_reviewer_that_may_only_view_gets_the_plugins_answer(
     assert_same(by_api, by_reviewer)
 
 
-def plugin_status(connection: KeycloakConnection, realm: str, token: str | None) -> int:
+def plugin_status(connection: KeycloakConnection, realm: str, token: str | None, *path: str) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    url = connection.url.rstrip("/") + realm_path(realm, "idp-agent", "access")
+    url = connection.url.rstrip("/") + realm_path(realm, "idp-agent", *(path or ("access",)))
     return requests.get(url, headers=headers, timeout=30).status_code
 
 
@@ -124,9 +124,22 @@ def test_the_plugin_refuses_whoever_may_not_view_users_and_the_snapshot_then_use
     partial = KeycloakGateway.connect(no_users)
     try:
         assert plugin_status(keycloak_connection, realm, partial.tokens.access_token()) == 403
-        assert partial.plugin_access(realm) is None
+        assert plugin_status(keycloak_connection, realm, partial.tokens.access_token(), "access", "users") == 403
+        assert partial.plugin_access(realm) is None and partial.plugin_raw_users(realm) is None
     finally:
         partial.close()
+    # The users alone need view-users only; the whole answer needs view-realm and view-clients too.
+    users_only = KeycloakGateway.connect(
+        service_account(gateway, keycloak_connection, realm, "svc-users", ["view-users"])
+    )
+    try:
+        token = users_only.tokens.access_token()
+        assert plugin_status(keycloak_connection, realm, token, "access", "users") == 200
+        assert plugin_status(keycloak_connection, realm, token) == 403
+        assert len(users_only.plugin_raw_users(realm) or ()) == gateway.count_users(realm)
+    finally:
+        users_only.close()
+    assert plugin_status(keycloak_connection, realm, None, "access", "users") == 401
     assert plugin_status(keycloak_connection, realm, gateway.tokens.access_token()) == 200
 
 

@@ -1,6 +1,9 @@
 """The quick read against the real Keycloak: after a run, the next one lists users briefly and reads in full
 only those whose brief fields changed; it sees exactly what a full read sees of the users it created; a write
-never rests on a record; attribute drift made by hand is corrected at the next full read."""
+never rests on a record; attribute drift made by hand is corrected at the next full read.
+
+These syncs read through the admin API (`keycloak_read: admin-api`), which is what runs where the idp-agent
+plugin is not installed; the last tests show what the plugin's read changes."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ PEOPLE = 12
 
 @pytest.fixture
 def setup(keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path) -> SyncSetup:
-    return make_sync_setup(keycloak_connection, realm, tmp_path)
+    return make_sync_setup(keycloak_connection, realm, tmp_path, keycloak_read="admin-api")
 
 
 def run(setup: SyncSetup, config: AgentConfig, gateway: KeycloakGateway, **options: Any) -> tuple[Any, Prepared, Any]:

@@ -2,6 +2,7 @@ package org.idpagent.keycloak;
 
 import jakarta.persistence.EntityManager;
 import jakarta.ws.rs.GET;
+import jakarta.ws.rs.Path;
 import jakarta.ws.rs.NotAuthorizedException;
 import jakarta.ws.rs.Produces;
 import jakarta.ws.rs.QueryParam;
@@ -33,7 +34,8 @@ import org.keycloak.storage.UserStorageProvider;
  * Bulk reads for access reviews. Through the admin API a review lists users page by page and then asks "who holds
  * this role" and "who is in this group" one role and one group per request, each member as a user representation,
  * plus each privileged user's credentials one user at a time. This answers all of it in one request, a handful of
- * database queries, under the permissions a reviewer needs for those listings.
+ * database queries, under the permissions a reviewer needs for those listings. {@code access/users} gives the users
+ * alone, for a sync that would otherwise page through the full user listing.
  *
  * <p>Only for realms whose users all live in Keycloak's database: a user storage provider (LDAP, Kerberos, custom)
  * can add users, attributes and members from elsewhere, so for such a realm this answers 409 and the caller uses
@@ -81,6 +83,29 @@ public final class AccessResource {
         permissions.realm().requireViewRealm();
         permissions.clients().requireView();
         permissions.users().requireView();
+        refuseFederation();
+        Set<String> skipped = skipRole == null ? Set.of() : Set.copyOf(skipRole);
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("users", users());
+        body.put("roles", byContainer(query(ROLE_MAPPINGS).filter(row -> !skipped.contains((String) row[1]))));
+        body.put("groups", byContainer(query(GROUP_MEMBERSHIPS)));
+        return body;
+    }
+
+    /**
+     * {"users": [user]}: the users alone, as {@link #access} gives them, for a sync that compares every user with
+     * its sources. The admin API asks view-users for its full listing, and so does this.
+     */
+    @GET
+    @Path("users")
+    @Produces(MediaType.APPLICATION_JSON)
+    public Map<String, Object> usersOnly() {
+        AdminPermissions.evaluator(session, realm, authenticate()).users().requireView();
+        refuseFederation();
+        return Map.of("users", users());
+    }
+
+    private void refuseFederation() {
         if (realm.getComponentsStream(realm.getId(), UserStorageProvider.class.getName()).findAny().isPresent()) {
             throw new WebApplicationException(
                     Response.status(Response.Status.CONFLICT)
@@ -88,12 +113,6 @@ public final class AccessResource {
                             .type(MediaType.APPLICATION_JSON)
                             .build());
         }
-        Set<String> skipped = skipRole == null ? Set.of() : Set.copyOf(skipRole);
-        Map<String, Object> body = new LinkedHashMap<>();
-        body.put("users", users());
-        body.put("roles", byContainer(query(ROLE_MAPPINGS).filter(row -> !skipped.contains((String) row[1]))));
-        body.put("groups", byContainer(query(GROUP_MEMBERSHIPS)));
-        return body;
     }
 
     private List<Map<String, Object>> users() {

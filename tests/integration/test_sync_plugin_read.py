@@ -1,0 +1,132 @@
+"""The sync's read through the idp-agent Keycloak plugin (`keycloak_read: plugin`, the default) against the real
+Keycloak: it sees what a full listing sees, attribute drift made by hand is put right at the next run, its
+records serve a later run without the plugin, and a realm with user federation is read through the admin API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.keycloak import KeycloakGateway, User
+from agent.keycloak.models import UserDraft
+from agent.settings import KeycloakConnection
+from agent.store import open_store
+from agent.sync.agent_config import AgentConfig
+from agent.sync.quick_read import read_by_plugin, read_full
+from agent.sync.runner import Prepared, run_sync
+from tests.harness.sync_setup import NOW, SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
+
+PEOPLE = 8
+
+
+@pytest.fixture
+def setup(keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path) -> SyncSetup:
+    return make_sync_setup(keycloak_connection, realm, tmp_path)
+
+
+def run(config: AgentConfig, gateway: KeycloakGateway, **options: Any) -> tuple[Any, Prepared, Any]:
+    with open_store(config.store) as store:
+        return run_sync(config, config.sync(SYNC), gateway, store, env={}, **{"now": NOW, **options})
+
+
+def with_read(config: AgentConfig, keycloak_read: str) -> AgentConfig:
+    syncs = tuple(sync.model_copy(update={"keycloak_read": keycloak_read}) for sync in config.syncs)
+    return config.model_copy(update={"syncs": syncs})
+
+
+def comparable(user: User) -> tuple[Any, ...]:
+    return (
+        user.id, user.username, user.email, user.first_name, user.last_name, user.enabled, user.email_verified,
+        dict(user.attributes), frozenset(user.required_actions), user.federation_link,
+    )  # fmt: skip
+
+
+def test_the_plugin_read_sees_what_a_full_listing_sees(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
+    first, prepared, _ = run(config, gateway)
+    assert first.status == "succeeded" and prepared.live_read is not None and prepared.live_read.via_plugin
+    # Someone else's account, one with a required action, and a client's service account (never listed).
+    gateway.create_user(setup.realm, UserDraft(username="visitor", enabled=False, email="v@example.org"))
+    target = managed(gateway, setup.realm)["5003"]
+    gateway.update_user(setup.realm, target.id, {"requiredActions": ["UPDATE_PASSWORD"]})
+    gateway.create_client(setup.realm, {"clientId": "robot", "publicClient": False, "serviceAccountsEnabled": True})
+
+    by_plugin = read_by_plugin(gateway, setup.realm, SYNC, editable=True)
+    listed = read_full(gateway, setup.realm, SYNC, editable=True)
+    assert by_plugin is not None and by_plugin.full and by_plugin.via_plugin and not listed.via_plugin
+    plugin_managed = sorted(map(comparable, (live.user for live in by_plugin.directory.managed)))
+    assert plugin_managed == sorted(map(comparable, (live.user for live in listed.directory.managed)))
+    assert len(plugin_managed) == PEOPLE
+    assert sorted(by_plugin.directory.all_users, key=lambda user: user.id) == sorted(
+        listed.directory.all_users, key=lambda user: user.id
+    )
+    assert "visitor" in {user.username for user in by_plugin.directory.all_users}
+    assert not any(user.username.startswith("service-account-") for user in by_plugin.directory.all_users)
+    assert sorted(record.user_id for record in by_plugin.fresh) == sorted(record.user_id for record in listed.fresh)
+
+
+def test_attribute_drift_made_by_hand_is_put_right_at_the_next_run(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
+    run(config, gateway)
+    target = managed(gateway, setup.realm)["5005"]
+    attributes = {key: list(values) for key, values in target.attributes.items()}
+    gateway.update_user(setup.realm, target.id, {"attributes": {**attributes, "department": ["Edited by hand"]}})
+
+    _, prepared, outcome = run(config, gateway)
+    assert prepared.live_read is not None and prepared.live_read.via_plugin
+    assert [(item.action, item.user_id) for item in prepared.plan.items] == [("update", target.id)]
+    assert outcome is not None and not outcome.failed
+    after = gateway.get_user(setup.realm, target.id)
+    assert after is not None and after.attributes.get("department") == ("Sales",)
+    _, again, _ = run(config, gateway)
+    assert again.plan.is_empty
+
+
+def test_its_records_serve_a_later_run_without_the_plugin(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
+    run(config, gateway)
+    renamed = [hr_row(i, LastName="Renamed") if i == 2 else hr_row(i) for i in range(PEOPLE)]
+    _, changed, _ = run(hr_config(setup, renamed), gateway)  # a write through the plugin-read path
+    assert changed.live_read is not None and changed.live_read.via_plugin
+    assert [item.action for item in changed.plan.items] == ["update"]
+    _, settled, _ = run(hr_config(setup, renamed), gateway)  # records now hold every user as it is
+    assert settled.plan.is_empty
+
+    _, quick, _ = run(with_read(hr_config(setup, renamed), "admin-api"), gateway)
+    read = quick.live_read
+    assert read is not None and not read.via_plugin and not read.full
+    assert read.single_reads == 0 and quick.plan.is_empty  # every brief field matched its record
+
+
+def test_a_realm_with_user_federation_is_synced_through_the_admin_api(
+    setup: SyncSetup, gateway: KeycloakGateway
+) -> None:
+    found = gateway.get_realm(setup.realm)
+    assert found is not None
+    gateway.create_component(
+        setup.realm,
+        name="directory",
+        provider_id="ldap",
+        provider_type="org.keycloak.storage.UserStorageProvider",
+        parent_id=found.id,
+        config={
+            "enabled": ["false"],
+            "vendor": ["other"],
+            "connectionUrl": ["ldap://127.0.0.1:1"],
+            "usersDn": ["ou=people,dc=example,dc=org"],
+            "usernameLDAPAttribute": ["uid"],
+            "rdnLDAPAttribute": ["uid"],
+            "uuidLDAPAttribute": ["entryUUID"],
+            "userObjectClasses": ["inetOrgPerson"],
+            "authType": ["none"],
+            "editMode": ["READ_ONLY"],
+        },
+    )
+    config = hr_config(setup, [hr_row(i) for i in range(3)])
+    first, prepared, _ = run(config, gateway)
+    assert first.status == "succeeded" and prepared.live_read is not None and not prepared.live_read.via_plugin
+    _, second, _ = run(config, gateway)
+    assert second.live_read is not None and not second.live_read.via_plugin and second.plan.is_empty
+    assert len(managed(gateway, setup.realm)) == 3
