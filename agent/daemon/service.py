@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
@@ -105,7 +106,9 @@ class Daemon:
         self.log = daemon_logger()
         self.metrics = Metrics()
         self.stopping = threading.Event()
-        self._reload_requested = threading.Event()
+        # Signals, as their handlers queue them for the main loop (see `start`).
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._reload_requested = False
         self._active = 0
         self._active_changed = threading.Condition()
         self.config = load_agent_config(config_path, env)
@@ -127,9 +130,8 @@ class Daemon:
 
     def start(self) -> None:
         """Signals first (a SIGTERM right after the health endpoint answers is already a clean stop)."""
-        signal.signal(signal.SIGTERM, self._on_stop_signal)
-        signal.signal(signal.SIGINT, self._on_stop_signal)
-        signal.signal(signal.SIGHUP, lambda _signum, _frame: self._reload_requested.set())
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._queue_signal)
         self.http.start()
         host, port = self.http.address
         self.log.info("health and metrics on http://%s:%d", host, port, extra={"event": "listening"})
@@ -139,10 +141,10 @@ class Daemon:
     def run_forever(self) -> int:
         """Serve until SIGTERM/SIGINT; SIGHUP or a changed config file reloads the schedules."""
         offset = wall_minus_monotonic(self.clock)
-        while not self.stopping.wait(TICK_SECONDS):
+        while not self._next_tick():
             stamp = self._stamp()
-            if self._reload_requested.is_set() or stamp != self._config_stamp:
-                self._reload_requested.clear()
+            if self._reload_requested or stamp != self._config_stamp:
+                self._reload_requested = False
                 self._config_stamp = stamp
                 self.reload()
             current = wall_minus_monotonic(self.clock)
@@ -156,11 +158,27 @@ class Daemon:
             self._refresh_next_runs()
         return self.shutdown()
 
-    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
+    def _queue_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only this: a handler runs between two bytecodes of the main thread, which may hold a lock just then
+        # (Event.wait holds its condition's, a log line its stream's), so setting an Event or logging here can
+        # deadlock the daemon in its own signal handler. SimpleQueue.put is reentrant (its C code is documented
+        # safe for exactly this).
+        self._signals.put(signum)
+
+    def _next_tick(self) -> bool:
+        """Wait up to a tick for a signal and act on it; True when the daemon must stop."""
+        try:
+            signum = self._signals.get(timeout=TICK_SECONDS)
+        except queue.Empty:
+            return self.stopping.is_set()
+        if signum == signal.SIGHUP:
+            self._reload_requested = True
+            return self.stopping.is_set()
         self.log.info(
             "%s: finishing the current item, then stopping", signal.Signals(signum).name, extra={"event": "stopping"}
         )
         self.stopping.set()
+        return True
 
     def shutdown(self) -> int:
         """No new runs; wait (bounded by daemon.shutdown_timeout) for running ones to finish their item."""
