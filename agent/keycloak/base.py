@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from agent.errors import AuthError, Conflict, OutcomeUnknown, Rejected
+from agent.errors import AuthError, Conflict, OutcomeUnknown, Rejected, Unavailable
 from agent.keycloak.auth import TokenSource
 from agent.keycloak.models import (
     Group,
@@ -17,6 +17,8 @@ from agent.keycloak.models import (
 from agent.keycloak.transport import RequestStats, Response, Transport, admin_path, realm_path
 
 PAGE_SIZE = 500
+# Users per page of the idp-agent plugin's user listing: its largest page (AccessResource.MAX_PAGE), a few MB.
+PLUGIN_PAGE_SIZE = 5000
 
 
 class GatewayBase:
@@ -59,6 +61,37 @@ class GatewayBase:
             return self._lookup(realm_path(realm, "idp-agent", *parts), params)
         except (AuthError, Conflict):
             return None
+
+    def plugin_raw_users(self, realm: str, *, page_size: int = PLUGIN_PAGE_SIZE) -> Iterator[Mapping[str, Any]] | None:
+        """Every user (service accounts aside, as in the listing) from the idp-agent plugin: the full
+        representation's profile fields, attributes and required actions, and the types of the stored
+        credentials, in pages of `page_size` by username, each after the last of the one before. The first page
+        is read now: None where the plugin does not answer (see `_plugin_lookup`), so the caller reads the
+        admin API instead. A user seen twice (renamed into a later page meanwhile) is given once."""
+        first = self._plugin_users_page(realm, None, page_size)
+        return None if first is None else self._plugin_user_pages(realm, first, page_size)
+
+    def _plugin_users_page(self, realm: str, after: str | None, page_size: int) -> list[Mapping[str, Any]] | None:
+        params: dict[str, Any] = {"max": page_size} if after is None else {"max": page_size, "after": after}
+        raw = self._plugin_lookup(realm, "access", "users", params=params)
+        return None if raw is None else list(raw.get("users") or ())
+
+    def _plugin_user_pages(
+        self, realm: str, page: list[Mapping[str, Any]], page_size: int
+    ) -> Iterator[Mapping[str, Any]]:
+        seen: set[str] = set()
+        while True:
+            for raw in page:
+                if raw["id"] not in seen:
+                    seen.add(raw["id"])
+                    yield raw
+            if len(page) < page_size:
+                return
+            following = self._plugin_users_page(realm, str(page[-1]["username"]), page_size)
+            if following is None:
+                # Half a listing must never pass for all of it.
+                raise Unavailable(f"the idp-agent plugin stopped answering while realm '{realm}' was read")
+            page = following
 
     def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:
         response = self._transport.request(method, path, params=params, body=body, read_only=self.is_read_only)

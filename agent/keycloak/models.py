@@ -495,7 +495,7 @@ OTP_CREDENTIAL = "otp"
 
 @dataclass(frozen=True)
 class PluginAccess:
-    """What the idp-agent plugin's access endpoint answers in one request: every person (service accounts aside,
+    """What the idp-agent plugin's access endpoints answer: every person (service accounts aside,
     as in the user listing) with the types of their stored credentials, and the users each role (by id) is
     mapped on directly and each group (by id) holds directly."""
 

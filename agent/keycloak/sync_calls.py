@@ -79,13 +79,6 @@ class SyncCalls(GatewayBase):
     def _user_count(self, realm: str) -> int:
         return int(self._get(admin_path(realm, "users", "count")) or 0)
 
-    def plugin_raw_users(self, realm: str) -> list[Mapping[str, Any]] | None:
-        """Every user (service accounts aside, as in the listing) in one request from the idp-agent plugin:
-        the full representation's profile fields, attributes and required actions, read in one transaction.
-        None where the plugin does not answer (see `_plugin_lookup`): list them through the admin API."""
-        raw = self._plugin_lookup(realm, "access", "users")
-        return None if raw is None else list(raw.get("users") or ())
-
     def get_raw_user(self, realm: str, user_id: str) -> Mapping[str, Any] | None:
         """One user's full representation as Keycloak sends it; None when there is no such user."""
         raw = self._lookup(admin_path(realm, "users", user_id))

@@ -8,9 +8,10 @@ credentials), so the count grows with privileged accounts, not with users. The r
 independent and run a few at a time. Last logins, sanctions and appeals come from the store.
 
 Where the idp-agent plugin is installed in Keycloak (`plugins/keycloak`, part of the local stack's build), the
-user listing, the member listings and the credential reads are one request instead: its access endpoint
-answers them from a few database queries. A Keycloak without it, a realm with user federation or an account
-the plugin refuses reads through the admin API as above, with the same result.
+user listing, the member listings and the credential reads are a few requests instead (the members in one,
+the users in pages of thousands): its endpoints answer them from a few database queries. A Keycloak without
+it, a realm with user federation or an account the plugin refuses reads through the admin API as above, with
+the same result.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def take_snapshot(
     `source_external_ids`/`source_leaver_ids` (see `sources.read_source_ids`) feed the orphan and leaver
     findings; None: the sources were not read. `default_role_members`: "auto" lists the default role's members
     only when it grants more than the baseline (see Snapshot.default_role), "always" lists them anyway.
-    `use_plugin`: ask the idp-agent plugin for users and members in one request first (see
+    `use_plugin`: ask the idp-agent plugin for users and members first (see
     `ReviewCalls.plugin_access`); False, or a Keycloak without it, reads through the admin API."""
     started = time.monotonic()
     requests_before = gateway.stats.requests

@@ -62,7 +62,7 @@ class SyncSpec(Spec):
 
     keycloak_read: Literal["plugin", "admin-api"] = Field(
         default="plugin",
-        description="plugin: every run reads every user in full and afresh, in one request to the idp-agent "
+        description="plugin: every run reads every user in full and afresh, in pages of thousands from the idp-agent "
         "Keycloak plugin where it answers (not with user federation), else as admin-api; admin-api: brief "
         "listings with the records of the last run, and full reads every full_read_every",
     )

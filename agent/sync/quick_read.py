@@ -11,8 +11,8 @@ write: every user the plan would change is read afresh and planned again, so a w
 record (see `refresh`).
 
 Where the idp-agent Keycloak plugin answers (`keycloak_read: plugin`, the default), none of that is needed:
-it gives every user in full, in one request, a few times faster than the brief listing alone, so each run
-reads everything afresh (`read_by_plugin`) and records serve only a later run without the plugin.
+it gives every user in full, a few thousand per request, a few times faster than the brief listing alone, so
+each run reads everything afresh (`read_by_plugin`) and records serve only a later run without the plugin.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from agent.keycloak import KeycloakGateway
+from agent.keycloak.base import PLUGIN_PAGE_SIZE
 from agent.store.sync_records import UserRecord
 from agent.sync.live import LISTING_PAGE_SIZE, LiveDirectory, is_managed, split_directory
 
@@ -136,7 +137,7 @@ class LiveRead:
     fresh: tuple[UserRecord, ...]  # records of the users read in full now
     gone: tuple[str, ...] = ()  # recorded users no longer in Keycloak
     single_reads: int = 0
-    via_plugin: bool = False  # every user came from the idp-agent plugin in one request
+    via_plugin: bool = False  # every user came from the idp-agent plugin
 
 
 def usernames_editable(gateway: KeycloakGateway, realm: str) -> bool:
@@ -161,10 +162,12 @@ def read_full(
     return LiveRead(LiveDirectory(managed, everyone, editable), True, frozenset(), tuple(fresh))
 
 
-def read_by_plugin(gateway: KeycloakGateway, realm: str, source: str, *, editable: bool) -> LiveRead | None:
-    """Every user in full from the idp-agent plugin's one answer: a full read, and fresh (one transaction, no
+def read_by_plugin(
+    gateway: KeycloakGateway, realm: str, source: str, *, editable: bool, page_size: int = PLUGIN_PAGE_SIZE
+) -> LiveRead | None:
+    """Every user in full from the idp-agent plugin, a few thousand per request: a full read, and fresh (no
     records involved), at a fraction of a full listing's cost. None where the plugin does not answer."""
-    raws = gateway.plugin_raw_users(realm)
+    raws = gateway.plugin_raw_users(realm, page_size=page_size)
     if raws is None:
         return None
     fresh: list[UserRecord] = []

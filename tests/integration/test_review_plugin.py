@@ -67,8 +67,8 @@ def test_the_plugin_reads_the_same_snapshot_as_the_admin_api_in_one_request(
     by_api = take_snapshot(gateway, store, realm, policy=POLICY, use_plugin=False)
     by_plugin = take_snapshot(gateway, store, realm, policy=POLICY)
     assert_same(by_api, by_plugin)
-    # The export and the plugin's one answer; no per-user credential read, yet everyone's credentials are known.
-    assert by_plugin.stats.requests == 2 and by_plugin.stats.credential_reads == 0
+    # The export, the members and one page of users; no per-user credential read, yet everyone's are known.
+    assert by_plugin.stats.requests == 3 and by_plugin.stats.credential_reads == 0
     assert by_api.stats.credential_reads == 1
     users = {user.username: user for user in by_plugin.users}
     assert users["secure"].totp and users["secure"].credential_types == frozenset({"otp"})
@@ -110,7 +110,7 @@ def test_a_reviewer_that_may_only_view_gets_the_plugins_answer(
 
 def plugin_status(connection: KeycloakConnection, realm: str, token: str | None, *path: str) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    url = connection.url.rstrip("/") + realm_path(realm, "idp-agent", *(path or ("access",)))
+    url = connection.url.rstrip("/") + realm_path(realm, "idp-agent", *(path or ("access", "memberships")))
     return requests.get(url, headers=headers, timeout=30).status_code
 
 
@@ -128,7 +128,7 @@ def test_the_plugin_refuses_whoever_may_not_view_users_and_the_snapshot_then_use
         assert partial.plugin_access(realm) is None and partial.plugin_raw_users(realm) is None
     finally:
         partial.close()
-    # The users alone need view-users only; the whole answer needs view-realm and view-clients too.
+    # The users need view-users only; the members need view-realm and view-clients too.
     users_only = KeycloakGateway.connect(
         service_account(gateway, keycloak_connection, realm, "svc-users", ["view-users"])
     )
@@ -136,7 +136,7 @@ def test_the_plugin_refuses_whoever_may_not_view_users_and_the_snapshot_then_use
         token = users_only.tokens.access_token()
         assert plugin_status(keycloak_connection, realm, token, "access", "users") == 200
         assert plugin_status(keycloak_connection, realm, token) == 403
-        assert len(users_only.plugin_raw_users(realm) or ()) == gateway.count_users(realm)
+        assert len(list(users_only.plugin_raw_users(realm) or ())) == gateway.count_users(realm)
     finally:
         users_only.close()
     assert plugin_status(keycloak_connection, realm, None, "access", "users") == 401

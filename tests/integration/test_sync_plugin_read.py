@@ -65,6 +65,11 @@ def test_the_plugin_read_sees_what_a_full_listing_sees(setup: SyncSetup, gateway
     assert "visitor" in {user.username for user in by_plugin.directory.all_users}
     assert not any(user.username.startswith("service-account-") for user in by_plugin.directory.all_users)
     assert sorted(record.user_id for record in by_plugin.fresh) == sorted(record.user_id for record in listed.fresh)
+    # Page by page (3 users a page, each after the last username of the one before): the same users, once each.
+    paged = read_by_plugin(gateway, setup.realm, SYNC, editable=True, page_size=3)
+    assert paged is not None
+    assert sorted(map(comparable, paged.directory.all_users)) == sorted(map(comparable, listed.directory.all_users))
+    assert len(paged.directory.all_users) == PEOPLE + 1
 
 
 def test_attribute_drift_made_by_hand_is_put_right_at_the_next_run(setup: SyncSetup, gateway: KeycloakGateway) -> None:

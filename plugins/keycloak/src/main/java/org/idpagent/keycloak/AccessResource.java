@@ -31,11 +31,12 @@ import org.keycloak.services.resources.admin.fgap.AdminPermissions;
 import org.keycloak.storage.UserStorageProvider;
 
 /**
- * Bulk reads for access reviews. Through the admin API a review lists users page by page and then asks "who holds
- * this role" and "who is in this group" one role and one group per request, each member as a user representation,
- * plus each privileged user's credentials one user at a time. This answers all of it in one request, a handful of
- * database queries, under the permissions a reviewer needs for those listings. {@code access/users} gives the users
- * alone, for a sync that would otherwise page through the full user listing.
+ * Bulk reads for access reviews and the sync. Through the admin API a review lists users page by page and then asks
+ * "who holds this role" and "who is in this group" one role and one group per request, each member as a user
+ * representation, plus each privileged user's credentials one user at a time; a sync pages through the full user
+ * listing, where Keycloak builds each user's representation through its user profile. Here {@code users} gives
+ * pages of users with what those reads carry, and {@code memberships} every role's and group's direct members by
+ * id, each from a handful of database queries, under the permissions of the admin API reads they replace.
  *
  * <p>Only for realms whose users all live in Keycloak's database: a user storage provider (LDAP, Kerberos, custom)
  * can add users, attributes and members from elsewhere, so for such a realm this answers 409 and the caller uses
@@ -43,17 +44,23 @@ import org.keycloak.storage.UserStorageProvider;
  */
 public final class AccessResource {
 
-    // People only: the admin API's user listing leaves service accounts out too.
+    /** The most users a page holds, and the size of a page not asked for: a few MB of JSON. */
+    static final int MAX_PAGE = 5000;
+
+    // People only: the admin API's user listing leaves service accounts out too. Pages go by username (unique in
+    // a realm), each after the last username of the one before, so no page re-reads what an offset skips.
     private static final String USERS = "select u.id, u.username, u.email, u.emailVerified, u.firstName, u.lastName,"
             + " u.enabled, u.createdTimestamp, u.federationLink from UserEntity u"
-            + " where u.realmId = :realmId and u.serviceAccountClientLink is null order by u.username";
-    private static final String ATTRIBUTES = "select a.user.id, a.name, a.value, a.longValue from UserAttributeEntity a"
-            + " where a.user.realmId = :realmId and a.user.serviceAccountClientLink is null";
-    private static final String REQUIRED_ACTIONS = "select r.user.id, r.action from UserRequiredActionEntity r"
-            + " where r.user.realmId = :realmId and r.user.serviceAccountClientLink is null";
+            + " where u.realmId = :realmId and u.serviceAccountClientLink is null and u.username > :after"
+            + " order by u.username";
+    // The rows of the page's users: those with a username in (after, last].
+    private static final String PAGE = " where x.user.realmId = :realmId and x.user.serviceAccountClientLink is null"
+            + " and x.user.username > :after and x.user.username <= :last";
+    private static final String ATTRIBUTES = "select x.user.id, x.name, x.value, x.longValue from UserAttributeEntity x"
+            + PAGE;
+    private static final String REQUIRED_ACTIONS = "select x.user.id, x.action from UserRequiredActionEntity x" + PAGE;
     // Credential types only: no secret, salt or credential data is selected.
-    private static final String CREDENTIAL_TYPES = "select distinct c.user.id, c.type from CredentialEntity c"
-            + " where c.user.realmId = :realmId and c.user.serviceAccountClientLink is null";
+    private static final String CREDENTIAL_TYPES = "select distinct x.user.id, x.type from CredentialEntity x" + PAGE;
     private static final String ROLE_MAPPINGS =
             "select m.user.id, m.roleId from UserRoleMappingEntity m where m.user.realmId = :realmId";
     private static final String GROUP_MEMBERSHIPS =
@@ -68,41 +75,42 @@ public final class AccessResource {
     }
 
     /**
-     * {"users": [user], "roles": {roleId: [userId]}, "groups": {groupId: [userId]}}: every user but service
-     * accounts, ordered by username, with attributes, required actions and the types of their stored credentials;
-     * the users each realm and client role is mapped on directly (service accounts included), and each group's
-     * direct members. Roles and groups without members are absent. Roles named by {@code skipRole} (ids) are left
-     * out: the default role holds every user the realm created, and a review reads it only when it grants more
-     * than the baseline.
+     * {"users": [user]}: up to {@code max} users (at most {@link #MAX_PAGE}) whose username sorts after
+     * {@code after} (none: from the first), ordered by username, service accounts left out, each with attributes,
+     * required actions and the types of its stored credentials. A page shorter than asked for is the last. The admin
+     * API asks view-users for its full user listing, and so does this.
      */
     @GET
+    @Path("users")
     @Produces(MediaType.APPLICATION_JSON)
-    public Map<String, Object> access(@QueryParam("skipRole") List<String> skipRole) {
+    public Map<String, Object> users(@QueryParam("after") String after, @QueryParam("max") Integer max) {
+        AdminPermissions.evaluator(session, realm, authenticate()).users().requireView();
+        refuseFederation();
+        int size = max == null || max <= 0 ? MAX_PAGE : Math.min(max, MAX_PAGE);
+        return Map.of("users", page(after == null ? "" : after, size));
+    }
+
+    /**
+     * {"roles": {roleId: [userId]}, "groups": {groupId: [userId]}}: the users each realm and client role is mapped
+     * on directly (service accounts included), and each group's direct members. Roles and groups without members are
+     * absent. Roles named by {@code skipRole} (ids) are left out: the default role holds every user the realm
+     * created, and a review reads it only when it grants more than the baseline.
+     */
+    @GET
+    @Path("memberships")
+    @Produces(MediaType.APPLICATION_JSON)
+    public Map<String, Object> memberships(@QueryParam("skipRole") List<String> skipRole) {
         AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, authenticate());
-        // What the admin API asks for the user, role member and group member listings this replaces.
+        // What the admin API asks for the role and group member listings this replaces.
         permissions.realm().requireViewRealm();
         permissions.clients().requireView();
         permissions.users().requireView();
         refuseFederation();
         Set<String> skipped = skipRole == null ? Set.of() : Set.copyOf(skipRole);
         Map<String, Object> body = new LinkedHashMap<>();
-        body.put("users", users());
         body.put("roles", byContainer(query(ROLE_MAPPINGS).filter(row -> !skipped.contains((String) row[1]))));
         body.put("groups", byContainer(query(GROUP_MEMBERSHIPS)));
         return body;
-    }
-
-    /**
-     * {"users": [user]}: the users alone, as {@link #access} gives them, for a sync that compares every user with
-     * its sources. The admin API asks view-users for its full listing, and so does this.
-     */
-    @GET
-    @Path("users")
-    @Produces(MediaType.APPLICATION_JSON)
-    public Map<String, Object> usersOnly() {
-        AdminPermissions.evaluator(session, realm, authenticate()).users().requireView();
-        refuseFederation();
-        return Map.of("users", users());
     }
 
     private void refuseFederation() {
@@ -115,17 +123,26 @@ public final class AccessResource {
         }
     }
 
-    private List<Map<String, Object>> users() {
+    private List<Map<String, Object>> page(String after, int size) {
+        List<Object[]> rows = entityManager().createQuery(USERS, Object[].class)
+                .setParameter("realmId", realm.getId())
+                .setParameter("after", after)
+                .setMaxResults(size)
+                .getResultList();
+        if (rows.isEmpty()) {
+            return List.of();
+        }
+        String last = (String) rows.get(rows.size() - 1)[1];
         Map<String, Map<String, List<String>>> attributes = new HashMap<>();
-        query(ATTRIBUTES).forEach(row -> attributes
+        pageQuery(ATTRIBUTES, after, last).forEach(row -> attributes
                 .computeIfAbsent((String) row[0], key -> new TreeMap<>())
                 .computeIfAbsent((String) row[1], key -> new ArrayList<>())
                 // Long values (over 255 characters) are kept in their own column.
                 .add(row[2] != null ? (String) row[2] : (String) row[3]));
-        Map<String, List<String>> actions = byUser(query(REQUIRED_ACTIONS));
-        Map<String, List<String>> credentials = byUser(query(CREDENTIAL_TYPES));
-        List<Map<String, Object>> users = new ArrayList<>();
-        query(USERS).forEach(row -> {
+        Map<String, List<String>> actions = byUser(pageQuery(REQUIRED_ACTIONS, after, last));
+        Map<String, List<String>> credentials = byUser(pageQuery(CREDENTIAL_TYPES, after, last));
+        List<Map<String, Object>> users = new ArrayList<>(rows.size());
+        for (Object[] row : rows) {
             String id = (String) row[0];
             Map<String, Object> user = new LinkedHashMap<>();
             user.put("id", id);
@@ -141,13 +158,24 @@ public final class AccessResource {
             user.put("requiredActions", actions.getOrDefault(id, List.of()));
             user.put("credentialTypes", credentials.getOrDefault(id, List.of()));
             users.add(user);
-        });
+        }
         return users;
     }
 
+    private EntityManager entityManager() {
+        return session.getProvider(JpaConnectionProvider.class).getEntityManager();
+    }
+
     private Stream<Object[]> query(String jpql) {
-        EntityManager entityManager = session.getProvider(JpaConnectionProvider.class).getEntityManager();
-        return entityManager.createQuery(jpql, Object[].class).setParameter("realmId", realm.getId()).getResultStream();
+        return entityManager().createQuery(jpql, Object[].class).setParameter("realmId", realm.getId()).getResultStream();
+    }
+
+    private Stream<Object[]> pageQuery(String jpql, String after, String last) {
+        return entityManager().createQuery(jpql, Object[].class)
+                .setParameter("realmId", realm.getId())
+                .setParameter("after", after)
+                .setParameter("last", last)
+                .getResultStream();
     }
 
     /** (userId, value) rows as userId -> [value]. */
