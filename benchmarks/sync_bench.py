@@ -841,7 +841,7 @@ def print_size(size: dict[str, Any]) -> None:
         phases = size["arms"][arm]["phases"]
         read = size["arms"][arm].get("keycloak_read") or {}
         how = (
-            "the plugin's one answer"
+            "the plugin's pages"
             if read.get("via_plugin")
             else "full listing"
             if read.get("full")
