@@ -18,6 +18,7 @@ from agent.review.snapshot import take_snapshot
 from agent.settings import KeycloakConnection
 from agent.store import ManualClock, Store, open_store
 from tests.harness.accounts import service_account
+from tests.harness.federation import add_disabled_ldap_federation
 from tests.integration.test_review_snapshot import NOW, POLICY, found_rules, seed
 
 LONG_VALUE = "x" * 400  # over 255 characters: Keycloak keeps it in its own column
@@ -148,29 +149,9 @@ def test_a_realm_with_user_federation_is_read_through_the_admin_api(
 ) -> None:
     seed(gateway, realm)
     assert gateway.plugin_access(realm) is not None
-    found = gateway.get_realm(realm)
-    assert found is not None
-    # A disabled LDAP federation is enough: an enabled one could add users and members from the directory.
-    gateway.create_component(
-        realm,
-        name="directory",
-        provider_id="ldap",
-        provider_type="org.keycloak.storage.UserStorageProvider",
-        parent_id=found.id,
-        config={
-            "enabled": ["false"],
-            "vendor": ["other"],
-            "connectionUrl": ["ldap://127.0.0.1:1"],
-            "usersDn": ["ou=people,dc=example,dc=org"],
-            "usernameLDAPAttribute": ["uid"],
-            "rdnLDAPAttribute": ["uid"],
-            "uuidLDAPAttribute": ["entryUUID"],
-            "userObjectClasses": ["inetOrgPerson"],
-            "authType": ["none"],
-            "editMode": ["READ_ONLY"],
-        },
-    )
+    add_disabled_ldap_federation(gateway, realm)
     assert plugin_status(keycloak_connection, realm, gateway.tokens.access_token()) == 409
+    assert plugin_status(keycloak_connection, realm, gateway.tokens.access_token(), "access", "users") == 409
     assert gateway.plugin_access(realm) is None
     snapshot = take_snapshot(gateway, store, realm, policy=POLICY)
     assert not snapshot.stats.via_plugin

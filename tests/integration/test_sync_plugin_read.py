@@ -16,6 +16,7 @@ from agent.store import open_store
 from agent.sync.agent_config import AgentConfig
 from agent.sync.quick_read import read_by_plugin, read_full
 from agent.sync.runner import Prepared, run_sync
+from tests.harness.federation import add_disabled_ldap_federation
 from tests.harness.sync_setup import NOW, SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
 
 PEOPLE = 8
@@ -108,27 +109,7 @@ def test_its_records_serve_a_later_run_without_the_plugin(setup: SyncSetup, gate
 def test_a_realm_with_user_federation_is_synced_through_the_admin_api(
     setup: SyncSetup, gateway: KeycloakGateway
 ) -> None:
-    found = gateway.get_realm(setup.realm)
-    assert found is not None
-    gateway.create_component(
-        setup.realm,
-        name="directory",
-        provider_id="ldap",
-        provider_type="org.keycloak.storage.UserStorageProvider",
-        parent_id=found.id,
-        config={
-            "enabled": ["false"],
-            "vendor": ["other"],
-            "connectionUrl": ["ldap://127.0.0.1:1"],
-            "usersDn": ["ou=people,dc=example,dc=org"],
-            "usernameLDAPAttribute": ["uid"],
-            "rdnLDAPAttribute": ["uid"],
-            "uuidLDAPAttribute": ["entryUUID"],
-            "userObjectClasses": ["inetOrgPerson"],
-            "authType": ["none"],
-            "editMode": ["READ_ONLY"],
-        },
-    )
+    add_disabled_ldap_federation(gateway, setup.realm)
     config = hr_config(setup, [hr_row(i) for i in range(3)])
     first, prepared, _ = run(config, gateway)
     assert first.status == "succeeded" and prepared.live_read is not None and not prepared.live_read.via_plugin
