@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from agent.errors import AuthError
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.transport import realm_path
 from agent.review.model import RoleRef, Snapshot
 from agent.review.snapshot import take_snapshot
 from agent.settings import KeycloakConnection
 from agent.store import ManualClock, Store, open_store
+from tests.conftest import realm_name_for
 from tests.harness.accounts import service_account
 from tests.harness.federation import add_disabled_ldap_federation
 from tests.integration.test_review_snapshot import NOW, POLICY, found_rules, seed
@@ -156,3 +158,27 @@ def test_a_realm_with_user_federation_is_read_through_the_admin_api(
     snapshot = take_snapshot(gateway, store, realm, policy=POLICY)
     assert not snapshot.stats.via_plugin
     assert snapshot.users == take_snapshot(gateway, store, realm, policy=POLICY, use_plugin=False).users
+
+
+def test_an_account_of_another_realm_is_refused_as_the_admin_api_refuses_it(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str, request: pytest.FixtureRequest
+) -> None:
+    """A realm's own reviewer may read that realm, not its neighbour: only the master realm's admins reach across."""
+    seed(gateway, realm)
+    other = realm_name_for(f"{request.node.name}-other")
+    gateway.create_realm(other)
+    try:
+        roles = ["view-realm", "view-users", "view-clients"]
+        outsider = KeycloakGateway.connect(service_account(gateway, keycloak_connection, other, "svc-review", roles))
+        try:
+            token = outsider.tokens.access_token()
+            assert plugin_status(keycloak_connection, other, token) == 200  # its own realm
+            assert plugin_status(keycloak_connection, realm, token) == 403
+            assert plugin_status(keycloak_connection, realm, token, "access", "users") == 403
+            assert outsider.plugin_access(realm) is None
+            with pytest.raises(AuthError):  # the admin API's answer to the same account
+                outsider.get_realm(realm)
+        finally:
+            outsider.close()
+    finally:
+        gateway.delete_realm(other)
