@@ -14,9 +14,10 @@ from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import ConfigError
-from agent.sync.mapper_spec import OPERATORS, STATUS_VALUES, ConditionSpec, FieldSpec, GrantSpec, MapperSpec, RuleSpec
+from agent.sync.conditions import DateValue, Value, condition_holds, texts_of
+from agent.sync.mapper_spec import STATUS_VALUES, FieldSpec, GrantSpec, MapperSpec, RuleSpec
 from agent.sync.model import DesiredUser, FieldValue, RejectedRecord, SourceRead, SourceRecord, TraceStep
-from agent.sync.transforms import ISO, WrittenDate, apply_transforms, format_duration, parse_date, render_template
+from agent.sync.transforms import ISO, WrittenDate, apply_transforms, parse_date, render_template
 
 # Values longer than this are cut in reasons: a reason names the problem, it does not carry the data.
 SHOWN_VALUE_CHARS = 40
@@ -72,14 +73,7 @@ class _Refused(Exception):
     """A record or person the mapping cannot use; the message is the reason (short, no secrets)."""
 
 
-@dataclass(frozen=True)
-class _DateValue:
-    instant: datetime
-    text: str  # as shown in attributes: YYYY-MM-DD for a date, ISO 8601 with offset for a date-time
-
-
 _SourceValue = str | tuple[str, ...] | WrittenDate
-_Value = str | tuple[str, ...] | _DateValue
 
 
 @dataclass(frozen=True)
@@ -99,7 +93,7 @@ class _Person:
 
     external_id: str
     records: tuple[tuple[str, str], ...]  # (source, where) of each record, for rejections
-    values: Mapping[str, _Value]
+    values: Mapping[str, Value]
     zone: tzinfo
     status: Literal["active", "inactive"]
     start: datetime | None
@@ -416,11 +410,11 @@ def _merge_person(external_id: str, ordered: tuple[_Mapped, ...], plan: _Plan, n
             losers = tuple(giver.source for giver in givers[1:])
             trace.append(shared.field_step(spec, name, givers[0].source, losers, defaulted=name in givers[0].defaulted))
     zone = _zone(chosen.get("timezone"))
-    values: dict[str, _Value] = {}
+    values: dict[str, Value] = {}
     for name, (value, item) in chosen.items():
         if isinstance(value, WrittenDate):
             end_of_day = spec.fields[item.source][name].end_of_day
-            values[name] = _DateValue(
+            values[name] = DateValue(
                 value.instant(zone, end_of_day=end_of_day), value.text(zone, end_of_day=end_of_day)
             )
         else:
@@ -460,7 +454,7 @@ def _zone(chosen: tuple[_SourceValue, _Mapped] | None) -> tzinfo:
         raise _Refused(f"timezone: unknown time zone {_shown(name)}") from None
 
 
-def _require_names(values: Mapping[str, _Value]) -> None:
+def _require_names(values: Mapping[str, Value]) -> None:
     username = values.get("username")
     if not isinstance(username, str) or not username:
         raise _Refused("no username: no source gives one")
@@ -469,12 +463,12 @@ def _require_names(values: Mapping[str, _Value]) -> None:
         raise _Refused("email: not an email address")
 
 
-def _instant(value: _Value | None) -> datetime | None:
-    return value.instant if isinstance(value, _DateValue) else None
+def _instant(value: Value | None) -> datetime | None:
+    return value.instant if isinstance(value, DateValue) else None
 
 
 def _status(
-    value: _Value | None, chosen: tuple[_SourceValue, _Mapped] | None, end: datetime | None, now: datetime
+    value: Value | None, chosen: tuple[_SourceValue, _Mapped] | None, end: datetime | None, now: datetime
 ) -> tuple[Literal["active", "inactive"], tuple[str, str]]:
     """The status and its trace step (what, because)."""
     source = f"{chosen[1].source} says" if chosen else "no status given:"
@@ -546,9 +540,9 @@ def _desired_user(person: _Person, plan: _Plan, now: datetime) -> DesiredUser:
         last_name=_text(values.get("last_name")) or None,
         attributes=MappingProxyType(
             {
-                name: shared.same(_texts(values[name]))
+                name: shared.same(texts_of(values[name]))
                 for name in spec.attributes
-                if name in values and _texts(values[name])
+                if name in values and texts_of(values[name])
             }
         ),
         status=person.status,
@@ -562,18 +556,8 @@ def _desired_user(person: _Person, plan: _Plan, now: datetime) -> DesiredUser:
     )
 
 
-def _text(value: _Value | None) -> str:
+def _text(value: Value | None) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _texts(value: _Value | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, _DateValue):
-        return (value.text,)
-    return value
 
 
 def _grant_names(grant: GrantSpec) -> list[str]:
@@ -608,81 +592,8 @@ def _rule_matches(rule: RuleSpec, person: _Person, now: datetime) -> tuple[bool,
     when it does not."""
     phrases: list[str] = []
     for name, condition in rule.when.items():
-        held, phrase = _condition_holds(name, condition, person.values.get(name), person.zone, now)
+        held, phrase = condition_holds(name, condition, person.values.get(name), person.zone, now)
         if not held:
             return False, phrase
         phrases.append(phrase)
     return True, " and ".join(phrases) or "always"
-
-
-def _condition_holds(
-    name: str, condition: ConditionSpec, value: _Value | None, zone: tzinfo, now: datetime
-) -> tuple[bool, str]:
-    phrases: list[str] = []
-    for operator in OPERATORS:
-        operand = getattr(condition, "in_" if operator == "in" else operator)
-        if operand is None:
-            continue
-        held, yes, no = _operator(operator, operand, name, value, zone=zone, now=now)
-        if not held:
-            return False, no
-        phrases.append(yes)
-    return True, " and ".join(phrases)
-
-
-# operator -> (phrase when it holds, phrase when it does not)
-_PHRASES: Mapping[str, tuple[str, str]] = {
-    "equals": ("==", "!="),
-    "not_equals": ("!=", "=="),
-    "in": ("in", "not in"),
-    "not_in": ("not in", "in"),
-    "contains": ("contains", "does not contain"),
-    "matches": ("matches", "does not match"),
-}
-_NEGATED = frozenset({"not_equals", "not_in"})
-
-
-def _operator(
-    operator: str, operand: object, name: str, value: _Value | None, *, zone: tzinfo, now: datetime
-) -> tuple[bool, str, str]:
-    """(holds, the phrase when it holds, the phrase when it does not)."""
-    texts = _texts(value)
-    empty = f"{name} is empty"
-    if operator == "exists":
-        is_set = f"{name} is set"
-        return bool(texts) == operand, (is_set if operand else empty), (empty if operand else is_set)
-    if operator not in _PHRASES:
-        return _date_operator(operator, operand, name, value, zone=zone, now=now)
-    named = tuple(str(item) for item in operand) if isinstance(operand, tuple) else (str(operand),)
-    shown = f"[{', '.join(named)}]" if isinstance(operand, tuple) else str(operand)
-    if operator == "matches":
-        shown = f"/{shown}/"
-    yes, no = _PHRASES[operator]
-    if not texts and operator not in _NEGATED:
-        return False, f"{name} {yes} {shown}", empty
-    if operator == "matches":
-        hit = any(re.fullmatch(named[0], text) for text in texts)
-    else:
-        hit = bool(set(texts) & set(named))
-    return hit != (operator in _NEGATED), f"{name} {yes} {shown}", f"{name} {no} {shown}"
-
-
-def _date_operator(
-    operator: str, operand: object, name: str, value: _Value | None, *, zone: tzinfo, now: datetime
-) -> tuple[bool, str, str]:
-    if not isinstance(value, _DateValue):
-        return False, "", f"{name} is empty"
-    if operator in ("older_than", "newer_than"):
-        assert isinstance(operand, int)
-        age = format_duration(operand)
-        cutoff = now - timedelta(seconds=operand)
-        older = value.instant <= cutoff
-        if operator == "older_than":
-            return older, f"{name} older than {age}", f"{name} not older than {age}"
-        return not older, f"{name} newer than {age}", f"{name} not newer than {age}"
-    written = parse_date(str(operand), (ISO,))
-    assert written is not None  # checked when the mapper file was loaded
-    limit = written.instant(zone)
-    if operator == "before":
-        return value.instant < limit, f"{name} before {operand}", f"{name} not before {operand}"
-    return value.instant > limit, f"{name} after {operand}", f"{name} not after {operand}"
