@@ -29,29 +29,38 @@ def by_client(roles: Iterable[Mapping[str, Any]], client_ids: Mapping[str, str])
     return named
 
 
+def access_from_export(exported: Mapping[str, Any]) -> AccessExport:
+    """A partial export's (or the plugin's `access/structure`) roles, groups, clients and service accounts."""
+    roles_raw = exported.get("roles") or {}
+    roles = [ExportedRole.from_json(raw, None) for raw in roles_raw.get("realm") or ()]
+    for client, client_roles in (roles_raw.get("client") or {}).items():
+        roles.extend(ExportedRole.from_json(raw, str(client)) for raw in client_roles or ())
+    return AccessExport(
+        roles=tuple(roles),
+        groups=tuple(flatten_groups(exported.get("groups") or (), parent_id=None)),
+        clients=tuple(Client.from_json(raw) for raw in exported.get("clients") or ()),
+        service_accounts=tuple(ExportedUser.from_json(raw) for raw in exported.get("users") or ()),
+        default_role=(exported.get("defaultRole") or {}).get("name"),
+    )
+
+
 class ReviewCalls(GatewayBase):
     """Bulk reads for access-review snapshots and login events."""
 
-    def export_access(self, realm: str) -> AccessExport:
+    def export_access(self, realm: str, *, use_plugin: bool = True) -> AccessExport:
         """Roles with composites, groups with grants, clients and service accounts, in one partial export.
 
         Keycloak lets only manage-realm export; a reviewer's account that may only look (view-realm,
-        view-users, view-clients) reads the same through the listings instead (see `_access_by_views`)."""
+        view-users, view-clients) gets the same from the idp-agent plugin in one request (unless `use_plugin` is
+        False), else reads it through the listings (see `_access_by_views`)."""
         try:
             exported = self._export(realm, clients=True, groups_and_roles=True)
         except AuthError:
-            return self._access_by_views(realm)
-        roles_raw = exported.get("roles") or {}
-        roles = [ExportedRole.from_json(raw, None) for raw in roles_raw.get("realm") or ()]
-        for client, client_roles in (roles_raw.get("client") or {}).items():
-            roles.extend(ExportedRole.from_json(raw, str(client)) for raw in client_roles or ())
-        return AccessExport(
-            roles=tuple(roles),
-            groups=tuple(flatten_groups(exported.get("groups") or (), parent_id=None)),
-            clients=tuple(Client.from_json(raw) for raw in exported.get("clients") or ()),
-            service_accounts=tuple(ExportedUser.from_json(raw) for raw in exported.get("users") or ()),
-            default_role=(exported.get("defaultRole") or {}).get("name"),
-        )
+            structure = self._plugin_lookup(realm, "access", "structure") if use_plugin else None
+            if structure is None:
+                return self._access_by_views(realm)
+            exported = dict(structure)
+        return access_from_export(exported)
 
     def _access_by_views(self, realm: str) -> AccessExport:
         """What `export_access` gives, read without manage-realm: clients, realm roles, each client's roles

@@ -72,12 +72,13 @@ def take_snapshot(
     `source_external_ids`/`source_leaver_ids` (see `sources.read_source_ids`) feed the orphan and leaver
     findings; None: the sources were not read. `default_role_members`: "auto" lists the default role's members
     only when it grants more than the baseline (see Snapshot.default_role), "always" lists them anyway.
-    `use_plugin`: ask the idp-agent plugin for users and members first (see
-    `ReviewCalls.plugin_access`); False, or a Keycloak without it, reads through the admin API."""
+    `use_plugin`: ask the idp-agent plugin for users and members first (see `ReviewCalls.plugin_access`), and for
+    roles, groups and clients when the account may not export them; False, or a Keycloak without it, reads through
+    the admin API."""
     started = time.monotonic()
     requests_before = gateway.stats.requests
     taken_at = clock()
-    exported = gateway.export_access(realm)
+    exported = gateway.export_access(realm, use_plugin=use_plugin)
     roles = expand_composites(role_records(exported))
     default_role = RoleRef(exported.default_role) if exported.default_role else None
     read_default = default_role_members == "always" or needs_default_role_members(default_role, roles)

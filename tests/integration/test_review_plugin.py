@@ -111,6 +111,30 @@ def test_a_reviewer_that_may_only_view_gets_the_plugins_answer(
     assert_same(by_api, by_reviewer)
 
 
+def test_the_structure_carries_no_secret_and_a_viewer_needs_nothing_more(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str
+) -> None:
+    """access/structure stands in for the partial export, which Keycloak keeps to manage-realm for its secrets."""
+    seed(gateway, realm)
+    roles = ["view-realm", "view-users", "view-clients"]
+    reviewer = service_account(gateway, keycloak_connection, realm, "svc-review", roles)
+    assert reviewer.client_secret is not None
+    viewer = KeycloakGateway.connect(reviewer)
+    try:
+        token = viewer.tokens.access_token()
+        url = keycloak_connection.url.rstrip("/") + realm_path(realm, "idp-agent", "access", "structure")
+        answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    finally:
+        viewer.close()
+    assert answer.status_code == 200
+    assert reviewer.client_secret.reveal() not in answer.text
+    clients = {client["clientId"]: client for client in answer.json()["clients"]}
+    assert "secret" not in clients["svc-review"] and clients["svc-review"]["serviceAccountsEnabled"] is True
+    accounts = {account["username"]: account for account in answer.json()["users"]}
+    assert "credentials" not in accounts["service-account-svc-review"]
+    assert set(accounts["service-account-svc-review"]["clientRoles"]["realm-management"]) == set(roles)
+
+
 def plugin_status(connection: KeycloakConnection, realm: str, token: str | None, *path: str) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = connection.url.rstrip("/") + realm_path(realm, "idp-agent", *(path or ("access", "memberships")))
@@ -128,6 +152,7 @@ def test_the_plugin_refuses_whoever_may_not_view_users_and_the_snapshot_then_use
     try:
         assert plugin_status(keycloak_connection, realm, partial.tokens.access_token()) == 403
         assert plugin_status(keycloak_connection, realm, partial.tokens.access_token(), "access", "users") == 403
+        assert plugin_status(keycloak_connection, realm, partial.tokens.access_token(), "access", "structure") == 403
         assert partial.plugin_access(realm) is None and partial.plugin_raw_users(realm) is None
     finally:
         partial.close()
@@ -139,6 +164,7 @@ def test_the_plugin_refuses_whoever_may_not_view_users_and_the_snapshot_then_use
         token = users_only.tokens.access_token()
         assert plugin_status(keycloak_connection, realm, token, "access", "users") == 200
         assert plugin_status(keycloak_connection, realm, token) == 403
+        assert plugin_status(keycloak_connection, realm, token, "access", "structure") == 403
         assert len(list(users_only.plugin_raw_users(realm) or ())) == gateway.count_users(realm)
     finally:
         users_only.close()
@@ -154,6 +180,8 @@ def test_a_realm_with_user_federation_is_read_through_the_admin_api(
     add_disabled_ldap_federation(gateway, realm)
     assert plugin_status(keycloak_connection, realm, gateway.tokens.access_token()) == 409
     assert plugin_status(keycloak_connection, realm, gateway.tokens.access_token(), "access", "users") == 409
+    # The structure is read through the model API, as the export is: federation makes no difference to it.
+    assert plugin_status(keycloak_connection, realm, gateway.tokens.access_token(), "access", "structure") == 200
     assert gateway.plugin_access(realm) is None
     snapshot = take_snapshot(gateway, store, realm, policy=POLICY)
     assert not snapshot.stats.via_plugin
@@ -175,6 +203,8 @@ def test_an_account_of_another_realm_is_refused_as_the_admin_api_refuses_it(
             assert plugin_status(keycloak_connection, other, token) == 200  # its own realm
             assert plugin_status(keycloak_connection, realm, token) == 403
             assert plugin_status(keycloak_connection, realm, token, "access", "users") == 403
+            assert plugin_status(keycloak_connection, other, token, "access", "structure") == 200
+            assert plugin_status(keycloak_connection, realm, token, "access", "structure") == 403
             assert outsider.plugin_access(realm) is None
             with pytest.raises(AuthError):  # the admin API's answer to the same account
                 outsider.get_realm(realm)

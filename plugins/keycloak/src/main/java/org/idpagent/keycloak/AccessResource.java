@@ -35,12 +35,13 @@ import org.keycloak.storage.UserStorageProvider;
  * "who holds this role" and "who is in this group" one role and one group per request, each member as a user
  * representation, plus each privileged user's credentials one user at a time; a sync pages through the full user
  * listing, where Keycloak builds each user's representation through its user profile. Here {@code users} gives
- * pages of users with what those reads carry, and {@code memberships} every role's and group's direct members by
- * id, each from a handful of database queries, under the permissions of the admin API reads they replace.
+ * pages of users with what those reads carry, {@code memberships} every role's and group's direct members by id,
+ * each from a handful of database queries, and {@code structure} roles, groups, clients and service accounts, all
+ * under the permissions of the admin API reads they replace.
  *
- * <p>Only for realms whose users all live in Keycloak's database: a user storage provider (LDAP, Kerberos, custom)
- * can add users, attributes and members from elsewhere, so for such a realm this answers 409 and the caller uses
- * the admin API.
+ * <p>{@code users} and {@code memberships} are only for realms whose users all live in Keycloak's database: a user
+ * storage provider (LDAP, Kerberos, custom) can add users, attributes and members from elsewhere, so for such a
+ * realm they answer 409 and the caller uses the admin API.
  */
 public final class AccessResource {
 
@@ -111,6 +112,24 @@ public final class AccessResource {
         body.put("roles", byContainer(query(ROLE_MAPPINGS).filter(row -> !skipped.contains((String) row[1]))));
         body.put("groups", byContainer(query(GROUP_MEMBERSHIPS)));
         return body;
+    }
+
+    /**
+     * The realm's access structure in the partial export's shape, without its secrets (see {@link AccessStructure}):
+     * roles with composites, groups with grants, clients, service accounts, the default role. The admin API shows
+     * the same through its role, client, group and service-account listings, one request per client, composite
+     * role and service account, under view-realm, view-clients and view-users; so does this, in one. Federation
+     * does not matter here: the structure is read through the model API, as the export reads it.
+     */
+    @GET
+    @Path("structure")
+    @Produces(MediaType.APPLICATION_JSON)
+    public Map<String, Object> structure() {
+        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, authenticate());
+        permissions.realm().requireViewRealm();
+        permissions.clients().requireView();
+        permissions.users().requireView();
+        return AccessStructure.of(session, realm);
     }
 
     private void refuseFederation() {
