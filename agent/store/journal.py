@@ -13,7 +13,16 @@ from typing import NamedTuple
 
 from agent.store.connection import Database, Param, Row, integer, optional_text, text
 from agent.store.errors import StoreError
-from agent.store.values import JsonValue, allowed_mapping, canonical_json, check_text, parse_utc, sha256_hex, utc_text
+from agent.store.values import (
+    JsonValue,
+    allowed_mapping,
+    canonical_json,
+    canonical_json_of_checked,
+    check_text,
+    parse_utc,
+    sha256_hex,
+    utc_text,
+)
 
 GENESIS_HASH = "0" * 64  # the "previous hash" of entry 1
 
@@ -106,10 +115,16 @@ class NewEntry:
 
 @dataclass(frozen=True, kw_only=True)
 class JournalEntry(NewEntry):
+    """An entry as stored. Only the journal makes them: when sealing a NewEntry (checked when it was made) and
+    when reading a row back (`_entry_from_row` checks the details again), so making one checks nothing twice."""
+
     seq: int
     at: datetime
     prev_hash: str
     hash: str
+
+    def __post_init__(self) -> None:
+        pass
 
 
 class JournalHead(NamedTuple):
@@ -301,7 +316,7 @@ def _columns(entry: NewEntry, seq: int, at: str, prev_hash: str) -> dict[str, Pa
         "realm": entry.realm,
         "run_id": entry.run_id,
         "reason": entry.reason,
-        "details": canonical_json(dict(entry.details)),
+        "details": canonical_json_of_checked(dict(entry.details)),
         "prev_hash": prev_hash,
     }
 
@@ -314,7 +329,7 @@ def _entry_from_row(row: Row) -> JournalEntry:
         realm=text(row, "realm"),
         run_id=optional_text(row, "run_id"),
         reason=text(row, "reason"),
-        details=json.loads(text(row, "details")),
+        details=allowed_mapping(json.loads(text(row, "details")), DETAIL_KEYS, "journal details"),
         seq=integer(row, "seq"),
         at=parse_utc(text(row, "at")),
         prev_hash=text(row, "prev_hash"),

@@ -17,7 +17,7 @@ from typing import Literal, get_args
 
 from agent.store.connection import Database, Row, Transaction, integer, optional_text, text
 from agent.store.errors import StoreConflict, StoreError
-from agent.store.values import JsonValue, allowed_mapping, check_text, parse_utc, to_json_value, utc_text
+from agent.store.values import JsonValue, allowed_mapping, check_text, parse_utc, utc_text
 
 RunStatus = Literal["running", "succeeded", "failed", "stopped", "staged", "approved"]
 ItemAction = Literal[
@@ -316,7 +316,11 @@ def _item_params(item: RunItem) -> tuple[str, int, str, str, str, str, str, str,
 
 
 def _json(value: Mapping[str, JsonValue]) -> str:
-    return json.dumps(to_json_value(value, "item"), sort_keys=True, ensure_ascii=False)
+    # An item's before and after were checked when it was made (NewItem): plain JSON already.
+    return _ITEM_ENCODER.encode(dict(value))
+
+
+_ITEM_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
 def _item_from_row(row: Row) -> RunItem:

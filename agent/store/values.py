@@ -82,12 +82,18 @@ def check_text(value: object, where: str, *, empty: bool = True) -> str:
     return value
 
 
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: object) -> str:
     """One text per value: sorted keys, no spaces, UTF-8 as is; what hashes are computed over. `value` is
     checked like everything stored (JSON only, no Secret)."""
-    return json.dumps(
-        to_json_value(value, "value"), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL_ENCODER.encode(to_json_value(value, "value"))
+
+
+def canonical_json_of_checked(value: JsonValue) -> str:
+    """`canonical_json` of a value that `to_json_value` has already given: not checked a second time."""
+    return _CANONICAL_ENCODER.encode(value)
 
 
 def sha256_hex(text: str) -> str:
