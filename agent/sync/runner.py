@@ -7,6 +7,7 @@ that the brakes stop or stage applies nothing; `approve_staged` applies exactly 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -120,13 +121,18 @@ def prepare_sync(
     (see agent/sync/quick_read.py) unless `full_read`, or the last full read is `full_read_every` old."""
     mapper = load_mapper(config.mapper_path(sync), env)
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
-    reads = {name: source.read() for name, source in sources.items()}
-    mapping = map_sources(list(reads.values()), mapper, now)
     attribute_names = tuple(mapper.attributes)
-    check_realm_keeps_attributes(gateway, mapper.realm, attribute_names)
-    editable = usernames_editable(gateway, mapper.realm)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keycloak-read") as pool:
+        # Keycloak is read while the sources are: each waits on its own server. The store (one connection,
+        # one thread) is left to this thread, so a read that needs the last run's records comes after.
+        early = pool.submit(read_keycloak_early, gateway, mapper.realm, sync, attribute_names)
+        reads = {name: source.read() for name, source in sources.items()}
+        mapping = map_sources(list(reads.values()), mapper, now)
+        editable, by_plugin = early.result()
     records = store.sync_records
-    read = read_keycloak(gateway, mapper.realm, sync, records, now=now, editable=editable, full_read=full_read)
+    read = by_plugin or read_keycloak(
+        gateway, mapper.realm, sync, records, now=now, editable=editable, full_read=full_read
+    )
     known = known_targets(gateway, mapper.realm, mapping)
     context = SyncContext(
         realm=mapper.realm,
@@ -158,6 +164,17 @@ def prepare_sync(
     return Prepared(sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read)
 
 
+def read_keycloak_early(
+    gateway: KeycloakGateway, realm: str, sync: SyncSpec, attribute_names: tuple[str, ...]
+) -> tuple[bool, LiveRead | None]:
+    """What can be read of Keycloak without the store: the realm's checks (does it keep the sync's attributes,
+    may usernames change) and, when the plugin answers, the sync's users (always full and fresh)."""
+    check_realm_keeps_attributes(gateway, realm, attribute_names)
+    editable = usernames_editable(gateway, realm)
+    by_plugin = read_by_plugin(gateway, realm, sync.name, editable=editable) if sync.keycloak_read == "plugin" else None
+    return editable, by_plugin
+
+
 def read_keycloak(
     gateway: KeycloakGateway,
     realm: str,
@@ -168,12 +185,8 @@ def read_keycloak(
     editable: bool,
     full_read: bool,
 ) -> LiveRead:
-    """The sync's users in Keycloak: from the plugin when it answers (always full and fresh), else a full
+    """The sync's users in Keycloak by the admin API (the plugin did not answer or is not asked for): a full
     listing when one is due or asked for, else the quick read with the last run's records."""
-    if sync.keycloak_read == "plugin":
-        read = read_by_plugin(gateway, realm, sync.name, editable=editable)
-        if read is not None:
-            return read
     full = needs_full_read(records.last_full_read(sync.name, realm), now, sync.full_read_interval(), asked=full_read)
     if full:
         return read_full(gateway, realm, sync.name, editable=editable)

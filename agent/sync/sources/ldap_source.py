@@ -13,7 +13,7 @@ import contextlib
 import re
 import ssl
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,6 +117,8 @@ def open_connection(config: LdapSourceConfig) -> ldap3.Connection:
         raise_exceptions=True,
         read_only=True,
         auto_referrals=False,  # a referral would send our bind to another server
+        # Values are read raw (see entry_record); without this ldap3 also formats each one by the schema.
+        check_names=False,
         auto_bind=ldap3.AUTO_BIND_NONE,
     )
     try:
@@ -297,11 +299,12 @@ def entry_record(config: LdapSourceConfig, entry: Mapping[str, Any], groups: tup
     dn = str(entry["dn"])
     spelled = {name.lower(): name for name in (*config.attributes, config.id_attribute)}
     fields: dict[str, FieldValue] = {DN_FIELD: dn}
-    for name in entry.get("raw_attributes", {}):
+    raw: Mapping[str, list[bytes]] = entry.get("raw_attributes", {})
+    for name, raw_values in raw.items():
         field_name = spelled.get(name.lower())
         if field_name is None:
             continue  # memberOf, asked for only to find groups
-        values = _values(entry, name)
+        values = _texts(raw_values)
         if values:
             fields[field_name] = values[0] if len(values) == 1 else values
     if groups is not None:
@@ -312,15 +315,17 @@ def entry_record(config: LdapSourceConfig, entry: Mapping[str, Any], groups: tup
 def _values(entry: Mapping[str, Any], name: str) -> tuple[str, ...]:
     raw: Mapping[str, list[bytes]] = entry.get("raw_attributes", {})
     lowered = name.lower()
+    return tuple(text for key, values in raw.items() if key.lower() == lowered for text in _texts(values))
+
+
+def _texts(values: Iterable[bytes]) -> tuple[str, ...]:
+    """The values that are UTF-8 text, decoded."""
     texts: list[str] = []
-    for key, values in raw.items():
-        if key.lower() != lowered:
+    for value in values:
+        try:
+            texts.append(value.decode("utf-8"))
+        except UnicodeDecodeError:
             continue
-        for value in values:
-            try:
-                texts.append(value.decode("utf-8"))
-            except UnicodeDecodeError:
-                continue
     return tuple(texts)
 
 
