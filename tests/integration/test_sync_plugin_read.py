@@ -116,3 +116,22 @@ def test_a_realm_with_user_federation_is_synced_through_the_admin_api(
     _, second, _ = run(config, gateway)
     assert second.live_read is not None and not second.live_read.via_plugin and second.plan.is_empty
     assert len(managed(gateway, setup.realm)) == 3
+
+
+def test_a_realm_that_would_drop_the_attributes_stops_the_run_though_keycloak_is_read_alongside_the_sources(
+    setup: SyncSetup, gateway: KeycloakGateway
+) -> None:
+    """The realm checks run on the Keycloak-read thread, while the sources are read: their error still reaches
+    the run, before it starts and before any write."""
+    from dataclasses import replace
+
+    from agent.errors import ConfigError
+
+    profile = gateway.get_user_profile(setup.realm)
+    gateway.update_user_profile(setup.realm, replace(profile, unmanaged_attribute_policy=None))
+    config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
+    with pytest.raises(ConfigError, match="would silently drop"):
+        run(config, gateway)
+    assert managed(gateway, setup.realm) == {}
+    with open_store(config.store) as store:
+        assert store.runs.list_runs() == []
