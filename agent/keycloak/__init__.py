@@ -1,4 +1,4 @@
-"""The one gateway to Keycloak: only this package imports python-keycloak or speaks HTTP to Keycloak."""
+"""The one gateway to Keycloak: only this package speaks HTTP to Keycloak (admin API, token endpoint, plugin pack)."""
 
 from agent.keycloak.gateway import PAGE_SIZE, KeycloakGateway
 from agent.keycloak.models import Client, Group, Realm, Role, User, UserDraft

@@ -1,16 +1,17 @@
-"""Admin tokens: obtained with python-keycloak's OpenID client, refreshed before they expire."""
+"""Admin tokens from the realm's OpenID token endpoint (password or client-credentials grant), refreshed before they
+expire."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from keycloak import KeycloakOpenID
-from keycloak.exceptions import KeycloakAuthenticationError, KeycloakConnectionError, KeycloakError
+import requests
 
 from agent.errors import AuthError, Unavailable
 from agent.settings import KeycloakConnection
@@ -54,22 +55,22 @@ def token_from_response(response: dict[str, Any], now: float) -> Token:
 class TokenSource:
     """Hands out a valid admin access token; thread-safe, logs in again when refreshing fails."""
 
-    def __init__(self, connection: KeycloakConnection, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        connection: KeycloakConnection,
+        clock: Callable[[], float] = time.monotonic,
+        session: requests.Session | None = None,
+    ) -> None:
+        """`session`: the admin transport's, so the login reuses its connections (default: one of its own)."""
         self._connection = connection
         self._clock = clock
         self._lock = threading.Lock()
         self._token: Token | None = None
         self.logins = 0
         self.refreshes = 0
-        self._openid = KeycloakOpenID(
-            server_url=connection.url + "/",
-            realm_name=connection.auth_realm,
-            client_id=connection.client_id,
-            client_secret_key=connection.client_secret.reveal() if connection.client_secret else None,
-            verify=connection.verify,
-            timeout=int(connection.timeout_seconds),
-            max_retries=0,
-        )
+        self._session = session or requests.Session()
+        realm = quote(connection.auth_realm, safe="")
+        self._token_url = f"{connection.url}/realms/{realm}/protocol/openid-connect/token"
 
     def access_token(self) -> str:
         with self._lock:
@@ -87,42 +88,65 @@ class TokenSource:
     def _renew(self, current: Token | None, now: float) -> Token:
         if current is not None and current.can_refresh(now):
             try:
-                answer = self._call(lambda: self._openid.refresh_token(current.refresh_token or ""))
+                answer = self._grant({"grant_type": "refresh_token", "refresh_token": current.refresh_token or ""})
                 self.refreshes += 1
                 return token_from_response(answer, now)
             except AuthError:
                 pass  # the session behind the refresh token ended: log in afresh
-        answer = self._call(self._login)
+        answer = self._grant(self._login_form())
         self.logins += 1
         return token_from_response(answer, now)
 
-    def _login(self) -> dict[str, Any]:
+    def _login_form(self) -> dict[str, str]:
         connection = self._connection
         if connection.uses_service_account:
-            result: dict[str, Any] = self._openid.token(grant_type="client_credentials")
-            return result
+            return {"grant_type": "client_credentials"}
         password = connection.password.reveal() if connection.password else ""
-        result = self._openid.token(username=connection.username, password=password)
-        return result
+        return {"grant_type": "password", "username": connection.username or "", "password": password}
 
-    def _call(self, request: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        where = f"realm '{self._connection.auth_realm}' at {self._connection.url}"
+    def _grant(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """One call of the OpenID token endpoint. Neither the form (it holds the password or the client secret)
+        nor the answer's description (it may echo input) goes into an error."""
+        connection = self._connection
+        fields = {**form, "client_id": connection.client_id}
+        if connection.client_secret is not None:
+            fields["client_secret"] = connection.client_secret.reveal()
+        where = f"realm '{connection.auth_realm}' at {connection.url}"
         try:
-            return request()
-        except KeycloakAuthenticationError:
+            raw = self._session.post(
+                self._token_url,
+                data=fields,
+                headers={"Accept": "application/json"},
+                timeout=connection.timeout_seconds,
+                allow_redirects=False,
+                verify=connection.verify,  # per request, as the transport does (psf/requests#3829)
+            )
+        except requests.RequestException:
+            raise Unavailable(f"cannot reach the token endpoint of {where}") from None
+        status = raw.status_code
+        if status >= 500:
+            raise Unavailable(f"token endpoint of {where} answered {status}", status=status)
+        if status == 401:
             raise AuthError(
-                f"login to {where} as '{self._connection.username or self._connection.client_id}' failed",
+                f"login to {where} as '{connection.username or connection.client_id}' failed",
                 status=401,
                 hint="check the credentials (KEYCLOAK_ADMIN_USER/PASSWORD or KEYCLOAK_CLIENT_ID/SECRET)",
-            ) from None
-        except KeycloakConnectionError:
-            raise Unavailable(f"cannot reach the token endpoint of {where}") from None
-        except KeycloakError as error:
-            status = getattr(error, "response_code", None)
-            reason = _oauth_error_code(getattr(error, "response_body", None))
-            if status is not None and status >= 500:
-                raise Unavailable(f"token endpoint of {where} answered {status}", status=status) from None
-            raise AuthError(f"token endpoint of {where} refused the login ({status} {reason})", status=status) from None
+            )
+        if status >= 400:
+            reason = _oauth_error_code(raw.content)
+            raise AuthError(f"token endpoint of {where} refused the login ({status} {reason})", status=status)
+        answer = _json_object(raw)
+        if "access_token" not in answer:
+            raise Unavailable(f"token endpoint of {where} answered {status} without an access token", status=status)
+        return answer
+
+
+def _json_object(raw: requests.Response) -> dict[str, Any]:
+    try:
+        parsed = raw.json()
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _oauth_error_code(body: object) -> str:

@@ -149,7 +149,6 @@ class Transport:
         rng: random.Random | None = None,
     ) -> None:
         self.connection = connection
-        self.tokens = TokenSource(connection)
         self.stats = RequestStats()
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -157,11 +156,12 @@ class Transport:
         # One session for every thread (the sync's workers): urllib3's connection pool is thread-safe, the admin
         # API sets no cookies, tokens and counters are locked; POOL_SIZE bounds the concurrent connections.
         self._session = requests.Session()
-        # urllib3 must not retry on its own: retries are decided here, per method.
+        # urllib3 must not retry on its own: retries are decided here, per method (a login is never retried).
         adapter = HTTPAdapter(max_retries=0, pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.verify = connection.verify
+        self.tokens = TokenSource(connection, session=self._session)
 
     def close(self) -> None:
         self._session.close()

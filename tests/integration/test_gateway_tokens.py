@@ -112,3 +112,53 @@ def test_missing_role_is_an_auth_error(
         assert gateway.get_realm_role(realm, "not-allowed") is None
     finally:
         viewer.close()
+
+
+def test_wrong_client_secret_is_an_auth_error_without_the_secret(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str
+) -> None:
+    from dataclasses import replace
+
+    from agent.secrets import Secret
+
+    connection = service_account(gateway, keycloak_connection, realm, "svc-viewer", ["view-users"])
+    canary = "canary-Xy7-not-the-secret"
+    impostor = KeycloakGateway.connect(replace(connection, client_secret=Secret(canary)))
+    try:
+        with pytest.raises(AuthError) as raised:
+            impostor.count_users(realm)
+        assert raised.value.status == 401 and "svc-viewer" in str(raised.value)
+        assert canary not in str(raised.value) and canary not in repr(raised.value.args)
+    finally:
+        impostor.close()
+
+
+def test_a_disabled_account_is_refused_with_the_oauth_error_only(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str
+) -> None:
+    connection = realm_admin_user(gateway, keycloak_connection, realm, ["view-users"])
+    me = gateway.find_user_by_username(realm, "operator")
+    assert me is not None
+    gateway.update_user(realm, me.id, {"enabled": False})
+    operator = KeycloakGateway.connect(connection)
+    try:
+        with pytest.raises(AuthError, match=r"refused the login \(400 invalid_grant\)"):
+            operator.count_users(realm)
+    finally:
+        operator.close()
+
+
+def test_an_unreachable_token_endpoint_is_unavailable_not_an_auth_error(
+    keycloak_connection: KeycloakConnection,
+) -> None:
+    from dataclasses import replace
+
+    from agent.errors import Unavailable
+    from agent.stack.processes import free_port
+
+    nowhere = KeycloakGateway.connect(replace(keycloak_connection, url=f"http://127.0.0.1:{free_port()}"))
+    try:
+        with pytest.raises(Unavailable, match="cannot reach the token endpoint"):
+            nowhere.tokens.access_token()
+    finally:
+        nowhere.close()
