@@ -135,6 +135,38 @@ def test_the_structure_carries_no_secret_and_a_viewer_needs_nothing_more(
     assert set(accounts["service-account-svc-review"]["clientRoles"]["realm-management"]) == set(roles)
 
 
+PAGE_PEOPLE = 1_050  # more than one page of the admin API's listing below
+
+
+def test_a_page_of_a_thousand_users_carries_everyones_details_as_the_full_listing_does(
+    gateway: KeycloakGateway, realm: str
+) -> None:
+    """One plugin page of 1,050 users, its attributes, required actions and credential types read by username
+    range: every user's must be the full listing's (the smaller realms of the other tests fit in a few rows)."""
+    people = [
+        {
+            "username": f"p{index:05d}", "enabled": True, "email": f"p{index:05d}@example.org",
+            "attributes": {"employeeNumber": [str(index)], "department": [f"d{index % 7}"]},
+            "requiredActions": ["UPDATE_PASSWORD"] if index % 100 == 0 else [],
+            "credentials": [{"type": "password", "value": "Pass-word-1"}] if index % 500 == 1 else [],
+        }
+        for index in range(PAGE_PEOPLE)
+    ]  # fmt: skip
+    profile = gateway.get_user_profile(realm)  # so that the admin API shows the attributes too
+    gateway.update_user_profile(realm, replace(profile, unmanaged_attribute_policy="ENABLED"))
+    for start in range(0, PAGE_PEOPLE, 350):
+        gateway.import_users(realm, people[start : start + 350])
+    listed = {raw["id"]: raw for raw in gateway.list_raw_users(realm, page_size=1000)}
+    by_plugin = list(gateway.plugin_raw_users(realm, page_size=5000) or ())
+    assert len(by_plugin) == len(listed) == PAGE_PEOPLE
+    for raw in by_plugin:
+        full = listed[raw["id"]]
+        assert raw["attributes"] == full["attributes"], raw["username"]
+        assert sorted(raw["requiredActions"]) == sorted(full["requiredActions"]), raw["username"]
+    with_password = sorted(raw["username"] for raw in by_plugin if "password" in raw["credentialTypes"])
+    assert with_password == ["p00001", "p00501", "p01001"]
+
+
 def plugin_status(connection: KeycloakConnection, realm: str, token: str | None, *path: str) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = connection.url.rstrip("/") + realm_path(realm, "idp-agent", *(path or ("access", "memberships")))
