@@ -121,16 +121,21 @@ class ReviewCalls(GatewayBase):
             }
         )
 
-    def plugin_access(self, realm: str, *, skip_role_ids: Iterable[str] = ()) -> PluginAccess | None:
+    def plugin_access(
+        self, realm: str, *, skip_role_ids: Iterable[str] = (), users: Sequence[Mapping[str, Any]] | None = None
+    ) -> PluginAccess | None:
         """Every role's and group's direct members in one request, and the users with their credentials' types
-        in a few pages, from the idp-agent plugin (`plugins/keycloak`); roles in `skip_role_ids` are left out.
-        None when the plugin is not installed (404), the realm has user federation (409: members may come from
-        LDAP) or the account may not use it (401/403): the caller then reads through the admin API."""
+        in a few pages (or `users`, when the caller read them already), from the idp-agent plugin
+        (`plugins/keycloak`); roles in `skip_role_ids` are left out. None when the plugin is not installed (404),
+        the realm has user federation (409: members may come from LDAP) or the account may not use it (401/403):
+        the caller then reads through the admin API."""
         members = self._plugin_lookup(realm, "access", "memberships", params={"skipRole": list(skip_role_ids)})
-        users = None if members is None else self.plugin_raw_users(realm)
-        if members is None or users is None:
+        if members is None:
             return None
-        return PluginAccess.from_json({**members, "users": list(users)})
+        listed = users if users is not None else self.plugin_raw_users(realm)
+        if listed is None:
+            return None
+        return PluginAccess.from_json({**members, "users": list(listed)})
 
     def role_member_ids(
         self, realm: str, role_name: str, *, client_uuid: str | None = None, page_size: int = PAGE_SIZE

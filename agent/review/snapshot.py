@@ -78,13 +78,19 @@ def take_snapshot(
     started = time.monotonic()
     requests_before = gateway.stats.requests
     taken_at = clock()
-    exported = gateway.export_access(realm, use_plugin=use_plugin)
-    roles = expand_composites(role_records(exported))
-    default_role = RoleRef(exported.default_role) if exported.default_role else None
-    read_default = default_role_members == "always" or needs_default_role_members(default_role, roles)
-    skipped: frozenset[RoleRef] = frozenset() if read_default or default_role is None else frozenset({default_role})
-    by_plugin = gateway.plugin_access(realm, skip_role_ids=role_ids(exported, skipped)) if use_plugin else None
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="snapshot") as pool:
+        # The plugin's users do not depend on the roles: they are read while the roles and groups are.
+        plugin_users = pool.submit(plugin_user_list, gateway, realm) if use_plugin else None
+        exported = gateway.export_access(realm, use_plugin=use_plugin)
+        roles = expand_composites(role_records(exported))
+        default_role = RoleRef(exported.default_role) if exported.default_role else None
+        read_default = default_role_members == "always" or needs_default_role_members(default_role, roles)
+        skipped: frozenset[RoleRef] = frozenset() if read_default or default_role is None else frozenset({default_role})
+        by_plugin = (
+            gateway.plugin_access(realm, skip_role_ids=role_ids(exported, skipped), users=plugin_users.result())
+            if plugin_users is not None
+            else None
+        )
         if by_plugin is not None:
             read = plugin_read(by_plugin, exported)
         else:
@@ -147,6 +153,12 @@ def needs_default_role_members(default_role: RoleRef | None, roles: Iterable[Rol
     than the baseline. Keycloak gives it to every user it creates, so the listing is as long as the realm."""
     record = next((role for role in roles if role.ref == default_role), None)
     return record is not None and bool(beyond_baseline(record.expanded))
+
+
+def plugin_user_list(gateway: KeycloakGateway, realm: str) -> list[Mapping[str, Any]] | None:
+    """Every user from the idp-agent plugin, all pages read; None where it does not answer."""
+    pages = gateway.plugin_raw_users(realm)
+    return None if pages is None else list(pages)
 
 
 def needs_credential_read(user: UserRecord) -> bool:
