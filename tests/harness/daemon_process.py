@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,10 @@ import requests
 import yaml
 
 from agent.daemon.metrics import parse_metrics
+from agent.stack.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def add_daemon_section(config_file: Path, daemon: dict[str, Any]) -> None:

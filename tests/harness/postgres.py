@@ -15,7 +15,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from agent.stack.processes import free_port
 from tests.harness.debian import apt_install
 
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -45,13 +45,6 @@ def pg_binary(name: str) -> Path | None:
             return folder / name
     found = shutil.which(name)
     return Path(found) if found else None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from agent.stack.processes import free_port
 
 LOOPBACK = "127.0.0.1"
 
@@ -33,12 +34,6 @@ class Mailbox:
         self.messages.append(parsed)
         self.recipients.append(list(envelope.rcpt_tos))
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def _authenticator(mailbox: Mailbox, username: str, password: str) -> Any:

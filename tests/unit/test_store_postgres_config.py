@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ConfigError
+from agent.stack.processes import free_port
 from agent.store import StoreError, open_store
 from agent.store.db import open_database
 from agent.store.postgres import PostgresDatabase, advisory_key, check_url, connect_arguments, describe_url
-from tests.harness.postgres import free_port
 
 PASSWORD = "hunter2-canary"
 
