@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -55,7 +55,7 @@ from agent.sync.executor import import_representation
 from agent.sync.guard import MAX_REMOVALS
 from agent.sync.mapper_spec import load_mapper
 from agent.sync.mapping import map_sources
-from agent.sync.model import Found, NotFound, Source, SourceRead
+from agent.sync.model import BatchLookup, Found, NotFound, Source, SourceRead
 from agent.sync.quick_read import read_live_directory
 from agent.sync.sources import build_source
 from benchmarks.common import (
@@ -397,12 +397,18 @@ class Phases:
 
 
 class TimedSource:
-    """A source whose reads and exact lookups are timed as phases."""
+    """A source whose reads and exact lookups (one by one and in batches) are timed as phases."""
 
     def __init__(self, inner: Source, phases: Phases) -> None:
         self.name = inner.name
         self._read = phases.wrap("source read", inner.read)
         self._lookup = phases.wrap(f"{PART}source lookup (leavers)", inner.lookup)
+        many = inner.lookup_many if isinstance(inner, BatchLookup) else lambda external_ids: {}
+        self._lookup_many = phases.wrap(f"{PART}source lookup (leavers, in batches)", many)
+
+    def lookup_many(self, external_ids: Sequence[str]) -> Mapping[str, Found | NotFound]:
+        answers: Mapping[str, Found | NotFound] = self._lookup_many(external_ids)
+        return answers
 
     def read(self) -> SourceRead:
         read: SourceRead = self._read()

@@ -5,11 +5,11 @@ sources (I/O) --SourceRead--> mapping (pure) --DesiredUser/RejectedRecord--> pla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 FieldValue = str | tuple[str, ...]
 # Set on every user the sync manages: the immutable id from the source of truth (never username/email).
@@ -65,6 +65,14 @@ class Source(Protocol):
     def read(self) -> SourceRead: ...
 
     def lookup(self, external_id: str) -> Found | NotFound: ...
+
+
+@runtime_checkable
+class BatchLookup(Protocol):
+    """A source that can confirm many leavers at once. `lookup_many` answers only the ids it could settle as
+    surely as `lookup` would (an id left out is then asked alone); it raises SourceUnavailable like `lookup`."""
+
+    def lookup_many(self, external_ids: Sequence[str]) -> Mapping[str, Found | NotFound]: ...
 
 
 @dataclass(frozen=True)

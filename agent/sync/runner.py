@@ -22,10 +22,11 @@ from agent.store.sync_records import SyncRecords
 from agent.sync.agent_config import AgentConfig, SyncSpec
 from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
 from agent.sync.guard import Verdict, check_safety
+from agent.sync.leavers import leaver_lookup
 from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
-from agent.sync.model import Found, NotFound, Source, SourceRead
+from agent.sync.model import Source, SourceRead
 from agent.sync.plan import Grants, SyncAction, SyncContext, SyncItem, SyncPlan, plan_sync
 from agent.sync.quick_read import (
     LiveRead,
@@ -56,32 +57,6 @@ class Prepared:
     live_users: Mapping[str, User]
     sources: Mapping[str, Source]
     live_read: LiveRead | None = None
-
-
-def leaver_lookup(sources: Mapping[str, Source], mapper: MapperSpec) -> Callable[[str], Found | NotFound]:
-    """A person is gone only when every source that creates users says so for that exact id.
-
-    A source that could not answer one lookup is not asked again in this run: the remaining leavers are left
-    enabled at once (as they would be after its timeout), instead of waiting out one timeout each while
-    the source is down."""
-    creating = [sources[name] for name in mapper.sources if name in sources and mapper.creates_users(name)]
-    unavailable: dict[str, SourceUnavailable] = {}  # source name -> its first failure in this run
-
-    def lookup(external_id: str) -> Found | NotFound:
-        for source in creating:
-            failed = unavailable.get(source.name)
-            if failed is not None:
-                raise SourceUnavailable(f"{failed} (not asked again in this run)")
-            try:
-                answer = source.lookup(external_id)
-            except SourceUnavailable as error:
-                unavailable.setdefault(source.name, error)
-                raise
-            if isinstance(answer, Found):
-                return answer
-        return NotFound()
-
-    return lookup
 
 
 @dataclass(frozen=True)
@@ -276,12 +251,15 @@ def execute(
     def intend(items: Sequence[SyncItem]) -> None:
         store.journal.append_many([_intent_entry(item, prepared.sync.name, realm, run.id) for item in items])
 
+    lookup = leaver_lookup(prepared.sources, prepared.mapper)
+    # Leavers are confirmed by source in batches first; each is still confirmed before it is disabled.
+    lookup.prefetch([item.external_id for item in prepared.plan.of("confirm-leaver")])
     executor = SyncExecutor(
         gateway,
         prepared.plan,
         now=now,
         attribute_names=tuple(prepared.mapper.attributes),
-        lookup=leaver_lookup(prepared.sources, prepared.mapper),
+        lookup=lookup,
         live_users=prepared.live_users,
         on_results=record,
         on_intents=intend,

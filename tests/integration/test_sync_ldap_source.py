@@ -337,6 +337,27 @@ def test_lookup_searches_the_whole_lookup_base_not_only_the_listing(directory: h
     assert isinstance(source.lookup("user00001"), Found)
 
 
+def test_lookup_many_settles_leavers_in_batches_as_single_lookups_would(directory: harness.TestDirectory) -> None:
+    """Batches of LOOKUP_BATCH (50, the reader's size limit here) ids a search: every id it answers, it answers as
+    `lookup` does; present, gone, filter specials and an id in another case (uid ignores case) alike."""
+    source = _source(directory.reader, id_attribute="uid")
+    present = [f"user{index:05d}" for index in range(0, 120, 2)]
+    gone = [f"gone{index:03d}" for index in range(40)]
+    wanted = [*present, *gone, *NASTY_UIDS, "USER00003"]
+
+    answers = source.lookup_many(wanted)
+
+    assert set(present) | set(gone) <= set(answers)
+    for external_id, answer in answers.items():
+        single = source.lookup(external_id)
+        assert type(answer) is type(single), external_id
+        if isinstance(answer, Found) and isinstance(single, Found):
+            assert answer.record.get("uid") == single.record.get("uid"), external_id
+    assert isinstance(answers["USER00003"], Found) and answers["USER00003"].record.get("uid") == "user00003"
+    with pytest.raises(SourceUnavailable, match="invalidCredentials"):
+        _source(directory.reader, id_attribute="uid", bind_password=Secret("rotated-canary-pw")).lookup_many(gone)
+
+
 def test_lookup_of_an_empty_id_is_refused(directory: harness.TestDirectory) -> None:
     with pytest.raises(ValueError, match="empty id"):
         _source(directory.reader, id_attribute="uid").lookup("")

@@ -4,14 +4,16 @@ again in the same run, so a source that is down holds the remaining leavers at o
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import pytest
 
 from agent.config.source import parse_document
 from agent.errors import SourceUnavailable
+from agent.sync.leavers import leaver_lookup
 from agent.sync.mapper_spec import MapperSpec, mapper_from_document
 from agent.sync.model import Found, NotFound, SourceRead, SourceRecord
-from agent.sync.runner import leaver_lookup
+from agent.sync.sources.common import settle_lookups
 
 pytestmark = pytest.mark.unit
 
@@ -86,3 +88,76 @@ def test_a_new_run_asks_a_source_that_failed_before() -> None:
     hr.down = False
     assert leaver_lookup({"hr": hr, "ldap": FakeSource("ldap")}, mapper())("e1") == NotFound()
     assert hr.asked == ["e1", "e1"]
+
+
+class BatchSource(FakeSource):
+    """A source that answers many ids at once, but leaves `unsettled` ones to single lookups."""
+
+    def __init__(self, name: str, present: frozenset[str] = frozenset(), unsettled: frozenset[str] = frozenset(),
+                 down: bool = False) -> None:  # fmt: skip
+        super().__init__(name, present, down)
+        self.unsettled = unsettled
+        self.batches: list[list[str]] = []
+
+    def lookup_many(self, external_ids: Sequence[str]) -> dict[str, Found | NotFound]:
+        self.batches.append(list(external_ids))
+        if self.down:
+            raise SourceUnavailable(f"source {self.name}: connection refused")
+        return {
+            wanted: Found(SourceRecord(self.name, {"ID": wanted})) if wanted in self.present else NotFound()
+            for wanted in external_ids
+            if wanted not in self.unsettled
+        }
+
+
+def test_prefetched_answers_are_given_from_memory_and_unsettled_ids_are_asked_alone() -> None:
+    hr = BatchSource("hr", frozenset({"e1"}), unsettled=frozenset({"e4"}))
+    ldap = BatchSource("ldap", frozenset({"e2"}))
+    lookup = leaver_lookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup.prefetch(["e1", "e2", "e3", "e4", "e3"])
+    assert hr.batches == [["e1", "e2", "e3", "e4"]]
+    assert ldap.batches == [["e2", "e3"]]  # found in hr (e1) or unsettled there (e4): not asked
+    assert isinstance(lookup("e1"), Found) and isinstance(lookup("e2"), Found)
+    assert lookup("e3") == NotFound()  # both sources said so in their batch
+    assert hr.asked == [] and ldap.asked == []
+    assert lookup("e4") == NotFound()  # asked alone, of every source, as without a batch
+    assert hr.asked == ["e4"] and ldap.asked == ["e4"]
+
+
+def test_a_source_down_in_the_batch_holds_every_leaver_and_the_next_source_is_not_asked() -> None:
+    hr, ldap = BatchSource("hr", down=True), BatchSource("ldap")
+    lookup = leaver_lookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup.prefetch(["e1", "e2"])
+    for external_id in ("e1", "e2"):
+        with pytest.raises(SourceUnavailable, match=r"\(not asked again in this run\)"):
+            lookup(external_id)
+    assert ldap.batches == [] and ldap.asked == [] and hr.asked == []
+
+
+def test_a_source_without_batches_leaves_every_leaver_to_single_lookups() -> None:
+    hr, ldap = FakeSource("hr"), BatchSource("ldap", frozenset({"e1"}))
+    lookup = leaver_lookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup.prefetch(["e1", "e2"])
+    assert ldap.batches == []  # the sources are asked in order, and hr comes first
+    assert isinstance(lookup("e1"), Found) and lookup("e2") == NotFound()
+    assert hr.asked == ["e1", "e2"] and ldap.asked == ["e1", "e2"]
+
+
+@pytest.mark.parametrize(
+    ("requested", "returned", "settled"),
+    [
+        (["a", "b"], [], {"a": None, "b": None}),
+        (["a", "b"], [("a",)], {"a": 0, "b": None}),
+        # The attribute's rule may ignore case: the entry answers "A" too, and every entry is accounted for.
+        (["A", "b"], [("a",)], {"A": 0, "b": None}),
+        # An entry no requested id accounts for: the server matched by a rule not known here; nothing is "not found".
+        (["a", "b"], [("a",), ("zzz",)], {"a": 0}),
+        # Equal but for spaces or hyphens (numeric or telephone-number rules): "b 1" is left to a single lookup.
+        (["b1", "b 1"], [("B1",)], {"b1": 0}),
+        (["12-34", "c"], [("1234",), ("c",)], {"c": 1}),
+    ],
+)
+def test_settle_lookups_says_not_found_only_when_sure(
+    requested: list[str], returned: list[tuple[str, ...]], settled: dict[str, int | None]
+) -> None:
+    assert settle_lookups(requested, returned) == settled

@@ -1,8 +1,9 @@
-"""Small helpers every source connector shares: checking an id before a lookup, finding a record by id."""
+"""Small helpers every source connector shares: checking an id before a lookup, finding a record by id, settling
+the answers of a search for several ids."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from agent.sync.model import Found, NotFound, SourceRecord
 
@@ -38,3 +39,30 @@ def index_by_field(records: Iterable[SourceRecord], field: str) -> Mapping[str, 
         for key in value if isinstance(value, tuple) else (value,):
             index.setdefault(key, record)
     return index
+
+
+def settle_lookups(requested: Sequence[str], returned: Sequence[tuple[str, ...]]) -> dict[str, int | None]:
+    """Which entry of one OR search answers each requested id: its index, or None for "not found". An id is
+    answered by an entry holding it as written, else ignoring case (the server matched with the attribute's own
+    rule). "Not found" is said only when every returned entry is so accounted for and none holds the id but for
+    spaces, hyphens or case: otherwise the server may have matched it by a rule not known here, and the id is
+    left out, to be looked up alone."""
+    settled: dict[str, int | None] = {}
+    claimed: set[int] = set()
+    for wanted in requested:
+        matching = [index for index, values in enumerate(returned) if wanted in values] or [
+            index for index, values in enumerate(returned) if wanted.casefold() in {v.casefold() for v in values}
+        ]
+        if matching:
+            settled[wanted] = matching[0]
+            claimed.update(matching)
+    every_entry_claimed = len(claimed) == len(returned)
+    loose_values = {_loose(value) for values in returned for value in values}
+    for wanted in requested:
+        if wanted not in settled and every_entry_claimed and _loose(wanted) not in loose_values:
+            settled[wanted] = None
+    return settled
+
+
+def _loose(value: str) -> str:
+    return "".join(character for character in value.casefold() if not character.isspace() and character != "-")

@@ -26,7 +26,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 from agent.errors import SourceUnavailable
 from agent.secrets import HIDDEN
 from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
-from agent.sync.sources.common import check_external_id
+from agent.sync.sources.common import check_external_id, settle_lookups
 from agent.sync.sources.config import LdapGroupsSpec, LdapSourceConfig
 
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
@@ -72,6 +72,26 @@ class LdapSource:
             _close(connection)
         records = tuple(progress.records)
         return SourceRead(self.name, records, complete=not problem, problem=problem, pages=progress.pages)
+
+    def lookup_many(self, external_ids: Sequence[str]) -> dict[str, Found | NotFound]:
+        """Many exact lookups on one connection, LOOKUP_BATCH ids a search `(|(<id>=a)(<id>=b)...)`: without an
+        index on the id attribute each search scans the directory, so one per leaver costs that many scans.
+        Answers only the ids it can settle as `lookup` would (see `settle_lookups`); raises SourceUnavailable."""
+        for external_id in external_ids:
+            check_external_id(external_id)
+        try:
+            connection = open_connection(self.config)
+            try:
+                answers: dict[str, Found | NotFound] = {}
+                for start in range(0, len(external_ids), LOOKUP_BATCH):
+                    answers.update(lookup_entries(self.config, connection, external_ids[start : start + LOOKUP_BATCH]))
+                return answers
+            finally:
+                _close(connection)
+        except SearchIncomplete as error:
+            raise SourceUnavailable(f"source {self.name}: lookup: {error}") from None
+        except (ldap_errors.LDAPException, OSError) as error:
+            raise SourceUnavailable(f"source {self.name}: lookup: {describe_error(error, self.config)}") from None
 
     def lookup(self, external_id: str) -> Found | NotFound:
         """An exact search `(<id_attribute>=<escaped id>)`, scope subtree under `lookup_base_dn` (else base_dn).
@@ -239,6 +259,10 @@ def group_memberships(
     return {member: tuple(sorted(set(names))) for member, names in found.items()}
 
 
+# Ids per OR search when leavers are confirmed together: a short filter, a few dozen entries an answer.
+LOOKUP_BATCH = 50
+
+
 def exact_filter(attribute: str, value: str) -> str:
     """`(attribute=value)` with the value escaped (RFC 4515): `*`, `(`, `)`, `\\` and NUL lose their meaning."""
     return f"({attribute}={escape_filter_chars(value)})"
@@ -262,6 +286,25 @@ def lookup_entry(config: LdapSourceConfig, connection: ldap3.Connection, externa
         if not groups and config.groups.base_dn is not None:
             groups = groups_of_member(config.groups, connection, str(entry["dn"]))
     return Found(entry_record(config, entry, groups))
+
+
+def lookup_entries(
+    config: LdapSourceConfig, connection: ldap3.Connection, external_ids: Sequence[str]
+) -> dict[str, Found | NotFound]:
+    """One search for several ids; the settled ones (see `settle_lookups`). Found records carry no groups: a
+    found leaver is only left alone."""
+    base = config.lookup_base_dn or config.base_dn
+    search_filter = "(|" + "".join(exact_filter(config.id_attribute, value) for value in external_ids) + ")"
+    connection.search(base, search_filter, search_scope=ldap3.SUBTREE, attributes=requested_attributes(config))
+    description = str(connection.result.get("description", ""))
+    if description != "success":
+        raise SearchIncomplete(f"search of {base} ended with {description}")
+    entries = [response for response in connection.response or [] if response.get("type") == "searchResEntry"]
+    settled = settle_lookups(external_ids, [_values(entry, config.id_attribute) for entry in entries])
+    return {
+        external_id: NotFound() if index is None else Found(entry_record(config, entries[index], None))
+        for external_id, index in settled.items()
+    }
 
 
 def groups_of_member(groups: LdapGroupsSpec, connection: ldap3.Connection, member_dn: str) -> tuple[str, ...]:
