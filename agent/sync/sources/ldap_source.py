@@ -13,9 +13,9 @@ import contextlib
 import re
 import ssl
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import ldap3
@@ -29,6 +29,7 @@ from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceReco
 from agent.sync.sources.common import check_external_id, settle_lookups
 from agent.sync.sources.config import LdapGroupsSpec, LdapSourceConfig
 
+Answer = TypeVar("Answer")
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 GROUPS_FIELD = "groups"
@@ -79,28 +80,27 @@ class LdapSource:
         Answers only the ids it can settle as `lookup` would (see `settle_lookups`); raises SourceUnavailable."""
         for external_id in external_ids:
             check_external_id(external_id)
-        try:
-            connection = open_connection(self.config)
-            try:
-                answers: dict[str, Found | NotFound] = {}
-                for start in range(0, len(external_ids), LOOKUP_BATCH):
-                    answers.update(lookup_entries(self.config, connection, external_ids[start : start + LOOKUP_BATCH]))
-                return answers
-            finally:
-                _close(connection)
-        except SearchIncomplete as error:
-            raise SourceUnavailable(f"source {self.name}: lookup: {error}") from None
-        except (ldap_errors.LDAPException, OSError) as error:
-            raise SourceUnavailable(f"source {self.name}: lookup: {describe_error(error, self.config)}") from None
+
+        def batches(connection: ldap3.Connection) -> dict[str, Found | NotFound]:
+            answers: dict[str, Found | NotFound] = {}
+            for start in range(0, len(external_ids), LOOKUP_BATCH):
+                answers.update(lookup_entries(self.config, connection, external_ids[start : start + LOOKUP_BATCH]))
+            return answers
+
+        return self._looked_up(batches)
 
     def lookup(self, external_id: str) -> Found | NotFound:
         """An exact search `(<id_attribute>=<escaped id>)`, scope subtree under `lookup_base_dn` (else base_dn).
         NotFound only when the server answered success with no entry; any trouble raises SourceUnavailable."""
         check_external_id(external_id)
+        return self._looked_up(lambda connection: lookup_entry(self.config, connection, external_id))
+
+    def _looked_up(self, search: Callable[[ldap3.Connection], Answer]) -> Answer:
+        """`search` on a connection of its own; any trouble is SourceUnavailable, never an answer."""
         try:
             connection = open_connection(self.config)
             try:
-                return lookup_entry(self.config, connection, external_id)
+                return search(connection)
             finally:
                 _close(connection)
         except SearchIncomplete as error:
