@@ -7,15 +7,8 @@ from typing import Any
 
 from agent.errors import AuthError
 from agent.keycloak.base import PAGE_SIZE, GatewayBase, flatten_groups
-from agent.keycloak.models import (
-    AccessExport,
-    Client,
-    ExportedRole,
-    ExportedUser,
-    LoginEvent,
-    PluginAccess,
-    User,
-)
+from agent.keycloak.models import Client, User
+from agent.keycloak.review_models import AccessExport, ExportedRole, ExportedUser, LoginEvent, PluginAccess
 from agent.keycloak.transport import admin_path
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from agent.errors import Rejected
 from agent.keycloak.gateway import KeycloakGateway
-from agent.keycloak.models import LoginEvent
+from agent.keycloak.review_models import LoginEvent
 from agent.store import Store
 from agent.store.logins import StoredLoginEvent, from_epoch_ms
 

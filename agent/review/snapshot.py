@@ -25,7 +25,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from agent.keycloak.gateway import KeycloakGateway
-from agent.keycloak.models import AccessExport, ExportedRole, PluginAccess, User
+from agent.keycloak.models import User
+from agent.keycloak.review_models import AccessExport, ExportedRole, PluginAccess
 from agent.review.access import beyond_baseline, expand_access, expand_composites
 from agent.review.findings import privileged_grants
 from agent.review.model import (

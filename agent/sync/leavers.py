@@ -70,7 +70,3 @@ class LeaverLookup:
             with self._lock:
                 self._unavailable.setdefault(source.name, error)
             raise
-
-
-def leaver_lookup(sources: Mapping[str, Source], mapper: MapperSpec) -> LeaverLookup:
-    return LeaverLookup(sources, mapper)

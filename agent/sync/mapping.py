@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from types import MappingProxyType
@@ -16,11 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agent.errors import ConfigError
 from agent.sync.conditions import DateValue, Value, condition_holds, texts_of
 from agent.sync.mapper_spec import STATUS_VALUES, FieldSpec, GrantSpec, MapperSpec, RuleSpec
-from agent.sync.model import DesiredUser, FieldValue, RejectedRecord, SourceRead, SourceRecord, TraceStep
-from agent.sync.transforms import ISO, WrittenDate, apply_transforms, parse_date, render_template
+from agent.sync.model import DesiredUser, RejectedRecord, SourceRead, TraceStep
+from agent.sync.record_mapping import Mapped, Refused, SourceValue, map_record, shown
+from agent.sync.transforms import WrittenDate
 
-# Values longer than this are cut in reasons: a reason names the problem, it does not carry the data.
-SHOWN_VALUE_CHARS = 40
 CONFIGURE_TOTP = "CONFIGURE_TOTP"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -67,24 +66,6 @@ class MappingResult:
             {record.external_id for record in self.rejected if record.external_id}
             | {item.external_id for item in self.left_out if item.kind != "no-creating-source"}
         )
-
-
-class _Refused(Exception):
-    """A record or person the mapping cannot use; the message is the reason (short, no secrets)."""
-
-
-_SourceValue = str | tuple[str, ...] | WrittenDate
-
-
-@dataclass(frozen=True)
-class _Mapped:
-    """One source record in canonical fields (dates not yet placed in the worker's zone)."""
-
-    source: str
-    record: SourceRecord
-    external_id: str
-    values: Mapping[str, _SourceValue]
-    defaulted: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -185,12 +166,12 @@ def map_sources(reads: Sequence[SourceRead], spec: MapperSpec, now: datetime) ->
         raise ValueError("now must be timezone-aware")
     plan = _Plan.of(spec)
     rejected: list[RejectedRecord] = []
-    mapped: list[_Mapped] = []
+    mapped: list[Mapped] = []
     for read in reads:
         if read.source not in plan.sources:
             raise ConfigError(f"source '{read.source}' is not in mapper '{spec.name}'")
         for record in read.records:
-            outcome = _map_record(record, read.source, plan)
+            outcome = map_record(record, read.source, plan.spec, plan.field_order[read.source])
             if isinstance(outcome, RejectedRecord):
                 rejected.append(outcome)
             else:
@@ -212,112 +193,15 @@ def map_sources(reads: Sequence[SourceRead], spec: MapperSpec, now: datetime) ->
     )
 
 
-# --- one record -------------------------------------------------------------------------------------
-
-
-def _map_record(record: SourceRecord, source: str, plan: _Plan) -> _Mapped | RejectedRecord:
-    spec = plan.spec
-    fields = spec.fields[source]
-    values, defaulted, problems = _record_values(record, plan.field_order[source])
-    external_id = values.get(spec.id)
-    if not isinstance(external_id, str) or not external_id:
-        id_field = fields[spec.id]
-        origin = id_field.from_ or f"template {id_field.template}"
-        reason = (
-            problems[0] if problems and problems[0].startswith(f"{spec.id}:") else f"missing id ({origin} is empty)"
-        )
-        return RejectedRecord(source, record.where, reason)
-    if problems:
-        return RejectedRecord(source, record.where, "; ".join(problems), external_id)
-    return _Mapped(source, record, external_id, values, frozenset(defaulted))
-
-
-def _record_values(
-    record: SourceRecord, ordered: tuple[tuple[str, FieldSpec], ...]
-) -> tuple[dict[str, _SourceValue], set[str], list[str]]:
-    """Canonical values of one record: `from` fields first, then templates over them."""
-    values: dict[str, _SourceValue] = {}
-    defaulted: set[str] = set()
-    problems: list[str] = []
-    for name, spec in ordered:
-        if spec.template is None:
-            raw = _raw_values(record.get(spec.from_ or ""), spec.split)
-        else:
-            texts = {key: value for key, value in values.items() if isinstance(value, str)}
-            rendered = render_template(spec.template, texts)
-            raw = [] if rendered is None else _raw_values(rendered, spec.split)
-        try:
-            value, used_default = _field_value(raw, name, spec)
-        except _Refused as refused:
-            problems.append(f"{name}: {refused}")
-            continue
-        if value is not None:
-            values[name] = value
-        if used_default:
-            defaulted.add(name)
-    return values, defaulted, problems
-
-
-def _raw_values(value: FieldValue | None, split: str | None) -> list[str]:
-    items = [value] if isinstance(value, str) else list(value or ())
-    if split:
-        items = [part for item in items for part in item.split(split)]
-    return items
-
-
-def _field_value(raw: list[str], name: str, spec: FieldSpec) -> tuple[_SourceValue | None, bool]:
-    """Transforms, map, default, arity and date of one field; (value, whether it is the default)."""
-    if len(raw) == 1:  # the common case, without the list work
-        text = apply_transforms(raw[0], spec.transform)
-        texts = [_mapped_value(text, spec)] if text.strip() else []
-    else:
-        transformed = [apply_transforms(text, spec.transform) for text in raw]
-        texts = _distinct([_mapped_value(text, spec) for text in transformed if text.strip()])
-    arity = spec.arity(name)
-    if not texts:
-        if spec.default is None:
-            return None, False
-        return ((spec.default,) if arity == "all" else spec.default), True
-    if arity == "all":
-        return tuple(texts), False
-    if arity == "one" and len(texts) > 1:
-        raise _Refused(f"{len(texts)} different values where one is expected")
-    if not spec.date:
-        return texts[0], False
-    written = parse_date(texts[0], spec.date)
-    if written is None:
-        formats = " or ".join(ISO if fmt == ISO else fmt for fmt in spec.date)
-        raise _Refused(f"{_shown(texts[0])} is not a date ({formats})")
-    return written, False
-
-
-def _mapped_value(text: str, spec: FieldSpec) -> str:
-    if spec.map is None:
-        return text
-    if text in spec.map:
-        return spec.map[text]
-    if spec.unmapped == "keep":
-        return text
-    raise _Refused(f"{_shown(text)} is not in the value map")
-
-
-def _distinct(texts: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(texts))
-
-
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "...")
-
-
 # --- join on the id ---------------------------------------------------------------------------------
 
 
 def _join(
-    mapped: list[_Mapped], rejected: list[RejectedRecord]
-) -> tuple[dict[str, dict[str, _Mapped]], list[RejectedRecord]]:
+    mapped: list[Mapped], rejected: list[RejectedRecord]
+) -> tuple[dict[str, dict[str, Mapped]], list[RejectedRecord]]:
     """Records by id and source. Two records of one source with one id reject each other; any rejected
     record of an id rejects the other records of that id."""
-    by_key: dict[tuple[str, str], list[_Mapped]] = defaultdict(list)
+    by_key: dict[tuple[str, str], list[Mapped]] = defaultdict(list)
     for item in mapped:
         by_key[(item.external_id, item.source)].append(item)
     more: list[RejectedRecord] = []
@@ -332,7 +216,7 @@ def _join(
     for reject in sorted([*rejected, *more], key=lambda item: (item.source, item.where)):
         if reject.external_id:
             first_reject.setdefault(reject.external_id, reject)
-    people: dict[str, dict[str, _Mapped]] = defaultdict(dict)
+    people: dict[str, dict[str, Mapped]] = defaultdict(dict)
     for (external_id, source), items in by_key.items():
         cause = first_reject.get(external_id)
         if cause is None:
@@ -347,7 +231,7 @@ def _join(
 
 
 def _make_users(
-    people: dict[str, dict[str, _Mapped]], plan: _Plan, incomplete: frozenset[str], now: datetime
+    people: dict[str, dict[str, Mapped]], plan: _Plan, incomplete: frozenset[str], now: datetime
 ) -> tuple[list[DesiredUser], dict[str, tuple[tuple[str, str], ...]], list[LeftOut], list[RejectedRecord]]:
     """Users (and where each one's records are), left-out records and rejects; empties `people` as it goes,
     so that a person's records are freed once their user is made."""
@@ -364,7 +248,7 @@ def _make_users(
             continue
         try:
             person = _merge_person(external_id, ordered, plan, now)
-        except _Refused as refused:
+        except Refused as refused:
             rejected += [_reject(item, str(refused)) for item in ordered]
             continue
         if person.start is not None and person.start > now + plan.lookahead:
@@ -380,7 +264,7 @@ def _make_users(
 
 
 def _left_out_why(
-    records: Mapping[str, _Mapped], plan: _Plan, incomplete: frozenset[str]
+    records: Mapping[str, Mapped], plan: _Plan, incomplete: frozenset[str]
 ) -> tuple[LeftOutKind | None, str]:
     if not plan.creating & records.keys():
         listed = ", ".join(sorted(records))
@@ -392,15 +276,15 @@ def _left_out_why(
     return None, ""
 
 
-def _reject(item: _Mapped, reason: str) -> RejectedRecord:
+def _reject(item: Mapped, reason: str) -> RejectedRecord:
     return RejectedRecord(item.source, item.record.where, reason, item.external_id)
 
 
-def _merge_person(external_id: str, ordered: tuple[_Mapped, ...], plan: _Plan, now: datetime) -> _Person:
+def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, now: datetime) -> _Person:
     """Each field from the first source in its merge order that has a value; then dates and status."""
     spec, shared = plan.spec, plan.shared
     records = {item.source: item for item in ordered}
-    chosen: dict[str, tuple[_SourceValue, _Mapped]] = {}
+    chosen: dict[str, tuple[SourceValue, Mapped]] = {}
     # Not shared: one per record, never the same twice.
     trace = [TraceStep(shared.same(f"record {item.source}"), item.record.where or "?") for item in ordered]
     for name, order in plan.merge_orders.items():
@@ -442,25 +326,25 @@ def _origin(spec: MapperSpec, name: str, source: str, losers: tuple[str, ...], d
     return text
 
 
-def _zone(chosen: tuple[_SourceValue, _Mapped] | None) -> tzinfo:
+def _zone(chosen: tuple[SourceValue, Mapped] | None) -> tzinfo:
     if chosen is None:
         return ZoneInfo("UTC")
     name = chosen[0]
     if not isinstance(name, str):
-        raise _Refused("timezone: several values")
+        raise Refused("timezone: several values")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise _Refused(f"timezone: unknown time zone {_shown(name)}") from None
+        raise Refused(f"timezone: unknown time zone {shown(name)}") from None
 
 
 def _require_names(values: Mapping[str, Value]) -> None:
     username = values.get("username")
     if not isinstance(username, str) or not username:
-        raise _Refused("no username: no source gives one")
+        raise Refused("no username: no source gives one")
     email = values.get("email")
     if isinstance(email, str) and not _EMAIL.fullmatch(email):
-        raise _Refused("email: not an email address")
+        raise Refused("email: not an email address")
 
 
 def _instant(value: Value | None) -> datetime | None:
@@ -468,12 +352,12 @@ def _instant(value: Value | None) -> datetime | None:
 
 
 def _status(
-    value: Value | None, chosen: tuple[_SourceValue, _Mapped] | None, end: datetime | None, now: datetime
+    value: Value | None, chosen: tuple[SourceValue, Mapped] | None, end: datetime | None, now: datetime
 ) -> tuple[Literal["active", "inactive"], tuple[str, str]]:
     """The status and its trace step (what, because)."""
     source = f"{chosen[1].source} says" if chosen else "no status given:"
     if value is not None and value not in STATUS_VALUES:
-        raise _Refused(f"status: {_shown(str(value))} is neither {' nor '.join(STATUS_VALUES)}; map it")
+        raise Refused(f"status: {shown(str(value))} is neither {' nor '.join(STATUS_VALUES)}; map it")
     if value == "inactive":
         return "inactive", ("status inactive", f"{source} inactive")
     if end is not None and end <= now:

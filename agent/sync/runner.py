@@ -22,7 +22,7 @@ from agent.store.sync_records import SyncRecords
 from agent.sync.agent_config import AgentConfig, SyncSpec
 from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
 from agent.sync.guard import Verdict, check_safety
-from agent.sync.leavers import leaver_lookup
+from agent.sync.leavers import LeaverLookup
 from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
@@ -251,7 +251,7 @@ def execute(
     def intend(items: Sequence[SyncItem]) -> None:
         store.journal.append_many([_intent_entry(item, prepared.sync.name, realm, run.id) for item in items])
 
-    lookup = leaver_lookup(prepared.sources, prepared.mapper)
+    lookup = LeaverLookup(prepared.sources, prepared.mapper)
     # Leavers are confirmed by source in batches first; each is still confirmed before it is disabled.
     lookup.prefetch([item.external_id for item in prepared.plan.of("confirm-leaver")])
     executor = SyncExecutor(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agent.keycloak import KeycloakGateway
-from agent.keycloak.models import AccessExport
+from agent.keycloak.review_models import AccessExport
 from agent.review import findings as rules
 from agent.review.findings import findings
 from agent.review.model import RoleRef, Route, Snapshot

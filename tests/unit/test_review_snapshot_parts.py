@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.keycloak.models import AccessExport, ExportedRole, ExportedUser, Group, PluginAccess, Role, User
+from agent.keycloak.models import Group, Role, User
+from agent.keycloak.review_models import AccessExport, ExportedRole, ExportedUser, PluginAccess
 from agent.review.model import RoleRef
 from agent.review.snapshot import (
     add_service_account_roles,

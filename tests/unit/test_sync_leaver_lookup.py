@@ -10,7 +10,7 @@ import pytest
 
 from agent.config.source import parse_document
 from agent.errors import SourceUnavailable
-from agent.sync.leavers import leaver_lookup
+from agent.sync.leavers import LeaverLookup
 from agent.sync.mapper_spec import MapperSpec, mapper_from_document
 from agent.sync.model import Found, NotFound, SourceRead, SourceRecord
 from agent.sync.sources.common import settle_lookups
@@ -61,7 +61,7 @@ def mapper() -> MapperSpec:
 
 def test_gone_only_when_every_creating_source_says_so() -> None:
     hr, ldap = FakeSource("hr", frozenset({"e1"})), FakeSource("ldap", frozenset({"e2"}))
-    lookup = leaver_lookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup = LeaverLookup({"hr": hr, "ldap": ldap}, mapper())
     assert isinstance(lookup("e1"), Found)
     assert isinstance(lookup("e2"), Found)
     assert lookup("e3") == NotFound()
@@ -71,7 +71,7 @@ def test_gone_only_when_every_creating_source_says_so() -> None:
 
 def test_a_source_that_cannot_answer_is_not_asked_again_in_the_run() -> None:
     hr, ldap = FakeSource("hr", down=True), FakeSource("ldap")
-    lookup = leaver_lookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup = LeaverLookup({"hr": hr, "ldap": ldap}, mapper())
     with pytest.raises(SourceUnavailable, match=r"connection refused$"):
         lookup("e1")
     for external_id in ("e2", "e3", "e4"):
@@ -84,9 +84,9 @@ def test_a_source_that_cannot_answer_is_not_asked_again_in_the_run() -> None:
 def test_a_new_run_asks_a_source_that_failed_before() -> None:
     hr = FakeSource("hr", down=True)
     with pytest.raises(SourceUnavailable):
-        leaver_lookup({"hr": hr, "ldap": FakeSource("ldap")}, mapper())("e1")
+        LeaverLookup({"hr": hr, "ldap": FakeSource("ldap")}, mapper())("e1")
     hr.down = False
-    assert leaver_lookup({"hr": hr, "ldap": FakeSource("ldap")}, mapper())("e1") == NotFound()
+    assert LeaverLookup({"hr": hr, "ldap": FakeSource("ldap")}, mapper())("e1") == NotFound()
     assert hr.asked == ["e1", "e1"]
 
 
@@ -113,7 +113,7 @@ class BatchSource(FakeSource):
 def test_prefetched_answers_are_given_from_memory_and_unsettled_ids_are_asked_alone() -> None:
     hr = BatchSource("hr", frozenset({"e1"}), unsettled=frozenset({"e4"}))
     ldap = BatchSource("ldap", frozenset({"e2"}))
-    lookup = leaver_lookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup = LeaverLookup({"hr": hr, "ldap": ldap}, mapper())
     lookup.prefetch(["e1", "e2", "e3", "e4", "e3"])
     assert hr.batches == [["e1", "e2", "e3", "e4"]]
     assert ldap.batches == [["e2", "e3"]]  # found in hr (e1) or unsettled there (e4): not asked
@@ -126,7 +126,7 @@ def test_prefetched_answers_are_given_from_memory_and_unsettled_ids_are_asked_al
 
 def test_a_source_down_in_the_batch_holds_every_leaver_and_the_next_source_is_not_asked() -> None:
     hr, ldap = BatchSource("hr", down=True), BatchSource("ldap")
-    lookup = leaver_lookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup = LeaverLookup({"hr": hr, "ldap": ldap}, mapper())
     lookup.prefetch(["e1", "e2"])
     for external_id in ("e1", "e2"):
         with pytest.raises(SourceUnavailable, match=r"\(not asked again in this run\)"):
@@ -136,7 +136,7 @@ def test_a_source_down_in_the_batch_holds_every_leaver_and_the_next_source_is_no
 
 def test_a_source_without_batches_leaves_every_leaver_to_single_lookups() -> None:
     hr, ldap = FakeSource("hr"), BatchSource("ldap", frozenset({"e1"}))
-    lookup = leaver_lookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup = LeaverLookup({"hr": hr, "ldap": ldap}, mapper())
     lookup.prefetch(["e1", "e2"])
     assert ldap.batches == []  # the sources are asked in order, and hr comes first
     assert isinstance(lookup("e1"), Found) and lookup("e2") == NotFound()
