@@ -26,7 +26,7 @@ from agent.stack.processes import free_port
 from agent.stack.slapd import SizeLimits
 from agent.sync.model import Found, NotFound, SourceRead
 from agent.sync.sources import build_source, parse_source_config
-from agent.sync.sources.ldap_source import LdapSource, dn_key, escape_dn_value, exact_filter
+from agent.sync.sources.ldap_source import LdapSource, dn_key, escape_dn_value, exact_filter, open_connection
 from tests.harness import ldap_directory as harness
 from tests.harness.ldap_directory import SUFFIX, DirectoryFactory, numbered_people
 
@@ -128,6 +128,52 @@ def test_records_carry_entry_uuid_dn_and_configured_attributes(directory: harnes
     assert record.get("dn") == record.where == _person_dn("user00007")
     assert record.get("mail") == "user00007@example.org"
     assert uuid.UUID(str(record.get("entryUUID")))
+
+
+def _stock_and_raw_entries(directory: harness.TestDirectory, attributes: list[str]) -> tuple[Any, Any]:
+    """Every entry under the people base as ldap3 decodes it, and as RawEntries does, by DN (as the admin: the
+    reader sees 50 entries an unpaged search)."""
+    stock = _admin(directory.admin)
+    raw = open_connection(_source(directory.admin).config)
+    try:
+        answers = []
+        for connection in (stock, raw):
+            connection.search(PEOPLE_BASE, "(objectClass=*)", search_scope=ldap3.LEVEL, attributes=attributes)
+            answers.append({entry["dn"]: entry for entry in connection.response if entry["type"] == "searchResEntry"})
+        return answers[0], answers[1]
+    finally:
+        stock.unbind()
+        raw.unbind()
+
+
+def test_raw_entries_hold_what_ldap3_decodes_itself(directory: harness.TestDirectory) -> None:
+    admin = _admin(directory.admin)
+    photo = bytes([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10])  # a JPEG header: not UTF-8
+    admin.modify(_person_dn("Ünïcødé-名前"), {"jpegPhoto": [(ldap3.MODIFY_ADD, [photo])]})
+    admin.modify(_person_dn("user00003"), {"mail": [(ldap3.MODIFY_ADD, ["second@example.org", "third@example.org"])]})
+    admin.unbind()
+
+    stock, raw = _stock_and_raw_entries(directory, ["uid", "mail", "jpegPhoto", "entryUUID", "cn"])
+
+    assert set(raw) == set(stock) and len(raw) == 120 + len(NASTY_UIDS)
+    for dn, entry in raw.items():
+        assert entry["raw_dn"] == stock[dn]["raw_dn"]
+        # ldap3 adds the attributes an entry lacks as empty lists; the source's connection leaves them out.
+        present = {name: values for name, values in stock[dn]["raw_attributes"].items() if values}
+        assert entry["raw_attributes"] == present
+    assert raw[_person_dn("Ünïcødé-名前")]["raw_attributes"]["jpegPhoto"] == [photo]
+    assert len(raw[_person_dn("user00003")]["raw_attributes"]["mail"]) == 3
+
+
+def test_a_value_that_is_not_text_is_left_out_of_the_record(directory: harness.TestDirectory) -> None:
+    admin = _admin(directory.admin)
+    admin.modify(_person_dn("user00004"), {"jpegPhoto": [(ldap3.MODIFY_ADD, [bytes([0xFF, 0xFE, 0x00])])]})
+    admin.unbind()
+
+    record = _by_uid(_source(directory.reader, attributes=["uid", "jpegPhoto", "mail"]).read())["user00004"]
+
+    assert "jpegPhoto" not in record.fields
+    assert record.get("mail") == "user00004@example.org"
 
 
 def test_groups_from_group_of_names_are_a_multi_valued_field(directory: harness.TestDirectory) -> None:

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
-from ldap3.utils.conv import escape_filter_chars
+from ldap3.strategy.sync import SyncStrategy
+from ldap3.utils.conv import escape_filter_chars, to_unicode
 from ldap3.utils.dn import escape_rdn, parse_dn
 
 from agent.errors import SourceUnavailable
@@ -31,6 +32,7 @@ from agent.sync.sources.config import LdapGroupsSpec, LdapSourceConfig
 
 Answer = TypeVar("Answer")
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+SEARCH_RESULT_ENTRY = 4  # the protocolOp tag of a SearchResultEntry (RFC 4511 4.5.2)
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 GROUPS_FIELD = "groups"
 DN_FIELD = "dn"
@@ -139,8 +141,11 @@ def open_connection(config: LdapSourceConfig) -> ldap3.Connection:
         auto_referrals=False,  # a referral would send our bind to another server
         # Values are read raw (see entry_record); without this ldap3 also formats each one by the schema.
         check_names=False,
+        # An attribute the entry lacks stays absent rather than an empty list (RawEntries keeps no `attributes`).
+        return_empty_attributes=False,
         auto_bind=ldap3.AUTO_BIND_NONE,
     )
+    connection.strategy.__class__ = RawEntries
     try:
         connection.open()
         if mode == "start-tls":
@@ -150,6 +155,36 @@ def open_connection(config: LdapSourceConfig) -> ldap3.Connection:
         _close(connection)
         raise
     return connection
+
+
+class RawEntries(SyncStrategy):  # type: ignore[misc]  # ldap3 has no type hints
+    """ldap3's synchronous strategy with search entries left as the server sent them: the DN and the raw
+    values by attribute name. The stock decoding also turns every value to text, through a case-insensitive
+    dict and a configuration lookup per value: two thirds of the CPU a read of 10k entries costs, for values
+    this source reads raw anyway (entry_record). Every other response is decoded as ldap3 does."""
+
+    def decode_response_fast(self, ldap_message: dict[str, Any]) -> dict[str, Any]:
+        payload = ldap_message["payload"]
+        if ldap_message["protocolOp"] != SEARCH_RESULT_ENTRY or _ranged(payload):
+            decoded: dict[str, Any] = super().decode_response_fast(ldap_message)
+            return decoded
+        raw_dn: bytes = payload[0][3]
+        raw_attributes = {_text(part[3][0][3]): [bytes(value[3]) for value in part[3][1][3]] for part in payload[1][3]}
+        return {"type": "searchResEntry", "raw_dn": raw_dn, "dn": _text(raw_dn), "raw_attributes": raw_attributes}
+
+
+def _ranged(payload: Any) -> bool:
+    """An entry with values sent in ranges (Active Directory's `member;range=0-1499`): ldap3 fetches the rest
+    of them itself (auto_range), on its own decoding."""
+    return any(b";range=" in part[3][0][3] for part in payload[1][3])
+
+
+def _text(value: bytes) -> str:
+    """DNs and attribute names are UTF-8 (RFC 4511 4.1.2-3); what is not is read as ldap3 reads it."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return str(to_unicode(value, from_server=True))
 
 
 def _start_tls(connection: ldap3.Connection) -> None:
