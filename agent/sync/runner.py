@@ -233,6 +233,7 @@ def execute(
     realm = prepared.plan.realm
     total = len(prepared.plan.items)
     done = 0
+    via_plugin = prepared.live_read is not None and prepared.live_read.via_plugin
 
     def record(results: Sequence[ItemResult]) -> None:
         # One store transaction per chunk of results, not per result (a disk flush each).
@@ -242,7 +243,7 @@ def execute(
         store.journal.append_many([_journal_entry(r, prepared.sync.name, realm, run.id) for r in results])
         # Users created now, as Keycloak accepted them: the next run's quick read needs no full read of them.
         created = [result.created for result in results if result.created is not None]
-        if created:
+        if created and not via_plugin:
             store.sync_records.update(prepared.sync.name, realm, upsert=created, forget=())
         done += len(results)
         if progress is not None:
@@ -300,6 +301,10 @@ def remember_reads(store: Store, prepared: Prepared, *, now: datetime) -> Prepar
     if read is None:
         return prepared
     realm, source = prepared.plan.realm, prepared.sync.name
+    if read.via_plugin:
+        # Records older than this read would mislead a later quick read: that run reads all users in full.
+        store.sync_records.forget_realm(source, realm)
+        return prepared
     planned = {item.user_id for item in prepared.plan.items if item.user_id}
     fresh = (record for record in read.fresh if record.user_id not in planned)
     if read.full:
