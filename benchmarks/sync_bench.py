@@ -438,6 +438,7 @@ RUNNER_PHASES = {
 TOP_LEVEL_PHASES = ("source read", *RUNNER_PHASES.values())
 GATEWAY_PHASES = (
     "import_users",
+    "change_users",
     "update_user",
     "replace_user",
     "get_user",

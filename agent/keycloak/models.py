@@ -428,3 +428,40 @@ class ImportedUser:
     username: str
     id: str
     action: str
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """What to change of one user, naming only what changes (the idp-agent plugin's `users/changes`): profile
+    fields (None clears one), attributes (None removes one), groups by id, realm roles by name, client roles as
+    (client id, role name), and whether to end the user's sessions, consents and offline tokens."""
+
+    user_id: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, list[str] | None] = field(default_factory=dict)
+    join_groups: tuple[str, ...] = ()
+    leave_groups: tuple[str, ...] = ()
+    grant_realm_roles: tuple[str, ...] = ()
+    revoke_realm_roles: tuple[str, ...] = ()
+    grant_client_roles: tuple[tuple[str, str], ...] = ()
+    revoke_client_roles: tuple[tuple[str, str], ...] = ()
+    end_sessions: bool = False
+
+    def body(self) -> dict[str, Any]:
+        """The change as the plugin reads it."""
+
+        def client_roles(pairs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+            return [{"client": client, "role": role} for client, role in pairs]
+
+        return {
+            "id": self.user_id,
+            "fields": dict(self.fields),
+            "attributes": dict(self.attributes),
+            "joinGroups": list(self.join_groups),
+            "leaveGroups": list(self.leave_groups),
+            "grantRealmRoles": list(self.grant_realm_roles),
+            "revokeRealmRoles": list(self.revoke_realm_roles),
+            "grantClientRoles": client_roles(self.grant_client_roles),
+            "revokeClientRoles": client_roles(self.revoke_client_roles),
+            "endSessions": self.end_sessions,
+        }

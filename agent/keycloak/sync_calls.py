@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from agent.errors import OutcomeUnknown
+from agent.errors import AuthError, Conflict, OutcomeUnknown, Rejected, Unavailable
 from agent.keycloak.base import PAGE_SIZE, GatewayBase
 from agent.keycloak.models import (
     ImportedUser,
     User,
+    UserChange,
 )
-from agent.keycloak.transport import admin_path
+from agent.keycloak.transport import admin_path, realm_path
+
+# Changes per request of the plugin's `users/changes` (one Keycloak transaction; UserChanges.MAX_CHANGES).
+MAX_USER_CHANGES = 500
 
 
 class SyncCalls(GatewayBase):
@@ -34,6 +38,28 @@ class SyncCalls(GatewayBase):
             for result in (response.body or {}).get("results") or ()
             if result.get("resourceType") == "USER"
         ]
+
+    def change_users(self, realm: str, changes: Sequence[UserChange]) -> dict[str, str] | None:
+        """Make many users' changes in one request to the idp-agent plugin (`plugins/keycloak`, UserChanges):
+        user id -> why Keycloak refused that user's change (nothing of it made); every other change was made.
+
+        None where the plugin does not take them: not installed (404), a realm with user federation (409), an
+        account that may not (401/403), or the request failed inside Keycloak (500, the transaction rolled back):
+        the caller makes the same changes through the admin API, which says per user what is wrong. The changes
+        are idempotent (a PUT), so a lost answer is resent, never left unknown.
+        """
+        if len(changes) > MAX_USER_CHANGES:
+            raise ValueError(f"at most {MAX_USER_CHANGES} changes a request, not {len(changes)}")
+        path = realm_path(realm, "idp-agent", "users", "changes")
+        try:
+            response = self._write("PUT", path, {"users": [change.body() for change in changes]})
+        except (AuthError, Conflict, Rejected):
+            return None
+        except Unavailable as error:
+            if error.status != 500:
+                raise
+            return None
+        return {str(refused["id"]): str(refused["error"]) for refused in (response.body or {}).get("users") or ()}
 
     def list_users_with_attribute(
         self, realm: str, name: str, value: str, *, page_size: int = PAGE_SIZE

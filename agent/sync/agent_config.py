@@ -66,6 +66,12 @@ class SyncSpec(Spec):
         "Keycloak plugin where it answers (not with user federation), else as admin-api; admin-api: brief "
         "listings with the records of the last run, and full reads every full_read_every",
     )
+    keycloak_write: Literal["plugin", "admin-api"] = Field(
+        default="plugin",
+        description="plugin: people's changes (updates, grants, revokes, leavers) go to the idp-agent Keycloak plugin "
+        "a hundred people a request, one transaction each, where it takes them (not with user federation), else as "
+        "admin-api; admin-api: a PUT per person and a request per group, role mapping, logout and consent",
+    )
 
     def full_read_interval(self) -> timedelta:
         return timedelta(seconds=self.full_read_every)

@@ -20,15 +20,24 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from agent.errors import Interrupted, Rejected, SourceUnavailable
-from agent.keycloak import KeycloakGateway, Role, User
+from agent.keycloak import KeycloakGateway, User
 from agent.store.sync_records import UserRecord
 from agent.sync.live import full_representation
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser, Found
+from agent.sync.people_changes import (
+    PEOPLE_PER_REQUEST,
+    ChangeBuilder,
+    Targets,
+    in_groups,
+    read_targets,
+    resolve_grants,
+    split_people,
+)
 from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan, desired_grants
 from agent.sync.quick_read import user_record
 
@@ -69,27 +78,6 @@ class SyncOutcome:
     @property
     def failed(self) -> list[ItemResult]:
         return [result for result in self.results if result.outcome == "failed"]
-
-
-@dataclass(frozen=True)
-class Targets:
-    """Grant targets resolved once per run: group ids by path, realm roles, client roles by clientId."""
-
-    group_ids: Mapping[str, str]
-    realm_roles: Mapping[str, Role]
-    client_roles: Mapping[tuple[str, str], tuple[str, Role]]  # (clientId, role) -> (client uuid, role)
-
-
-def read_targets(gateway: KeycloakGateway, realm: str, client_ids: Iterable[str]) -> Targets:
-    groups = {group.path: group.id for group in gateway.list_groups(realm)}
-    realm_roles = {role.name: role for role in gateway.list_realm_roles(realm)}
-    client_roles: dict[tuple[str, str], tuple[str, Role]] = {}
-    for client_id in sorted(set(client_ids)):
-        client = gateway.find_client(realm, client_id)
-        if client is not None:
-            for role in gateway.list_client_roles(realm, client.id):
-                client_roles[(client_id, role.name)] = (client.id, role)
-    return Targets(groups, realm_roles, client_roles)
 
 
 def managed_attributes(desired: DesiredUser, source: str, grants: Grants, names: Iterable[str]) -> dict[str, list[str]]:
@@ -202,10 +190,12 @@ class SyncExecutor:
         on_intents: Callable[[Sequence[SyncItem]], None] = lambda items: None,
         workers: int | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        in_bulk: bool = True,
     ) -> None:
         """`on_results` receives results in chunks (one store transaction each); else `on_result` one by one.
         `on_intents` receives each window's items before any of them is written. All are called on the thread
-        that calls `run`. `lookup` must be safe to call from several threads."""
+        that calls `run`. `lookup` must be safe to call from several threads. `in_bulk`: people's changes go
+        to the plugin many at a time where it takes them (see agent/sync/people_changes.py)."""
         self._gateway = gateway
         self._plan = plan
         self._realm = plan.realm
@@ -219,7 +209,14 @@ class SyncExecutor:
         self._should_stop = should_stop
         self.outcome = SyncOutcome()
         self._targets: Targets | None = None
+        # Until the plugin turns a bulk change down: then the admin API for the rest of the run.
+        self._in_bulk = in_bulk
         self._unrecorded: list[ItemResult] = []
+
+    @property
+    def in_bulk(self) -> bool:
+        """Whether people's changes still go to the plugin in bulk (it took all it was given so far)."""
+        return self._in_bulk
 
     def run(self) -> SyncOutcome:
         try:
@@ -230,7 +227,10 @@ class SyncExecutor:
                     per_person.setdefault(item.external_id, []).append(item)
             if any(item.action in {"grant", "revoke"} for item in self._plan.items):
                 _ = self.targets  # read once here, not raced for by the workers
-            self._apply_all(per_person.values(), self._apply_person, lambda steps: steps)
+            together, alone = split_people(per_person.values()) if self._in_bulk else ([], list(per_person.values()))
+            groups = in_groups(together, PEOPLE_PER_REQUEST)
+            self._apply_all(groups, self._apply_people, lambda group: [step for steps in group for step in steps])
+            self._apply_all(alone, self._apply_person, lambda steps: steps)
         finally:
             self._flush()
         return self.outcome
@@ -346,13 +346,48 @@ class SyncExecutor:
 
     # -- existing people ------------------------------------------------------------------------
 
+    def _apply_people(self, group: list[list[SyncItem]]) -> Done:
+        """Several people's steps in one request to the plugin, each person's steps one change (made whole or
+        refused whole, every step of it failed then). Where the plugin does not take them (not installed, a
+        federated realm), this group and the rest of the run go through the admin API, person by person."""
+        if self._in_bulk:
+            prepared: list[tuple[_Person, Done]] = []
+            for steps in group:
+                person = _Person(self._live.get(steps[0].user_id or ""), ChangeBuilder(steps[0].user_id or ""))
+                done = self._apply_steps(steps, person)
+                if done.error is not None:
+                    return Done(error=done.error)  # nothing was written yet
+                prepared.append((person, done))
+            changes = [person.change.build() for person, _ in prepared if person.change and not person.change.empty]
+            try:
+                refused = self._gateway.change_users(self._realm, changes) if changes else {}
+            except Exception as error:  # noqa: BLE001 - handed to the calling thread, which raises it
+                return Done(error=error)
+            if refused is not None:
+                return Done([result for person, done in prepared for result in settled(done.results, refused)])
+            self._in_bulk = False
+        done = Done()
+        for steps in group:
+            if self._should_stop():
+                done.error = Interrupted("stopped between items: the agent is shutting down")
+                break
+            alone = self._apply_person(steps)
+            done.results.extend(alone.results)
+            if alone.error is not None:
+                done.error = alone.error
+                break
+        return done
+
     def _apply_person(self, items: list[SyncItem]) -> Done:
-        """One person's steps in order, on a worker thread; the person's representation is carried from one
-        write to the next, so a later step never writes back what an earlier one changed."""
+        """One person's steps in order through the admin API, on a worker thread."""
+        return self._apply_steps(items, _Person(self._live.get(items[0].user_id or "")))
+
+    def _apply_steps(self, items: list[SyncItem], person: _Person) -> Done:
+        """One person's steps in order; the person's representation is carried from one write to the next, so
+        a later step never writes back what an earlier one changed."""
         order = {"grant": 0, "revoke": 1, "update": 2, "enable": 3, "disable": 4, "confirm-leaver": 5, "delete": 6,
                  "anonymise": 6}  # fmt: skip
         done = Done()
-        person = _Person(self._live.get(items[0].user_id or ""))
         for item in sorted(items, key=lambda step: order[step.action]):
             try:
                 done.results.append(self._apply_step(item, person))
@@ -366,7 +401,7 @@ class SyncExecutor:
     def _apply_step(self, item: SyncItem, person: _Person) -> ItemResult:
         assert item.user_id is not None
         if item.action in {"grant", "revoke"}:
-            self._change_grants(item.user_id, item.grants, add=item.action == "grant")
+            self._change_grants(item.user_id, item.grants, person, add=item.action == "grant")
             return ItemResult(item, "applied", ", ".join(item.grants.describe()), item.user_id)
         if item.action == "update":
             return self._update(item, person)
@@ -381,25 +416,21 @@ class SyncExecutor:
             return ItemResult(item, "applied", item.reason, item.user_id)
         return self._anonymise(item)
 
-    def _change_grants(self, user_id: str, grants: Grants, *, add: bool) -> None:
-        targets = self.targets
-        for path in sorted(grants.groups):
-            group_id = targets.group_ids.get(path)
-            if group_id is None:
-                raise Rejected(f"group '{path}' does not exist in realm '{self._realm}'")
+    def _change_grants(self, user_id: str, grants: Grants, person: _Person, *, add: bool) -> None:
+        resolved = resolve_grants(self.targets, grants, self._realm)
+        if person.change is not None:
+            person.change.change_grants(resolved, add=add)
+            return
+        for group_id in resolved.group_ids:
             if add:
                 self._gateway.add_user_to_group(self._realm, user_id, group_id)
             else:
                 self._gateway.remove_user_from_group(self._realm, user_id, group_id)
-        roles = [targets.realm_roles[name] for name in sorted(grants.realm_roles) if name in targets.realm_roles]
-        if len(roles) != len(grants.realm_roles):
-            raise Rejected(f"unknown realm role among {sorted(grants.realm_roles)} in realm '{self._realm}'")
         if add:
-            self._gateway.add_realm_roles_to_user(self._realm, user_id, roles)
+            self._gateway.add_realm_roles_to_user(self._realm, user_id, list(resolved.realm_roles))
         else:
-            self._gateway.remove_realm_roles_from_user(self._realm, user_id, roles)
-        for pair in sorted(grants.client_roles):
-            client_uuid, role = targets.client_roles[pair]
+            self._gateway.remove_realm_roles_from_user(self._realm, user_id, list(resolved.realm_roles))
+        for client_uuid, role in resolved.client_roles:
             if add:
                 self._gateway.add_client_roles_to_user(self._realm, user_id, client_uuid, [role])
             else:
@@ -411,7 +442,11 @@ class SyncExecutor:
 
         Account state (`enabled`, required actions) is sent only when this step changes it: Keycloak keeps what
         a PUT leaves out, so a sanction or an admin that disabled the user after the listing was read is never
-        undone by a stale copy (precedence: sanction > lock > leaver > source data)."""
+        undone by a stale copy (precedence: sanction > lock > leaver > source data). In a bulk change only
+        `changes` and `attributes` are sent: nothing else is written back at all."""
+        if person.change is not None:
+            person.change.set(changes, attributes)
+            return
         if person.representation is None:
             live = self._gateway.get_user(self._realm, user_id)
             if live is None:
@@ -454,6 +489,9 @@ class SyncExecutor:
         assert item.user_id is not None
         marker = {DISABLED_BY_SYNC_ATTRIBUTE: [f"left {self._now.isoformat()}: {reason}"]}
         self._put(item.user_id, person, {"enabled": False}, marker)
+        if person.change is not None:
+            person.change.end_sessions = True
+            return ItemResult(item, "applied", reason, item.user_id)
         self._gateway.logout_user(self._realm, item.user_id)
         for client_id in self._gateway.list_consents(self._realm, item.user_id):
             self._gateway.revoke_consent(self._realm, item.user_id, client_id)
@@ -493,7 +531,23 @@ def _one_by_one(on_result: Callable[[ItemResult], None]) -> Callable[[Sequence[I
 
 
 class _Person:
-    """One person's representation as last written (None: not known yet, read before the first write)."""
+    """One person's representation as last written (None: not known yet, read before the first write); or,
+    written in bulk, the change their steps make (`change`), sent with other people's."""
 
-    def __init__(self, live: User | None) -> None:
-        self.representation: dict[str, Any] | None = None if live is None else full_representation(live)
+    def __init__(self, live: User | None, change: ChangeBuilder | None = None) -> None:
+        self.change = change
+        self.representation: dict[str, Any] | None = None
+        if live is not None and change is None:
+            self.representation = full_representation(live)
+
+
+def settled(results: list[ItemResult], refused: Mapping[str, str]) -> list[ItemResult]:
+    """A person's step results once their change was sent: as they were, or, for a person whose change
+    Keycloak refused, every applied step failed with its reason (nothing of the change was made)."""
+    reason = {user_id: f"refused by Keycloak: {why}" for user_id, why in refused.items()}
+    return [
+        replace(result, outcome="failed", detail=reason[result.user_id])
+        if result.outcome == "applied" and result.user_id in reason
+        else result
+        for result in results
+    ]

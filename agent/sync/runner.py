@@ -265,6 +265,7 @@ def execute(
         on_results=record,
         on_intents=intend,
         should_stop=should_stop,
+        in_bulk=prepared.sync.keycloak_write == "plugin",
     )
     return executor.run()
 

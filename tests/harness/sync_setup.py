@@ -92,6 +92,7 @@ class SyncSetup:
                     "sources": [s["name"] for s in sources],
                     "safety": safety or {},
                     "keycloak_read": self.keycloak_read,
+                    "keycloak_write": self.keycloak_write,
                 }
             ],
         }
@@ -101,6 +102,8 @@ class SyncSetup:
     env: dict[str, str] | None = None
     # "plugin" (the default: the test stack's Keycloak has it) or "admin-api" (brief listings and records).
     keycloak_read: str = "plugin"
+    # "plugin" (people's changes many to a request) or "admin-api" (a PUT per person).
+    keycloak_write: str = "plugin"
 
     def run(self, config: AgentConfig) -> tuple[Any, Any, Any]:
         gateway = KeycloakGateway.connect(self.connection)
@@ -125,8 +128,9 @@ def hr_config(setup: SyncSetup, rows: list[dict[str, str]] | None, **safety: Any
 
 
 def make_sync_setup(
-    connection: KeycloakConnection, realm: str, folder: Path, *, keycloak_read: str = "plugin"
-) -> SyncSetup:
+    connection: KeycloakConnection, realm: str, folder: Path, *, keycloak_read: str = "plugin",
+    keycloak_write: str = "plugin",
+) -> SyncSetup:  # fmt: skip
     """A realm with the groups the test mapper grants, keeping the sync's attributes and allowing renames."""
     apply_spec(
         connection,
@@ -139,7 +143,7 @@ def make_sync_setup(
             }
         ),
     )
-    return SyncSetup(folder, realm, connection, env={}, keycloak_read=keycloak_read)
+    return SyncSetup(folder, realm, connection, env={}, keycloak_read=keycloak_read, keycloak_write=keycloak_write)
 
 
 def managed(gateway: KeycloakGateway, realm: str) -> dict[str, Any]:

@@ -12,22 +12,24 @@ from agent.settings import KeycloakConnection
 from agent.store.db import open_store
 from tests.harness.daemon_process import DaemonProcess, add_daemon_section, wait_for
 from tests.harness.fault_proxy import Fault, FaultProxy
-from tests.harness.sync_setup import SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
+from tests.harness.sync_setup import SYNC, hr_config, hr_row, make_sync_setup, managed
 from tests.integration.test_realm_cli import cli_env
 
 SYNC_JOB = f"sync:{SYNC}"
 PEOPLE = 8
 
 
-@pytest.fixture
-def setup(keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path) -> SyncSetup:
-    return make_sync_setup(keycloak_connection, realm, tmp_path)
+# The k-th PUT of a person (admin API), or the plugin's one bulk change of all PEOPLE.
+WRITES = {"admin-api": r"/admin/realms/[^/]+/users/", "plugin": r"/idp-agent/users/changes"}
 
 
-@pytest.mark.parametrize("k", [1, 3, 6])
+@pytest.mark.parametrize(("k", "keycloak_write"), [(1, "admin-api"), (3, "admin-api"), (6, "admin-api"), (1, "plugin")])
 def test_killed_at_the_kth_write_converges_with_one_catch_up_run(
-    k: int, setup: SyncSetup, keycloak_connection: KeycloakConnection, gateway: KeycloakGateway
-) -> None:
+    k: int, keycloak_write: str, keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path,
+    gateway: KeycloakGateway,
+) -> None:  # fmt: skip
+    setup = make_sync_setup(keycloak_connection, realm, tmp_path, keycloak_write=keycloak_write)
+    write = WRITES[keycloak_write]
     setup.run(hr_config(setup, [hr_row(i) for i in range(PEOPLE)]))
     config = hr_config(setup, [hr_row(i, LastName=f"Renamed{i}") for i in range(PEOPLE)])  # PEOPLE updates
     config_file = setup.folder / "idp-agent.yaml"
@@ -35,14 +37,14 @@ def test_killed_at_the_kth_write_converges_with_one_catch_up_run(
     state = str(setup.folder / "state")
 
     with FaultProxy(keycloak_connection.url) as proxy:
-        kth = proxy.add(Fault("latency", r"/users/", method="PUT", skip=k - 1, delay_seconds=3.0))
+        kth = proxy.add(Fault("latency", write, method="PUT", skip=k - 1, delay_seconds=3.0))
         with DaemonProcess(
             config_file, cli_env(keycloak_connection, url=proxy.url, IDP_AGENT_STATE_DIR=state)
         ) as first:
             wait_for(f"write {k} in flight", lambda: kth.times == 0)
             first.kill()
         # The proxy still delivers the k-th write: Keycloak applied it, the agent never heard the answer.
-        wait_for(f"write {k} delivered", lambda: len(proxy.seen("PUT", r"/users/")) >= k)
+        wait_for(f"write {k} delivered", lambda: len(proxy.seen("PUT", write)) >= k)
 
     with DaemonProcess(config_file, cli_env(keycloak_connection, IDP_AGENT_STATE_DIR=state), name="again") as again:
         wait_for("the catch-up run", lambda: sum(again.all_runs(SYNC_JOB).values()) >= 1)

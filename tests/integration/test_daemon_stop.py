@@ -24,7 +24,8 @@ SHUTDOWN_TIMEOUT = 20
 
 @pytest.fixture
 def setup(keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path) -> SyncSetup:
-    return make_sync_setup(keycloak_connection, realm, tmp_path)
+    # A PUT per person, so SIGTERM lands between people's writes (the plugin's bulk change is one request).
+    return make_sync_setup(keycloak_connection, realm, tmp_path, keycloak_write="admin-api")
 
 
 def renamed_config(setup: SyncSetup) -> AgentConfig:
@@ -62,7 +63,7 @@ def test_sigterm_finishes_the_current_item_and_exits_0(
             daemon.signal(signal.SIGTERM)
             assert daemon.process is not None
             # Bounded: the items under way (one delayed PUT each) end well within the shutdown timeout.
-            assert daemon.process.wait(timeout=SHUTDOWN_TIMEOUT + 30) == 0
+            assert daemon.process.wait(timeout=SHUTDOWN_TIMEOUT + 30) == 0, daemon.log_text()
         records = daemon.log_records()
 
     journalled = journalled_updates(config)

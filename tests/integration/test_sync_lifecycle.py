@@ -1,8 +1,12 @@
 """Joiners, movers, leavers and rehires against a real Keycloak, from desired users (sources and mapping
-are tested on their own). After every run, a second plan is empty and applying it writes nothing."""
+are tested on their own). After every run, a second plan is empty and applying it writes nothing.
+
+Every test runs twice: people's changes written in bulk by the plugin, and through the admin API (where the
+plugin is not installed, or the realm has user federation); both must leave Keycloak the same."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +30,13 @@ from tests.harness.realm_steps import apply_spec, spec_of
 SOURCE = "hr-sync"
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 ATTRIBUTES = ("department", "title")
+IN_BULK = True  # set per test by `write_path`
+
+
+@pytest.fixture(autouse=True, params=["plugin", "admin-api"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(sys.modules[__name__], "IN_BULK", request.param == "plugin")
+    return str(request.param)
 
 
 @pytest.fixture
@@ -93,8 +104,12 @@ def sync(
         check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
         plan = plan_for(gateway, realm, people, now, **context)
         live = read_live_directory(gateway, realm, SOURCE).by_user_id()
-        outcome = SyncExecutor(gateway, plan, now=now, attribute_names=ATTRIBUTES, lookup=lookup, live_users=live).run()
+        executor = SyncExecutor(
+            gateway, plan, now=now, attribute_names=ATTRIBUTES, lookup=lookup, live_users=live, in_bulk=IN_BULK
+        )
+        outcome = executor.run()
         assert not outcome.failed, outcome.failed
+        assert executor.in_bulk == IN_BULK  # the plugin took every bulk change it was given
     finally:
         gateway.close()
     second = KeycloakGateway.connect(connection)

@@ -3,12 +3,9 @@ package org.idpagent.keycloak;
 import jakarta.persistence.EntityManager;
 import jakarta.ws.rs.GET;
 import jakarta.ws.rs.Path;
-import jakarta.ws.rs.NotAuthorizedException;
 import jakarta.ws.rs.Produces;
 import jakarta.ws.rs.QueryParam;
-import jakarta.ws.rs.WebApplicationException;
 import jakarta.ws.rs.core.MediaType;
-import jakarta.ws.rs.core.Response;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -18,17 +15,10 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.stream.Stream;
 import org.keycloak.connections.jpa.JpaConnectionProvider;
-import org.keycloak.jose.jws.JWSInput;
-import org.keycloak.jose.jws.JWSInputException;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
-import org.keycloak.representations.AccessToken;
-import org.keycloak.services.managers.AppAuthManager;
-import org.keycloak.services.managers.AuthenticationManager.AuthResult;
-import org.keycloak.services.resources.admin.AdminAuth;
 import org.keycloak.services.resources.admin.fgap.AdminPermissionEvaluator;
 import org.keycloak.services.resources.admin.fgap.AdminPermissions;
-import org.keycloak.storage.UserStorageProvider;
 
 /**
  * Bulk reads for access reviews and the sync. Through the admin API a review lists users page by page and then asks
@@ -85,8 +75,8 @@ public final class AccessResource {
     @Path("users")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> users(@QueryParam("after") String after, @QueryParam("max") Integer max) {
-        AdminPermissions.evaluator(session, realm, authenticate()).users().requireView();
-        refuseFederation();
+        AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm)).users().requireView();
+        Callers.refuseFederation(realm);
         int size = max == null || max <= 0 ? MAX_PAGE : Math.min(max, MAX_PAGE);
         return Map.of("users", page(after == null ? "" : after, size));
     }
@@ -101,12 +91,12 @@ public final class AccessResource {
     @Path("memberships")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> memberships(@QueryParam("skipRole") List<String> skipRole) {
-        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, authenticate());
+        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
         // What the admin API asks for the role and group member listings this replaces.
         permissions.realm().requireViewRealm();
         permissions.clients().requireView();
         permissions.users().requireView();
-        refuseFederation();
+        Callers.refuseFederation(realm);
         Set<String> skipped = skipRole == null ? Set.of() : Set.copyOf(skipRole);
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("roles", byContainer(query(ROLE_MAPPINGS).filter(row -> !skipped.contains((String) row[1]))));
@@ -125,21 +115,11 @@ public final class AccessResource {
     @Path("structure")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> structure() {
-        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, authenticate());
+        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
         permissions.realm().requireViewRealm();
         permissions.clients().requireView();
         permissions.users().requireView();
         return AccessStructure.of(session, realm);
-    }
-
-    private void refuseFederation() {
-        if (realm.getComponentsStream(realm.getId(), UserStorageProvider.class.getName()).findAny().isPresent()) {
-            throw new WebApplicationException(
-                    Response.status(Response.Status.CONFLICT)
-                            .entity(Map.of("error", "realm has user federation; read it through the admin API"))
-                            .type(MediaType.APPLICATION_JSON)
-                            .build());
-        }
     }
 
     private List<Map<String, Object>> page(String after, int size) {
@@ -209,41 +189,5 @@ public final class AccessResource {
         Map<String, List<String>> members = new LinkedHashMap<>();
         rows.forEach(row -> members.computeIfAbsent((String) row[1], key -> new ArrayList<>()).add((String) row[0]));
         return members;
-    }
-
-    /**
-     * The caller's admin identity, checked the way the admin API checks it: the bearer token is verified by the
-     * realm that issued it (master for the console's admins, the reviewed realm for its own service accounts).
-     */
-    private AdminAuth authenticate() {
-        String tokenString = AppAuthManager.extractAuthorizationHeaderToken(session.getContext().getHttpRequest().getHttpHeaders());
-        if (tokenString == null) {
-            throw new NotAuthorizedException("Bearer");
-        }
-        AccessToken token;
-        try {
-            token = new JWSInput(tokenString).readJsonContent(AccessToken.class);
-        } catch (JWSInputException e) {
-            throw new NotAuthorizedException("Bearer token format error");
-        }
-        String issuer = token.getIssuer();
-        RealmModel tokenRealm = issuer == null ? null : session.realms().getRealmByName(issuer.substring(issuer.lastIndexOf('/') + 1));
-        if (tokenRealm == null) {
-            throw new NotAuthorizedException("Unknown realm in token");
-        }
-        session.getContext().setRealm(tokenRealm);
-        try {
-            AuthResult result = new AppAuthManager.BearerTokenAuthenticator(session)
-                    .setRealm(tokenRealm)
-                    .setConnection(session.getContext().getConnection())
-                    .setHeaders(session.getContext().getHttpRequest().getHttpHeaders())
-                    .authenticate();
-            if (result == null) {
-                throw new NotAuthorizedException("Bearer");
-            }
-            return new AdminAuth(tokenRealm, result.token(), result.user(), result.client());
-        } finally {
-            session.getContext().setRealm(realm);
-        }
     }
 }

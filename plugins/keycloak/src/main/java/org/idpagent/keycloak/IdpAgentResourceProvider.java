@@ -24,6 +24,12 @@ public final class IdpAgentResourceProvider implements RealmResourceProvider {
         return new AccessResource(session, session.getContext().getRealm());
     }
 
+    /** {@code /realms/{realm}/idp-agent/users}: see {@link UserChanges}. */
+    @Path("users")
+    public UserChanges users() {
+        return new UserChanges(session, session.getContext().getRealm());
+    }
+
     @Override
     public void close() {
     }

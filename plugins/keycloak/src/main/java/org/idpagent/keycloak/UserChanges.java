@@ -1,0 +1,306 @@
+package org.idpagent.keycloak;
+
+import jakarta.ws.rs.BadRequestException;
+import jakarta.ws.rs.Consumes;
+import jakarta.ws.rs.PUT;
+import jakarta.ws.rs.Path;
+import jakarta.ws.rs.Produces;
+import jakarta.ws.rs.core.MediaType;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.keycloak.common.util.Time;
+import org.keycloak.models.ClientModel;
+import org.keycloak.models.GroupModel;
+import org.keycloak.models.KeycloakSession;
+import org.keycloak.models.RealmModel;
+import org.keycloak.models.RoleModel;
+import org.keycloak.models.UserConsentModel;
+import org.keycloak.models.UserModel;
+import org.keycloak.models.UserSessionModel;
+import org.keycloak.services.managers.AuthenticationManager;
+import org.keycloak.services.managers.UserConsentManager;
+import org.keycloak.services.managers.UserSessionManager;
+import org.keycloak.services.resources.admin.fgap.AdminPermissionEvaluator;
+import org.keycloak.services.resources.admin.fgap.AdminPermissions;
+
+/**
+ * Many users' changes in one request and one transaction. Through the admin API a sync changes a user with a PUT of
+ * the whole representation (run through the user profile), one request per group joined or left, per role mapping,
+ * a logout and a consent listing: about ten milliseconds of Keycloak's time each. Here each change names only what
+ * it changes: profile fields, the attributes to set or remove, groups to join or leave, realm and client roles to
+ * grant or revoke, and whether to end the user's sessions, consents and offline tokens (as the admin API's logout
+ * and consent revocation do).
+ *
+ * <p>A change is checked whole before any of it is made: the user exists and is not a service account, every group
+ * and role named exists, a new email or username is not another user's. One that fails is reported and left out;
+ * the rest are made. Permissions are those of the admin API calls it replaces: manage the user, manage group
+ * membership, map each role. Applying the same changes again leaves the same state, so the request is a PUT. Only
+ * for realms without user federation (409 otherwise): a federated user's changes may have to reach LDAP, which the
+ * admin API handles.
+ */
+public final class UserChanges {
+
+    /** The most changes one request may carry: one transaction, a few hundred users. */
+    static final int MAX_CHANGES = 500;
+
+    /** One user's change; absent parts are left as they are. */
+    public static final class Change {
+        public String id;
+        /** username, email, firstName, lastName (null clears), enabled, emailVerified. */
+        public Map<String, Object> fields;
+        /** Attribute name to its values; null removes the attribute. */
+        public Map<String, List<String>> attributes;
+        public List<String> joinGroups;
+        public List<String> leaveGroups;
+        public List<String> grantRealmRoles;
+        public List<String> revokeRealmRoles;
+        public List<ClientRole> grantClientRoles;
+        public List<ClientRole> revokeClientRoles;
+        /** Log out of every session, revoke every consent and offline token. */
+        public boolean endSessions;
+    }
+
+    /** A client role: the client's id (not its clientId) and the role's name. */
+    public static final class ClientRole {
+        public String client;
+        public String role;
+    }
+
+    /** The request's body. */
+    public static final class Batch {
+        public List<Change> users;
+    }
+
+    private static final Set<String> FIELDS = Set.of("username", "email", "firstName", "lastName", "enabled", "emailVerified");
+
+    private final KeycloakSession session;
+    private final RealmModel realm;
+
+    UserChanges(KeycloakSession session, RealmModel realm) {
+        this.session = session;
+        this.realm = realm;
+    }
+
+    /** {"users": [{"id", "error"}]}: the changes that were not made, and why; every other change was made. */
+    @PUT
+    @Path("changes")
+    @Consumes(MediaType.APPLICATION_JSON)
+    @Produces(MediaType.APPLICATION_JSON)
+    public Map<String, Object> apply(Batch batch) {
+        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
+        Callers.refuseFederation(realm);
+        List<Change> changes = batch == null || batch.users == null ? List.of() : batch.users;
+        if (changes.size() > MAX_CHANGES) {
+            throw new BadRequestException("at most " + MAX_CHANGES + " changes a request");
+        }
+        // Every change is checked, and every permission, before the first write: a refusal (403) writes nothing.
+        List<Resolved> checked = new ArrayList<>(changes.size());
+        for (Change change : changes) {
+            checked.add(check(change, permissions));
+        }
+        List<Map<String, String>> refused = new ArrayList<>();
+        for (Resolved resolved : checked) {
+            if (resolved.problem == null) {
+                write(resolved);
+            } else {
+                Map<String, String> failure = new LinkedHashMap<>();
+                failure.put("id", resolved.change.id);
+                failure.put("error", resolved.problem);
+                refused.add(failure);
+            }
+        }
+        return Map.of("users", refused);
+    }
+
+    /** The change with what it names found in the realm, or the problem that keeps it from being made. */
+    private Resolved check(Change change, AdminPermissionEvaluator permissions) {
+        Resolved resolved = new Resolved(change);
+        resolved.user = change.id == null ? null : session.users().getUserById(realm, change.id);
+        if (resolved.user == null) {
+            resolved.problem = "no user with id " + change.id;
+            return resolved;
+        }
+        if (resolved.user.getServiceAccountClientLink() != null) {
+            resolved.problem = "a service account is changed through its client";
+            return resolved;
+        }
+        resolved.problem = resolve(change, resolved.user, resolved);
+        if (resolved.problem != null) {
+            return resolved;
+        }
+        permissions.users().requireManage(resolved.user);
+        if (!resolved.joins.isEmpty() || !resolved.leaves.isEmpty()) {
+            permissions.users().requireManageGroupMembership(resolved.user);
+            resolved.joins.forEach(group -> permissions.groups().requireManageMembership(group));
+            resolved.leaves.forEach(group -> permissions.groups().requireManageMembership(group));
+        }
+        resolved.grants.forEach(role -> permissions.roles().requireMapRole(role));
+        resolved.revokes.forEach(role -> permissions.roles().requireMapRole(role));
+        return resolved;
+    }
+
+    private void write(Resolved resolved) {
+        Change change = resolved.change;
+        UserModel user = resolved.user;
+        setFields(user, change.fields);
+        if (change.attributes != null) {
+            // An attribute written costs a delete and an insert per value: only those that differ are written.
+            change.attributes.forEach((name, values) -> {
+                List<String> current = user.getAttributeStream(name).collect(Collectors.toList());
+                if (values == null && !current.isEmpty()) {
+                    user.removeAttribute(name);
+                } else if (values != null && !values.equals(current)) {
+                    user.setAttribute(name, values);
+                }
+            });
+        }
+        resolved.joins.stream().filter(group -> !user.isMemberOf(group)).forEach(user::joinGroup);
+        resolved.leaves.stream().filter(user::isMemberOf).forEach(user::leaveGroup);
+        resolved.grants.stream().filter(role -> !user.hasDirectRole(role)).forEach(user::grantRole);
+        resolved.revokes.stream().filter(user::hasDirectRole).forEach(user::deleteRoleMapping);
+        if (change.endSessions) {
+            endSessions(user);
+        }
+    }
+
+    /** The groups and roles a change names, and its new email and username checked: the first problem found. */
+    private String resolve(Change change, UserModel user, Resolved resolved) {
+        if (change.fields != null) {
+            for (String name : change.fields.keySet()) {
+                if (!FIELDS.contains(name)) {
+                    return "unknown field '" + name + "'";
+                }
+            }
+            String problem = checkUnique(change.fields, user);
+            if (problem != null) {
+                return problem;
+            }
+        }
+        for (String id : orEmpty(change.joinGroups)) {
+            GroupModel group = realm.getGroupById(id);
+            if (group == null) {
+                return "no group with id " + id;
+            }
+            resolved.joins.add(group);
+        }
+        for (String id : orEmpty(change.leaveGroups)) {
+            GroupModel group = realm.getGroupById(id);
+            if (group == null) {
+                return "no group with id " + id;
+            }
+            resolved.leaves.add(group);
+        }
+        String problem = realmRoles(change.grantRealmRoles, resolved.grants);
+        problem = problem != null ? problem : realmRoles(change.revokeRealmRoles, resolved.revokes);
+        problem = problem != null ? problem : clientRoles(change.grantClientRoles, resolved.grants);
+        return problem != null ? problem : clientRoles(change.revokeClientRoles, resolved.revokes);
+    }
+
+    private String checkUnique(Map<String, Object> fields, UserModel user) {
+        Object email = fields.get("email");
+        if (email instanceof String text && !text.isBlank() && !realm.isDuplicateEmailsAllowed()) {
+            UserModel holder = session.users().getUserByEmail(realm, text);
+            if (holder != null && !holder.getId().equals(user.getId())) {
+                return "email " + text + " belongs to another user";
+            }
+        }
+        Object username = fields.get("username");
+        if (username != null) {
+            if (!(username instanceof String text) || text.isBlank()) {
+                return "a username cannot be empty";
+            }
+            UserModel holder = session.users().getUserByUsername(realm, text);
+            if (holder != null && !holder.getId().equals(user.getId())) {
+                return "username " + text + " belongs to another user";
+            }
+        }
+        return null;
+    }
+
+    private String realmRoles(List<String> names, Set<RoleModel> into) {
+        for (String name : orEmpty(names)) {
+            RoleModel role = realm.getRole(name);
+            if (role == null) {
+                return "no realm role " + name;
+            }
+            into.add(role);
+        }
+        return null;
+    }
+
+    private String clientRoles(List<ClientRole> roles, Set<RoleModel> into) {
+        for (ClientRole wanted : orEmpty(roles)) {
+            ClientModel client = wanted.client == null ? null : realm.getClientById(wanted.client);
+            RoleModel role = client == null || wanted.role == null ? null : client.getRole(wanted.role);
+            if (role == null) {
+                return "no client role " + wanted.role + " of client " + wanted.client;
+            }
+            into.add(role);
+        }
+        return null;
+    }
+
+    private static void setFields(UserModel user, Map<String, Object> fields) {
+        if (fields == null) {
+            return;
+        }
+        fields.forEach((name, value) -> {
+            String text = value == null ? null : value.toString();
+            switch (name) {
+                case "username" -> user.setUsername(text);
+                case "email" -> user.setEmail(text == null || text.isBlank() ? null : text);
+                case "firstName" -> user.setFirstName(text);
+                case "lastName" -> user.setLastName(text);
+                case "enabled" -> user.setEnabled(Boolean.TRUE.equals(value));
+                case "emailVerified" -> user.setEmailVerified(Boolean.TRUE.equals(value));
+                default -> throw new IllegalStateException("unchecked field " + name);
+            }
+        });
+    }
+
+    /**
+     * What the admin API's logout and consent revocation do: tokens issued before now are refused, every session is
+     * logged out (back-channel to the clients that asked for it), every consent and offline token is revoked.
+     */
+    private void endSessions(UserModel user) {
+        session.users().setNotBeforeForUser(realm, user, Math.toIntExact(Time.currentTimeSeconds()));
+        List<UserSessionModel> sessions = session.sessions().getUserSessionsStream(realm, user).collect(Collectors.toList());
+        for (UserSessionModel userSession : sessions) {
+            AuthenticationManager.backchannelLogout(session, realm, userSession, session.getContext().getUri(),
+                    session.getContext().getConnection(), session.getContext().getHttpRequest().getHttpHeaders(), true);
+        }
+        Set<ClientModel> clients = new LinkedHashSet<>(new UserSessionManager(session).findClientsWithOfflineToken(realm, user));
+        UserConsentManager.getConsentsStream(session, realm, user)
+                .map(UserConsentModel::getClient)
+                .filter(Objects::nonNull)
+                .forEach(clients::add);
+        for (ClientModel client : clients) {
+            UserConsentManager.revokeConsentToClient(session, client, user);
+        }
+    }
+
+    private static <T> List<T> orEmpty(List<T> values) {
+        return values == null ? List.of() : values;
+    }
+
+    /** What a change names, found in the realm. */
+    private static final class Resolved {
+        final Change change;
+        UserModel user;
+        String problem;
+        final Set<GroupModel> joins = new LinkedHashSet<>();
+        final Set<GroupModel> leaves = new LinkedHashSet<>();
+        final Set<RoleModel> grants = new LinkedHashSet<>();
+        final Set<RoleModel> revokes = new LinkedHashSet<>();
+
+        Resolved(Change change) {
+            this.change = change;
+        }
+    }
+}

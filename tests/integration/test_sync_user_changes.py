@@ -1,0 +1,184 @@
+"""The plugin's bulk user changes (`PUT /realms/{realm}/idp-agent/users/changes`, UserChanges.java) on a real
+Keycloak: exactly what a change names is made, a change Keycloak cannot make is refused whole while the rest are
+made, leavers' sessions, consents and offline tokens end, and the plugin declines where the admin API must do it."""
+
+from __future__ import annotations
+
+import requests
+
+from agent.keycloak import KeycloakGateway, UserDraft
+from agent.keycloak.models import UserChange
+from agent.keycloak.transport import admin_path
+from agent.secrets import Secret
+from agent.settings import KeycloakConnection
+from tests.harness.accounts import realm_admin_user
+from tests.harness.federation import add_disabled_ldap_federation
+from tests.harness.realm_steps import apply_spec, spec_of
+
+PASSWORD = "Changes-password-1!"
+
+
+def seed(connection: KeycloakConnection, gateway: KeycloakGateway, realm: str) -> dict[str, str]:
+    """Groups /a and /b, realm roles r1 and r2, client `app` with role viewer; users one to four."""
+    apply_spec(
+        connection,
+        spec_of(
+            {
+                "realm": realm,
+                "roles": [{"name": "r1"}, {"name": "r2"}],
+                "groups": [{"path": "/a"}, {"path": "/b"}],
+                "user_profile": {"unmanaged_attributes": "admin_edit"},
+            }
+        ),
+    )
+    app = gateway.create_client(realm, {"clientId": "app", "publicClient": True})
+    gateway.create_client_role(realm, app, "viewer")
+    ids = {"app": app}
+    for name in ("one", "two", "three", "four"):
+        draft = UserDraft(
+            name, email=f"{name}@example.org", first_name=name.title(), last_name="Person",
+            attributes={"keep": ("x",), "drop": ("y",)},
+        )  # fmt: skip
+        ids[name] = gateway.create_user(realm, draft)
+    for path in ("/a", "/b"):
+        group = gateway.find_group_by_path(realm, path)
+        assert group is not None
+        ids[path] = group.id
+    gateway.add_user_to_group(realm, ids["one"], ids["/b"])
+    r2 = gateway.get_realm_role(realm, "r2")
+    assert r2 is not None
+    gateway.add_realm_roles_to_user(realm, ids["one"], [r2])
+    return ids
+
+
+def test_a_change_makes_exactly_what_it_names(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    ids = seed(keycloak_connection, gateway, realm)
+    change = UserChange(
+        ids["one"],
+        fields={"firstName": "Renamed", "email": "renamed@example.org"},
+        attributes={"department": ["Sales", "EMEA"], "drop": None},
+        join_groups=(ids["/a"],),
+        leave_groups=(ids["/b"],),
+        grant_realm_roles=("r1",),
+        revoke_realm_roles=("r2",),
+        grant_client_roles=((ids["app"], "viewer"),),
+    )
+
+    assert gateway.change_users(realm, [change]) == {}
+
+    one = gateway.get_user(realm, ids["one"])
+    assert one is not None
+    assert (one.first_name, one.last_name, one.email, one.enabled) == ("Renamed", "Person", "renamed@example.org", True)
+    assert dict(one.attributes) == {"keep": ("x",), "department": ("Sales", "EMEA")}
+    assert set(gateway.user_group_paths(realm, ids["one"])) == {"/a"}
+    realm_roles = {role.name for role in gateway.user_realm_roles(realm, ids["one"])}
+    assert "r1" in realm_roles and "r2" not in realm_roles
+    assert [role.name for role in gateway.user_client_roles(realm, ids["one"], ids["app"])] == ["viewer"]
+    two = gateway.get_user(realm, ids["two"])
+    assert two is not None and two.first_name == "Two" and dict(two.attributes) == {"keep": ("x",), "drop": ("y",)}
+
+
+def test_a_change_keycloak_cannot_make_is_refused_whole_and_the_rest_are_made(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    ids = seed(keycloak_connection, gateway, realm)
+    changes = [
+        # An unknown group: nothing of the change, not even the name, is made.
+        UserChange(ids["one"], fields={"firstName": "Never"}, join_groups=("no-such-group",)),
+        UserChange(ids["two"], fields={"email": "three@example.org", "lastName": "Never"}),
+        UserChange(ids["three"], fields={"username": "four"}),
+        UserChange("no-such-user", fields={"firstName": "Ghost"}),
+        UserChange(ids["four"], fields={"lastName": "Made"}, grant_realm_roles=("r1",)),
+    ]
+
+    refused = gateway.change_users(realm, changes)
+
+    assert refused == {
+        ids["one"]: "no group with id no-such-group",
+        ids["two"]: "email three@example.org belongs to another user",
+        ids["three"]: "username four belongs to another user",
+        "no-such-user": "no user with id no-such-user",
+    }
+    people = {name: gateway.get_user(realm, ids[name]) for name in ("one", "two", "three", "four")}
+    assert [(user.username, user.first_name, user.last_name) for user in people.values() if user] == [
+        ("one", "One", "Person"), ("two", "Two", "Person"), ("three", "Three", "Person"), ("four", "Four", "Made"),
+    ]  # fmt: skip
+    assert set(gateway.user_group_paths(realm, ids["one"])) == {"/b"}
+    assert "r1" in {role.name for role in gateway.user_realm_roles(realm, ids["four"])}
+
+
+def _offline_login(connection: KeycloakConnection, realm: str, username: str) -> str:
+    answer = requests.post(
+        f"{connection.url}/realms/{realm}/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": "admin-cli", "username": username, "password": PASSWORD,
+              "scope": "openid offline_access"},
+        timeout=30,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["refresh_token"])
+
+
+def _refresh(connection: KeycloakConnection, realm: str, token: str) -> int:
+    answer = requests.post(
+        f"{connection.url}/realms/{realm}/protocol/openid-connect/token",
+        data={"grant_type": "refresh_token", "client_id": "admin-cli", "refresh_token": token},
+        timeout=30,
+    )
+    return answer.status_code
+
+
+def test_ending_sessions_logs_out_and_revokes_consents_and_offline_tokens(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    ids = seed(keycloak_connection, gateway, realm)
+    for name in ("one", "two"):
+        gateway.set_password(realm, ids[name], Secret(PASSWORD))
+    leaver_offline, leaver_online = (_offline_login(keycloak_connection, realm, "one") for _ in range(2))
+    stayer = _offline_login(keycloak_connection, realm, "two")
+    assert gateway.list_consents(realm, ids["one"]) == ["admin-cli"]  # the offline token is listed as a grant
+
+    refused = gateway.change_users(
+        realm, [UserChange(ids["one"], fields={"enabled": False}, attributes={"left": ["today"]}, end_sessions=True)]
+    )
+
+    assert refused == {}
+    one = gateway.get_user(realm, ids["one"])
+    assert one is not None and not one.enabled and one.attributes["left"] == ("today",)
+    assert gateway._get(admin_path(realm, "users", ids["one"], "sessions")) == []
+    assert gateway.list_consents(realm, ids["one"]) == []
+    assert _refresh(keycloak_connection, realm, leaver_offline) == 400
+    assert _refresh(keycloak_connection, realm, leaver_online) == 400
+    assert _refresh(keycloak_connection, realm, stayer) == 200  # only the leaver's sessions end
+
+
+def test_the_plugin_declines_where_the_admin_api_must_make_the_change(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    ids = seed(keycloak_connection, gateway, realm)
+    change = [UserChange(ids["one"], fields={"firstName": "Never"})]
+    viewer = KeycloakGateway.connect(realm_admin_user(gateway, keycloak_connection, realm, ["view-users"]))
+    try:
+        assert viewer.change_users(realm, change) is None  # may view users, not manage them: 403
+    finally:
+        viewer.close()
+    add_disabled_ldap_federation(gateway, realm)
+    assert gateway.change_users(realm, change) is None  # user federation: 409
+    one = gateway.get_user(realm, ids["one"])
+    assert one is not None and one.first_name == "One"
+
+
+def test_a_service_account_is_not_changed_in_bulk(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    seed(keycloak_connection, gateway, realm)
+    client = gateway.create_client(realm, {"clientId": "robot", "publicClient": False, "serviceAccountsEnabled": True})
+    robot = gateway.service_account_user(realm, client)
+    assert robot is not None
+
+    refused = gateway.change_users(realm, [UserChange(robot.id, fields={"enabled": False})])
+
+    assert refused == {robot.id: "a service account is changed through its client"}
+    still = gateway.get_user(realm, robot.id)
+    assert still is not None and still.enabled

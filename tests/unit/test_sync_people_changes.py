@@ -1,0 +1,142 @@
+"""People's steps as one change each (agent/sync/people_changes.py) and the executor's use of them, without a
+server: what a change holds, which people can be changed in bulk, a refusal failing the whole person, and the
+admin API taking over where the plugin declines. The plugin itself is tested on Keycloak
+(tests/integration/test_sync_user_changes.py), both ways of writing in tests/integration/test_sync_lifecycle.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+
+from agent.errors import Rejected
+from agent.keycloak import KeycloakGateway, Role, User
+from agent.keycloak.models import UserChange
+from agent.sync.executor import SyncExecutor
+from agent.sync.model import Found, NotFound, SourceRecord
+from agent.sync.people_changes import ChangeBuilder, Targets, resolve_grants, split_people
+from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan
+from tests.unit.test_sync_speed_paths import raw_user
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+TARGETS = Targets(
+    group_ids={"/staff": "g-staff", "/sales": "g-sales"},
+    realm_roles={"employee": Role(id="r-employee", name="employee")},
+    client_roles={("ledger", "auditor"): ("c-ledger", Role(id="r-auditor", name="auditor"))},
+)
+
+
+def test_grants_resolve_to_group_ids_and_role_names() -> None:
+    grants = Grants(frozenset({"/staff", "/sales"}), frozenset({"employee"}), frozenset({("ledger", "auditor")}))
+    change = ChangeBuilder("u1")
+
+    change.change_grants(resolve_grants(TARGETS, grants, "acme"), add=True)
+    change.change_grants(resolve_grants(TARGETS, Grants(frozenset({"/staff"})), "acme"), add=False)
+
+    built = change.build()
+    assert built.join_groups == ("g-sales", "g-staff") and built.leave_groups == ("g-staff",)
+    assert built.grant_realm_roles == ("employee",) and built.revoke_realm_roles == ()
+    assert built.grant_client_roles == (("c-ledger", "auditor"),)
+
+
+@pytest.mark.parametrize(
+    ("grants", "message"),
+    [
+        (Grants(groups=frozenset({"/nowhere"})), "group '/nowhere' does not exist in realm 'acme'"),
+        (Grants(realm_roles=frozenset({"ghost"})), "unknown realm role among ['ghost'] in realm 'acme'"),
+        (Grants(client_roles=frozenset({("ledger", "ghost")})), "unknown client role among ['ledger/ghost']"),
+    ],
+)
+def test_an_unknown_group_or_role_is_rejected(grants: Grants, message: str) -> None:
+    with pytest.raises(Rejected, match=message.replace("[", r"\[").replace("]", r"\]")):
+        resolve_grants(TARGETS, grants, "acme")
+
+
+def test_a_later_step_wins_over_an_earlier_one_as_if_written_in_turn() -> None:
+    change = ChangeBuilder("u1")
+    assert change.empty
+    change.set(
+        {"lastName": "Old", "email": "a@example.org"}, {"department": ["Sales"], DISABLED_BY_SYNC_ATTRIBUTE: None}
+    )
+    change.set({"enabled": False}, {DISABLED_BY_SYNC_ATTRIBUTE: ["left"]})
+
+    built = change.build()
+    assert not change.empty
+    assert built.fields == {"lastName": "Old", "email": "a@example.org", "enabled": False}
+    assert built.attributes == {"department": ["Sales"], DISABLED_BY_SYNC_ATTRIBUTE: ["left"]}
+
+
+def test_only_people_without_enable_delete_or_anonymise_are_changed_in_bulk() -> None:
+    mover = [SyncItem("grant", "1", "a", "u1"), SyncItem("update", "1", "a", "u1")]
+    leaver = [SyncItem("confirm-leaver", "2", "b", "u2")]
+    rehire = [SyncItem("enable", "3", "c", "u3"), SyncItem("update", "3", "c", "u3")]
+    expired = [SyncItem("delete", "4", "d", "u4")]
+
+    together, alone = split_people([mover, leaver, rehire, expired])
+
+    assert together == [mover, leaver] and alone == [rehire, expired]
+
+
+class FakeGateway:
+    """What the executor calls for leavers: the plugin's bulk change, or the admin API's PUT and logout."""
+
+    def __init__(self, answer: dict[str, str] | None) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, Any]] = []
+
+    def change_users(self, realm: str, changes: Sequence[UserChange]) -> dict[str, str] | None:
+        self.calls.append(("change_users", [change.user_id for change in changes]))
+        return self.answer
+
+    def replace_user(self, realm: str, user_id: str, body: dict[str, Any]) -> None:
+        self.calls.append(("replace_user", (user_id, body["enabled"])))
+
+    def logout_user(self, realm: str, user_id: str) -> None:
+        self.calls.append(("logout_user", user_id))
+
+    def list_consents(self, realm: str, user_id: str) -> list[str]:
+        return []
+
+
+def leavers_run(answer: dict[str, str] | None, *, still_there: str = "") -> tuple[FakeGateway, SyncExecutor]:
+    items = tuple(SyncItem("confirm-leaver", f"{n}", f"user{n}", f"id-{n}", reason="absent") for n in (1, 2, 3))
+    live = {f"id-{n}": User.from_json(raw_user(n)) for n in (1, 2, 3)}
+    gateway = FakeGateway(answer)
+
+    def lookup(external_id: str) -> Found | NotFound:
+        return Found(SourceRecord("hr", {"id": external_id})) if external_id == still_there else NotFound()
+
+    executor = SyncExecutor(
+        cast(KeycloakGateway, gateway), SyncPlan("acme", "hr", items), now=NOW, attribute_names=(),
+        lookup=lookup, live_users=live, workers=1,
+    )  # fmt: skip
+    executor.run()
+    return gateway, executor
+
+
+def test_leavers_go_in_one_request_and_a_refused_one_fails_alone() -> None:
+    gateway, executor = leavers_run({"id-2": "no user with id id-2"}, still_there="3")
+
+    assert gateway.calls == [("change_users", ["id-1", "id-2"])]  # id-3 is still in the source: nothing sent
+    outcomes = [(r.user_id, r.outcome, r.detail) for r in executor.outcome.results]
+    assert outcomes == [
+        ("id-1", "applied", "left: absent from the source, confirmed by an exact lookup"),
+        ("id-2", "failed", "refused by Keycloak: no user with id id-2"),
+        ("id-3", "skipped", "still in the source (left out of the listing: a scope or filter change?)"),
+    ]
+    assert executor.in_bulk
+
+
+def test_where_the_plugin_declines_the_admin_api_makes_every_change() -> None:
+    gateway, executor = leavers_run(None)
+
+    assert gateway.calls == [
+        ("change_users", ["id-1", "id-2", "id-3"]),
+        ("replace_user", ("id-1", False)), ("logout_user", "id-1"),
+        ("replace_user", ("id-2", False)), ("logout_user", "id-2"),
+        ("replace_user", ("id-3", False)), ("logout_user", "id-3"),
+    ]  # fmt: skip
+    assert [result.outcome for result in executor.outcome.results] == ["applied"] * 3
+    assert not executor.in_bulk
