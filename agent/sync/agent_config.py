@@ -69,7 +69,7 @@ class SyncSpec(Spec):
     keycloak_write: Literal["plugin", "admin-api"] = Field(
         default="plugin",
         description="plugin: people's changes (updates, grants, revokes, leavers) go to the idp-agent Keycloak plugin "
-        "a hundred people a request, one transaction each, where it takes them (not with user federation), else as "
+        "twenty people a request, one transaction each, where it takes them (not with user federation), else as "
         "admin-api; admin-api: a PUT per person and a request per group, role mapping, logout and consent",
     )
 

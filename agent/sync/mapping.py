@@ -22,6 +22,7 @@ from agent.sync.transforms import WrittenDate
 
 CONFIGURE_TOTP = "CONFIGURE_TOTP"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_UTC = ZoneInfo("UTC")
 
 LeftOutKind = Literal["future-start", "no-creating-source", "incomplete-source"]
 
@@ -328,7 +329,7 @@ def _origin(spec: MapperSpec, name: str, source: str, losers: tuple[str, ...], d
 
 def _zone(chosen: tuple[SourceValue, Mapped] | None) -> tzinfo:
     if chosen is None:
-        return ZoneInfo("UTC")
+        return _UTC
     name = chosen[0]
     if not isinstance(name, str):
         raise Refused("timezone: several values")
@@ -381,9 +382,8 @@ def _reject_shared_names(
         if user.email:
             owners[("email", user.email)].append(user.external_id)
     reasons: dict[str, list[str]] = defaultdict(list)
-    for (key, _value), ids in sorted(owners.items()):
-        if len(ids) < 2:
-            continue
+    shared = sorted((owner, ids) for owner, ids in owners.items() if len(ids) > 1)  # sorting all 10k costs 0.05 s
+    for (key, _value), ids in shared:
         for external_id in ids:
             others = ", ".join(sorted(other for other in ids if other != external_id))
             reasons[external_id].append(f"duplicate {key} (also the {key} of id {others})")
