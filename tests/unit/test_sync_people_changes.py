@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from agent.errors import Rejected
+from agent.errors import Interrupted, Rejected
 from agent.keycloak import KeycloakGateway, Role, User
 from agent.keycloak.models import UserChange
 from agent.sync.executor import SyncExecutor
@@ -140,3 +140,32 @@ def test_where_the_plugin_declines_the_admin_api_makes_every_change() -> None:
     ]  # fmt: skip
     assert [result.outcome for result in executor.outcome.results] == ["applied"] * 3
     assert not executor.in_bulk
+
+
+def test_after_the_plugin_declines_people_are_written_one_by_one_until_asked_to_stop() -> None:
+    items = tuple(SyncItem("disable", f"{n}", f"user{n}", f"id-{n}", reason="left") for n in (1, 2, 3))
+    stopping = False
+
+    def should_stop() -> bool:
+        return stopping
+
+    class StoppingGateway(FakeGateway):
+        def logout_user(self, realm: str, user_id: str) -> None:
+            nonlocal stopping
+            super().logout_user(realm, user_id)
+            stopping = True  # SIGTERM while the first person is being written
+
+    gateway = StoppingGateway(None)
+    executor = SyncExecutor(
+        cast(KeycloakGateway, gateway), SyncPlan("acme", "hr", items), now=NOW, attribute_names=(),
+        lookup=lambda _: NotFound(), live_users={f"id-{n}": User.from_json(raw_user(n)) for n in (1, 2, 3)},
+        workers=1, should_stop=should_stop,
+    )  # fmt: skip
+
+    with pytest.raises(Interrupted):
+        executor.run()
+
+    assert [call for call in gateway.calls if call[0] != "change_users"] == [
+        ("replace_user", ("id-1", False)), ("logout_user", "id-1"),
+    ]  # fmt: skip
+    assert [(result.user_id, result.outcome) for result in executor.outcome.results] == [("id-1", "applied")]
