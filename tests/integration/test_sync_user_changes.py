@@ -4,6 +4,8 @@ made, leavers' sessions, consents and offline tokens end, and the plugin decline
 
 from __future__ import annotations
 
+import json
+
 import requests
 
 from agent.keycloak import KeycloakGateway, UserDraft
@@ -19,7 +21,8 @@ PASSWORD = "Changes-password-1!"
 
 
 def seed(connection: KeycloakConnection, gateway: KeycloakGateway, realm: str) -> dict[str, str]:
-    """Groups /a and /b, realm roles r1 and r2, client `app` with role viewer; users one to four."""
+    """Groups /a and /b, realm roles r1 and r2, client `app` with role viewer; users one to four; admin events
+    kept with their representations."""
     apply_spec(
         connection,
         spec_of(
@@ -28,6 +31,7 @@ def seed(connection: KeycloakConnection, gateway: KeycloakGateway, realm: str) -
                 "roles": [{"name": "r1"}, {"name": "r2"}],
                 "groups": [{"path": "/a"}, {"path": "/b"}],
                 "user_profile": {"unmanaged_attributes": "admin_edit"},
+                "events": {"admin_events": True, "admin_events_details": True},
             }
         ),
     )
@@ -78,6 +82,10 @@ def test_a_change_makes_exactly_what_it_names(
     assert [role.name for role in gateway.user_client_roles(realm, ids["one"], ids["app"])] == ["viewer"]
     two = gateway.get_user(realm, ids["two"])
     assert two is not None and two.first_name == "Two" and dict(two.attributes) == {"keep": ("x",), "drop": ("y",)}
+    # An admin event, as the admin API's own writes leave, with the change as its representation.
+    [event] = gateway._get(admin_path(realm, "admin-events"), {"resourceTypes": "USER", "operationTypes": "UPDATE"})
+    assert event["resourcePath"] == f"users/{ids['one']}"
+    assert json.loads(event["representation"])["fields"] == {"firstName": "Renamed", "email": "renamed@example.org"}
 
 
 def test_a_change_keycloak_cannot_make_is_refused_whole_and_the_rest_are_made(

@@ -15,6 +15,8 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.stream.Collectors;
 import org.keycloak.common.util.Time;
+import org.keycloak.events.admin.OperationType;
+import org.keycloak.events.admin.ResourceType;
 import org.keycloak.models.ClientModel;
 import org.keycloak.models.GroupModel;
 import org.keycloak.models.KeycloakSession;
@@ -26,6 +28,8 @@ import org.keycloak.models.UserSessionModel;
 import org.keycloak.services.managers.AuthenticationManager;
 import org.keycloak.services.managers.UserConsentManager;
 import org.keycloak.services.managers.UserSessionManager;
+import org.keycloak.services.resources.admin.AdminAuth;
+import org.keycloak.services.resources.admin.AdminEventBuilder;
 import org.keycloak.services.resources.admin.fgap.AdminPermissionEvaluator;
 import org.keycloak.services.resources.admin.fgap.AdminPermissions;
 
@@ -93,7 +97,8 @@ public final class UserChanges {
     @Consumes(MediaType.APPLICATION_JSON)
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> apply(Batch batch) {
-        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
+        AdminAuth auth = Callers.authenticate(session, realm);
+        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, auth);
         Callers.refuseFederation(realm);
         List<Change> changes = batch == null || batch.users == null ? List.of() : batch.users;
         if (changes.size() > MAX_CHANGES) {
@@ -104,10 +109,16 @@ public final class UserChanges {
         for (Change change : changes) {
             checked.add(check(change, permissions));
         }
+        // As the admin API does for its own writes: an admin event per user changed (kept where the realm keeps
+        // admin events), with the change as its representation.
+        AdminEventBuilder events = new AdminEventBuilder(realm, auth, session, session.getContext().getConnection())
+                .resource(ResourceType.USER);
         List<Map<String, String>> refused = new ArrayList<>();
         for (Resolved resolved : checked) {
             if (resolved.problem == null) {
                 write(resolved);
+                events.clone(session).operation(OperationType.UPDATE).resourcePath("users", resolved.user.getId())
+                        .representation(resolved.change).detail("via", "idp-agent users/changes").success();
             } else {
                 Map<String, String> failure = new LinkedHashMap<>();
                 failure.put("id", resolved.change.id);
