@@ -45,7 +45,7 @@ def read_source_ids(config: AgentConfig, realm: str, env: Mapping[str, str], now
         reads = [build_source(cfg).read() for cfg in config.sources if cfg.name in sync.sources]
         if not all(read.complete for read in reads):
             return None
-        found = ids_from_mapping(map_sources(reads, mapper, now))
+        found = ids_from_mapping(map_sources(reads, mapper, now, traced=False))
         listed |= found.listed
         leavers |= found.leavers
     return SourceIds(frozenset(listed), frozenset(leavers)) if targeted else None

@@ -140,9 +140,10 @@ class _Plan:
     lookahead: timedelta
     sources: frozenset[str]
     shared: _Shared
+    traced: bool
 
     @classmethod
-    def of(cls, spec: MapperSpec) -> _Plan:
+    def of(cls, spec: MapperSpec, *, traced: bool) -> _Plan:
         return cls(
             spec,
             frozenset(source for source in spec.sources if spec.creates_users(source)),
@@ -154,18 +155,20 @@ class _Plan:
             timedelta(seconds=spec.lookahead),
             frozenset(spec.sources),
             _Shared(),
+            traced,
         )
 
 
-def map_sources(reads: Sequence[SourceRead], spec: MapperSpec, now: datetime) -> MappingResult:
+def map_sources(reads: Sequence[SourceRead], spec: MapperSpec, now: datetime, *, traced: bool = True) -> MappingResult:
     """Map, merge, check and grant: the desired users of one run, deterministic whatever the record order.
+    `traced`: each user with their trace (for `sync explain`); without, `trace` is empty, the rest the same.
 
     A person is mapped from all of their records or from none: when one record of an id is rejected, the
     others of that id are rejected too. Raises ConfigError when a read names a source the spec lacks.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    plan = _Plan.of(spec)
+    plan = _Plan.of(spec, traced=traced)
     rejected: list[RejectedRecord] = []
     mapped: list[Mapped] = []
     for read in reads:
@@ -287,13 +290,16 @@ def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, no
     records = {item.source: item for item in ordered}
     chosen: dict[str, tuple[SourceValue, Mapped]] = {}
     # Not shared: one per record, never the same twice.
-    trace = [TraceStep(shared.same(f"record {item.source}"), item.record.where or "?") for item in ordered]
+    traced = plan.traced
+    trace = [TraceStep(shared.same(f"record {item.source}"), item.record.where or "?") for item in ordered if traced]
     for name, order in plan.merge_orders.items():
         givers = [records[source] for source in order if source in records and name in records[source].values]
         if givers:
             chosen[name] = (givers[0].values[name], givers[0])
-            losers = tuple(giver.source for giver in givers[1:])
-            trace.append(shared.field_step(spec, name, givers[0].source, losers, defaulted=name in givers[0].defaulted))
+            if traced:
+                losers = tuple(giver.source for giver in givers[1:])
+                defaulted = name in givers[0].defaulted
+                trace.append(shared.field_step(spec, name, givers[0].source, losers, defaulted=defaulted))
     zone = _zone(chosen.get("timezone"))
     values: dict[str, Value] = {}
     for name, (value, item) in chosen.items():
@@ -307,10 +313,14 @@ def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, no
     _require_names(values)
     start, end = _instant(values.get("start_date")), _instant(values.get("end_date"))
     if start is not None and end is not None and end <= start:
-        trace.append(shared.step("end", f"end_date {end.isoformat()} is not after start_date: an earlier employment"))
+        if traced:
+            trace.append(
+                shared.step("end", f"end_date {end.isoformat()} is not after start_date: an earlier employment")
+            )
         end = None
     status, (what, because) = _status(values.get("status"), chosen.get("status"), end, now)
-    trace.append(shared.step(what, because))
+    if traced:
+        trace.append(shared.step(what, because))
     refs = tuple((item.source, item.record.where) for item in ordered)
     return _Person(external_id, refs, values, zone, status, start, end, tuple(trace))
 
@@ -407,13 +417,15 @@ def _desired_user(person: _Person, plan: _Plan, now: datetime) -> DesiredUser:
     client_roles: set[tuple[str, str]] = set()
     for index, rule in enumerate(spec.rules):
         matched, why = _rule_matches(rule, person, now)
-        trace += shared.rule_steps(index, rule, matched, why)
+        if plan.traced:
+            trace += shared.rule_steps(index, rule, matched, why)
         if matched:
             groups.update(rule.grant.groups)
             realm_roles.update(rule.grant.realm_roles)
             client_roles.update((client, role) for client, roles in rule.grant.client_roles.items() for role in roles)
     actions, action_steps = _required_actions(spec, groups, realm_roles)
-    trace += [shared.step(what, because) for what, because in action_steps]
+    if plan.traced:
+        trace += [shared.step(what, because) for what, because in action_steps]
     values = person.values
     return DesiredUser(
         external_id=person.external_id,

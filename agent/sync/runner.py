@@ -102,7 +102,7 @@ def prepare_sync(
         # one thread) is left to this thread, so a read that needs the last run's records comes after.
         early = pool.submit(read_keycloak_early, gateway, mapper.realm, sync, attribute_names)
         reads = {name: source.read() for name, source in sources.items()}
-        mapping = map_sources(list(reads.values()), mapper, now)
+        mapping = map_sources(list(reads.values()), mapper, now, traced=False)  # traces serve `sync explain`
         editable, by_plugin = early.result()
     records = store.sync_records
     read = by_plugin or read_keycloak(

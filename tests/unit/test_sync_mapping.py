@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -773,3 +774,26 @@ def test_the_demo_hr_feed_matches_the_demo_directory() -> None:
     approvers = sorted(user.username for user in result.users if "finance-approver" in user.realm_roles)
     assert approvers == ["gharris", "jbrown"]
     assert len({user.start.utcoffset() for user in result.users if user.start}) > 3  # several time zones
+
+
+def test_without_traces_the_mapping_is_the_same_but_for_the_traces() -> None:
+    """The sync maps without traces (they serve `sync explain`): every user, grant, rejection and left-out
+    record must be what the traced mapping gives."""
+    hr_records = [
+        hr("1001", where="line 2"),
+        hr("1002", where="line 3", Department="Finance"),
+        hr("1003", where="line 4", Email="shared@example.org"),
+        hr("1004", where="line 5", Email="SHARED@example.org"),
+        hr("1006", where="line 7", StartDate="yesterday"),
+        hr("1011", where="line 13", StartDate="2099-01-01"),
+        hr("1012", where="line 14", Status="Terminated"),
+    ]
+    reads = [SourceRead("hr", tuple(hr_records), True), SourceRead("ldap", (ldap("1001"), ldap("1002")), True)]
+
+    traced = map_sources(reads, SPEC, NOW)
+    untraced = map_sources(reads, SPEC, NOW, traced=False)
+
+    assert all(user.trace for user in traced.users) and not any(user.trace for user in untraced.users)
+    assert untraced.users == tuple(replace(user, trace=()) for user in traced.users)
+    assert (untraced.rejected, untraced.left_out) == (traced.rejected, traced.left_out)
+    assert any(user.groups or user.realm_roles for user in untraced.users)
