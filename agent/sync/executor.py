@@ -11,15 +11,13 @@ results are recorded in plan order, RECORD_CHUNK at a time (one more transaction
 journal record before it is sent, even if the agent is killed mid-window (an intent without an outcome:
 sent or not, the next run converges), at two disk flushes per window rather than two per write. When a
 step fails with Keycloak unavailable, nothing new is started; what was already running finishes and is
-recorded, then the error is raised.
+recorded, then the error is raised. The worker map is agent/sync/worker_map.py; people's changes made in bulk
+through the plugin, agent/sync/people_changes.py.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -40,6 +38,7 @@ from agent.sync.people_changes import (
 )
 from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan, desired_grants
 from agent.sync.quick_read import user_record
+from agent.sync.worker_map import ordered_map, windows
 
 # partialImport runs a batch in one transaction whose cost per user grows with the batch size
 # (10k users: batches of 500 took 3.7x as long as batches of 50). Small batches, several at a time.
@@ -52,6 +51,7 @@ RECORD_CHUNK = 100
 Outcome = Literal["applied", "failed", "skipped"]
 # Fields of a user's representation that say whether and how they may log in; written only on purpose.
 ACCOUNT_STATE_FIELDS = frozenset({"enabled", "requiredActions"})
+Unit = TypeVar("Unit")
 
 
 @dataclass(frozen=True)
@@ -117,62 +117,12 @@ def import_representation(
     return representation
 
 
-Input = TypeVar("Input")
-
-
 @dataclass
 class Done:
     """What one unit of work (an import batch, one person's steps) produced; `error` stops the run."""
 
     results: list[ItemResult] = field(default_factory=list)
     error: Exception | None = None
-
-
-def windows(units: Iterable[Input], items_of: Callable[[Input], list[SyncItem]], size: int) -> Iterator[list[Input]]:
-    """`units` in consecutive windows of whole units holding at least `size` items each (the last may hold
-    fewer); taken lazily, so import representations are built only as their window comes up."""
-    window: list[Input] = []
-    count = 0
-    for unit in units:
-        window.append(unit)
-        count += len(items_of(unit))
-        if count >= size:
-            yield window
-            window, count = [], 0
-    if window:
-        yield window
-
-
-def ordered_map(function: Callable[[Input], Done], inputs: Iterable[Input], *, workers: int) -> Iterator[Done]:
-    """`function` over `inputs` on `workers` threads, yielded in input order, a bounded number in flight.
-
-    After a result with an error nothing new is started; the units already running finish and are yielded
-    too (their writes were made and must be recorded). `function` reports failures in `Done.error`.
-    """
-    if workers <= 1:
-        for value in inputs:
-            done = function(value)
-            yield done
-            if done.error is not None:
-                return
-        return
-    pending: deque[Future[Done]] = deque()
-    remaining = iter(inputs)
-    stopped = False
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-        try:
-            while True:
-                if not stopped:
-                    for value in itertools.islice(remaining, 2 * workers - len(pending)):
-                        pending.append(pool.submit(function, value))
-                if not pending:
-                    return
-                done = pending.popleft().result()
-                stopped = stopped or done.error is not None
-                yield done
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 class SyncExecutor:
@@ -236,13 +186,13 @@ class SyncExecutor:
         return self.outcome
 
     def _apply_all(
-        self, units: Iterable[Input], function: Callable[[Input], Done], items_of: Callable[[Input], list[SyncItem]]
+        self, units: Iterable[Unit], function: Callable[[Unit], Done], items_of: Callable[[Unit], list[SyncItem]]
     ) -> None:
         """Run every unit on the workers without a pause between windows: a window's intents are recorded
         (one transaction) when its first unit is about to be sent, while earlier units are still running, and
         results are recorded in plan order as they come back (one transaction per RECORD_CHUNK)."""
 
-        def unless_stopping(unit: Input) -> Done:
+        def unless_stopping(unit: Unit) -> Done:
             # Asked to stop (SIGTERM): no new unit starts; those under way finish and are recorded.
             if self._should_stop():
                 return Done(error=Interrupted("stopped between items: the agent is shutting down"))
@@ -250,7 +200,7 @@ class SyncExecutor:
 
         cut_short = False
 
-        def announced() -> Iterator[Input]:
+        def announced() -> Iterator[Unit]:
             nonlocal cut_short
             for window in windows(units, items_of, RECORD_CHUNK):
                 if self._should_stop():

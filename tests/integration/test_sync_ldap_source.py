@@ -26,7 +26,8 @@ from agent.stack.processes import free_port
 from agent.stack.slapd import SizeLimits
 from agent.sync.model import Found, NotFound, SourceRead
 from agent.sync.sources import build_source, parse_source_config
-from agent.sync.sources.ldap_source import LdapSource, dn_key, escape_dn_value, exact_filter, open_connection
+from agent.sync.sources.ldap_connection import open_connection
+from agent.sync.sources.ldap_source import LdapSource, dn_key, escape_dn_value, exact_filter
 from tests.harness import ldap_directory as harness
 from tests.harness.ldap_directory import SUFFIX, DirectoryFactory, numbered_people
 

@@ -16,8 +16,8 @@ from agent.sync.sources.common import check_external_id, find_by_field, index_by
 from agent.sync.sources.config import LdapSourceConfig
 from agent.sync.sources.http_client import MAX_RETRY_AFTER_SECONDS, backoff_seconds, safe_url
 from agent.sync.sources.http_json import MISSING, flatten_json, total_of, value_at
+from agent.sync.sources.ldap_connection import describe_error
 from agent.sync.sources.ldap_source import (
-    describe_error,
     dn_key,
     escape_dn_value,
     exact_filter,

@@ -12,10 +12,11 @@ from typing import Any, cast
 import pytest
 
 from agent.keycloak import KeycloakGateway
-from agent.sync.executor import Done, ItemResult, SyncExecutor, ordered_map, windows
+from agent.sync.executor import Done, ItemResult, SyncExecutor
 from agent.sync.live import full_representation, split_directory
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.plan import Grants, SyncItem, SyncPlan
+from agent.sync.worker_map import ordered_map, windows
 
 SOURCE = "workforce"
 

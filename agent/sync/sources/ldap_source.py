@@ -1,4 +1,5 @@
-"""The `ldap` source: an ldap3 paged search over LDAPS or StartTLS, the certificate always verified.
+"""The `ldap` source: an ldap3 paged search over LDAPS or StartTLS, the certificate always verified (the
+connection: agent/sync/sources/ldap_connection.py).
 
 Every value put into a filter is escaped with `escape_filter_chars` (RFC 4515). The source never builds a
 DN from a value: it finds entries by filter (`escape_dn_value` is the way to build one: escape_rdn, NUL fixed);
@@ -9,31 +10,25 @@ referral ...) and any connection trouble makes a read incomplete; ldap3 does not
 
 from __future__ import annotations
 
-import contextlib
 import re
-import ssl
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
-from ldap3.strategy.sync import SyncStrategy
-from ldap3.utils.conv import escape_filter_chars, to_unicode
+from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
 from agent.errors import SourceUnavailable
-from agent.secrets import HIDDEN
 from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
 from agent.sync.sources.common import check_external_id, settle_lookups
 from agent.sync.sources.config import LdapGroupsSpec, LdapSourceConfig
+from agent.sync.sources.ldap_connection import close_connection, describe_error, open_connection
 
 Answer = TypeVar("Answer")
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
-SEARCH_RESULT_ENTRY = 4  # the protocolOp tag of a SearchResultEntry (RFC 4511 4.5.2)
-DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 GROUPS_FIELD = "groups"
 DN_FIELD = "dn"
 SCOPES = {"one": ldap3.LEVEL, "subtree": ldap3.SUBTREE}
@@ -72,7 +67,7 @@ class LdapSource:
         except (ldap_errors.LDAPException, OSError) as error:
             problem = describe_error(error, self.config)
         finally:
-            _close(connection)
+            close_connection(connection)
         records = tuple(progress.records)
         return SourceRead(self.name, records, complete=not problem, problem=problem, pages=progress.pages)
 
@@ -104,103 +99,11 @@ class LdapSource:
             try:
                 return search(connection)
             finally:
-                _close(connection)
+                close_connection(connection)
         except SearchIncomplete as error:
             raise SourceUnavailable(f"source {self.name}: lookup: {error}") from None
         except (ldap_errors.LDAPException, OSError) as error:
             raise SourceUnavailable(f"source {self.name}: lookup: {describe_error(error, self.config)}") from None
-
-
-def open_connection(config: LdapSourceConfig) -> ldap3.Connection:
-    """A bound connection: TLS first (LDAPS, or StartTLS before the bind), so the password never goes plain."""
-    password = config.bind_password.reveal()
-    if not password:
-        # An empty password makes a simple bind anonymous (RFC 4513 5.1.2): it would "succeed" and see nothing.
-        raise ldap_errors.LDAPPasswordIsMandatoryError("the bind password is empty")
-    parts = urlsplit(config.url)
-    mode = config.tls_mode
-    tls = None
-    if mode != "none":
-        ca_file = str(config.ca_file) if config.ca_file is not None else None
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
-    server = ldap3.Server(
-        parts.hostname or "",
-        port=parts.port or DEFAULT_PORTS[parts.scheme],
-        use_ssl=mode == "ldaps",
-        tls=tls,
-        connect_timeout=config.connect_timeout_seconds,
-        get_info=ldap3.NONE,
-    )
-    connection = ldap3.Connection(
-        server,
-        user=config.bind_dn,
-        password=password,
-        receive_timeout=config.receive_timeout_seconds,
-        raise_exceptions=True,
-        read_only=True,
-        auto_referrals=False,  # a referral would send our bind to another server
-        # Values are read raw (see entry_record); without this ldap3 also formats each one by the schema.
-        check_names=False,
-        # An attribute the entry lacks stays absent rather than an empty list (RawEntries keeps no `attributes`).
-        return_empty_attributes=False,
-        auto_bind=ldap3.AUTO_BIND_NONE,
-    )
-    connection.strategy.__class__ = RawEntries
-    try:
-        connection.open()
-        if mode == "start-tls":
-            _start_tls(connection)
-        connection.bind()
-    except BaseException:
-        _close(connection)
-        raise
-    return connection
-
-
-class RawEntries(SyncStrategy):  # type: ignore[misc]  # ldap3 has no type hints
-    """ldap3's synchronous strategy with search entries left as the server sent them: the DN and the raw
-    values by attribute name. The stock decoding also turns every value to text, through a case-insensitive
-    dict and a configuration lookup per value: two thirds of the CPU a read of 10k entries costs, for values
-    this source reads raw anyway (entry_record). Every other response is decoded as ldap3 does."""
-
-    def decode_response_fast(self, ldap_message: dict[str, Any]) -> dict[str, Any]:
-        payload = ldap_message["payload"]
-        if ldap_message["protocolOp"] != SEARCH_RESULT_ENTRY or _ranged(payload):
-            decoded: dict[str, Any] = super().decode_response_fast(ldap_message)
-            return decoded
-        raw_dn: bytes = payload[0][3]
-        raw_attributes = {_text(part[3][0][3]): [bytes(value[3]) for value in part[3][1][3]] for part in payload[1][3]}
-        return {"type": "searchResEntry", "raw_dn": raw_dn, "dn": _text(raw_dn), "raw_attributes": raw_attributes}
-
-
-def _ranged(payload: Any) -> bool:
-    """An entry with values sent in ranges (Active Directory's `member;range=0-1499`): ldap3 fetches the rest
-    of them itself (auto_range), on its own decoding."""
-    return any(b";range=" in part[3][0][3] for part in payload[1][3])
-
-
-def _text(value: bytes) -> str:
-    """DNs and attribute names are UTF-8 (RFC 4511 4.1.2-3); what is not is read as ldap3 reads it."""
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return str(to_unicode(value, from_server=True))
-
-
-def _start_tls(connection: ldap3.Connection) -> None:
-    """StartTLS, raising LDAPStartTLSError when the server refuses it or the certificate fails: never plain."""
-    try:
-        started = connection.start_tls()
-    except ldap_errors.LDAPOperationResult as refused:
-        raise ldap_errors.LDAPStartTLSError(f"startTLS failed - {refused.description}") from None
-    if not started or not connection.tls_started:
-        raise ldap_errors.LDAPStartTLSError("startTLS failed - notStarted")
-
-
-def _close(connection: ldap3.Connection) -> None:
-    # When the connection is gone already there is nothing to release.
-    with contextlib.suppress(ldap_errors.LDAPException, OSError):
-        connection.unbind()
 
 
 def read_directory(config: LdapSourceConfig, connection: ldap3.Connection, progress: ReadProgress) -> None:
@@ -452,59 +355,3 @@ def dn_key(dn: str) -> str:
     if components is None:
         return dn.strip().lower()
     return ",".join(f"{attribute.lower()}={unescape_dn_value(value).lower()}" for attribute, value in components)
-
-
-def describe_error(error: BaseException, config: LdapSourceConfig) -> str:
-    """What went wrong, for an operator: the LDAP result or the connection failure, never the password."""
-    where = _server(config)
-    text: str
-    if isinstance(error, ldap_errors.LDAPInvalidCredentialsResult):
-        text = f"bind as {config.bind_dn} refused: invalidCredentials (wrong or rotated password?)"
-    elif isinstance(error, ldap_errors.LDAPOperationResult):
-        message = f": {error.message}" if error.message else ""
-        text = f"{where} answered {error.description}{message}"
-    elif isinstance(error, ldap_errors.LDAPPasswordIsMandatoryError):
-        text = "the bind password is empty (it would bind anonymously)"
-    elif isinstance(error, ldap_errors.LDAPCertificateError | ldap_errors.LDAPStartTLSError) or _is_tls(error):
-        text = f"TLS with {where} failed, nothing was sent in plain text: {_tls_reason(error)}"
-    elif isinstance(error, ldap_errors.LDAPSocketOpenError):
-        text = f"cannot connect to {where}: {_socket_reason(error)}"
-    elif isinstance(error, ldap_errors.LDAPSocketReceiveError | ldap_errors.LDAPResponseTimeoutError | TimeoutError):
-        text = f"{where} did not answer within {config.receive_timeout_seconds} s (or the connection broke)"
-    elif isinstance(error, ldap_errors.LDAPSessionTerminatedByServerError | ldap_errors.LDAPSocketSendError):
-        text = f"{where} closed or reset the connection"
-    else:
-        text = f"{where}: {type(error).__name__}: {error}"
-    return _without_password(text, config)
-
-
-def _server(config: LdapSourceConfig) -> str:
-    parts = urlsplit(config.url)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
-
-
-def _is_tls(error: BaseException) -> bool:
-    return isinstance(error, ssl.SSLError) or "ssl" in str(error).lower() or "certificate" in str(error).lower()
-
-
-def _tls_reason(error: BaseException) -> str:
-    text = str(error)
-    if "doesn't match" in text or "hostname" in text.lower():
-        return "the certificate does not match the server's host name"
-    found = re.search(r"certificate verify failed: ([^(')\]]+)", text)
-    if found:
-        return f"certificate verify failed: {found.group(1).strip()}"
-    found = re.search(r"startTLS failed - (\w+)", text)
-    if found:
-        return f"the server refused StartTLS ({found.group(1)})"
-    return re.sub(r"\{.*\}", "", text)[:200]  # ldap3 may print the whole certificate; keep it short
-
-
-def _socket_reason(error: BaseException) -> str:
-    found = re.search(r"\[Errno \d+\] ([^\]',)]+)", str(error))
-    return found.group(1).strip() if found else str(error)[:200]
-
-
-def _without_password(text: str, config: LdapSourceConfig) -> str:
-    password = config.bind_password.reveal()
-    return text.replace(password, HIDDEN) if password else text
