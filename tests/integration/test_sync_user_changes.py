@@ -190,3 +190,79 @@ def test_a_service_account_is_not_changed_in_bulk(
     assert refused == {robot.id: "a service account is changed through its client"}
     still = gateway.get_user(realm, robot.id)
     assert still is not None and still.enabled
+
+
+def test_a_member_of_a_subgroup_is_made_a_direct_member_of_its_parent(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    # Keycloak's isMemberOf counts subgroups: /a/sub made "one" look like a member of /a already.
+    ids = seed(keycloak_connection, gateway, realm)
+    sub = gateway.create_group(realm, "sub", parent_id=ids["/a"])
+    for name in ("one", "two"):
+        gateway.add_user_to_group(realm, ids[name], sub)
+
+    refused = gateway.change_users(
+        realm, [UserChange(ids["one"], join_groups=(ids["/a"],)), UserChange(ids["two"], leave_groups=(ids["/a"],))]
+    )
+
+    assert refused == {}
+    assert set(gateway.user_group_paths(realm, ids["one"])) == {"/a", "/a/sub", "/b"}
+    assert set(gateway.user_group_paths(realm, ids["two"])) == {"/a/sub"}  # not a direct member: nothing to leave
+
+
+def test_a_user_twice_in_a_request_or_a_change_that_contradicts_itself_is_refused(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    ids = seed(keycloak_connection, gateway, realm)
+    changes = [
+        UserChange(ids["one"], fields={"lastName": "First"}),
+        UserChange(ids["one"], fields={"lastName": "Second"}),
+        UserChange(ids["two"], join_groups=(ids["/a"],), leave_groups=(ids["/a"],)),
+        UserChange(ids["three"], grant_realm_roles=("r1",), revoke_realm_roles=("r1",)),
+    ]
+
+    refused = gateway.change_users(realm, changes)
+
+    assert refused == {
+        ids["one"]: f"user {ids['one']} is changed twice in one request",
+        ids["two"]: f"group {ids['/a']} is both joined and left",
+        ids["three"]: "role r1 is both granted and revoked",
+    }
+    one = gateway.get_user(realm, ids["one"])
+    assert one is not None and one.last_name == "First"
+    assert gateway.user_group_paths(realm, ids["two"]) == []
+    assert "r1" not in {role.name for role in gateway.user_realm_roles(realm, ids["three"])}
+
+
+def test_many_users_changed_in_one_request_each_end_as_their_change_says(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    # One transaction, written in Keycloak's batch mode (no flush between users): every row must still land.
+    ids = seed(keycloak_connection, gateway, realm)
+    people = [
+        gateway.create_user(realm, UserDraft(f"p{n:02d}", email=f"p{n:02d}@example.org", attributes={"dept": ("old",)}))
+        for n in range(40)
+    ]
+    for user_id in people:
+        gateway.add_user_to_group(realm, user_id, ids["/b"])
+    changes = [
+        UserChange(
+            user_id,
+            fields={"email": f"moved{n:02d}@example.org", "enabled": n % 3 != 0},
+            attributes={"dept": [f"new{n}"], "extra": ["x", "y"]} if n % 2 else {"dept": None},
+            join_groups=(ids["/a"],),
+            leave_groups=(ids["/b"],),
+            grant_realm_roles=("r1",),
+        )
+        for n, user_id in enumerate(people)
+    ]
+
+    assert gateway.change_users(realm, changes) == {}
+
+    for n, user_id in enumerate(people):
+        user = gateway.get_user(realm, user_id)
+        assert user is not None
+        assert (user.email, user.enabled) == (f"moved{n:02d}@example.org", n % 3 != 0)
+        assert dict(user.attributes) == ({"dept": (f"new{n}",), "extra": ("x", "y")} if n % 2 else {})
+        assert gateway.user_group_paths(realm, user_id) == ["/a"]
+        assert "r1" in {role.name for role in gateway.user_realm_roles(realm, user_id)}

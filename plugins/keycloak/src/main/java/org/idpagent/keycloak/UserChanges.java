@@ -7,6 +7,7 @@ import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
 import jakarta.ws.rs.core.MediaType;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -15,6 +16,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.stream.Collectors;
 import org.keycloak.common.util.Time;
+import org.keycloak.connections.jpa.support.EntityManagers;
 import org.keycloak.events.admin.OperationType;
 import org.keycloak.events.admin.ResourceType;
 import org.keycloak.models.ClientModel;
@@ -42,8 +44,9 @@ import org.keycloak.services.resources.admin.fgap.AdminPermissions;
  * and consent revocation do).
  *
  * <p>A change is checked whole before any of it is made: the user exists and is not a service account, every group
- * and role named exists, a new email or username is not another user's. One that fails is reported and left out;
- * the rest are made. Permissions are those of the admin API calls it replaces: manage the user, manage group
+ * and role named exists, a new email or username is not another user's, no group is both joined and left and no
+ * role both granted and revoked, and the user has no other change in the request. One that fails is reported and
+ * left out; the rest are made. Group membership is direct membership, as in the admin API. Permissions are those of the admin API calls it replaces: manage the user, manage group
  * membership, map each role. Applying the same changes again leaves the same state, so the request is a PUT. Only
  * for realms without user federation (409 otherwise): a federated user's changes may have to reach LDAP, which the
  * admin API handles.
@@ -104,22 +107,19 @@ public final class UserChanges {
         if (changes.size() > MAX_CHANGES) {
             throw new BadRequestException("at most " + MAX_CHANGES + " changes a request");
         }
-        // Every change is checked, and every permission, before the first write: a refusal (403) writes nothing.
+        // In Keycloak's batch mode, as its realm import writes users: its JPA code leaves out the flush after each
+        // insert, and queries do not flush first. Each of those flushes walks every entity the request has loaded,
+        // so a request's cost grew with the square of its size. Nothing here reads what it wrote: each user comes
+        // once, and no change joins and leaves one group or grants and revokes one role (see resolve).
         List<Resolved> checked = new ArrayList<>(changes.size());
-        for (Change change : changes) {
-            checked.add(check(change, permissions));
-        }
-        // As the admin API does for its own writes: an admin event per user changed (kept where the realm keeps
-        // admin events), with the change as its representation.
-        AdminEventBuilder events = new AdminEventBuilder(realm, auth, session, session.getContext().getConnection())
-                .resource(ResourceType.USER);
+        EntityManagers.runInBatch(session, () -> {
+            // Every change is checked, and every permission, before the first write: a refusal (403) writes nothing.
+            checked.addAll(checkAll(changes, permissions));
+            writeAll(checked, auth);
+        }, false);
         List<Map<String, String>> refused = new ArrayList<>();
         for (Resolved resolved : checked) {
-            if (resolved.problem == null) {
-                write(resolved);
-                events.clone(session).operation(OperationType.UPDATE).resourcePath("users", resolved.user.getId())
-                        .representation(resolved.change).detail("via", "idp-agent users/changes").success();
-            } else {
+            if (resolved.problem != null) {
                 Map<String, String> failure = new LinkedHashMap<>();
                 failure.put("id", resolved.change.id);
                 failure.put("error", resolved.problem);
@@ -127,6 +127,29 @@ public final class UserChanges {
             }
         }
         return Map.of("users", refused);
+    }
+
+    private List<Resolved> checkAll(List<Change> changes, AdminPermissionEvaluator permissions) {
+        List<Resolved> checked = new ArrayList<>(changes.size());
+        Set<String> seen = new HashSet<>();
+        for (Change change : changes) {
+            checked.add(change.id != null && !seen.add(change.id) ? twice(change) : check(change, permissions));
+        }
+        return checked;
+    }
+
+    /** The changes that passed their checks, each with an admin event as the admin API leaves for its own writes
+     * (kept where the realm keeps admin events), the change as its representation. */
+    private void writeAll(List<Resolved> checked, AdminAuth auth) {
+        AdminEventBuilder events = new AdminEventBuilder(realm, auth, session, session.getContext().getConnection())
+                .resource(ResourceType.USER);
+        for (Resolved resolved : checked) {
+            if (resolved.problem == null) {
+                write(resolved);
+                events.clone(session).operation(OperationType.UPDATE).resourcePath("users", resolved.user.getId())
+                        .representation(resolved.change).detail("via", "idp-agent users/changes").success();
+            }
+        }
     }
 
     /** The change with what it names found in the realm, or the problem that keeps it from being made. */
@@ -171,8 +194,13 @@ public final class UserChanges {
                 }
             });
         }
-        resolved.joins.stream().filter(group -> !user.isMemberOf(group)).forEach(user::joinGroup);
-        resolved.leaves.stream().filter(user::isMemberOf).forEach(user::leaveGroup);
+        if (!resolved.joins.isEmpty() || !resolved.leaves.isEmpty()) {
+            // Direct membership, as the admin API's group join and leave check it: isMemberOf also counts the
+            // subgroups, so a member of /staff/engineering would never be made a direct member of /staff.
+            Set<String> direct = user.getGroupsStream().map(GroupModel::getId).collect(Collectors.toSet());
+            resolved.joins.stream().filter(group -> !direct.contains(group.getId())).forEach(user::joinGroup);
+            resolved.leaves.stream().filter(group -> direct.contains(group.getId())).forEach(user::leaveGroup);
+        }
         resolved.grants.stream().filter(role -> !user.hasDirectRole(role)).forEach(user::grantRole);
         resolved.revokes.stream().filter(user::hasDirectRole).forEach(user::deleteRoleMapping);
         if (change.endSessions) {
@@ -210,7 +238,30 @@ public final class UserChanges {
         String problem = realmRoles(change.grantRealmRoles, resolved.grants);
         problem = problem != null ? problem : realmRoles(change.revokeRealmRoles, resolved.revokes);
         problem = problem != null ? problem : clientRoles(change.grantClientRoles, resolved.grants);
-        return problem != null ? problem : clientRoles(change.revokeClientRoles, resolved.revokes);
+        problem = problem != null ? problem : clientRoles(change.revokeClientRoles, resolved.revokes);
+        return problem != null ? problem : contradiction(resolved);
+    }
+
+    /** A change that would both join and leave a group, or grant and revoke a role, says nothing clear. */
+    private static String contradiction(Resolved resolved) {
+        for (GroupModel group : resolved.joins) {
+            if (resolved.leaves.contains(group)) {
+                return "group " + group.getId() + " is both joined and left";
+            }
+        }
+        for (RoleModel role : resolved.grants) {
+            if (resolved.revokes.contains(role)) {
+                return "role " + role.getName() + " is both granted and revoked";
+            }
+        }
+        return null;
+    }
+
+    /** A second change of a user in one request: refused, as which of the two should win is not said. */
+    private static Resolved twice(Change change) {
+        Resolved resolved = new Resolved(change);
+        resolved.problem = "user " + change.id + " is changed twice in one request";
+        return resolved;
     }
 
     private String checkUnique(Map<String, Object> fields, UserModel user) {
