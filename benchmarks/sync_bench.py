@@ -40,7 +40,7 @@ import yaml
 
 from agent.errors import KeycloakError
 from agent.keycloak import KeycloakGateway
-from agent.keycloak.models import USER_STORAGE_PROVIDER
+from agent.keycloak.models import USER_STORAGE_PROVIDER, UserChange
 from agent.keycloak.transport import RequestStats
 from agent.realm.engine import apply_plan, plan_realm
 from agent.realm.spec import RealmSpec
@@ -49,7 +49,7 @@ from agent.settings import KeycloakConnection
 from agent.stack.processes import free_port
 from agent.stack.slapd import SlapdInstance
 from agent.store.db import open_store
-from agent.sync import executor, runner
+from agent.sync import executor, people_changes, runner
 from agent.sync.agent_config import load_agent_config
 from agent.sync.executor import import_representation
 from agent.sync.guard import MAX_REMOVALS
@@ -703,13 +703,30 @@ def check_delta(gateway: KeycloakGateway, realm: str, people: int, delta: Delta,
 
 
 def warm_up(gateway: KeycloakGateway) -> None:
-    """Keycloak's JIT and caches warmed by one partialImport of 1,000 users into a throwaway realm."""
+    """Keycloak's JIT and caches warmed on each path the agent arms and C1 take, in a throwaway realm: a
+    partialImport of 1,000 users, the plugin pack's reads of them, and their changes through the plugin (an
+    attribute and a group join each, then a group leave, and a disable with sessions ended for every fifth). B1's
+    path is warmed by its own run at the sizes before (1k before 10k)."""
     name = f"bench-sync-warmup-{uuid.uuid4().hex[:6]}"
     gateway.create_realm(name)
     try:
         users = [{"username": f"warm{index}", "enabled": True} for index in range(WARM_UP_USERS)]
-        for offset in range(0, len(users), WARM_UP_BATCH):
-            gateway.import_users(name, users[offset : offset + WARM_UP_BATCH])
+        ids = [
+            imported.id
+            for offset in range(0, len(users), WARM_UP_BATCH)
+            for imported in gateway.import_users(name, users[offset : offset + WARM_UP_BATCH])
+        ]
+        list(gateway.plugin_raw_users(name) or ())
+        group = gateway.create_group(name, "warm")
+        rounds = [
+            [UserChange(user_id, attributes={"warm": ["1"]}, join_groups=(group,)) for user_id in ids],
+            [UserChange(user_id, leave_groups=(group,)) for user_id in ids[::2]],
+            [UserChange(user_id, fields={"enabled": False}, end_sessions=True) for user_id in ids[::5]],
+        ]
+        size = people_changes.PEOPLE_PER_REQUEST
+        for changes in rounds:
+            for offset in range(0, len(changes), size):
+                gateway.change_users(name, changes[offset : offset + size])
     finally:
         gateway.delete_realm(name)
 
