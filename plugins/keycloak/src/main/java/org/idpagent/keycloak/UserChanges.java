@@ -46,10 +46,10 @@ import org.keycloak.services.resources.admin.fgap.AdminPermissions;
  * <p>A change is checked whole before any of it is made: the user exists and is not a service account, every group
  * and role named exists, a new email or username is not another user's, no group is both joined and left and no
  * role both granted and revoked, and the user has no other change in the request. One that fails is reported and
- * left out; the rest are made. Group membership is direct membership, as in the admin API. Permissions are those of the admin API calls it replaces: manage the user, manage group
- * membership, map each role. Applying the same changes again leaves the same state, so the request is a PUT. Only
- * for realms without user federation (409 otherwise): a federated user's changes may have to reach LDAP, which the
- * admin API handles.
+ * left out; the rest are made. Group membership is direct membership, as in the admin API. Permissions are those
+ * of the admin API calls it replaces: manage the user, manage group membership, map each role. Applying the same
+ * changes again leaves the same state, so the request is a PUT. Only for realms without user federation (409
+ * otherwise): a federated user's changes may have to reach LDAP, which the admin API handles.
  */
 public final class UserChanges {
 
