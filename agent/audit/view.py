@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from agent.config.values import parse_duration
 from agent.errors import ConfigError
-from agent.realm.spec import parse_duration
 from agent.store import JournalEntry, JournalHead, VerifyResult
 from agent.store.values import canonical_json
 

@@ -25,7 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import Field, model_validator
 
-from agent.realm.spec import Duration, NonEmpty, SecretValue, Spec
+from agent.config.values import Duration, NonEmpty, SecretValue, Spec
 
 JobKind = Literal["sync", "drift", "sanctions", "events", "reviews", "retention"]
 AlertReason = Literal["failure", "staged", "drift"]

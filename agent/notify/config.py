@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from agent.realm.spec import FromEnv, NonEmpty, SecretValue, Spec
+from agent.config.values import FromEnv, NonEmpty, SecretValue, Spec
 
 DEFAULT_TEMPLATES_DIR = Path("policies") / "templates" / "sanctions"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})

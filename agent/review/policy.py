@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from agent.config.diagnostics import Diagnostic, Diagnostics, diagnostics_from_validation_error
 from agent.config.source import Document, load_document
-from agent.realm.spec import Duration, NonEmpty, Spec
+from agent.config.values import Duration, NonEmpty, Spec
 from agent.review.model import RoleRef, Severity
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
+from agent.config.values import parse_duration
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway
 from agent.locks import Locked
-from agent.realm.spec import parse_duration
 from agent.sanctions.live import find_user
 from agent.sanctions.service import (
     EnforceReport,

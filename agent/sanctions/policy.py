@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
 from agent.config.source import ConfigPath, Document, load_document
-from agent.realm.spec import Duration, NonEmpty, Spec
+from agent.config.values import Duration, NonEmpty, Spec
 from agent.store.sanctions import ClientRoleRef
 
 # Keycloak's client holding the realm's administration roles.

@@ -13,9 +13,9 @@ from pydantic import Field, model_validator
 
 from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
 from agent.config.source import load_document
+from agent.config.values import Duration, NonEmpty, Spec
 from agent.daemon.config import DaemonSpec
 from agent.notify.config import SmtpConfig
-from agent.realm.spec import Duration, NonEmpty, Spec
 from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, MAX_SHRINK_RATIO, SafetyLimits
 from agent.sync.plan import Retention
 from agent.sync.sources.config import SourceConfig

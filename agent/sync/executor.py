@@ -12,7 +12,8 @@ journal record before it is sent, even if the agent is killed mid-window (an int
 sent or not, the next run converges), at two disk flushes per window rather than two per write. When a
 step fails with Keycloak unavailable, nothing new is started; what was already running finishes and is
 recorded, then the error is raised. The worker map is agent/sync/worker_map.py; people's changes made in bulk
-through the plugin, agent/sync/people_changes.py.
+through the plugin, agent/sync/people_changes.py; what a created user's representation holds,
+agent/sync/representations.py.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from agent.errors import Interrupted, Rejected, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.store.sync_records import UserRecord
 from agent.sync.live import full_representation
-from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser, Found
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, Found
 from agent.sync.people_changes import (
     PEOPLE_PER_REQUEST,
     ChangeBuilder,
@@ -38,6 +39,7 @@ from agent.sync.people_changes import (
 )
 from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan, desired_grants
 from agent.sync.quick_read import user_record
+from agent.sync.representations import import_representation, managed_attributes
 from agent.sync.worker_map import ordered_map, windows
 
 # partialImport runs a batch in one transaction whose cost per user grows with the batch size
@@ -78,43 +80,6 @@ class SyncOutcome:
     @property
     def failed(self) -> list[ItemResult]:
         return [result for result in self.results if result.outcome == "failed"]
-
-
-def managed_attributes(desired: DesiredUser, source: str, grants: Grants, names: Iterable[str]) -> dict[str, list[str]]:
-    """The attributes the sync owns on a user: copied source attributes and its own bookkeeping."""
-    values = {name: list(desired.attributes.get(name, ())) for name in names}
-    values.update(
-        {EXTERNAL_ID_ATTRIBUTE: [desired.external_id], SOURCE_ATTRIBUTE: [source], GRANTS_ATTRIBUTE: [grants.to_json()]}
-    )
-    return {name: value for name, value in values.items() if value}
-
-
-def import_representation(
-    desired: DesiredUser, *, source: str, realm: str, enabled: bool, now: datetime,
-    attribute_names: Iterable[str], default_actions: Iterable[str],
-) -> dict[str, Any]:  # fmt: skip
-    grants = desired_grants(desired)
-    attributes = managed_attributes(desired, source, grants, attribute_names)
-    if not enabled:
-        attributes[DISABLED_BY_SYNC_ATTRIBUTE] = [f"not started: created {now.isoformat()}"]
-    client_roles: dict[str, list[str]] = {}
-    for client_id, role in sorted(desired.client_roles):
-        client_roles.setdefault(client_id, []).append(role)
-    representation: dict[str, Any] = {
-        "username": desired.username.lower(),
-        "enabled": enabled,
-        "emailVerified": False,
-        "attributes": attributes,
-        # partialImport gives no default roles and no default required actions: add them here.
-        "requiredActions": sorted(set(desired.required_actions) | set(default_actions)),
-        "groups": sorted(desired.groups),
-        "realmRoles": sorted(desired.realm_roles | {f"default-roles-{realm}"}),
-        "clientRoles": client_roles,
-    }
-    for key, value in (("email", desired.email), ("firstName", desired.first_name), ("lastName", desired.last_name)):
-        if value:
-            representation[key] = value.lower() if key == "email" else value
-    return representation
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
 from agent.config.source import ConfigPath, Document, load_document
-from agent.realm.spec import Duration, GroupPath, NonEmpty, Spec
+from agent.config.values import Duration, GroupPath, NonEmpty, Spec
 from agent.sync.transforms import (
     ISO,
     TransformName,

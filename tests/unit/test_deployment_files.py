@@ -12,9 +12,9 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
+from agent.config.values import parse_duration
 from agent.daemon.config import DaemonSpec, parse_listen
 from agent.daemon.service import scheduled_jobs
-from agent.realm.spec import parse_duration
 from agent.stack.demo_directory import demo_ldif
 from agent.stack.keycloak import KEYCLOAK_VERSION
 from agent.sync.agent_config import load_agent_config

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, TypeAdapter, field_validator, model_validator
 
-from agent.realm.spec import FromEnv, NonEmpty, SecretValue, Spec
+from agent.config.values import FromEnv, NonEmpty, SecretValue, Spec
 from agent.secrets import Secret
 
 DEFAULT_TIMEOUT_SECONDS = 30.0

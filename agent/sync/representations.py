@@ -1,0 +1,48 @@
+"""What the sync sends Keycloak for a user it owns: the attributes it manages (source attributes and its own
+bookkeeping) and a joiner's representation for partialImport. Pure: no calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser
+from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, desired_grants
+
+
+def managed_attributes(desired: DesiredUser, source: str, grants: Grants, names: Iterable[str]) -> dict[str, list[str]]:
+    """The attributes the sync owns on a user: copied source attributes and its own bookkeeping."""
+    values = {name: list(desired.attributes.get(name, ())) for name in names}
+    values.update(
+        {EXTERNAL_ID_ATTRIBUTE: [desired.external_id], SOURCE_ATTRIBUTE: [source], GRANTS_ATTRIBUTE: [grants.to_json()]}
+    )
+    return {name: value for name, value in values.items() if value}
+
+
+def import_representation(
+    desired: DesiredUser, *, source: str, realm: str, enabled: bool, now: datetime,
+    attribute_names: Iterable[str], default_actions: Iterable[str],
+) -> dict[str, Any]:  # fmt: skip
+    grants = desired_grants(desired)
+    attributes = managed_attributes(desired, source, grants, attribute_names)
+    if not enabled:
+        attributes[DISABLED_BY_SYNC_ATTRIBUTE] = [f"not started: created {now.isoformat()}"]
+    client_roles: dict[str, list[str]] = {}
+    for client_id, role in sorted(desired.client_roles):
+        client_roles.setdefault(client_id, []).append(role)
+    representation: dict[str, Any] = {
+        "username": desired.username.lower(),
+        "enabled": enabled,
+        "emailVerified": False,
+        "attributes": attributes,
+        # partialImport gives no default roles and no default required actions: add them here.
+        "requiredActions": sorted(set(desired.required_actions) | set(default_actions)),
+        "groups": sorted(desired.groups),
+        "realmRoles": sorted(desired.realm_roles | {f"default-roles-{realm}"}),
+        "clientRoles": client_roles,
+    }
+    for key, value in (("email", desired.email), ("firstName", desired.first_name), ("lastName", desired.last_name)):
+        if value:
+            representation[key] = value.lower() if key == "email" else value
+    return representation
