@@ -5,7 +5,8 @@ records a grant that was not made), then enable or disable. A change Keycloak re
 run goes on; Keycloak becoming unavailable stops the run, and the next run converges from live state.
 
 Speed: import batches and people are applied by a few worker threads (Keycloak runs concurrent requests
-in parallel; one at a time leaves it mostly idle), kept busy without a pause. Intents are recorded in
+in parallel; one at a time leaves it mostly idle), kept busy without a pause, from the first import batch to
+the last person. Intents are recorded in
 windows of about RECORD_CHUNK items (one store transaction), each before the window's first unit is sent;
 results are recorded in plan order, RECORD_CHUNK at a time (one more transaction). So every write has a
 journal record before it is sent, even if the agent is killed mid-window (an intent without an outcome:
@@ -18,10 +19,12 @@ agent/sync/representations.py.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from functools import partial
+from typing import Any, Literal
 
 from agent.errors import Interrupted, Rejected, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
@@ -53,7 +56,6 @@ RECORD_CHUNK = 100
 Outcome = Literal["applied", "failed", "skipped"]
 # Fields of a user's representation that say whether and how they may log in; written only on purpose.
 ACCOUNT_STATE_FIELDS = frozenset({"enabled", "requiredActions"})
-Unit = TypeVar("Unit")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,15 @@ class SyncOutcome:
     @property
     def failed(self) -> list[ItemResult]:
         return [result for result in self.results if result.outcome == "failed"]
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One unit for the workers (an import batch, a group of people's changes, one person's steps): the call
+    that makes it, and the plan items it covers (recorded as intents before it is sent)."""
+
+    send: Callable[[], Done]
+    items: list[SyncItem]
 
 
 @dataclass
@@ -135,7 +146,6 @@ class SyncExecutor:
 
     def run(self) -> SyncOutcome:
         try:
-            self._apply_all(self._import_batches(), self._import_batch, lambda batch: [item for item, _ in batch])
             per_person: dict[str, list[SyncItem]] = {}
             for item in self._plan.items:
                 if item.action != "create":
@@ -143,35 +153,41 @@ class SyncExecutor:
             if any(item.action in {"grant", "revoke"} for item in self._plan.items):
                 _ = self.targets  # read once here, not raced for by the workers
             together, alone = split_people(per_person.values()) if self._in_bulk else ([], list(per_person.values()))
-            groups = in_groups(together, PEOPLE_PER_REQUEST)
-            self._apply_all(groups, self._apply_people, lambda group: [step for steps in group for step in steps])
-            self._apply_all(alone, self._apply_person, lambda steps: steps)
+            # One stream, joiners first: a joiner is one create and nothing else, so no person's change waits
+            # for an import; the workers go from the last import batches to the first changes without a pause.
+            self._apply_all(
+                itertools.chain(
+                    (_Work(partial(self._import_batch, batch), [item for item, _ in batch])
+                     for batch in self._import_batches()),
+                    (_Work(partial(self._apply_people, group), [step for steps in group for step in steps])
+                     for group in in_groups(together, PEOPLE_PER_REQUEST)),
+                    (_Work(partial(self._apply_person, steps), steps) for steps in alone),
+                )
+            )  # fmt: skip
         finally:
             self._flush()
         return self.outcome
 
-    def _apply_all(
-        self, units: Iterable[Unit], function: Callable[[Unit], Done], items_of: Callable[[Unit], list[SyncItem]]
-    ) -> None:
+    def _apply_all(self, units: Iterable[_Work]) -> None:
         """Run every unit on the workers without a pause between windows: a window's intents are recorded
         (one transaction) when its first unit is about to be sent, while earlier units are still running, and
         results are recorded in plan order as they come back (one transaction per RECORD_CHUNK)."""
 
-        def unless_stopping(unit: Unit) -> Done:
+        def unless_stopping(unit: _Work) -> Done:
             # Asked to stop (SIGTERM): no new unit starts; those under way finish and are recorded.
             if self._should_stop():
                 return Done(error=Interrupted("stopped between items: the agent is shutting down"))
-            return function(unit)
+            return unit.send()
 
         cut_short = False
 
-        def announced() -> Iterator[Unit]:
+        def announced() -> Iterator[_Work]:
             nonlocal cut_short
-            for window in windows(units, items_of, RECORD_CHUNK):
+            for window in windows(units, lambda unit: unit.items, RECORD_CHUNK):
                 if self._should_stop():
                     cut_short = True
                     return
-                self._on_intents([item for unit in window for item in items_of(unit)])
+                self._on_intents([item for unit in window for item in unit.items])
                 yield from window
 
         error: Exception | None = None

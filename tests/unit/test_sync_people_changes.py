@@ -5,6 +5,7 @@ admin API taking over where the plugin declines. The plugin itself is tested on 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -13,9 +14,9 @@ import pytest
 
 from agent.errors import Interrupted, Rejected
 from agent.keycloak import KeycloakGateway, Role, User
-from agent.keycloak.models import UserChange
+from agent.keycloak.models import ImportedUser, UserChange
 from agent.sync.executor import SyncExecutor
-from agent.sync.model import Found, NotFound, SourceRecord
+from agent.sync.model import DesiredUser, Found, NotFound, SourceRecord
 from agent.sync.people_changes import ChangeBuilder, Targets, resolve_grants, split_people
 from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan
 from tests.unit.test_sync_speed_paths import raw_user
@@ -169,3 +170,43 @@ def test_after_the_plugin_declines_people_are_written_one_by_one_until_asked_to_
         ("replace_user", ("id-1", False)), ("logout_user", "id-1"),
     ]  # fmt: skip
     assert [(result.user_id, result.outcome) for result in executor.outcome.results] == [("id-1", "applied")]
+
+
+def test_people_changes_start_while_the_last_import_batch_is_still_running() -> None:
+    """Joiners and people's changes are one stream for the workers: with one import batch and three groups of
+    changes on four workers, the changes are sent while the import is under way, not after it. The import
+    here waits for a change to arrive; a pause between joiners and people would keep it waiting in vain."""
+    change_sent = threading.Event()
+
+    class SlowImports(FakeGateway):
+        def list_required_actions(self, realm: str) -> list[Any]:
+            return []
+
+        def import_users(self, realm: str, users: Sequence[dict[str, Any]]) -> list[ImportedUser]:
+            overlapped = change_sent.wait(timeout=5)
+            self.calls.append(("import_users", overlapped))
+            return [ImportedUser(user["username"], f"new-{user['username']}", "ADDED") for user in users]
+
+        def change_users(self, realm: str, changes: Sequence[UserChange]) -> dict[str, str] | None:
+            change_sent.set()
+            return super().change_users(realm, changes)
+
+    joiners = tuple(
+        SyncItem("create", f"j{n}", f"joiner{n}", desired=DesiredUser(f"j{n}", "hr", f"joiner{n}")) for n in range(5)
+    )
+    leavers = tuple(SyncItem("disable", f"{n}", f"user{n}", f"id-{n}", reason="left") for n in range(50))
+    gateway = SlowImports({})
+    executor = SyncExecutor(
+        cast(KeycloakGateway, gateway), SyncPlan("acme", "hr", joiners + leavers), now=NOW, attribute_names=(),
+        lookup=lambda _: NotFound(), live_users={f"id-{n}": User.from_json(raw_user(n)) for n in range(50)},
+        workers=4,
+    )  # fmt: skip
+
+    executor.run()
+
+    assert ("import_users", True) in gateway.calls
+    assert [call[0] for call in gateway.calls].count("change_users") == 3
+    assert [result.item.external_id for result in executor.outcome.results] == [
+        item.external_id for item in joiners + leavers
+    ]
+    assert {result.outcome for result in executor.outcome.results} == {"applied"}

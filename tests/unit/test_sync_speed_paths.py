@@ -7,12 +7,13 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 import pytest
 
 from agent.keycloak import KeycloakGateway
-from agent.sync.executor import Done, ItemResult, SyncExecutor
+from agent.sync.executor import Done, ItemResult, SyncExecutor, _Work
 from agent.sync.live import full_representation, split_directory
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.plan import Grants, SyncItem, SyncPlan
@@ -171,7 +172,7 @@ def test_the_workers_are_kept_busy_across_windows_and_each_intent_precedes_its_w
         attribute_names=(), lookup=lambda _: None, live_users={}, on_intents=intents, workers=4,
     )  # fmt: skip
     units = [batch(index) for index in range(15)]
-    executor._apply_all(units, work, lambda unit: unit)
+    executor._apply_all(_Work(partial(work, unit), unit) for unit in units)
 
     assert [result.item.external_id for result in executor.outcome.results] == [
         item.external_id for unit in units for item in unit
