@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from agent.collector import fewer_collections
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway
 from agent.review.findings import findings
@@ -220,6 +221,7 @@ def write_files(out: Path, files: Mapping[str, str]) -> list[Path]:
 )
 @config_option
 @no_sources_option
+@fewer_collections()
 def access_command(  # noqa: PLR0917  # click passes options positionally
     realm: str, formats: str, out: Path, policies_dir: Path, config_path: Path, no_sources: bool
 ) -> None:

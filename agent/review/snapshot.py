@@ -24,6 +24,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from agent.collector import fewer_collections
 from agent.keycloak.gateway import KeycloakGateway
 from agent.keycloak.models import User
 from agent.keycloak.review_models import AccessExport, ExportedRole, PluginAccess
@@ -53,6 +54,7 @@ SNAPSHOT_PAGE_SIZE = 1000
 SNAPSHOT_WORKERS = 4
 
 
+@fewer_collections()
 def take_snapshot(
     gateway: KeycloakGateway,
     store: Store | None,

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from agent.collector import fewer_collections
 from agent.errors import Interrupted, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.sanctions.service import sync_holds
@@ -81,6 +82,7 @@ def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult) 
     )
 
 
+@fewer_collections()
 def prepare_sync(
     config: AgentConfig,
     sync: SyncSpec,
@@ -225,6 +227,7 @@ def _intent_entry(item: SyncItem, sync: str, realm: str, run_id: str) -> NewEntr
 Progress = Callable[[int, int], None]
 
 
+@fewer_collections()
 def execute(
     prepared: Prepared, gateway: KeycloakGateway, store: Store, run: Run, *, now: datetime,
     progress: Progress | None = None, should_stop: Callable[[], bool] = lambda: False,
