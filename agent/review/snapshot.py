@@ -173,7 +173,8 @@ def needs_credential_read(user: UserRecord) -> bool:
 # -- Keycloak values -> snapshot values (pure) ------------------------------------------------------
 
 
-def user_record(user: User) -> UserRecord:
+def user_record(user: User, credential_types: frozenset[str] | None = None) -> UserRecord:
+    """`credential_types`: None where they were not read (see needs_credential_read)."""
     return UserRecord(
         id=user.id,
         username=user.username,
@@ -187,6 +188,7 @@ def user_record(user: User) -> UserRecord:
         service_account_client=user.service_account_client_id,
         federation_link=user.federation_link,
         required_actions=user.required_actions,
+        credential_types=credential_types,
     )
 
 
@@ -254,10 +256,7 @@ def plugin_read(found: PluginAccess, exported: AccessExport) -> ReadAccess:
     """The plugin's answer in snapshot values: role ids become the export's role references (a role made after
     the export is not in it and is left out, as the admin API path would), credentials are known for all."""
     refs = {item.role.id: role_ref(item) for item in exported.roles}
-    users = [
-        replace(user_record(user), credential_types=found.credential_types.get(user.id, frozenset()))
-        for user in found.users
-    ]
+    users = [user_record(user, found.credential_types.get(user.id, frozenset())) for user in found.users]
     users.extend(user_record(account.user) for account in exported.service_accounts)
     mapped: dict[str, set[RoleRef]] = {}
     for role_id, members in found.role_members.items():
