@@ -6,6 +6,7 @@ Everything the store keeps may end up in a report or an audit export, so values 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -26,32 +27,72 @@ SECRET_LIKE_KEY = re.compile(r"password|passwd|secret|token|credential|private.?
 
 
 def to_json_value(value: object, where: str) -> JsonValue:
-    """`value` as plain JSON (tuples become lists); a Secret, a secret-like key or any other type is refused."""
+    """`value` as plain JSON (tuples become lists); a Secret, a secret-like key or any other type is refused,
+    naming where in `value` it is."""
+    try:
+        return _plain_json(value)
+    except _NotPlain:
+        _refuse(value, where)
+        raise  # _refuse raises first; kept for the type checker
+
+
+class _NotPlain(Exception):
+    """Something `to_json_value` refuses, somewhere in the value: `_refuse` finds it and says where."""
+
+
+def _plain_json(value: object) -> JsonValue:
+    # The happy path of every store write (a 10k-user sync journals 20k entries): no path text is built per
+    # item, as `_refuse` does once something is refused.
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain_json(item) for item in value]
+    if isinstance(value, Mapping):
+        result: dict[str, JsonValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or _secret_like(key):
+                raise _NotPlain
+            result[key] = _plain_json(item)
+        return result
+    raise _NotPlain
+
+
+def _refuse(value: object, where: str) -> None:
+    """Raise ForbiddenValue for the first thing in `value` that `_plain_json` refuses, with its path."""
     if isinstance(value, Secret):
         raise ForbiddenValue(f"{where} is a Secret: secrets never go into the store")
     if value is None or isinstance(value, str | bool | int):
-        return value
+        return
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ForbiddenValue(f"{where} is {value}: only finite numbers can be stored")
-        return value
+        return
     if isinstance(value, list | tuple):
-        return [to_json_value(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        for index, item in enumerate(value):
+            _refuse(item, f"{where}[{index}]")
+        return
     if isinstance(value, Mapping):
-        result: dict[str, JsonValue] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ForbiddenValue(f"{where} has a key of type {type(key).__name__}: keys must be strings")
             check_not_secret_key(key, where)
-            result[key] = to_json_value(item, f"{where}[{key!r}]")
-        return result
+            _refuse(item, f"{where}[{key!r}]")
+        return
     raise ForbiddenValue(
         f"{where} is a {type(value).__name__}: only JSON values (text, numbers, lists, maps) are stored"
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_like(key: str) -> bool:
+    # The same few dozen keys come again and again: a cached answer, not a regular expression search each time.
+    return SECRET_LIKE_KEY.search(key) is not None
+
+
 def check_not_secret_key(key: str, where: str) -> None:
-    if SECRET_LIKE_KEY.search(key):
+    if _secret_like(key):
         raise ForbiddenValue(f"{where} has the key {key!r}, which names a credential: secrets never go into the store")
 
 

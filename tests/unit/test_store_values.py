@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.secrets import Secret
 from agent.store import ForbiddenValue
-from agent.store.values import allowed_mapping, canonical_json, check_text, parse_utc, to_json_value, utc_text
+from agent.store.values import (
+    SECRET_LIKE_KEY,
+    allowed_mapping,
+    canonical_json,
+    check_text,
+    parse_utc,
+    to_json_value,
+    utc_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -107,3 +118,28 @@ def test_times_are_fixed_width_utc_text(moment: datetime, text: str) -> None:
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         utc_text(datetime(2026, 1, 1))
+
+
+_KEYS = st.text(min_size=1, max_size=8).filter(lambda key: SECRET_LIKE_KEY.search(key) is None)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_any_json_value_is_stored_as_its_plain_json(value: Any) -> None:
+    assert to_json_value(value, "v") == json.loads(json.dumps(value))
+
+
+@given(_JSON, st.lists(_KEYS, min_size=1, max_size=3), st.sampled_from([Secret("canary-123"), b"x", float("inf")]))
+def test_a_refused_value_anywhere_is_named_by_its_path(value: Any, path: list[str], bad: object) -> None:
+    """The value put at `path` inside maps is refused, and the error says where it is."""
+    nested: Any = bad
+    for key in reversed(path):
+        nested = {key: nested}
+    with pytest.raises(ForbiddenValue) as caught:
+        to_json_value([value, nested], "v")
+    assert str(caught.value).startswith("v[1]" + "".join(f"[{key!r}]" for key in path) + " is ")
+    assert "canary-123" not in str(caught.value)
