@@ -67,19 +67,27 @@ class KnownTargets:
     client_roles: frozenset[tuple[str, str]]
 
 
-def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult) -> KnownTargets:
-    """The realm's groups and roles that the desired grants name, to reject grants of missing ones."""
+def realm_targets(gateway: KeycloakGateway, realm: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The realm's group paths and realm role names (read alongside the sources: they need no mapping)."""
+    return (
+        frozenset(group.path for group in gateway.list_groups(realm)),
+        frozenset(role.name for role in gateway.list_realm_roles(realm)),
+    )
+
+
+def known_targets(
+    gateway: KeycloakGateway, realm: str, mapping: MappingResult, in_realm: tuple[frozenset[str], frozenset[str]]
+) -> KnownTargets:
+    """The realm's groups and roles, and the client roles the desired grants name: grants of missing ones
+    are rejected. `in_realm`: what realm_targets read."""
     client_ids = sorted({client for user in mapping.users for client, _ in user.client_roles})
     client_roles: set[tuple[str, str]] = set()
     for client_id in client_ids:
         client = gateway.find_client(realm, client_id)
         if client is not None:
             client_roles |= {(client_id, role.name) for role in gateway.list_client_roles(realm, client.id)}
-    return KnownTargets(
-        frozenset(group.path for group in gateway.list_groups(realm)),
-        frozenset(role.name for role in gateway.list_realm_roles(realm)),
-        frozenset(client_roles),
-    )
+    groups, realm_roles = in_realm
+    return KnownTargets(groups, realm_roles, frozenset(client_roles))
 
 
 @fewer_collections()
@@ -99,18 +107,20 @@ def prepare_sync(
     mapper = load_mapper(config.mapper_path(sync), env)
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
     attribute_names = tuple(mapper.attributes)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keycloak-read") as pool:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="keycloak-read") as pool:
         # Keycloak is read while the sources are: each waits on its own server. The store (one connection,
         # one thread) is left to this thread, so a read that needs the last run's records comes after.
         early = pool.submit(read_keycloak_early, gateway, mapper.realm, sync, attribute_names)
+        in_realm = pool.submit(realm_targets, gateway, mapper.realm)
         reads = {name: source.read() for name, source in sources.items()}
         mapping = map_sources(list(reads.values()), mapper, now, traced=False)  # traces serve `sync explain`
         editable, by_plugin = early.result()
+        groups_and_roles = in_realm.result()
     records = store.sync_records
     read = by_plugin or read_keycloak(
         gateway, mapper.realm, sync, records, now=now, editable=editable, full_read=full_read
     )
-    known = known_targets(gateway, mapper.realm, mapping)
+    known = known_targets(gateway, mapper.realm, mapping, groups_and_roles)
     context = SyncContext(
         realm=mapper.realm,
         source=sync.name,
