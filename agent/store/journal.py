@@ -146,6 +146,11 @@ def entry_hash(columns: Mapping[str, Param]) -> str:
     return sha256_hex(canonical_json(payload))
 
 
+def _hash_of_sealed(columns: Mapping[str, Param]) -> str:
+    """entry_hash of columns built by _columns from a checked entry (text, numbers, None): not checked again."""
+    return sha256_hex(canonical_json_of_checked({name: columns[name] for name in HASHED_COLUMNS}))
+
+
 HASHED_COLUMNS = ("seq", "at", "actor", "action", "subject", "realm", "run_id", "reason", "details", "prev_hash")
 
 
@@ -288,7 +293,7 @@ class Journal:
 def _seal(entry: NewEntry, seq: int, at: datetime, prev_hash: str) -> tuple[JournalEntry, dict[str, Param]]:
     """The entry as stored, and its row (every column, `hash` last)."""
     row = _columns(entry, seq, utc_text(at), prev_hash)
-    row["hash"] = entry_hash(row)
+    row["hash"] = _hash_of_sealed(row)
     sealed = JournalEntry(
         actor=entry.actor,
         action=entry.action,

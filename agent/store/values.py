@@ -48,13 +48,14 @@ def _plain_json(value: object) -> JsonValue:
     if isinstance(value, float) and math.isfinite(value):
         return value
     if isinstance(value, list | tuple):
-        return [_plain_json(item) for item in value]
+        return [item if type(item) is str else _plain_json(item) for item in value]
     if isinstance(value, Mapping):
         result: dict[str, JsonValue] = {}
         for key, item in value.items():
             if not isinstance(key, str) or _secret_like(key):
                 raise _NotPlain
-            result[key] = _plain_json(item)
+            # Text, the commonest value, without a call (`type(...) is str`: a str subclass takes the call).
+            result[key] = item if type(item) is str else _plain_json(item)
         return result
     raise _NotPlain
 
