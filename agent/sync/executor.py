@@ -6,9 +6,9 @@ run goes on; Keycloak becoming unavailable stops the run, and the next run conve
 
 Speed: import batches and people are applied by a few worker threads (Keycloak runs concurrent requests
 in parallel; one at a time leaves it mostly idle), kept busy without a pause, from the first import batch to
-the last person. Intents are recorded in
-windows of about RECORD_CHUNK items (one store transaction), each before the window's first unit is sent;
-results are recorded in plan order, RECORD_CHUNK at a time (one more transaction). So every write has a
+the last person. Intents are recorded in windows of about RECORD_CHUNK items (one store transaction), each
+before the window's first unit is sent; results are recorded in plan order, RECORD_CHUNK at a time (one more
+transaction). So every write has a
 journal record before it is sent, even if the agent is killed mid-window (an intent without an outcome:
 sent or not, the next run converges), at two disk flushes per window rather than two per write. When a
 step fails with Keycloak unavailable, nothing new is started; what was already running finishes and is

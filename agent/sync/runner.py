@@ -67,27 +67,25 @@ class KnownTargets:
     client_roles: frozenset[tuple[str, str]]
 
 
-def realm_targets(gateway: KeycloakGateway, realm: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The realm's group paths and realm role names (read alongside the sources: they need no mapping)."""
-    return (
+def realm_targets(gateway: KeycloakGateway, realm: str) -> KnownTargets:
+    """The realm's group paths and realm role names (read alongside the sources: they need no mapping); the
+    client roles are added by known_targets."""
+    return KnownTargets(
         frozenset(group.path for group in gateway.list_groups(realm)),
         frozenset(role.name for role in gateway.list_realm_roles(realm)),
+        frozenset(),
     )
 
 
-def known_targets(
-    gateway: KeycloakGateway, realm: str, mapping: MappingResult, in_realm: tuple[frozenset[str], frozenset[str]]
-) -> KnownTargets:
-    """The realm's groups and roles, and the client roles the desired grants name: grants of missing ones
-    are rejected. `in_realm`: what realm_targets read."""
+def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult, in_realm: KnownTargets) -> KnownTargets:
+    """`in_realm` with the client roles the desired grants name: grants of missing groups and roles are rejected."""
     client_ids = sorted({client for user in mapping.users for client, _ in user.client_roles})
     client_roles: set[tuple[str, str]] = set()
     for client_id in client_ids:
         client = gateway.find_client(realm, client_id)
         if client is not None:
             client_roles |= {(client_id, role.name) for role in gateway.list_client_roles(realm, client.id)}
-    groups, realm_roles = in_realm
-    return KnownTargets(groups, realm_roles, frozenset(client_roles))
+    return replace(in_realm, client_roles=frozenset(client_roles))
 
 
 @fewer_collections()
