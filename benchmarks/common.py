@@ -18,12 +18,23 @@ from agent.settings import KeycloakConnection, keycloak_connection_from_env
 BENCH_STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "bench"
 
 
+KEYCLOAK_DBS = ("dev-file", "postgres")
+
+
 @contextmanager
-def keycloak_for_benchmark() -> Iterator[KeycloakConnection]:
-    """KEYCLOAK_* from the environment, else the local stack in .state/bench (started and stopped here)."""
+def keycloak_for_benchmark(database: str = "dev-file") -> Iterator[KeycloakConnection]:
+    """KEYCLOAK_* from the environment, else the local stack in .state/bench (started and stopped here), or
+    with database "postgres" a throwaway Keycloak on PostgreSQL (benchmarks/keycloak_postgres.py), whose
+    connection is put in KEYCLOAK_* meanwhile so that an arm run in a child process finds it."""
     configured = keycloak_connection_from_env(os.environ)
     if configured is not None:
         yield configured
+        return
+    if database == "postgres":
+        from benchmarks.keycloak_postgres import keycloak_on_postgres
+
+        with keycloak_on_postgres(_echo_postgres) as on_postgres, _in_environment(on_postgres):
+            yield on_postgres
         return
     from agent import stack
 
@@ -37,6 +48,40 @@ def keycloak_for_benchmark() -> Iterator[KeycloakConnection]:
     finally:
         if started:
             stack.down(BENCH_STATE_DIR, echo=lambda line: print(f"[stack] {line}"))
+
+
+def _echo_postgres(line: str) -> None:
+    print(f"[postgres] {line}", flush=True)
+
+
+def keycloak_description(database: str) -> str:
+    """Which Keycloak a run uses, for its printout and JSON."""
+    if os.environ.get("KEYCLOAK_URL"):
+        return "KEYCLOAK_URL (its database as configured there)"
+    if database == "postgres":
+        return "a throwaway Keycloak on PostgreSQL (fsync and synchronous commit on)"
+    return "bench stack (.state/bench, H2 dev-file)"
+
+
+@contextmanager
+def _in_environment(connection: KeycloakConnection) -> Iterator[None]:
+    """KEYCLOAK_* naming this admin connection while the block runs (children inherit it), then as before."""
+    assert connection.username is not None and connection.password is not None
+    wanted = {
+        "KEYCLOAK_URL": connection.url,
+        "KEYCLOAK_ADMIN_USER": connection.username,
+        "KEYCLOAK_ADMIN_PASSWORD": connection.password.reveal(),
+    }
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def machine() -> dict[str, Any]:

@@ -60,6 +60,8 @@ from agent.sync.representations import import_representation
 from agent.sync.sources import build_source
 from benchmarks.common import (
     BENCH_STATE_DIR,
+    KEYCLOAK_DBS,
+    keycloak_description,
     keycloak_for_benchmark,
     machine,
     peak_rss_mib,
@@ -925,6 +927,12 @@ def main() -> None:
         help="what-if: override the executor's partialImport batch size in the agent arms and C1",
     )
     parser.add_argument("--agent-only", action="store_true", help="skip C1, B1 and B3 (e.g. for --users 100000)")
+    parser.add_argument(
+        "--keycloak-db",
+        choices=KEYCLOAK_DBS,
+        default="dev-file",
+        help="the bench stack's Keycloak (H2 files), or a throwaway Keycloak on PostgreSQL (ignored with KEYCLOAK_URL)",
+    )
     parser.add_argument("--arm", choices=("A1", "A3", "A4", "C1"), help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -934,11 +942,11 @@ def main() -> None:
     sizes = args.users or [1000]
     work = BENCH_STATE_DIR / "sync" / uuid.uuid4().hex[:8]
     sizes_done: list[dict[str, Any]] = []
-    with keycloak_for_benchmark() as connection:
+    where = keycloak_description(args.keycloak_db)
+    with keycloak_for_benchmark(args.keycloak_db) as connection:
         admin = KeycloakGateway.connect(dataclasses.replace(connection, timeout_seconds=LONG_TIMEOUT_SECONDS))
         try:
             version = admin.server_version()
-            where = "KEYCLOAK_URL" if os.environ.get("KEYCLOAK_URL") else "bench stack (.state/bench)"
             print(f"Keycloak {version} at {connection.url} ({where}); warming up ...", flush=True)
             warm_up(admin)
             for people in sizes:

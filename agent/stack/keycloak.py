@@ -28,8 +28,11 @@ from agent.stack.java import JavaRuntime
 KEYCLOAK_VERSION = "26.7.3"
 MAVEN_GROUP_PATH = "org/keycloak/keycloak-quarkus-dist"
 ARTIFACT_NAME = f"keycloak-quarkus-dist-{KEYCLOAK_VERSION}.zip"
-# Build-time options; changing them yields a new cache directory (the hash is part of its name).
-BUILD_OPTIONS = ("--db=dev-file", "--health-enabled=true", "--metrics-enabled=true")
+# Build-time options; changing them yields a new cache directory (the hash is part of its name). The database
+# kind is one of them: dev-file (H2 files in the state directory) for the stack, postgres for the benchmarks.
+DEV_FILE = "dev-file"
+POSTGRES = "postgres"
+BUILD_OPTIONS = (f"--db={DEV_FILE}", "--health-enabled=true", "--metrics-enabled=true")
 # `--cache` is a runtime option in Keycloak 26.7 (`kc.sh build` accepts it but does not persist it):
 # without `local` at start, each server joins a JGroups cluster on all interfaces and waits ~15 s for
 # members a previous run left in its database.
@@ -56,6 +59,20 @@ class KeycloakPorts:
 
 
 @dataclass(frozen=True)
+class KeycloakDatabase:
+    """A PostgreSQL database for Keycloak (the default is H2 files in the instance's state directory)."""
+
+    jdbc_url: str
+    username: str
+    password: Secret
+
+
+def build_options(db_kind: str = DEV_FILE) -> tuple[str, ...]:
+    """The build options with this database kind in place of dev-file."""
+    return tuple(f"--db={db_kind}" if option.startswith("--db=") else option for option in BUILD_OPTIONS)
+
+
+@dataclass(frozen=True)
 class CachedBuild:
     """A built distribution in the cache, and whether this call built it."""
 
@@ -64,9 +81,10 @@ class CachedBuild:
     build_seconds: float
 
 
-def build_key() -> str:
+def build_key(db_kind: str = DEV_FILE) -> str:
     """The cache directory name: version plus a short hash of the build options and the plugin pack's sources."""
-    digest = hashlib.sha256("\n".join([*BUILD_OPTIONS, plugin.source_digest()]).encode()).hexdigest()[:10]
+    options = build_options(db_kind)
+    digest = hashlib.sha256("\n".join([*options, plugin.source_digest()]).encode()).hexdigest()[:10]
     return f"{KEYCLOAK_VERSION}-{digest}"
 
 
@@ -163,31 +181,32 @@ def _maven_copy(downloads: Path, echo: Echo) -> None:
 # --- the cached build -----------------------------------------------------------------------------
 
 
-def cached_build(cache: Path) -> Path | None:
+def cached_build(cache: Path, db_kind: str = DEV_FILE) -> Path | None:
     """The completed build in the cache, or None; a directory without its stamp is not complete."""
-    home = cache / "keycloak" / build_key()
+    home = cache / "keycloak" / build_key(db_kind)
     return home if (home / STAMP_NAME).is_file() else None
 
 
-def ensure_build(cache: Path, java: JavaRuntime, echo: Echo) -> CachedBuild:
+def ensure_build(cache: Path, java: JavaRuntime, echo: Echo, db_kind: str = DEV_FILE) -> CachedBuild:
     """The built distribution from the cache, building it first when needed (one builder at a time)."""
     root = cache / "keycloak"
     with processes.file_lock(root / ".lock"):
-        done = cached_build(cache)
+        done = cached_build(cache, db_kind)
         if done is not None:
             return CachedBuild(done, built_now=False, build_seconds=0.0)
         zip_path, sha1 = fetch_distribution(cache / "downloads", echo)
         started = time.monotonic()
-        home = _build_into(root, zip_path, sha1, java, echo)
+        home = _build_into(root, zip_path, sha1, java, echo, db_kind=db_kind)
         return CachedBuild(home, built_now=True, build_seconds=time.monotonic() - started)
 
 
-def _build_into(root: Path, zip_path: Path, sha1: str, java: JavaRuntime, echo: Echo) -> Path:
-    final = root / build_key()
-    work = root / f".building-{build_key()}"
+def _build_into(root: Path, zip_path: Path, sha1: str, java: JavaRuntime, echo: Echo, *, db_kind: str) -> Path:
+    key, options = build_key(db_kind), build_options(db_kind)
+    final = root / key
+    work = root / f".building-{key}"
     for leftover in (work, final):  # from an interrupted earlier build
         shutil.rmtree(leftover, ignore_errors=True)
-    echo(f"Building Keycloak {KEYCLOAK_VERSION} ({' '.join(BUILD_OPTIONS)}), about 25 s, once ...")
+    echo(f"Building Keycloak {KEYCLOAK_VERSION} ({' '.join(options)}), about 25 s, once ...")
     home = _extract(zip_path, work)
     # Providers are picked up by `kc.sh build`, so the plugin pack goes in first.
     plugin.build_jar(home, home / "providers" / plugin.JAR_NAME, plugin.find_javac(java))
@@ -195,7 +214,7 @@ def _build_into(root: Path, zip_path: Path, sha1: str, java: JavaRuntime, echo: 
     try:
         with log_path.open("wb") as log:
             exit_code = subprocess.run(
-                [str(home / "bin" / "kc.sh"), "build", *BUILD_OPTIONS],
+                [str(home / "bin" / "kc.sh"), "build", *options],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=keycloak_env(java),
@@ -212,7 +231,7 @@ def _build_into(root: Path, zip_path: Path, sha1: str, java: JavaRuntime, echo: 
         )
     stamp = {
         "version": KEYCLOAK_VERSION,
-        "build_options": list(BUILD_OPTIONS),
+        "build_options": list(options),
         "zip_sha1": sha1,
         "plugin_sources_sha256": plugin.source_digest(),
     }
@@ -300,28 +319,42 @@ class KeycloakInstance:
         marker.unlink(missing_ok=True)
         marker.write_text(f"{build}\n", encoding="utf-8")
 
-    def start(self, ports: KeycloakPorts, java: JavaRuntime, admin_user: str, admin_password: Secret) -> int:
-        """Start kc.sh detached in a new session; its pid is also the process group to stop later."""
+    def start(
+        self,
+        ports: KeycloakPorts,
+        java: JavaRuntime,
+        admin_user: str,
+        admin_password: Secret,
+        database: KeycloakDatabase | None = None,
+    ) -> int:
+        """Start kc.sh detached in a new session; its pid is also the process group to stop later. `database`:
+        PostgreSQL instead of H2 files (the home must then be a build for postgres)."""
         self.db_dir.mkdir(parents=True, exist_ok=True)
         if self.log_path.exists():
             self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
-        bootstrap = {"KC_BOOTSTRAP_ADMIN_USERNAME": admin_user, "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password.reveal()}
+        by_env = {"KC_BOOTSTRAP_ADMIN_USERNAME": admin_user, "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password.reveal()}
+        if database is not None:
+            # By environment, so that the password is not in the process list.
+            by_env["KC_DB_PASSWORD"] = database.password.reveal()
         with self.log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(self.home / "bin" / "kc.sh"), *self.start_arguments(ports)],
+                [str(self.home / "bin" / "kc.sh"), *self.start_arguments(ports, database)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
-                env=keycloak_env(java, bootstrap),
+                env=keycloak_env(java, by_env),
                 start_new_session=True,
             )
         processes.write_pid(self.pid_path, process.pid)
         return process.pid
 
-    def start_arguments(self, ports: KeycloakPorts) -> list[str]:
+    def start_arguments(self, ports: KeycloakPorts, database: KeycloakDatabase | None = None) -> list[str]:
         """`kc.sh start` arguments: runtime options only, the build options are baked in."""
-        db_url = f"jdbc:h2:file:{self.db_dir / 'keycloakdb'};NON_KEYWORDS=VALUE"
+        if database is None:
+            db = [f"--db-url=jdbc:h2:file:{self.db_dir / 'keycloakdb'};NON_KEYWORDS=VALUE"]
+        else:
+            db = [f"--db-url={database.jdbc_url}", f"--db-username={database.username}"]
         return [
             "start",
             "--optimized",
@@ -329,7 +362,7 @@ class KeycloakInstance:
             f"--http-host={processes.LOCALHOST}",
             f"--http-port={ports.http}",
             f"--http-management-port={ports.management}",
-            f"--db-url={db_url}",
+            *db,
         ]
 
     def wait_ready(self, ports: KeycloakPorts, pid: int, timeout_seconds: float) -> None:

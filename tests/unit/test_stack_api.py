@@ -140,6 +140,25 @@ def test_start_arguments_are_runtime_only(tmp_path: Path) -> None:
     assert not set(arguments) & set(keycloak.BUILD_OPTIONS)
 
 
+def test_a_build_for_postgres_differs_only_in_its_database_and_has_its_own_cache_key() -> None:
+    options = keycloak.build_options(keycloak.POSTGRES)
+    assert "--db=postgres" in options
+    assert [option for option in options if not option.startswith("--db=")] == [
+        option for option in keycloak.BUILD_OPTIONS if not option.startswith("--db=")
+    ]
+    assert keycloak.build_options() == keycloak.BUILD_OPTIONS
+    assert keycloak.build_key(keycloak.POSTGRES) != keycloak.build_key()
+
+
+def test_start_arguments_on_postgres_name_the_database_but_never_its_password(tmp_path: Path) -> None:
+    instance = KeycloakInstance(tmp_path / "keycloak")
+    database = keycloak.KeycloakDatabase("jdbc:postgresql://127.0.0.1:5433/kc", "keycloak", Secret("s3cret-value"))
+    arguments = instance.start_arguments(KeycloakPorts(http=8081, management=9001), database)
+    assert "--db-url=jdbc:postgresql://127.0.0.1:5433/kc" in arguments
+    assert "--db-username=keycloak" in arguments
+    assert not [argument for argument in arguments if "h2" in argument or "s3cret-value" in argument]
+
+
 def test_link_copy_shares_inodes(tmp_path: Path) -> None:
     source = tmp_path / "build"
     (source / "bin").mkdir(parents=True)
