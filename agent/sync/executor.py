@@ -117,11 +117,13 @@ class SyncExecutor:
         workers: int | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         in_bulk: bool = True,
+        targets: Targets | None = None,
     ) -> None:
         """`on_results` receives results in chunks (one store transaction each); else `on_result` one by one.
         `on_intents` receives each window's items before any of them is written. All are called on the thread
         that calls `run`. `lookup` must be safe to call from several threads. `in_bulk`: people's changes go
-        to the plugin many at a time where it takes them (see agent/sync/people_changes.py)."""
+        to the plugin many at a time where it takes them (see agent/sync/people_changes.py). `targets`: the realm's
+        groups and roles as the plan saw them, else read here when a grant or revoke needs them."""
         self._gateway = gateway
         self._plan = plan
         self._realm = plan.realm
@@ -134,7 +136,7 @@ class SyncExecutor:
         self._workers = WORKERS if workers is None else workers
         self._should_stop = should_stop
         self.outcome = SyncOutcome()
-        self._targets: Targets | None = None
+        self._targets = targets
         # Until the plugin turns a bulk change down: then the admin API for the rest of the run.
         self._in_bulk = in_bulk
         self._unrecorded: list[ItemResult] = []

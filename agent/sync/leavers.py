@@ -22,15 +22,21 @@ class LeaverLookup:
     source is down. `prefetch(ids)` asks sources that can answer many ids at once (LDAP: one search per few
     dozen ids instead of one per leaver) before the leavers are handled; the answers it settles are then given
     from memory, and every id it could not settle is asked alone, as without it. Safe from several threads
-    once `prefetch` has returned."""
+    once `prefetch` has returned; `start_prefetch` runs it on a thread of its own, and lookups wait for it."""
 
     def __init__(self, sources: Mapping[str, Source], mapper: MapperSpec) -> None:
         self._creating = [sources[name] for name in mapper.sources if name in sources and mapper.creates_users(name)]
         self._unavailable: dict[str, SourceUnavailable] = {}  # source name -> its first failure in this run
         self._answers: dict[str, Found | NotFound] = {}
         self._lock = threading.Lock()
+        self._prefetching: threading.Thread | None = None
+        self._prefetch_error: Exception | None = None
 
     def __call__(self, external_id: str) -> Found | NotFound:
+        self.join_prefetch()
+        if self._prefetch_error is not None:
+            # Not a source being down (recorded as in a lookup): something unforeseen, which stops the run.
+            raise self._prefetch_error
         known = self._answers.get(external_id)
         if known is not None:
             return known
@@ -58,6 +64,27 @@ class LeaverLookup:
             # Not found here: the next source must say so too. Unsettled: asked alone later, every source again.
             pending = [wanted for wanted in pending if isinstance(answers.get(wanted), NotFound)]
         self._answers.update(dict.fromkeys(pending, NotFound()))
+
+    def start_prefetch(self, external_ids: Sequence[str]) -> None:
+        """`prefetch` on a thread of its own, so that the first writes (joiners' imports, movers' changes) go
+        out meanwhile; a lookup waits for it. Nothing to settle: no thread."""
+        if not external_ids:
+            return
+        self._prefetching = threading.Thread(
+            target=self._prefetch_on_thread, args=(list(external_ids),), name="leaver-prefetch", daemon=True
+        )
+        self._prefetching.start()
+
+    def join_prefetch(self) -> None:
+        """Return once a started prefetch has ended."""
+        if self._prefetching is not None:
+            self._prefetching.join()
+
+    def _prefetch_on_thread(self, external_ids: list[str]) -> None:
+        try:
+            self.prefetch(external_ids)
+        except Exception as error:  # noqa: BLE001 - raised by the lookups, on the threads that ask
+            self._prefetch_error = error
 
     def _ask(self, source: Source, question: Callable[[], Answer]) -> Answer:
         with self._lock:

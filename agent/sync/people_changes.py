@@ -9,7 +9,7 @@ API's, so both refuse an unknown group or role with the same words.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from agent.errors import Rejected
@@ -39,15 +39,25 @@ class Targets:
 
 
 def read_targets(gateway: KeycloakGateway, realm: str, client_ids: Iterable[str]) -> Targets:
+    return with_client_roles(gateway, realm, read_realm_targets(gateway, realm), client_ids)
+
+
+def read_realm_targets(gateway: KeycloakGateway, realm: str) -> Targets:
+    """The realm's groups and realm roles (no client roles)."""
     groups = {group.path: group.id for group in gateway.list_groups(realm)}
     realm_roles = {role.name: role for role in gateway.list_realm_roles(realm)}
-    client_roles: dict[tuple[str, str], tuple[str, Role]] = {}
+    return Targets(groups, realm_roles, {})
+
+
+def with_client_roles(gateway: KeycloakGateway, realm: str, targets: Targets, client_ids: Iterable[str]) -> Targets:
+    """`targets` with the roles of these clients (by clientId) added."""
+    client_roles: dict[tuple[str, str], tuple[str, Role]] = dict(targets.client_roles)
     for client_id in sorted(set(client_ids)):
         client = gateway.find_client(realm, client_id)
         if client is not None:
             for role in gateway.list_client_roles(realm, client.id):
                 client_roles[(client_id, role.name)] = (client.id, role)
-    return Targets(groups, realm_roles, client_roles)
+    return replace(targets, client_roles=client_roles)
 
 
 @dataclass(frozen=True)

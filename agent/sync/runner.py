@@ -28,6 +28,7 @@ from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import Source, SourceRead
+from agent.sync.people_changes import Targets, read_realm_targets, with_client_roles
 from agent.sync.plan import Grants, SyncAction, SyncContext, SyncItem, SyncPlan, plan_sync
 from agent.sync.quick_read import (
     LiveRead,
@@ -58,34 +59,21 @@ class Prepared:
     live_users: Mapping[str, User]
     sources: Mapping[str, Source]
     live_read: LiveRead | None = None
+    # The realm's groups and roles as read for the plan; None: the executor reads them (approving a staged set).
+    targets: Targets | None = None
 
 
-@dataclass(frozen=True)
-class KnownTargets:
-    groups: frozenset[str]
-    realm_roles: frozenset[str]
-    client_roles: frozenset[tuple[str, str]]
+def realm_targets(gateway: KeycloakGateway, realm: str) -> Targets:
+    """The realm's groups and realm roles (read alongside the sources: they need no mapping); the client roles
+    are added by known_targets."""
+    return read_realm_targets(gateway, realm)
 
 
-def realm_targets(gateway: KeycloakGateway, realm: str) -> KnownTargets:
-    """The realm's group paths and realm role names (read alongside the sources: they need no mapping); the
-    client roles are added by known_targets."""
-    return KnownTargets(
-        frozenset(group.path for group in gateway.list_groups(realm)),
-        frozenset(role.name for role in gateway.list_realm_roles(realm)),
-        frozenset(),
-    )
-
-
-def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult, in_realm: KnownTargets) -> KnownTargets:
-    """`in_realm` with the client roles the desired grants name: grants of missing groups and roles are rejected."""
-    client_ids = sorted({client for user in mapping.users for client, _ in user.client_roles})
-    client_roles: set[tuple[str, str]] = set()
-    for client_id in client_ids:
-        client = gateway.find_client(realm, client_id)
-        if client is not None:
-            client_roles |= {(client_id, role.name) for role in gateway.list_client_roles(realm, client.id)}
-    return replace(in_realm, client_roles=frozenset(client_roles))
+def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult, in_realm: Targets) -> Targets:
+    """`in_realm` with the roles of the clients the desired grants name: the plan rejects grants of groups and
+    roles that are missing, and the executor resolves the others with these (not read again)."""
+    client_ids = {client for user in mapping.users for client, _ in user.client_roles}
+    return with_client_roles(gateway, realm, in_realm, client_ids)
 
 
 @fewer_collections()
@@ -130,9 +118,9 @@ def prepare_sync(
         complete=all(source_read.complete for source_read in reads.values()),
         usernames_editable=editable,
         still_listed=mapping.listed_ids,
-        known_groups=known.groups,
-        known_realm_roles=known.realm_roles,
-        known_client_roles=known.client_roles,
+        known_groups=frozenset(known.group_ids),
+        known_realm_roles=frozenset(known.realm_roles),
+        known_client_roles=frozenset(known.client_roles),
         retention=config.retention(sync),
     )
     plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
@@ -146,7 +134,7 @@ def prepare_sync(
         read = read_full(gateway, mapper.realm, sync.name, editable=editable)
         plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
-    return Prepared(sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read)
+    return Prepared(sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read, known)
 
 
 def read_keycloak_early(
@@ -264,8 +252,9 @@ def execute(
         store.journal.append_many([_intent_entry(item, prepared.sync.name, realm, run.id) for item in items])
 
     lookup = LeaverLookup(prepared.sources, prepared.mapper)
-    # Leavers are confirmed by source in batches first; each is still confirmed before it is disabled.
-    lookup.prefetch([item.external_id for item in prepared.plan.of("confirm-leaver")])
+    # Leavers are confirmed by source in batches first (while the joiners are created); each is still confirmed
+    # before it is disabled.
+    lookup.start_prefetch([item.external_id for item in prepared.plan.of("confirm-leaver")])
     executor = SyncExecutor(
         gateway,
         prepared.plan,
@@ -277,8 +266,12 @@ def execute(
         on_intents=intend,
         should_stop=should_stop,
         in_bulk=prepared.sync.keycloak_write == "plugin",
+        targets=prepared.targets,
     )
-    return executor.run()
+    try:
+        return executor.run()
+    finally:
+        lookup.join_prefetch()  # no thread outlives the run
 
 
 def _rejects_as_items(prepared: Prepared) -> list[NewItem]:

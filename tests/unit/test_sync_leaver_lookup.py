@@ -143,6 +143,71 @@ def test_a_source_without_batches_leaves_every_leaver_to_single_lookups() -> Non
     assert hr.asked == ["e1", "e2"] and ldap.asked == ["e1", "e2"]
 
 
+class SlowBatchSource(BatchSource):
+    """Its batch answers only once the test lets it (`release`)."""
+
+    def __init__(self, name: str, present: frozenset[str] = frozenset(), fails: bool = False) -> None:
+        super().__init__(name, present)
+        self.release = threading.Event()
+        self.fails = fails
+
+    def lookup_many(self, external_ids: Sequence[str]) -> dict[str, Found | NotFound]:
+        assert self.release.wait(timeout=10)
+        if self.fails:
+            raise RuntimeError("an unforeseen failure in the batch")
+        return super().lookup_many(external_ids)
+
+
+def _look_up_on_a_thread(lookup: LeaverLookup, external_id: str) -> tuple[threading.Thread, list[object]]:
+    answers: list[object] = []
+
+    def ask() -> None:
+        try:
+            answers.append(lookup(external_id))
+        except Exception as error:  # noqa: BLE001 - kept for the test to inspect
+            answers.append(error)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    return thread, answers
+
+
+def test_a_lookup_during_a_prefetch_on_its_thread_waits_for_it_and_is_answered_from_memory() -> None:
+    hr, ldap = SlowBatchSource("hr", frozenset({"e1"})), BatchSource("ldap")
+    lookup = LeaverLookup({"hr": hr, "ldap": ldap}, mapper())
+    lookup.start_prefetch(["e1", "e2"])
+    thread, answers = _look_up_on_a_thread(lookup, "e1")
+    thread.join(timeout=0.2)
+    assert answers == [] and hr.asked == []  # still waiting for the batch, not asking alone
+    hr.release.set()
+    thread.join(timeout=10)
+    assert len(answers) == 1 and isinstance(answers[0], Found)
+    assert lookup("e2") == NotFound()
+    assert hr.asked == [] and ldap.asked == [] and ldap.batches == [["e2"]]
+    lookup.join_prefetch()
+
+
+def test_an_unforeseen_failure_of_a_prefetch_on_its_thread_is_raised_by_every_lookup() -> None:
+    hr = SlowBatchSource("hr", frozenset({"e1"}), fails=True)
+    lookup = LeaverLookup({"hr": hr, "ldap": BatchSource("ldap")}, mapper())
+    lookup.start_prefetch(["e1"])
+    hr.release.set()
+    for external_id in ("e1", "e2"):
+        with pytest.raises(RuntimeError, match="unforeseen failure"):
+            lookup(external_id)
+    assert hr.asked == []
+
+
+def test_no_leavers_start_no_prefetch_thread() -> None:
+    hr = SlowBatchSource("hr")
+    lookup = LeaverLookup({"hr": hr, "ldap": BatchSource("ldap")}, mapper())
+    before = threading.active_count()
+    lookup.start_prefetch([])
+    assert threading.active_count() == before
+    assert lookup("e9") == NotFound()  # asked alone: nothing was prefetched
+    assert hr.batches == [] and hr.asked == ["e9"]
+
+
 @pytest.mark.parametrize(
     ("requested", "returned", "settled"),
     [

@@ -210,3 +210,19 @@ def test_people_changes_start_while_the_last_import_batch_is_still_running() -> 
         item.external_id for item in joiners + leavers
     ]
     assert {result.outcome for result in executor.outcome.results} == {"applied"}
+
+
+def test_the_groups_and_roles_the_plan_was_made_with_are_not_read_again_to_apply_it() -> None:
+    # FakeGateway has no group or role listing: reading them would fail the run.
+    gateway = FakeGateway({})
+    grant = SyncItem("grant", "1", "user1", "id-1", grants=Grants(frozenset({"/sales"}), frozenset({"employee"})))
+    executor = SyncExecutor(
+        cast(KeycloakGateway, gateway), SyncPlan("acme", "hr", (grant,)), now=NOW, attribute_names=(),
+        lookup=lambda external_id: NotFound(), live_users={"id-1": User.from_json(raw_user(1))}, workers=1,
+        targets=TARGETS,
+    )  # fmt: skip
+
+    outcome = executor.run()
+
+    assert [(r.user_id, r.outcome) for r in outcome.results] == [("id-1", "applied")]
+    assert gateway.calls == [("change_users", ["id-1"])]
