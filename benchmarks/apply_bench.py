@@ -15,7 +15,16 @@ from typing import Any
 from agent.keycloak import KeycloakGateway
 from agent.realm.engine import KINDS, apply_plan, plan_realm
 from agent.realm.spec import RealmSpec
-from benchmarks.common import keycloak_for_benchmark, machine, peak_rss_mib, print_table, timed, write_results
+from benchmarks.common import (
+    add_keycloak_db_option,
+    keycloak_description,
+    keycloak_for_benchmark,
+    machine,
+    peak_rss_mib,
+    print_table,
+    timed,
+    write_results,
+)
 
 NOOP_GOAL_RATIO = 0.05
 NOOP_REPEATS = 3
@@ -73,10 +82,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size (0.1 for a quick run)")
     parser.add_argument("--out", type=Path, default=None)
+    add_keycloak_db_option(parser)
     args = parser.parse_args()
     roles, groups, clients = (max(1, int(getattr(args, key) * args.scale)) for key in ("roles", "groups", "clients"))
     name = f"bench-apply-{uuid.uuid4().hex[:6]}"
-    with keycloak_for_benchmark() as connection:
+    where = keycloak_description(args.keycloak_db)
+    with keycloak_for_benchmark(args.keycloak_db) as connection:
         admin = KeycloakGateway.connect(connection)
         try:
             first = run_arm(lambda: KeycloakGateway.connect(connection), generated_realm(name, roles, groups, clients))
@@ -113,6 +124,7 @@ def main() -> None:
         {
             "benchmark": "apply_bench",
             "keycloak_version": version,
+            "keycloak": where,
             "machine": machine(),
             "sizes": {"roles": roles, "groups": groups, "clients": clients},
             "kinds": [kind.name for kind in KINDS],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -48,6 +49,16 @@ def keycloak_for_benchmark(database: str = "dev-file") -> Iterator[KeycloakConne
     finally:
         if started:
             stack.down(BENCH_STATE_DIR, echo=lambda line: print(f"[stack] {line}"))
+
+
+def add_keycloak_db_option(parser: argparse.ArgumentParser) -> None:
+    """`--keycloak-db`: the bench stack's Keycloak (H2 files) or a throwaway one on PostgreSQL."""
+    parser.add_argument(
+        "--keycloak-db",
+        choices=KEYCLOAK_DBS,
+        default="dev-file",
+        help="the bench stack's Keycloak (H2 files), or a throwaway Keycloak on PostgreSQL (ignored with KEYCLOAK_URL)",
+    )
 
 
 def _echo_postgres(line: str) -> None:

@@ -37,7 +37,17 @@ from agent.review.findings import findings
 from agent.review.policy import ReviewPolicy, SodPolicy, SodRule, TrainingSpec
 from agent.review.snapshot import SNAPSHOT_PAGE_SIZE, SNAPSHOT_WORKERS, take_snapshot
 from agent.settings import KeycloakConnection
-from benchmarks.common import keycloak_for_benchmark, machine, peak_rss_mib, print_table, ratio, timed, write_results
+from benchmarks.common import (
+    add_keycloak_db_option,
+    keycloak_description,
+    keycloak_for_benchmark,
+    machine,
+    peak_rss_mib,
+    print_table,
+    ratio,
+    timed,
+    write_results,
+)
 
 IMPORT_BATCH = 500
 # Seeding and deleting a realm of 10k users are long single requests on a busy machine.
@@ -350,10 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roles", type=int, action="append", help="realm roles (repeatable; default 20)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per arm; the median counts")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    add_keycloak_db_option(parser)
     args = parser.parse_args(argv)
     sizes = sorted(args.users or [1000])
     role_counts = sorted(args.roles or [20])
-    with keycloak_for_benchmark() as connection:
+    where = keycloak_description(args.keycloak_db)
+    with keycloak_for_benchmark(args.keycloak_db) as connection:
         version_gateway = KeycloakGateway.connect(connection)
         version = version_gateway.server_version()
         version_gateway.close()
@@ -419,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "benchmark": "review_bench",
             "keycloak_version": version,
+            "keycloak": where,
             "machine": machine(),
             "page_size": SNAPSHOT_PAGE_SIZE,
             "snapshot_workers": SNAPSHOT_WORKERS,

@@ -60,7 +60,7 @@ from agent.sync.representations import import_representation
 from agent.sync.sources import build_source
 from benchmarks.common import (
     BENCH_STATE_DIR,
-    KEYCLOAK_DBS,
+    add_keycloak_db_option,
     keycloak_description,
     keycloak_for_benchmark,
     machine,
@@ -927,12 +927,7 @@ def main() -> None:
         help="what-if: override the executor's partialImport batch size in the agent arms and C1",
     )
     parser.add_argument("--agent-only", action="store_true", help="skip C1, B1 and B3 (e.g. for --users 100000)")
-    parser.add_argument(
-        "--keycloak-db",
-        choices=KEYCLOAK_DBS,
-        default="dev-file",
-        help="the bench stack's Keycloak (H2 files), or a throwaway Keycloak on PostgreSQL (ignored with KEYCLOAK_URL)",
-    )
+    add_keycloak_db_option(parser)
     parser.add_argument("--arm", choices=("A1", "A3", "A4", "C1"), help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
