@@ -67,6 +67,7 @@ from benchmarks.common import (
     peak_rss_mib,
     print_table,
     ratio,
+    settle_database,
     write_results,
 )
 
@@ -628,6 +629,7 @@ def run_child(arm: str, config_path: Path, password: Secret, options: ChildOptio
 def federation_arm(gateway: KeycloakGateway, realm: str, people: int, arm: str) -> dict[str, Any]:
     """B1 (and B3): Keycloak's own full sync (one synchronous request), timed until it returns; then the
     imported count and the attributes of one user are checked (the same attribute work as the agent's)."""
+    settle_database()
     live = gateway.get_realm(realm)
     assert live is not None
     components = gateway.list_components(realm, provider_type=USER_STORAGE_PROVIDER, parent_id=live.id)
@@ -762,6 +764,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
 
     def child(arm: str, realm: str) -> dict[str, Any]:
         config = write_agent_config(folder / realm, realm, slapd, people)
+        settle_database()
         return run_child(arm, config, slapd.password, options.child(arm, people))
 
     try:
