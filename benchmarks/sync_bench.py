@@ -432,7 +432,7 @@ RUNNER_PHASES = {
     "read_quick": "keycloak read: users (brief listing + records)",
     "read_by_plugin": "keycloak read: users (plugin)",
     "refresh": "keycloak read: users to change, afresh",
-    "realm_targets": "keycloak read: groups and roles",
+    "read_realm_targets": "keycloak read: groups and roles",
     "known_targets": "keycloak read: client roles",
     "plan_sync": "plan",
     "check_safety": "brakes",

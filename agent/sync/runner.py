@@ -63,12 +63,6 @@ class Prepared:
     targets: Targets | None = None
 
 
-def realm_targets(gateway: KeycloakGateway, realm: str) -> Targets:
-    """The realm's groups and realm roles (read alongside the sources: they need no mapping); the client roles
-    are added by known_targets."""
-    return read_realm_targets(gateway, realm)
-
-
 def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult, in_realm: Targets) -> Targets:
     """`in_realm` with the roles of the clients the desired grants name: the plan rejects grants of groups and
     roles that are missing, and the executor resolves the others with these (not read again)."""
@@ -97,7 +91,8 @@ def prepare_sync(
         # Keycloak is read while the sources are: each waits on its own server. The store (one connection,
         # one thread) is left to this thread, so a read that needs the last run's records comes after.
         early = pool.submit(read_keycloak_early, gateway, mapper.realm, sync, attribute_names)
-        in_realm = pool.submit(realm_targets, gateway, mapper.realm)
+        # The realm's groups and realm roles need no mapping; the client roles are added by known_targets.
+        in_realm = pool.submit(read_realm_targets, gateway, mapper.realm)
         reads = {name: source.read() for name, source in sources.items()}
         mapping = map_sources(list(reads.values()), mapper, now, traced=False)  # traces serve `sync explain`
         editable, by_plugin = early.result()
