@@ -62,7 +62,7 @@ def assert_same(by_api: Snapshot, by_plugin: Snapshot) -> None:
     assert found_rules(by_plugin) == found_rules(by_api)
 
 
-def test_the_plugin_reads_the_same_snapshot_as_the_admin_api_in_one_request(
+def test_the_plugin_reads_the_same_snapshot_as_the_admin_api_in_a_few_requests(
     gateway: KeycloakGateway, realm: str, store: Store
 ) -> None:
     ids = seed(gateway, realm)
@@ -70,8 +70,9 @@ def test_the_plugin_reads_the_same_snapshot_as_the_admin_api_in_one_request(
     by_api = take_snapshot(gateway, store, realm, policy=POLICY, use_plugin=False)
     by_plugin = take_snapshot(gateway, store, realm, policy=POLICY)
     assert_same(by_api, by_plugin)
-    # The export, the members and one page of users; no per-user credential read, yet everyone's are known.
-    assert by_plugin.stats.requests == 3 and by_plugin.stats.credential_reads == 0
+    # The export, the members, where the pages of users end (none: one page) and that page; no per-user
+    # credential read, yet everyone's are known.
+    assert by_plugin.stats.requests == 4 and by_plugin.stats.credential_reads == 0
     assert by_api.stats.credential_reads == 1
     users = {user.username: user for user in by_plugin.users}
     assert users["secure"].totp and users["secure"].credential_types == frozenset({"otp"})
@@ -138,11 +139,7 @@ def test_the_structure_carries_no_secret_and_a_viewer_needs_nothing_more(
 PAGE_PEOPLE = 1_050  # more than one page of the admin API's listing below
 
 
-def test_a_page_of_a_thousand_users_carries_everyones_details_as_the_full_listing_does(
-    gateway: KeycloakGateway, realm: str
-) -> None:
-    """One plugin page of 1,050 users, its attributes, required actions and credential types read by username
-    range: every user's must be the full listing's (the smaller realms of the other tests fit in a few rows)."""
+def seed_people(gateway: KeycloakGateway, realm: str) -> None:
     people = [
         {
             "username": f"p{index:05d}", "enabled": True, "email": f"p{index:05d}@example.org",
@@ -156,6 +153,27 @@ def test_a_page_of_a_thousand_users_carries_everyones_details_as_the_full_listin
     gateway.update_user_profile(realm, replace(profile, unmanaged_attribute_policy="ENABLED"))
     for start in range(0, PAGE_PEOPLE, 350):
         gateway.import_users(realm, people[start : start + 350])
+
+
+def test_ranges_read_at_once_give_every_user_once_in_username_order(gateway: KeycloakGateway, realm: str) -> None:
+    """The bounds end every run of 200 usernames; a page asked with `until` stops there; the ranges between the
+    bounds, read three at once, give the 1,050 users of the full listing, once each, in username order."""
+    seed_people(gateway, realm)
+    bounds = gateway._plugin_user_bounds(realm, 200)
+    assert bounds == [f"p{position - 1:05d}" for position in (200, 400, 600, 800, 1000)]
+    page = gateway._plugin_users_page(realm, "p00199", "p00210", 5000) or []
+    assert [raw["username"] for raw in page] == [f"p{index:05d}" for index in range(200, 211)]
+    listed = sorted(raw["username"] for raw in gateway.list_raw_users(realm, page_size=1000))
+    by_plugin = [raw["username"] for raw in gateway.plugin_raw_users(realm, page_size=200, workers=3) or ()]
+    assert by_plugin == listed and len(listed) == PAGE_PEOPLE
+
+
+def test_a_page_of_a_thousand_users_carries_everyones_details_as_the_full_listing_does(
+    gateway: KeycloakGateway, realm: str
+) -> None:
+    """One plugin page of 1,050 users, its attributes, required actions and credential types read by username
+    range: every user's must be the full listing's (the smaller realms of the other tests fit in a few rows)."""
+    seed_people(gateway, realm)
     listed = {raw["id"]: raw for raw in gateway.list_raw_users(realm, page_size=1000)}
     by_plugin = list(gateway.plugin_raw_users(realm, page_size=5000) or ())
     assert len(by_plugin) == len(listed) == PAGE_PEOPLE

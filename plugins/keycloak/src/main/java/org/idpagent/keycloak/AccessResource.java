@@ -1,6 +1,7 @@
 package org.idpagent.keycloak;
 
 import jakarta.persistence.EntityManager;
+import jakarta.persistence.TypedQuery;
 import jakarta.ws.rs.GET;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
@@ -25,9 +26,10 @@ import org.keycloak.services.resources.admin.fgap.AdminPermissions;
  * "who holds this role" and "who is in this group" one role and one group per request, each member as a user
  * representation, plus each privileged user's credentials one user at a time; a sync pages through the full user
  * listing, where Keycloak builds each user's representation through its user profile. Here {@code users} gives
- * pages of users with what those reads carry, {@code memberships} every role's and group's direct members by id,
- * each from a handful of database queries, and {@code structure} roles, groups, clients and service accounts, all
- * under the permissions of the admin API reads they replace.
+ * pages of users with what those reads carry ({@code users/bounds}: where the pages end, to read several at once),
+ * {@code memberships} every role's and group's direct members by id, each from a handful of database queries, and
+ * {@code structure} roles, groups, clients and service accounts, all under the permissions of the admin API reads
+ * they replace.
  *
  * <p>{@code users} and {@code memberships} are only for realms whose users all live in Keycloak's database: a user
  * storage provider (LDAP, Kerberos, custom) can add users, attributes and members from elsewhere, so for such a
@@ -40,10 +42,12 @@ public final class AccessResource {
 
     // People only: the admin API's user listing leaves service accounts out too. Pages go by username (unique in
     // a realm), each after the last username of the one before, so no page re-reads what an offset skips.
+    private static final String PEOPLE = " where u.realmId = :realmId and u.serviceAccountClientLink is null";
     private static final String USERS = "select u.id, u.username, u.email, u.emailVerified, u.firstName, u.lastName,"
-            + " u.enabled, u.createdTimestamp, u.federationLink from UserEntity u"
-            + " where u.realmId = :realmId and u.serviceAccountClientLink is null and u.username > :after"
-            + " order by u.username";
+            + " u.enabled, u.createdTimestamp, u.federationLink from UserEntity u" + PEOPLE + " and u.username > :after";
+    private static final String BY_USERNAME = " order by u.username";
+    // Usernames alone, in order: where ranges of a page each end (see bounds).
+    private static final String USERNAMES = "select u.username from UserEntity u" + PEOPLE + BY_USERNAME;
     // The rows of the page's users: those with a username in (after, last].
     private static final String PAGE = " where x.user.realmId = :realmId and x.user.serviceAccountClientLink is null"
             + " and x.user.username > :after and x.user.username <= :last";
@@ -74,11 +78,41 @@ public final class AccessResource {
     @GET
     @Path("users")
     @Produces(MediaType.APPLICATION_JSON)
-    public Map<String, Object> users(@QueryParam("after") String after, @QueryParam("max") Integer max) {
+    public Map<String, Object> users(
+            @QueryParam("after") String after, @QueryParam("until") String until, @QueryParam("max") Integer max) {
+        requireViewUsers();
+        return Map.of("users", page(after == null ? "" : after, until, pageSize(max)));
+    }
+
+    /**
+     * {"bounds": [username]}: the usernames that end each run of {@code every} users (at most {@link #MAX_PAGE}) in
+     * the order {@code users} pages by, so a reader can ask for the ranges (before the first], (first, second], ...
+     * (last, end) at once instead of one page after another. Ranges that grew meanwhile are paged on within the range
+     * with {@code after}; together the ranges cover every username, so no user present throughout is missed.
+     */
+    @GET
+    @Path("users/bounds")
+    @Produces(MediaType.APPLICATION_JSON)
+    public Map<String, Object> bounds(@QueryParam("every") Integer every) {
+        requireViewUsers();
+        int size = pageSize(every);
+        List<String> bounds = new ArrayList<>();
+        int[] position = {0};
+        query(USERNAMES, String.class).forEach(username -> {
+            if (++position[0] % size == 0) {
+                bounds.add(username);
+            }
+        });
+        return Map.of("bounds", bounds);
+    }
+
+    private void requireViewUsers() {
         AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm)).users().requireView();
         Callers.refuseFederation(realm);
-        int size = max == null || max <= 0 ? MAX_PAGE : Math.min(max, MAX_PAGE);
-        return Map.of("users", page(after == null ? "" : after, size));
+    }
+
+    private static int pageSize(Integer asked) {
+        return asked == null || asked <= 0 ? MAX_PAGE : Math.min(asked, MAX_PAGE);
     }
 
     /**
@@ -122,8 +156,13 @@ public final class AccessResource {
         return AccessStructure.of(session, realm);
     }
 
-    private List<Map<String, Object>> page(String after, int size) {
-        List<Object[]> rows = entityManager().createQuery(USERS, Object[].class)
+    /** Up to {@code size} users with a username in (after, until], or after {@code after} when until is null. */
+    private List<Map<String, Object>> page(String after, String until, int size) {
+        TypedQuery<Object[]> usersQuery = until == null
+                ? entityManager().createQuery(USERS + BY_USERNAME, Object[].class)
+                : entityManager().createQuery(USERS + " and u.username <= :until" + BY_USERNAME, Object[].class)
+                        .setParameter("until", until);
+        List<Object[]> rows = usersQuery
                 .setParameter("realmId", realm.getId())
                 .setParameter("after", after)
                 .setMaxResults(size)
@@ -166,7 +205,11 @@ public final class AccessResource {
     }
 
     private Stream<Object[]> query(String jpql) {
-        return entityManager().createQuery(jpql, Object[].class).setParameter("realmId", realm.getId()).getResultStream();
+        return query(jpql, Object[].class);
+    }
+
+    private <T> Stream<T> query(String jpql, Class<T> type) {
+        return entityManager().createQuery(jpql, type).setParameter("realmId", realm.getId()).getResultStream();
     }
 
     private Stream<Object[]> pageQuery(String jpql, String after, String last) {
