@@ -10,7 +10,7 @@ import hashlib
 import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +92,7 @@ def render_slapd_conf(
     limits: SizeLimits,
     maxsize_bytes: int = MDB_MAXSIZE_BYTES,
     tls: SlapdTls | None = None,
+    extra_indexes: Sequence[str] = (),
 ) -> str:
     """The slapd.conf text for a directory whose pid, args and database live under `directory`."""
     lines = [f"include {SCHEMA_DIR / name}.schema" for name in SCHEMAS]
@@ -110,7 +111,7 @@ def render_slapd_conf(
         f"rootpw {root_pw_hash}",
         f"directory {directory / 'db'}",
     ]
-    lines += [f"index {index}" for index in INDEXES]
+    lines += [f"index {index}" for index in (*INDEXES, *extra_indexes)]
     return "\n".join(lines) + "\n"
 
 
@@ -147,8 +148,10 @@ class SlapdInstance:
         suffix: str = DEFAULT_SUFFIX,
         limits: SizeLimits | None = None,
         tls: SlapdTls | None = None,
+        extra_indexes: Sequence[str] = (),
     ) -> None:
         self.directory = directory.resolve()
+        self.extra_indexes = tuple(extra_indexes)  # e.g. "employeeNumber eq": the sync's id attribute
         self.suffix = suffix
         self.root_dn = f"cn=admin,{suffix}"
         self.password = password
@@ -171,6 +174,7 @@ class SlapdInstance:
             root_pw_hash=ssha(self.password.reveal()),
             limits=self.limits,
             tls=self.tls,
+            extra_indexes=self.extra_indexes,
         )
         fd = os.open(self.conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, processes.PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -50,6 +50,20 @@ def test_conf_has_schemas_module_database_and_indexes() -> None:
     assert lines.index(SizeLimits().directive()) < lines.index("database mdb")
 
 
+def test_extra_indexes_follow_the_standard_ones_in_the_database_section() -> None:
+    conf = render_slapd_conf(
+        Path("/srv/ldap"),
+        suffix="dc=acme,dc=test",
+        root_dn="cn=admin,dc=acme,dc=test",
+        root_pw_hash="{SSHA}abc",
+        limits=SizeLimits(),
+        extra_indexes=("employeeNumber eq",),
+    )
+    lines = directives(conf)
+    standard, extra = lines.index("index member,memberUid eq"), lines.index("index employeeNumber eq")
+    assert lines.index("database mdb") < standard < extra
+
+
 @pytest.mark.parametrize(
     ("limits", "directive"),
     [
