@@ -92,7 +92,7 @@ class GatewayBase:
         representation's profile fields, attributes and required actions, and the types of the stored
         credentials, in order of username. The plugin first says where each run of `page_size` users ends
         (`users/bounds`); those ranges are then read `workers` at once, so Keycloak builds one while the agent
-        decodes another. That first answer is had now: None where the plugin does not answer (see
+        decodes another. The bounds are asked for at once: None where the plugin does not answer (see
         `_plugin_lookup`), so the caller reads the admin API instead. A user seen twice (renamed into a later
         range meanwhile) is given once."""
         bounds = self._plugin_user_bounds(realm, page_size)
