@@ -356,9 +356,28 @@ def run_sync(
         if read.complete:
             store.baselines.record_good_read(name, len(read.records), now)
     status: RunStatus = "failed" if outcome.failed else "succeeded"
+    return store.runs.finish_run(run.id, status, summary=run_summary(prepared)), prepared, outcome
+
+
+# Why a sync set to read through the plugin pack read the admin API: said in the run's summary, as the run is
+# right but slower (a pack older than the agent, say, until it is deployed again).
+NO_PLUGIN_READ = (
+    "Keycloak read through the admin API: the idp-agent plugin pack did not answer (not installed, older than "
+    "this agent, a realm with user federation, or an account it refuses)"
+)
+
+
+def run_summary(prepared: Prepared) -> str:
+    """What the run's summary says besides its counts: sources read incompletely, and a plugin read that fell
+    back to the admin API."""
+    notes: list[str] = []
     incomplete = [name for name, read in prepared.reads.items() if not read.complete]
-    summary = f"incomplete read of {', '.join(incomplete)}: leaver phase skipped" if incomplete else ""
-    return store.runs.finish_run(run.id, status, summary=summary), prepared, outcome
+    if incomplete:
+        notes.append(f"incomplete read of {', '.join(incomplete)}: leaver phase skipped")
+    read = prepared.live_read
+    if prepared.sync.keycloak_read == "plugin" and read is not None and not read.via_plugin:
+        notes.append(NO_PLUGIN_READ)
+    return "; ".join(notes)
 
 
 def approve_staged(

@@ -15,7 +15,7 @@ from agent.settings import KeycloakConnection
 from agent.store import open_store
 from agent.sync.agent_config import AgentConfig
 from agent.sync.quick_read import read_by_plugin, read_full
-from agent.sync.runner import Prepared, run_sync
+from agent.sync.runner import NO_PLUGIN_READ, Prepared, run_sync
 from tests.harness.federation import add_disabled_ldap_federation
 from tests.harness.sync_setup import NOW, SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
 
@@ -99,13 +99,14 @@ def test_a_later_run_without_the_plugin_reads_in_full_once_then_quickly(
     run(with_read(config, "admin-api"), gateway)  # records of everyone, as they were then
     # An attribute a brief listing does not show, changed through the plugin-read path.
     moved = [hr_row(i, Department="Support") if i == 2 else hr_row(i) for i in range(PEOPLE)]
-    _, changed, _ = run(hr_config(setup, moved), gateway)
-    assert changed.live_read is not None and changed.live_read.via_plugin
+    changed_run, changed, _ = run(hr_config(setup, moved), gateway)
+    assert changed.live_read is not None and changed.live_read.via_plugin and changed_run.summary == ""
     assert "update" in [item.action for item in changed.plan.items]
     # Back to the old department (the file written anew): a stale record would say there is nothing to do.
     config = hr_config(setup, [hr_row(i) for i in range(PEOPLE)])
-    _, full, _ = run(with_read(config, "admin-api"), gateway)
+    full_run, full, _ = run(with_read(config, "admin-api"), gateway)
     assert full.live_read is not None and not full.live_read.via_plugin and full.live_read.full
+    assert full_run.summary == ""  # the admin API as configured: nothing to say
     assert "update" in [item.action for item in full.plan.items]
 
     _, quick, _ = run(with_read(config, "admin-api"), gateway)
@@ -122,6 +123,7 @@ def test_a_realm_with_user_federation_is_synced_through_the_admin_api(
     config = hr_config(setup, [hr_row(i) for i in range(3)])
     first, prepared, _ = run(config, gateway)
     assert first.status == "succeeded" and prepared.live_read is not None and not prepared.live_read.via_plugin
+    assert first.summary == NO_PLUGIN_READ  # said, as the run is slower than the operator asked for
     _, second, _ = run(config, gateway)
     assert second.live_read is not None and not second.live_read.via_plugin and second.plan.is_empty
     assert len(managed(gateway, setup.realm)) == 3
