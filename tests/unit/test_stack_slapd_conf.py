@@ -18,15 +18,20 @@ def directives(conf: str) -> list[str]:
     return [line for line in conf.splitlines() if line and not line.startswith("#")]
 
 
-def test_conf_has_schemas_module_database_and_indexes() -> None:
+def acme_conf_lines(extra_indexes: tuple[str, ...] = ()) -> list[str]:
     conf = render_slapd_conf(
         Path("/srv/ldap"),
         suffix="dc=acme,dc=test",
         root_dn="cn=admin,dc=acme,dc=test",
         root_pw_hash="{SSHA}abc",
         limits=SizeLimits(),
+        extra_indexes=extra_indexes,
     )
-    lines = directives(conf)
+    return directives(conf)
+
+
+def test_conf_has_schemas_module_database_and_indexes() -> None:
+    lines = acme_conf_lines()
     assert lines[:4] == [
         f"include /etc/ldap/schema/{name}.schema" for name in ("core", "cosine", "inetorgperson", "nis")
     ]
@@ -51,15 +56,7 @@ def test_conf_has_schemas_module_database_and_indexes() -> None:
 
 
 def test_extra_indexes_follow_the_standard_ones_in_the_database_section() -> None:
-    conf = render_slapd_conf(
-        Path("/srv/ldap"),
-        suffix="dc=acme,dc=test",
-        root_dn="cn=admin,dc=acme,dc=test",
-        root_pw_hash="{SSHA}abc",
-        limits=SizeLimits(),
-        extra_indexes=("employeeNumber eq",),
-    )
-    lines = directives(conf)
+    lines = acme_conf_lines(("employeeNumber eq",))
     standard, extra = lines.index("index member,memberUid eq"), lines.index("index employeeNumber eq")
     assert lines.index("database mdb") < standard < extra
 
