@@ -130,10 +130,9 @@ class GatewayBase:
                 # Half a listing must never pass for all of it.
                 raise Unavailable(f"the idp-agent plugin stopped answering while realm '{realm}' was read")
             users.extend(page)
-            last = str(page[-1]["username"]) if page else until
-            if len(page) < page_size or last == until:
+            if len(page) < page_size or page[-1]["username"] == until:
                 return users
-            after = last
+            after = str(page[-1]["username"])
 
     def _plugin_user_ranges(
         self, realm: str, ranges: list[tuple[str | None, str | None]], page_size: int, workers: int
