@@ -148,10 +148,11 @@ class SyncExecutor:
 
     def run(self) -> SyncOutcome:
         try:
+            # By account, not by external id: two accounts carrying one id (both leavers) are changed apart.
             per_person: dict[str, list[SyncItem]] = {}
             for item in self._plan.items:
                 if item.action != "create":
-                    per_person.setdefault(item.external_id, []).append(item)
+                    per_person.setdefault(item.user_id or item.external_id, []).append(item)
             if any(item.action in {"grant", "revoke"} for item in self._plan.items):
                 _ = self.targets  # read once here, not raced for by the workers
             together, alone = split_people(per_person.values()) if self._in_bulk else ([], list(per_person.values()))

@@ -8,7 +8,7 @@ by the immutable id stored on the user, never by username or email).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -333,14 +333,15 @@ def plan_sync(
     context: SyncContext,
 ) -> SyncPlan:
     """Everything one sync run would do, in a stable order (by external id). Makes no calls."""
-    live_by_id: dict[str, LiveUser] = {}
+    accounts: list[LiveUser] = []
     held: list[Held] = []
     for managed_user in managed:
         user = managed_user.user
         if user.username.lower() in context.deny_usernames or user.service_account_client_id:
             held.append(Held(managed_user.external_id, user.username, "on the deny-list: never touched by the sync"))
             continue
-        live_by_id[managed_user.external_id] = managed_user
+        accounts.append(managed_user)
+    live_by_id, shared = _by_external_id(accounts)
     taken = _taken_names(all_users)
     items: list[SyncItem] = []
     rejects = list(rejected)
@@ -350,6 +351,12 @@ def plan_sync(
         seen.add(desired.external_id)
         if desired.username.lower() in context.deny_usernames:
             held.append(Held(desired.external_id, desired.username, "on the deny-list: never touched by the sync"))
+            continue
+        if desired.external_id in shared:
+            reason = _shared_id_reason(shared[desired.external_id], "the sync changes none of them")
+            held.extend(
+                Held(desired.external_id, username, reason) for username in _usernames(shared[desired.external_id])
+            )
             continue
         problem = unknown_grant(desired, context)
         if problem is not None:
@@ -368,9 +375,9 @@ def plan_sync(
         if hold is not None:
             held.append(hold)
     if context.complete:
-        items.extend(_leaver_candidates(live_by_id, seen | context.still_listed, context, held))
+        items.extend(_leaver_candidates(accounts, seen | context.still_listed, context, held))
         active = {user.external_id for user in desired_users_list if user.status == "active"}
-        items.extend(_past_retention(live_by_id, active | context.still_listed, context, held))
+        items.extend(_past_retention(accounts, active | context.still_listed, context, held, shared))
     return SyncPlan(
         context.realm,
         context.source,
@@ -378,16 +385,41 @@ def plan_sync(
         tuple(rejects),
         tuple(held),
         leaver_phase=context.complete,
-        managed_users=len(live_by_id),
+        managed_users=len(accounts),
+    )
+
+
+def _by_external_id(accounts: Iterable[LiveUser]) -> tuple[dict[str, LiveUser], dict[str, list[LiveUser]]]:
+    """The accounts by the external id they carry: ids carried by one account, and ids carried by several (a
+    copied attribute, an account restored beside its successor), which the sync cannot tell apart."""
+    by_id: dict[str, list[LiveUser]] = {}
+    for account in accounts:
+        by_id.setdefault(account.external_id, []).append(account)
+    single = {external_id: found[0] for external_id, found in by_id.items() if len(found) == 1}
+    shared = {external_id: found for external_id, found in by_id.items() if len(found) > 1}
+    return single, shared
+
+
+def _usernames(accounts: Iterable[LiveUser]) -> list[str]:
+    return sorted(account.user.username for account in accounts)
+
+
+def _shared_id_reason(accounts: Sequence[LiveUser], outcome: str) -> str:
+    names = ", ".join(_usernames(accounts))
+    return (
+        f"{len(accounts)} accounts carry external id {accounts[0].external_id} ({names}): {outcome} until one is "
+        "left (remove the id from the others)"
     )
 
 
 def _leaver_candidates(
-    live_by_id: Mapping[str, LiveUser], seen: set[str], context: SyncContext, held: list[Held]
+    accounts: Iterable[LiveUser], seen: set[str], context: SyncContext, held: list[Held]
 ) -> list[SyncItem]:
-    """Managed, enabled users the complete reads no longer list: leavers, once an exact lookup confirms."""
+    """Managed, enabled users the complete reads no longer list: leavers, once an exact lookup confirms. Every
+    account carrying a leaver's id is one: whichever was the person's, none may outlive them."""
     candidates = []
-    for external_id, live in sorted(live_by_id.items()):
+    for live in sorted(accounts, key=lambda account: (account.external_id, account.user.username)):
+        external_id = live.external_id
         if external_id in seen or not live.user.enabled:
             continue
         hold = _held_reason(live.user, context)
@@ -400,16 +432,26 @@ def _leaver_candidates(
 
 
 def _past_retention(
-    live_by_id: Mapping[str, LiveUser], active: set[str], context: SyncContext, held: list[Held]
+    accounts: Iterable[LiveUser],
+    active: set[str],
+    context: SyncContext,
+    held: list[Held],
+    shared: Mapping[str, Sequence[LiveUser]],
 ) -> list[SyncItem]:
-    """Leavers the sync disabled longer ago than the retention period, and not back in the sources."""
+    """Leavers the sync disabled longer ago than the retention period, and not back in the sources. Accounts
+    sharing an id are held: a delete cannot be taken back, and one of them may be another person's."""
     retention = context.retention
     if retention is None:
         return []
     items = []
-    for external_id, live in sorted(live_by_id.items()):
+    for live in sorted(accounts, key=lambda account: (account.external_id, account.user.username)):
+        external_id = live.external_id
         left = left_at(live.disabled_by_sync)
         if live.user.enabled or left is None or external_id in active or context.now - left < retention.keep_for:
+            continue
+        if external_id in shared:
+            outcome = f"past the retention period, not {'deleted' if retention.then == 'delete' else 'anonymised'}"
+            held.append(Held(external_id, live.user.username, _shared_id_reason(shared[external_id], outcome)))
             continue
         if live.user.id in context.sanctioned:
             held.append(Held(external_id, live.user.username, "active sanction: kept until the sanction ends"))

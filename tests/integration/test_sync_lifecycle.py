@@ -11,12 +11,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 import requests
 
-from agent.keycloak import KeycloakGateway
+from agent.keycloak import KeycloakGateway, UserDraft
 from agent.keycloak.transport import admin_path
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
@@ -234,6 +235,36 @@ def test_reused_email_does_not_reach_the_leavers_account(
     assert "belongs to another account" in plan.rejected[0].reason
     erin = user_of(gateway, sync_realm, "10")
     assert not erin.enabled and groups_of(gateway, sync_realm, erin.id) == {"/staff", "/finance"}
+
+
+def test_two_accounts_carrying_one_id_are_left_alone_then_both_disabled_when_the_person_leaves(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    """An admin restored an old account of Ivy's beside the one the sync made, with its bookkeeping."""
+    ivy = person("15", "ivy")
+    sync(keycloak_connection, sync_realm, [ivy])
+    made = user_of(gateway, sync_realm, "15")
+    copied = {key: values for key, values in made.attributes.items() if key.startswith("idp-agent.")}
+    restored_id = gateway.create_user(
+        sync_realm, UserDraft("ivy.old", email="ivy.old@example.org", attributes=MappingProxyType(copied))
+    )
+
+    # Ivy moves to Finance: which account is hers cannot be told, so neither changes.
+    moved = person("15", "ivy", groups=frozenset({"/staff", "/finance"}), attributes={"department": ("Finance",)})
+    plan, _ = sync(keycloak_connection, sync_realm, [moved])
+    assert plan.items == ()
+    assert sorted(held.username for held in plan.held) == ["ivy", "ivy.old"]
+    assert all("2 accounts carry external id 15" in held.reason for held in plan.held)
+    assert groups_of(gateway, sync_realm, made.id) == {"/staff"}
+    assert dict(gateway.get_user(sync_realm, made.id).attributes)["department"] == ("Sales",)  # type: ignore[union-attr]
+
+    # Ivy leaves: neither account outlives her.
+    plan, _ = sync(keycloak_connection, sync_realm, [], present=set())
+    assert sorted((i.action, i.user_id) for i in plan.items) == sorted(
+        [("confirm-leaver", made.id), ("confirm-leaver", restored_id)]
+    )
+    for user_id in (made.id, restored_id):
+        assert not gateway.get_user(sync_realm, user_id).enabled  # type: ignore[union-attr]
 
 
 def test_sanctioned_and_admin_disabled_users_stay_disabled(

@@ -245,3 +245,48 @@ def test_retention_needs_a_complete_read_and_spares_sanctioned_and_not_started()
     assert actions(plan([], [leaver], retention=RETAIN, sanctioned=frozenset({"kc-1"}))) == []
     waiting = live("2", "bob", enabled=False, grants=Grants(), disabled_by_sync=f"not started: created {old}")
     assert actions(plan([], [waiting], retention=RETAIN)) == []
+
+
+# Two accounts carrying one person's external id (a copied attribute, an account restored beside its
+# successor): which one is the person's cannot be told, so neither is changed while the person is listed, and
+# neither may outlive the person.
+
+
+def two_accounts(**extra: object) -> list[User]:
+    return [
+        live("1", "ann", user_id="kc-a", grants=Grants(), **extra),  # type: ignore[arg-type]
+        live("1", "ann.smith", user_id="kc-b", grants=Grants(), **extra),  # type: ignore[arg-type]
+    ]
+
+
+def test_accounts_sharing_an_id_are_held_not_changed_while_the_person_is_listed() -> None:
+    result = plan([desired("1", "ann", email="ann.new@example.org", groups=frozenset({"/staff"}))], two_accounts())
+    assert actions(result) == []
+    holds = sorted((held.username, held.reason) for held in result.held)  # type: ignore[attr-defined]
+    assert [username for username, _ in holds] == ["ann", "ann.smith"]
+    assert all("2 accounts carry external id 1 (ann, ann.smith)" in reason for _, reason in holds)
+
+
+def test_every_account_sharing_a_leavers_id_is_a_leaver_candidate() -> None:
+    result = plan([], two_accounts())
+    assert sorted((item.action, item.user_id) for item in result.items) == [  # type: ignore[attr-defined]
+        ("confirm-leaver", "kc-a"),
+        ("confirm-leaver", "kc-b"),
+    ]
+    assert result.managed_users == 2  # type: ignore[attr-defined]
+
+
+def test_accounts_sharing_an_id_are_not_deleted_after_retention() -> None:
+    left = (NOW - timedelta(days=200)).isoformat()
+    accounts = [
+        replace(user, enabled=False) for user in two_accounts(disabled_by_sync=f"left {left}: employment ended")
+    ]
+    result = plan([], accounts, retention=RETAIN)
+    assert actions(result) == []
+    assert all("not deleted" in held.reason for held in result.held)  # type: ignore[attr-defined]
+    assert len(result.held) == 2  # type: ignore[attr-defined]
+
+
+def test_accounts_sharing_an_id_keep_precedence_of_sanctions_as_leavers() -> None:
+    result = plan([], two_accounts(), sanctioned=frozenset({"kc-a"}))
+    assert [(item.action, item.user_id) for item in result.items] == [("confirm-leaver", "kc-b")]  # type: ignore[attr-defined]
