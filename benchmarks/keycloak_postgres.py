@@ -34,7 +34,7 @@ def analyze(database_url: str) -> None:
     """ANALYZE Keycloak's tables. A fresh database has no statistics until autovacuum's next round (a
     minute apart at most), so the first arms of a run would be planned for empty tables: a database in use
     has long had them. Measured: B1 at 1k took 5.2-6.6 s in five runs without it, 2.8-4.8 s in eleven with it.
-    It did not change the slowness of the first arm at a size (see sync_bench.first_writes)."""
+    It did not change the slowness of the first arm at a size (see sync_bench.settle_imports)."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("ANALYZE")
 

@@ -84,6 +84,10 @@ GIVEN_NAMES = ("Ada", "Björn", "Chloé", "Dmitri", "Emeka", "Fatima", "Grace", 
 GROUPS = ("/staff", "/staff/engineering", "/staff/support")
 RESULT_MARK = "SYNC-BENCH-RESULT "
 WARM_UP_USERS = 1000
+# settle_imports: rounds of this many users until one is no more than STEADY_GAIN faster than the last.
+STEADY_USERS = 5000
+STEADY_ROUNDS = 6
+STEADY_GAIN = 0.10
 WARM_UP_BATCH = 100
 # Keycloak's full LDAP sync is one synchronous request, and deleting a realm of 100k users takes minutes.
 LONG_TIMEOUT_SECONDS = 3 * 3600.0
@@ -742,45 +746,55 @@ def warm_up(gateway: KeycloakGateway) -> None:
         gateway.delete_realm(name)
 
 
-def first_writes(gateway: KeycloakGateway, people: int, *, wanted: bool) -> None:
-    """On PostgreSQL the first arm of a size was twice as slow as the same posts at the end of it (C1 at 10k:
-    25.3 and 27.5 s first, 9.7 and 12.3 s last, in two runs; unexplained: neither ANALYZE nor VACUUM before it,
-    nor 512 MB of shared_buffers, changed it). So that no arm pays for it, N users like the agent's are imported
-    first, untimed, in the executor's batches and number of concurrent requests, into a realm deleted after
-    (when `wanted`: on the throwaway PostgreSQL; on H2 the first arm was not the slow one)."""
-    if not wanted:
-        return
-    name = f"bench-sync-first-{uuid.uuid4().hex[:6]}"
-    prepare_realm(gateway, realm_spec(name))
-    try:
-        users = [
-            {
-                "username": f"first{index}",
-                "email": f"first{index}@example.org",
-                "enabled": True,
-                "attributes": {"department": [department_of(index)], "employee_id": [employee_number(index)]},
-                "groups": ["/staff"],
-                "realmRoles": [f"default-roles-{name}"],
-            }
-            for index in range(people)
-        ]
-        batch = executor.IMPORT_BATCH_SIZE
-        batches = [users[offset : offset + batch] for offset in range(0, len(users), batch)]
-        with ThreadPoolExecutor(max_workers=executor.WORKERS) as pool:
-            list(pool.map(functools.partial(gateway.import_users, name), batches))
-    finally:
-        gateway.delete_realm(name)
+def settle_imports(gateway: KeycloakGateway) -> list[float]:
+    """Untimed imports of STEADY_USERS users like the agent's (attributes, a group, the default role), in the
+    executor's batches and number of concurrent requests, each into a throwaway realm, until one is no more
+    than STEADY_GAIN faster than the one before (at least 2, at most STEADY_ROUNDS): returns their seconds.
+
+    Keycloak kept getting faster over the first tens of thousands of users it imported, well beyond warm_up's
+    1,000 (10k users in a fresh realm, on H2: 17.3, 14.6, 10.8, 10.8, 9.4, 9.4 s, then 6.5-7.4 s; on PostgreSQL
+    40.6 s, then 19-33 s; ad hoc runs, 2026-11-30), so the first arms of a size (C1, then B1) met a colder
+    Keycloak than A1. Before each size, so that no arm pays for it."""
+    print("settling Keycloak: untimed imports until one is no faster than the last ...", flush=True)
+    seconds: list[float] = []
+    while len(seconds) < STEADY_ROUNDS and not _steady(seconds):
+        name = f"bench-sync-settle-{uuid.uuid4().hex[:6]}"
+        prepare_realm(gateway, realm_spec(name))
+        try:
+            users = [
+                {
+                    "username": f"settle{index}",
+                    "email": f"settle{index}@example.org",
+                    "enabled": True,
+                    "attributes": {"department": [department_of(index)], "employee_id": [employee_number(index)]},
+                    "groups": ["/staff"],
+                    "realmRoles": [f"default-roles-{name}"],
+                }
+                for index in range(STEADY_USERS)
+            ]
+            batch = executor.IMPORT_BATCH_SIZE
+            batches = [users[offset : offset + batch] for offset in range(0, len(users), batch)]
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=executor.WORKERS) as pool:
+                list(pool.map(functools.partial(gateway.import_users, name), batches))
+            seconds.append(round(time.perf_counter() - start, 3))
+        finally:
+            gateway.delete_realm(name)
+    print(f"  {STEADY_USERS} users each: {', '.join(f'{taken:.2f}' for taken in seconds)} s", flush=True)
+    return seconds
+
+
+def _steady(seconds: list[float]) -> bool:
+    return len(seconds) >= 2 and seconds[-1] >= seconds[-2] * (1 - STEADY_GAIN)
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """`agent_only`: skip C1, B1 and B3 (for 100k, where only the agent-side arms are asked for).
-    `first_writes`: an untimed import of N users before the arms of each size (see first_writes)."""
+    """`agent_only`: skip C1, B1 and B3 (for 100k, where only the agent-side arms are asked for)."""
 
     profile_dir: Path | None = None
     import_batch: int | None = None
     agent_only: bool = False
-    first_writes: bool = False
 
     def child(self, arm: str, people: int) -> ChildOptions:
         profile = self.profile_dir / f"{arm}-{people}.pstats" if self.profile_dir and arm != "C1" else None
@@ -806,7 +820,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
         return run_child(arm, config, slapd.password, options.child(arm, people))
 
     try:
-        first_writes(gateway, people, wanted=options.first_writes)
+        settling = settle_imports(gateway)
         prepare_realm(gateway, realm_spec(realms["agent"]))
         if not options.agent_only:
             prepare_realm(gateway, realm_spec(realms["floor"]))
@@ -840,7 +854,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
         slapd.stop()
         delete_realms(gateway, realms.values())
         gateway.close()
-    return {"users": people, "arms": arms, "ratios": ratios(arms), "checks": checks}
+    return {"users": people, "settling_seconds": settling, "arms": arms, "ratios": ratios(arms), "checks": checks}
 
 
 def delete_realms(gateway: KeycloakGateway, realms: Iterable[str]) -> None:
@@ -980,7 +994,6 @@ def main() -> None:
     work = BENCH_STATE_DIR / "sync" / uuid.uuid4().hex[:8]
     sizes_done: list[dict[str, Any]] = []
     where = keycloak_description(args.keycloak_db)
-    on_postgres = args.keycloak_db == "postgres" and not os.environ.get("KEYCLOAK_URL")
     with keycloak_for_benchmark(args.keycloak_db) as connection:
         admin = KeycloakGateway.connect(dataclasses.replace(connection, timeout_seconds=LONG_TIMEOUT_SECONDS))
         try:
@@ -988,7 +1001,7 @@ def main() -> None:
             print(f"Keycloak {version} at {connection.url} ({where}); warming up ...", flush=True)
             warm_up(admin)
             for people in sizes:
-                options = RunOptions(args.profile, args.import_batch, args.agent_only, on_postgres)
+                options = RunOptions(args.profile, args.import_batch, args.agent_only)
                 size = run_size(connection, people, work, options)
                 size["goals_met"] = goals_met(size)
                 print_size(size)
@@ -1005,7 +1018,7 @@ def main() -> None:
             "machine": machine(),
             "order": ["C1", "B1", "A1", "A3", "B3", "A4"],
             "import_batch_override": args.import_batch,
-            "first_writes": on_postgres,
+            "settling": {"users": STEADY_USERS, "max_rounds": STEADY_ROUNDS, "gain_below": STEADY_GAIN},
             "agent_only": args.agent_only,
             "goals": GOALS,
             "sizes": sizes_done,
