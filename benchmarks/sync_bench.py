@@ -181,6 +181,9 @@ class Delta:
     def changed_mail(self, index: int) -> bool:
         return self.changed.index(index) % 2 == 0
 
+    def counts(self) -> str:
+        return f"{len(self.new)} new, {len(self.changed)} changed, {len(self.deleted)} deleted"
+
 
 def plan_delta(people: int) -> Delta:
     """1 % new, 5 % changed, 1 % deleted; the changed and deleted sets do not overlap (7 mod 100 vs 3 mod 20)."""
@@ -746,40 +749,41 @@ def warm_up(gateway: KeycloakGateway) -> None:
         gateway.delete_realm(name)
 
 
-def settle_imports(gateway: KeycloakGateway) -> list[float]:
+def settle_imports(gateway: KeycloakGateway, kept: list[str]) -> list[float]:
     """Untimed imports of STEADY_USERS users like the agent's (attributes, a group, the default role), in the
-    executor's batches and number of concurrent requests, each into a throwaway realm, until one is no more
-    than STEADY_GAIN faster than the one before (at least 2, at most STEADY_ROUNDS): returns their seconds.
+    executor's batches and number of concurrent requests, each into a realm of its own, until one is no more
+    than STEADY_GAIN faster than the one before (at least 2, at most STEADY_ROUNDS): returns their seconds. The
+    realms are added to `kept`, for the caller to delete when the size is done.
 
     Keycloak kept getting faster over the first tens of thousands of users it imported, well beyond warm_up's
-    1,000 (10k users in a fresh realm, on H2: 17.3, 14.6, 10.8, 10.8, 9.4, 9.4 s, then 6.5-7.4 s; on PostgreSQL
-    40.6 s, then 19-33 s; ad hoc runs, 2026-11-30), so the first arms of a size (C1, then B1) met a colder
-    Keycloak than A1. Before each size, so that no arm pays for it."""
+    1,000 (10k users in a fresh realm, on H2: 17.3, 14.6, 10.8, 10.8, 9.4, 9.4 s, then 6.5-7.4 s; ad hoc runs,
+    2026-11-30), so the first arms of a size (C1, then B1) met a colder Keycloak than A1. The realms stay while
+    the arms run, so that every arm writes into a database that already holds (and has statistics of) at least
+    10,000 users: on PostgreSQL, C1 at 10k took 21.3 s after settled rounds whose realms were deleted, when the
+    rounds took 4.4-4.6 s per 5,000 and A1 11.3 s; its tables had been analysed while nearly empty."""
     print("settling Keycloak: untimed imports until one is no faster than the last ...", flush=True)
     seconds: list[float] = []
     while len(seconds) < STEADY_ROUNDS and not _steady(seconds):
         name = f"bench-sync-settle-{uuid.uuid4().hex[:6]}"
+        kept.append(name)
         prepare_realm(gateway, realm_spec(name))
-        try:
-            users = [
-                {
-                    "username": f"settle{index}",
-                    "email": f"settle{index}@example.org",
-                    "enabled": True,
-                    "attributes": {"department": [department_of(index)], "employee_id": [employee_number(index)]},
-                    "groups": ["/staff"],
-                    "realmRoles": [f"default-roles-{name}"],
-                }
-                for index in range(STEADY_USERS)
-            ]
-            batch = executor.IMPORT_BATCH_SIZE
-            batches = [users[offset : offset + batch] for offset in range(0, len(users), batch)]
-            start = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=executor.WORKERS) as pool:
-                list(pool.map(functools.partial(gateway.import_users, name), batches))
-            seconds.append(round(time.perf_counter() - start, 3))
-        finally:
-            gateway.delete_realm(name)
+        users = [
+            {
+                "username": f"settle{index}",
+                "email": f"settle{index}@example.org",
+                "enabled": True,
+                "attributes": {"department": [department_of(index)], "employee_id": [employee_number(index)]},
+                "groups": ["/staff"],
+                "realmRoles": [f"default-roles-{name}"],
+            }
+            for index in range(STEADY_USERS)
+        ]
+        batch = executor.IMPORT_BATCH_SIZE
+        batches = [users[offset : offset + batch] for offset in range(0, len(users), batch)]
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=executor.WORKERS) as pool:
+            list(pool.map(functools.partial(gateway.import_users, name), batches))
+        seconds.append(round(time.perf_counter() - start, 3))
     print(f"  {STEADY_USERS} users each: {', '.join(f'{taken:.2f}' for taken in seconds)} s", flush=True)
     return seconds
 
@@ -813,6 +817,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
     gateway = KeycloakGateway.connect(dataclasses.replace(connection, timeout_seconds=LONG_TIMEOUT_SECONDS))
     arms: dict[str, dict[str, Any]] = {}
     checks: list[str] = []
+    settled: list[str] = []
 
     def child(arm: str, realm: str) -> dict[str, Any]:
         config = write_agent_config(folder / realm, realm, slapd, people)
@@ -820,7 +825,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
         return run_child(arm, config, slapd.password, options.child(arm, people))
 
     try:
-        settling = settle_imports(gateway)
+        settling = settle_imports(gateway, settled)
         prepare_realm(gateway, realm_spec(realms["agent"]))
         if not options.agent_only:
             prepare_realm(gateway, realm_spec(realms["floor"]))
@@ -845,14 +850,13 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
             checks += arms["B3"].pop("checks")
         delta = plan_delta(people)
         change_directory(slapd, delta)
-        counts = f"{len(delta.new)} new, {len(delta.changed)} changed, {len(delta.deleted)} deleted"
-        print(f"A4 agent delta run: {counts} ...", flush=True)
+        print(f"A4 agent delta run: {delta.counts()} ...", flush=True)
         arms["A4"] = child("A4", realms["agent"])
         arms["A4"]["delta"] = {"new": len(delta.new), "changed": len(delta.changed), "deleted": len(delta.deleted)}
         checks += check_delta(gateway, realms["agent"], people, delta, arms["A4"])
     finally:
         slapd.stop()
-        delete_realms(gateway, realms.values())
+        delete_realms(gateway, [*realms.values(), *settled])
         gateway.close()
     return {"users": people, "settling_seconds": settling, "arms": arms, "ratios": ratios(arms), "checks": checks}
 
