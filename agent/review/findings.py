@@ -23,6 +23,7 @@ LAST_LOGIN_UNKNOWN = "last-login-unknown"
 ORPHAN_NO_EXTERNAL_ID = "orphan-no-external-id"
 ORPHAN_NO_SOURCE_RECORD = "orphan-no-source-record"
 LEAVER_ENABLED = "leaver-enabled"
+SHARED_EXTERNAL_ID = "shared-external-id"
 DIRECT_GRANT = "direct-grant"
 SOD_CONFLICT = "sod-conflict"
 SOD_RULE_UNKNOWN = "sod-rule-unknown"
@@ -192,6 +193,34 @@ def orphans(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
                     attribute=leaver.attribute,
                     value=value,
                 )
+
+
+def shared_external_ids(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
+    """Enabled people carrying the same immutable id: one source record vouches for several accounts, so one of
+    them is not that person's, or the person has a second way in (the sync holds such accounts)."""
+    attribute = policy.orphans.external_id_attribute
+    by_id: dict[str, list[UserRecord]] = {}
+    for user in _people(snapshot, policy):
+        external_id = user.attribute(attribute)
+        if external_id is not None:
+            by_id.setdefault(external_id, []).append(user)
+    for external_id, users in sorted(by_id.items()):
+        if len(users) < 2:
+            continue
+        usernames = sorted(user.username for user in users)
+        for user in users:
+            others = ", ".join(name for name in usernames if name != user.username)
+            yield _finding(
+                SHARED_EXTERNAL_ID,
+                "high",
+                user.id,
+                user.username,
+                f"{user.username} carries {attribute} {external_id}, as do {others}: one source record vouches "
+                f"for {len(users)} enabled accounts",
+                user_id=user.id,
+                external_id=external_id,
+                accounts=", ".join(usernames),
+            )
 
 
 def direct_grants(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
@@ -404,6 +433,7 @@ RULES: tuple[Rule, ...] = (
     privileged_without_mfa,
     last_login_findings,
     orphans,
+    shared_external_ids,
     direct_grants,
     sod_conflicts,
     sod_rule_problems,

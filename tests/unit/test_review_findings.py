@@ -352,3 +352,21 @@ def test_default_role_granting_more_than_the_baseline(grants: frozenset[RoleRef]
     found = findings(replace(base, roles=roles, default_role=default), ReviewPolicy())
     expected = [] if severity is None else [("default-role-beyond-baseline:default-roles-acme", severity)]
     assert [(f.id, f.severity) for f in found] == expected
+
+
+def test_enabled_accounts_sharing_an_external_id_are_each_a_finding() -> None:
+    alice, old = person(), person("alice.old")
+    bob = person("bob", attributes=MappingProxyType({"idp-agent.external-id": ("e-2",)}))
+    found = findings(snapshot([alice, old, bob]), ReviewPolicy())
+    assert rule_ids(found, rules.SHARED_EXTERNAL_ID) == [
+        "shared-external-id:id-alice",
+        "shared-external-id:id-alice.old",
+    ]
+    [first, _] = [f for f in found if f.rule == rules.SHARED_EXTERNAL_ID]
+    assert first.severity == "high" and "as do alice.old" in first.explanation
+    assert dict(first.details)["accounts"] == "alice, alice.old"
+
+
+def test_a_disabled_account_sharing_the_id_is_no_finding() -> None:
+    found = findings(snapshot([person(), person("alice.old", enabled=False)]), ReviewPolicy())
+    assert rule_ids(found, rules.SHARED_EXTERNAL_ID) == []
