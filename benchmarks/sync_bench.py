@@ -40,7 +40,7 @@ import yaml
 
 from agent.errors import KeycloakError
 from agent.keycloak import KeycloakGateway
-from agent.keycloak.models import USER_STORAGE_PROVIDER, UserChange
+from agent.keycloak.models import USER_STORAGE_PROVIDER, ImportedUser, UserChange
 from agent.keycloak.transport import RequestStats
 from agent.realm.engine import apply_plan, plan_realm
 from agent.realm.spec import RealmSpec
@@ -595,10 +595,7 @@ def floor_arm(config_path: Path) -> dict[str, Any]:
             requests, writes = gateway.stats.requests, gateway.stats.writes
             cpu_start = time.process_time()
             start = time.perf_counter()
-            batch = executor.IMPORT_BATCH_SIZE
-            batches = [representations[offset : offset + batch] for offset in range(0, len(representations), batch)]
-            with ThreadPoolExecutor(max_workers=executor.WORKERS) as pool:
-                answers = list(pool.map(functools.partial(gateway.import_users, mapper.realm), batches))
+            answers = import_as_the_executor(gateway, mapper.realm, representations)
             added = sum(1 for imported in answers for user in imported if user.action == "ADDED")
             seconds = time.perf_counter() - start
             return {
@@ -749,6 +746,16 @@ def warm_up(gateway: KeycloakGateway) -> None:
         gateway.delete_realm(name)
 
 
+def import_as_the_executor(
+    gateway: KeycloakGateway, realm: str, users: Sequence[Mapping[str, Any]]
+) -> list[list[ImportedUser]]:
+    """`users` posted with partialImport in the executor's batch size and number of concurrent requests."""
+    batch = executor.IMPORT_BATCH_SIZE
+    batches = [users[offset : offset + batch] for offset in range(0, len(users), batch)]
+    with ThreadPoolExecutor(max_workers=executor.WORKERS) as pool:
+        return list(pool.map(functools.partial(gateway.import_users, realm), batches))
+
+
 def settle_imports(gateway: KeycloakGateway, kept: list[str]) -> list[float]:
     """Untimed imports of STEADY_USERS users like the agent's (attributes, a group, the default role), in the
     executor's batches and number of concurrent requests, each into a realm of its own, until one is no more
@@ -760,7 +767,8 @@ def settle_imports(gateway: KeycloakGateway, kept: list[str]) -> list[float]:
     2026-11-30), so the first arms of a size (C1, then B1) met a colder Keycloak than A1. The realms stay while
     the arms run, so that every arm writes into a database that already holds (and has statistics of) at least
     10,000 users: on PostgreSQL, C1 at 10k took 21.3 s after settled rounds whose realms were deleted, when the
-    rounds took 4.4-4.6 s per 5,000 and A1 11.3 s; its tables had been analysed while nearly empty."""
+    rounds took 4.4-4.6 s per 5,000 and A1 11.3 s (likely, not proven: its tables had been analysed while nearly
+    empty); 12.5 and 13.0 s with the realms kept."""
     print("settling Keycloak: untimed imports until one is no faster than the last ...", flush=True)
     seconds: list[float] = []
     while len(seconds) < STEADY_ROUNDS and not _steady(seconds):
@@ -778,11 +786,8 @@ def settle_imports(gateway: KeycloakGateway, kept: list[str]) -> list[float]:
             }
             for index in range(STEADY_USERS)
         ]
-        batch = executor.IMPORT_BATCH_SIZE
-        batches = [users[offset : offset + batch] for offset in range(0, len(users), batch)]
         start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=executor.WORKERS) as pool:
-            list(pool.map(functools.partial(gateway.import_users, name), batches))
+        import_as_the_executor(gateway, name, users)
         seconds.append(round(time.perf_counter() - start, 3))
     print(f"  {STEADY_USERS} users each: {', '.join(f'{taken:.2f}' for taken in seconds)} s", flush=True)
     return seconds

@@ -341,6 +341,7 @@ def plan_sync(
             held.append(Held(managed_user.external_id, user.username, "on the deny-list: never touched by the sync"))
             continue
         accounts.append(managed_user)
+    accounts.sort(key=lambda account: (account.external_id, account.user.username))
     live_by_id, shared = _by_external_id(accounts)
     taken = _taken_names(all_users)
     items: list[SyncItem] = []
@@ -415,10 +416,11 @@ def _shared_id_reason(accounts: Sequence[LiveUser], outcome: str) -> str:
 def _leaver_candidates(
     accounts: Iterable[LiveUser], seen: set[str], context: SyncContext, held: list[Held]
 ) -> list[SyncItem]:
-    """Managed, enabled users the complete reads no longer list: leavers, once an exact lookup confirms. Every
-    account carrying a leaver's id is one: whichever was the person's, none may outlive them."""
+    """Managed, enabled users the complete reads no longer list (`accounts` in plan order): leavers, once an
+    exact lookup confirms. Every account carrying a leaver's id is one: whichever was the person's, none may
+    outlive them."""
     candidates = []
-    for live in sorted(accounts, key=lambda account: (account.external_id, account.user.username)):
+    for live in accounts:
         external_id = live.external_id
         if external_id in seen or not live.user.enabled:
             continue
@@ -444,7 +446,7 @@ def _past_retention(
     if retention is None:
         return []
     items = []
-    for live in sorted(accounts, key=lambda account: (account.external_id, account.user.username)):
+    for live in accounts:
         external_id = live.external_id
         left = left_at(live.disabled_by_sync)
         if live.user.enabled or left is None or external_id in active or context.now - left < retention.keep_for:
