@@ -90,11 +90,11 @@ class GatewayBase:
     ) -> Iterator[Mapping[str, Any]] | None:
         """Every user (service accounts aside, as in the listing) from the idp-agent plugin: the full
         representation's profile fields, attributes and required actions, and the types of the stored
-        credentials, in order of username. The plugin first says where each run of `page_size` users ends
-        (`users/bounds`); those ranges are then read `workers` at once, so Keycloak builds one while the agent
-        decodes another. The bounds are asked for at once: None where the plugin does not answer (see
-        `_plugin_lookup`), so the caller reads the admin API instead. A user seen twice (renamed into a later
-        range meanwhile) is given once."""
+        credentials, in order of user id. The plugin first says where each run of `page_size` users ends
+        (`users-by-id/bounds`); those ranges are then read `workers` at once, so Keycloak builds one while the agent
+        decodes another. Ids never change, so the ranges are disjoint and a user renamed meanwhile is read once, with
+        its attributes. The bounds are asked for at once: None where the plugin does not answer (see
+        `_plugin_lookup`; a pack that pages by username has no such path), so the caller reads the admin API."""
         bounds = self._plugin_user_bounds(realm, page_size)
         if bounds is None:
             return None
@@ -102,20 +102,20 @@ class GatewayBase:
         return self._plugin_user_ranges(realm, ranges, page_size, workers)
 
     def _plugin_user_bounds(self, realm: str, every: int) -> list[str] | None:
-        raw = self._plugin_lookup(realm, "access", "users", "bounds", params={"every": every})
+        raw = self._plugin_lookup(realm, "access", "users-by-id", "bounds", params={"every": every})
         return None if raw is None else [str(bound) for bound in raw.get("bounds") or ()]
 
     def _plugin_users_page(
         self, realm: str, after: str | None, until: str | None, page_size: int
     ) -> list[Mapping[str, Any]] | None:
-        """Up to `page_size` users with a username in (after, until]; no `after`: from the first, no `until`: to
-        the last."""
+        """Up to `page_size` users with an id in (after, until]; no `after`: from the first, no `until`: to the
+        last."""
         params: dict[str, Any] = {"max": page_size}
         if after is not None:
             params["after"] = after
         if until is not None:
             params["until"] = until
-        raw = self._plugin_lookup(realm, "access", "users", params=params)
+        raw = self._plugin_lookup(realm, "access", "users-by-id", params=params)
         return None if raw is None else list(raw.get("users") or ())
 
     def _plugin_user_range(
@@ -130,23 +130,18 @@ class GatewayBase:
                 # Half a listing must never pass for all of it.
                 raise Unavailable(f"the idp-agent plugin stopped answering while realm '{realm}' was read")
             users.extend(page)
-            if len(page) < page_size or page[-1]["username"] == until:
+            if len(page) < page_size or page[-1]["id"] == until:
                 return users
-            after = str(page[-1]["username"])
+            after = str(page[-1]["id"])
 
     def _plugin_user_ranges(
         self, realm: str, ranges: list[tuple[str | None, str | None]], page_size: int, workers: int
     ) -> Iterator[Mapping[str, Any]]:
-        seen: set[str] = set()
-
         def read(bounds: tuple[str | None, str | None]) -> list[Mapping[str, Any]]:
             return self._plugin_user_range(realm, *bounds, page_size)
 
         for users in in_order_concurrently(read, ranges, workers, name="plugin-reads"):
-            for raw in users:
-                if raw["id"] not in seen:
-                    seen.add(raw["id"])
-                    yield raw
+            yield from users
 
     def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:
         response = self._transport.request(method, path, params=params, body=body, read_only=self.is_read_only)

@@ -25,32 +25,34 @@ import org.keycloak.services.resources.admin.fgap.AdminPermissions;
  * Bulk reads for access reviews and the sync. Through the admin API a review lists users page by page and then asks
  * "who holds this role" and "who is in this group" one role and one group per request, each member as a user
  * representation, plus each privileged user's credentials one user at a time; a sync pages through the full user
- * listing, where Keycloak builds each user's representation through its user profile. Here {@code users} gives
- * pages of users with what those reads carry ({@code users/bounds}: where the pages end, to read several at once),
- * {@code memberships} every role's and group's direct members by id, each from a handful of database queries, and
- * {@code structure} roles, groups, clients and service accounts, all under the permissions of the admin API reads
- * they replace.
+ * listing, where Keycloak builds each user's representation through its user profile. Here {@code users-by-id}
+ * gives pages of users with what those reads carry ({@code users-by-id/bounds}: where the pages end, to read several
+ * at once), {@code memberships} every role's and group's direct members by id, each from a handful of database
+ * queries, and {@code structure} roles, groups, clients and service accounts, all under the permissions of the admin
+ * API reads they replace.
  *
- * <p>{@code users} and {@code memberships} are only for realms whose users all live in Keycloak's database: a user
- * storage provider (LDAP, Kerberos, custom) can add users, attributes and members from elsewhere, so for such a
- * realm they answer 409 and the caller uses the admin API.
+ * <p>{@code users-by-id} and {@code memberships} are only for realms whose users all live in Keycloak's database: a
+ * user storage provider (LDAP, Kerberos, custom) can add users, attributes and members from elsewhere, so for such
+ * a realm they answer 409 and the caller uses the admin API.
  */
 public final class AccessResource {
 
     /** The most users a page holds, and the size of a page not asked for: a few MB of JSON. */
     static final int MAX_PAGE = 5000;
 
-    // People only: the admin API's user listing leaves service accounts out too. Pages go by username (unique in
-    // a realm), each after the last username of the one before, so no page re-reads what an offset skips.
+    // People only: the admin API's user listing leaves service accounts out too. Pages go by user id, each after the
+    // last id of the one before: an id never changes, so a user renamed while the realm is read stays in its range
+    // (paged by username, it could move into a range already read and be missed), and a page's attributes, required
+    // actions and credentials are selected by the same id range as its users.
     private static final String PEOPLE = " where u.realmId = :realmId and u.serviceAccountClientLink is null";
     private static final String USERS = "select u.id, u.username, u.email, u.emailVerified, u.firstName, u.lastName,"
-            + " u.enabled, u.createdTimestamp, u.federationLink from UserEntity u" + PEOPLE + " and u.username > :after";
-    private static final String BY_USERNAME = " order by u.username";
-    // Usernames alone, in order: where ranges of a page each end (see bounds).
-    private static final String USERNAMES = "select u.username from UserEntity u" + PEOPLE + BY_USERNAME;
-    // The rows of the page's users: those with a username in (after, last].
+            + " u.enabled, u.createdTimestamp, u.federationLink from UserEntity u" + PEOPLE + " and u.id > :after";
+    private static final String BY_ID = " order by u.id";
+    // Ids alone, in order: where ranges of a page each end (see bounds).
+    private static final String IDS = "select u.id from UserEntity u" + PEOPLE + BY_ID;
+    // The rows of the page's users: those with an id in (after, last].
     private static final String PAGE = " where x.user.realmId = :realmId and x.user.serviceAccountClientLink is null"
-            + " and x.user.username > :after and x.user.username <= :last";
+            + " and x.user.id > :after and x.user.id <= :last";
     private static final String ATTRIBUTES = "select x.user.id, x.name, x.value, x.longValue from UserAttributeEntity x"
             + PAGE;
     private static final String REQUIRED_ACTIONS = "select x.user.id, x.action from UserRequiredActionEntity x" + PAGE;
@@ -70,13 +72,15 @@ public final class AccessResource {
     }
 
     /**
-     * {"users": [user]}: up to {@code max} users (at most {@link #MAX_PAGE}) whose username sorts after
-     * {@code after} (none: from the first), ordered by username, service accounts left out, each with attributes,
-     * required actions and the types of its stored credentials. A page shorter than asked for is the last. The admin
-     * API asks view-users for its full user listing, and so does this.
+     * {"users": [user]}: up to {@code max} users (at most {@link #MAX_PAGE}) whose id sorts after {@code after}
+     * (none: from the first) and, with {@code until}, not after it, ordered by id, service accounts left out, each
+     * with attributes, required actions and the types of its stored credentials. A page shorter than asked for is
+     * the last. The admin API asks view-users for its full user listing, and so does this. (Earlier packs paged by
+     * username under {@code users}: that path is gone, so an older agent gets 404 and reads the admin API, rather
+     * than sending usernames where ids are compared.)
      */
     @GET
-    @Path("users")
+    @Path("users-by-id")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> users(
             @QueryParam("after") String after, @QueryParam("until") String until, @QueryParam("max") Integer max) {
@@ -85,22 +89,22 @@ public final class AccessResource {
     }
 
     /**
-     * {"bounds": [username]}: the usernames that end each run of {@code every} users (at most {@link #MAX_PAGE}) in
-     * the order {@code users} pages by, so a reader can ask for the ranges (before the first], (first, second], ...
+     * {"bounds": [id]}: the ids that end each run of {@code every} users (at most {@link #MAX_PAGE}) in the order
+     * {@code users-by-id} pages by, so a reader can ask for the ranges (before the first], (first, second], ...
      * (last, end) at once instead of one page after another. Ranges that grew meanwhile are paged on within the range
-     * with {@code after}; together the ranges cover every username, so no user present throughout is missed.
+     * with {@code after}; together the ranges cover every id, so no user present throughout is missed.
      */
     @GET
-    @Path("users/bounds")
+    @Path("users-by-id/bounds")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> bounds(@QueryParam("every") Integer every) {
         requireViewUsers();
         int size = pageSize(every);
         List<String> bounds = new ArrayList<>();
         int[] position = {0};
-        query(USERNAMES, String.class).forEach(username -> {
+        query(IDS, String.class).forEach(id -> {
             if (++position[0] % size == 0) {
-                bounds.add(username);
+                bounds.add(id);
             }
         });
         return Map.of("bounds", bounds);
@@ -156,11 +160,11 @@ public final class AccessResource {
         return AccessStructure.of(session, realm);
     }
 
-    /** Up to {@code size} users with a username in (after, until], or after {@code after} when until is null. */
+    /** Up to {@code size} users with an id in (after, until], or after {@code after} when until is null. */
     private List<Map<String, Object>> page(String after, String until, int size) {
         TypedQuery<Object[]> usersQuery = until == null
-                ? entityManager().createQuery(USERS + BY_USERNAME, Object[].class)
-                : entityManager().createQuery(USERS + " and u.username <= :until" + BY_USERNAME, Object[].class)
+                ? entityManager().createQuery(USERS + BY_ID, Object[].class)
+                : entityManager().createQuery(USERS + " and u.id <= :until" + BY_ID, Object[].class)
                         .setParameter("until", until);
         List<Object[]> rows = usersQuery
                 .setParameter("realmId", realm.getId())
@@ -170,7 +174,7 @@ public final class AccessResource {
         if (rows.isEmpty()) {
             return List.of();
         }
-        String last = (String) rows.get(rows.size() - 1)[1];
+        String last = (String) rows.get(rows.size() - 1)[0];
         Map<String, Map<String, List<String>>> attributes = new HashMap<>();
         pageQuery(ATTRIBUTES, after, last).forEach(row -> attributes
                 .computeIfAbsent((String) row[0], key -> new TreeMap<>())
