@@ -1,5 +1,6 @@
 """Whole sync runs (source -> mapping -> plan -> brakes -> Keycloak -> store) against a real Keycloak and a
-real slapd: S01 broken feeds, S02 removal threshold and approval, S05 scope change, S07 bad rows."""
+real slapd: S01 broken feeds, S02 removal threshold and approval, S05 scope change, S06 renames in LDAP, S07 bad
+rows."""
 
 from __future__ import annotations
 
@@ -127,7 +128,9 @@ def directory_setup(setup: SyncSetup, ldap_directory: DirectoryFactory) -> Itera
     yield setup, ldap_directory(numbered_people(10))
 
 
-def ldap_config(setup: SyncSetup, directory: Any, uids: list[str] | None) -> AgentConfig:
+def ldap_config(
+    setup: SyncSetup, directory: Any, uids: list[str] | None, *, id_attribute: str = "employeeNumber"
+) -> AgentConfig:
     admin = directory.admin
     setup.env = {"TEST_LDAP_PASSWORD": admin.bind_password.reveal()}
     listing = "(objectClass=inetOrgPerson)" if uids is None else "(|" + "".join(f"(uid={u})" for u in uids) + ")"
@@ -140,7 +143,7 @@ def ldap_config(setup: SyncSetup, directory: Any, uids: list[str] | None) -> Age
         "base_dn": f"ou=people,{SUFFIX}",
         "filter": listing,
         "tls": "none",
-        "id_attribute": "employeeNumber",
+        "id_attribute": id_attribute,
         "lookup_base_dn": SUFFIX,
     }
     mapper = {
@@ -151,7 +154,7 @@ def ldap_config(setup: SyncSetup, directory: Any, uids: list[str] | None) -> Age
         },
         "fields": {
             "ldap": {
-                "employee_id": {"from": "employeeNumber"},
+                "employee_id": {"from": id_attribute},
                 "username": {"from": "uid"},
                 "email": {"from": "mail"},
                 "first_name": {"from": "givenName"},
@@ -182,3 +185,40 @@ def test_s05_a_narrower_filter_disables_only_those_really_deleted(
     assert disabled == {"10007", "10008", "10009"}
     skipped = [r for r in outcome.results if r.outcome == "skipped"]
     assert len(skipped) == 3 and all("scope or filter change" in r.detail for r in skipped)
+
+
+def test_s06_a_uid_renamed_in_ldap_keeps_the_same_keycloak_user_and_its_grants(
+    directory_setup: tuple[SyncSetup, Any], gateway: KeycloakGateway
+) -> None:
+    """entryUUID as the immutable id: a modrdn of uid=user00003 to uid=ann.new (the uid attribute follows) and a
+    new mail for user00004 change that user's username and email, not its id or its groups."""
+    setup, directory = directory_setup
+    config = ldap_config(setup, directory, None, id_attribute="entryUUID")
+    run, _, _ = setup.run(config)
+    before = managed(gateway, setup.realm)
+    assert run.status == "succeeded" and len(before) == 10
+    renamed_id, moved_id = (
+        next(eid for eid, user in before.items() if user.username == uid) for uid in ("user00003", "user00004")
+    )
+    staff = gateway.find_group_by_path(setup.realm, "/staff")  # a grant given by hand, not by the sync
+    assert staff is not None
+    gateway.add_user_to_group(setup.realm, before[renamed_id].id, staff.id)
+
+    admin = directory.admin
+    connection = ldap3.Connection(admin.url, admin.bind_dn, admin.bind_password.reveal(), auto_bind=True)
+    assert connection.modify_dn(f"uid=user00003,ou=people,{SUFFIX}", "uid=ann.new", delete_old_dn=True)
+    assert connection.modify(
+        f"uid=user00004,ou=people,{SUFFIX}", {"mail": [(ldap3.MODIFY_REPLACE, ["moved@example.org"])]}
+    )
+    connection.unbind()
+    run, prepared, _ = setup.run(config)
+
+    after = managed(gateway, setup.realm)
+    assert run.status == "succeeded" and set(after) == set(before)
+    assert {eid: user.id for eid, user in after.items()} == {eid: user.id for eid, user in before.items()}
+    assert after[renamed_id].username == "ann.new" and after[renamed_id].enabled
+    assert after[moved_id].email == "moved@example.org" and after[moved_id].username == "user00004"
+    assert "/staff" in gateway.user_group_paths(setup.realm, after[renamed_id].id)
+    assert not [item for item in prepared.plan.items if item.action in {"create", "confirm-leaver"}]
+    run, prepared, _ = setup.run(config)
+    assert not prepared.plan.items  # converged
