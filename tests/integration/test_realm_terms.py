@@ -6,20 +6,22 @@ version is recorded last, so an interrupted raise is finished by the next run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from agent.errors import Unavailable
-from agent.keycloak import KeycloakGateway, RetryPolicy, UserDraft
+from agent.keycloak import KeycloakGateway, RetryPolicy, User, UserDraft
 from agent.realm import engine
 from agent.realm.engine import apply_plan, plan_realm
-from agent.realm.kinds.terms import TERMS_ACTION, VERSION_ATTRIBUTE
+from agent.realm.kinds.terms import TERMS_ACTION, VERSION_ATTRIBUTE, ask_every_user
 from agent.realm.plan import Plan
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from tests.harness.fault_proxy import Fault, FaultProxy
+from tests.harness.federation import add_disabled_ldap_federation
 from tests.harness.realm_steps import apply_and_converge, planned, spec_of
 from tests.integration.test_realm_mfa_login import KINDS, Browser, add_client, password_of
 
@@ -171,8 +173,10 @@ def test_interrupted_raise_converges(
     apply_and_converge(keycloak_connection, spec_of(terms_spec(realm, 1)), KINDS)
     spec = spec_of(terms_spec(realm, 2))
 
-    # Step 1: Keycloak fails the PUT of the fourth user: the run stops, the version is not recorded.
-    stuck = users["user03"]
+    # Step 1: Keycloak fails the PUT of the fourth user (the pack lists users by id): the run stops, the version is
+    # not recorded.
+    by_id = sorted(users.values())  # Keycloak's ids are UUIDs: ordered alike here and in its database
+    stuck = by_id[3]
     with FaultProxy(keycloak_connection.url) as proxy:
         proxied = KeycloakGateway.connect(replace(keycloak_connection, url=proxy.url), retry=FAST_RETRY)
         plan = plan_realm(proxied, spec, KINDS)
@@ -180,8 +184,8 @@ def test_interrupted_raise_converges(
         with pytest.raises(Unavailable):
             apply_plan(proxied, plan)
         proxied.close()
-    asked = {name for name, uid in users.items() if TERMS_ACTION in required_actions(gateway, realm, uid)}
-    assert asked == {"user00", "user01", "user02"} and recorded(gateway, realm) == "1"
+    asked = {uid for uid in users.values() if TERMS_ACTION in required_actions(gateway, realm, uid)}
+    assert asked == set(by_id[:3]) and recorded(gateway, realm) == "1"
 
     # Step 2: the raise is still planned; applying it writes only the users left and the version.
     plan = planned(keycloak_connection, spec, KINDS)
@@ -195,3 +199,51 @@ def test_interrupted_raise_converges(
     assert all(TERMS_ACTION in required_actions(gateway, realm, uid) for uid in users.values())
     assert recorded(gateway, realm) == "2"
     apply_and_converge(keycloak_connection, spec, KINDS)
+
+
+def delete_after_first_write(
+    gateway: KeycloakGateway, realm: str, monkeypatch: pytest.MonkeyPatch, doomed: str
+) -> None:
+    """The first user asked is then deleted (someone else's cleanup, during the pass)."""
+    write = gateway.set_user_required_actions
+
+    def write_then_delete(realm_: str, user_id: str, actions: Any) -> None:
+        write(realm_, user_id, actions)
+        if user_id == doomed:
+            gateway.delete_user(realm, doomed)
+
+    monkeypatch.setattr(gateway, "set_user_required_actions", write_then_delete)
+
+
+def test_a_user_deleted_during_a_raise_makes_no_one_else_skip_the_terms(
+    gateway: KeycloakGateway, realm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the admin API (the pack steps aside for a realm with user federation), pages of 3 by offset: user00
+    deleted once asked moves user03 into the page already read. A pass that asked someone is followed by another,
+    so user03 is asked too."""
+    users = add_users(gateway, realm, 10)
+    add_disabled_ldap_federation(gateway, realm)
+    assert gateway.plugin_raw_users(realm) is None
+    delete_after_first_write(gateway, realm, monkeypatch, users["user00"])
+
+    assert ask_every_user(gateway, realm, page_size=3) == 10
+    left = {name: uid for name, uid in users.items() if name != "user00"}
+    assert all(TERMS_ACTION in required_actions(gateway, realm, uid) for uid in left.values())
+
+
+def test_through_the_pack_one_pass_by_id_reaches_everyone(
+    gateway: KeycloakGateway, realm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = add_users(gateway, realm, 10)
+    delete_after_first_write(gateway, realm, monkeypatch, next(iter(users.values())))
+    listings: list[object] = []
+
+    def admin_listing(*args: object, **kwargs: object) -> Iterator[User]:
+        listings.append(args)
+        return iter(())
+
+    monkeypatch.setattr(gateway, "list_users", admin_listing)
+
+    assert ask_every_user(gateway, realm) == 10
+    assert listings == []
+    assert sum(TERMS_ACTION in required_actions(gateway, realm, uid) for uid in list(users.values())[1:]) == 9

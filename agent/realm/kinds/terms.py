@@ -3,11 +3,13 @@ raise makes every existing user accept again."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.errors import Unavailable
 from agent.keycloak import KeycloakGateway
+from agent.keycloak.base import PAGE_SIZE
 from agent.keycloak.models import RequiredAction
 from agent.realm.kinds.base import LiveRealm
 from agent.realm.kinds.required_actions import write_required_action
@@ -85,17 +87,45 @@ def plan_terms(spec: RealmSpec, live_realm: LiveRealm, live: LiveTerms) -> list[
     return changes
 
 
-def ask_every_user(gateway: KeycloakGateway, realm: str) -> int:
+# Passes over the admin API's user listing until one finds nobody left to ask (see ask_every_user).
+MAX_LISTING_PASSES = 3
+
+
+def ask_every_user(gateway: KeycloakGateway, realm: str, *, page_size: int = PAGE_SIZE) -> int:
     """Add the terms action to every user lacking it (service accounts never log in); returns users changed.
 
-    Users already carrying the action are skipped, so an interrupted run is finished by the next one.
+    Users already carrying the action are skipped, so an interrupted run is finished by the next one. The plugin
+    pack's listing pages by user id: one pass reaches every user present throughout. The admin API's pages by
+    offset: a user deleted meanwhile moves the next one into a page already read, so that one would never be
+    asked; its passes are repeated until one finds nobody left (users created meanwhile get the action as a
+    default action). Unavailable when users still lacked it after MAX_LISTING_PASSES: the version is then not
+    recorded, and the next apply asks again.
     """
+    by_plugin = gateway.plugin_raw_users(realm)
+    if by_plugin is not None:
+        return _ask(gateway, realm, ((str(raw["id"]), tuple(raw.get("requiredActions") or ())) for raw in by_plugin))
     changed = 0
-    for user in gateway.list_users(realm, brief=False):
-        if user.service_account_client_id or TERMS_ACTION in user.required_actions:
-            continue
-        gateway.set_user_required_actions(realm, user.id, (*user.required_actions, TERMS_ACTION))
-        changed += 1
+    for _ in range(MAX_LISTING_PASSES):
+        listed = gateway.list_users(realm, brief=False, page_size=page_size)
+        in_pass = _ask(
+            gateway, realm, ((user.id, user.required_actions) for user in listed if not user.service_account_client_id)
+        )
+        changed += in_pass
+        if in_pass == 0:
+            return changed
+    raise Unavailable(
+        f"users of realm '{realm}' were still being added or removed after {MAX_LISTING_PASSES} passes asking them "
+        "to accept the terms again",
+        hint="apply again: the terms version is recorded once every user has been asked",
+    )
+
+
+def _ask(gateway: KeycloakGateway, realm: str, users: Iterable[tuple[str, tuple[str, ...]]]) -> int:
+    changed = 0
+    for user_id, actions in users:
+        if TERMS_ACTION not in actions:
+            gateway.set_user_required_actions(realm, user_id, (*actions, TERMS_ACTION))
+            changed += 1
     return changed
 
 
