@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
-from agent.errors import Unavailable
+from agent.errors import Rejected, Unavailable
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.base import PAGE_SIZE
 from agent.keycloak.models import RequiredAction
@@ -123,9 +124,15 @@ def ask_every_user(gateway: KeycloakGateway, realm: str, *, page_size: int = PAG
 def _ask(gateway: KeycloakGateway, realm: str, users: Iterable[tuple[str, tuple[str, ...]]]) -> int:
     changed = 0
     for user_id, actions in users:
-        if TERMS_ACTION not in actions:
+        if TERMS_ACTION in actions:
+            continue
+        try:
             gateway.set_user_required_actions(realm, user_id, (*actions, TERMS_ACTION))
-            changed += 1
+        except Rejected as refused:
+            if refused.status != HTTPStatus.NOT_FOUND:
+                raise
+            continue  # deleted since it was listed: nobody left to ask
+        changed += 1
     return changed
 
 
