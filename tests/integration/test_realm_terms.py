@@ -201,15 +201,15 @@ def test_interrupted_raise_converges(
     apply_and_converge(keycloak_connection, spec, KINDS)
 
 
-def delete_after_first_write(
-    gateway: KeycloakGateway, realm: str, monkeypatch: pytest.MonkeyPatch, doomed: str
+def delete_once_asked(
+    gateway: KeycloakGateway, realm: str, monkeypatch: pytest.MonkeyPatch, *, asked: str, doomed: str
 ) -> None:
-    """The first user asked is then deleted (someone else's cleanup, during the pass)."""
+    """Once `asked` has been asked, `doomed` is deleted (someone else's cleanup, during the pass)."""
     write = gateway.set_user_required_actions
 
     def write_then_delete(realm_: str, user_id: str, actions: Any) -> None:
         write(realm_, user_id, actions)
-        if user_id == doomed:
+        if user_id == asked:
             gateway.delete_user(realm, doomed)
 
     monkeypatch.setattr(gateway, "set_user_required_actions", write_then_delete)
@@ -224,7 +224,7 @@ def test_a_user_deleted_during_a_raise_makes_no_one_else_skip_the_terms(
     users = add_users(gateway, realm, 10)
     add_disabled_ldap_federation(gateway, realm)
     assert gateway.plugin_raw_users(realm) is None
-    delete_after_first_write(gateway, realm, monkeypatch, users["user00"])
+    delete_once_asked(gateway, realm, monkeypatch, asked=users["user00"], doomed=users["user00"])
 
     assert ask_every_user(gateway, realm, page_size=3) == 10
     left = {name: uid for name, uid in users.items() if name != "user00"}
@@ -238,14 +238,7 @@ def test_through_the_pack_one_pass_by_id_reaches_everyone(
     asked: it is skipped (nobody left to ask), the others are asked."""
     users = add_users(gateway, realm, 10)
     by_id = sorted(users.values())  # the pack's order
-    write = gateway.set_user_required_actions
-
-    def write_then_delete_the_last(realm_: str, user_id: str, actions: Any) -> None:
-        write(realm_, user_id, actions)
-        if user_id == by_id[0]:
-            gateway.delete_user(realm, by_id[-1])
-
-    monkeypatch.setattr(gateway, "set_user_required_actions", write_then_delete_the_last)
+    delete_once_asked(gateway, realm, monkeypatch, asked=by_id[0], doomed=by_id[-1])
     listings: list[object] = []
 
     def admin_listing(*args: object, **kwargs: object) -> Iterator[User]:
