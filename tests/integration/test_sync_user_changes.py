@@ -117,6 +117,57 @@ def test_a_change_keycloak_cannot_make_is_refused_whole_and_the_rest_are_made(
     assert "r1" in {role.name for role in gateway.user_realm_roles(realm, ids["four"])}
 
 
+def test_an_email_is_another_users_in_any_case_of_letters_and_ones_own_in_any_case(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    # The emails a request names are looked up at once, as Keycloak keeps them: lowercased.
+    ids = seed(keycloak_connection, gateway, realm)
+    changes = [
+        UserChange(ids["two"], fields={"email": "THREE@Example.org"}),
+        UserChange(ids["three"], fields={"email": "Three@EXAMPLE.org", "lastName": "Kept"}),
+        UserChange(ids["four"], fields={"email": "Fresh@Example.org"}),
+    ]
+
+    refused = gateway.change_users(realm, changes)
+
+    assert refused == {ids["two"]: "email THREE@Example.org belongs to another user"}
+    people = {name: gateway.get_user(realm, ids[name]) for name in ("two", "three", "four")}
+    assert {name: (user.email, user.last_name) for name, user in people.items() if user} == {
+        "two": ("two@example.org", "Person"),
+        "three": ("three@example.org", "Kept"),
+        "four": ("fresh@example.org", "Person"),
+    }
+
+
+def test_a_user_manager_changes_people_groups_and_roles_but_grants_no_admin_role(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    # manage-users answers the per-user checks for every user at once; each group and role is still checked.
+    ids = seed(keycloak_connection, gateway, realm)
+    management = gateway.find_client(realm, "realm-management")
+    assert management is not None
+    manager = KeycloakGateway.connect(realm_admin_user(gateway, keycloak_connection, realm, ["manage-users"]))
+    try:
+        allowed = [
+            UserChange(ids["two"], fields={"lastName": "Moved"}, join_groups=(ids["/a"],), grant_realm_roles=("r1",)),
+            UserChange(ids["three"], join_groups=(ids["/a"],), grant_realm_roles=("r1",)),
+        ]
+        assert manager.change_users(realm, allowed) == {}
+        escalating = [
+            UserChange(ids["four"], fields={"lastName": "Never"}),
+            UserChange(ids["one"], grant_client_roles=((management.id, "manage-realm"),)),
+        ]
+        assert manager.change_users(realm, escalating) is None  # the admin API refuses that mapping too: 403
+    finally:
+        manager.close()
+    for name in ("two", "three"):
+        assert gateway.user_group_paths(realm, ids[name]) == ["/a"]
+        assert "r1" in {role.name for role in gateway.user_realm_roles(realm, ids[name])}
+    four = gateway.get_user(realm, ids["four"])
+    assert four is not None and four.last_name == "Person"  # a refusal writes nothing of the request
+    assert gateway.user_client_roles(realm, ids["one"], management.id) == []
+
+
 def _offline_login(connection: KeycloakConnection, realm: str, username: str) -> str:
     answer = requests.post(
         f"{connection.url}/realms/{realm}/protocol/openid-connect/token",

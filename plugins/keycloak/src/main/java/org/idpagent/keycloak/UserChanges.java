@@ -7,6 +7,7 @@ import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
 import jakarta.ws.rs.core.MediaType;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -16,9 +17,11 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.stream.Collectors;
 import org.keycloak.common.util.Time;
+import org.keycloak.connections.jpa.JpaConnectionProvider;
 import org.keycloak.connections.jpa.support.EntityManagers;
 import org.keycloak.events.admin.OperationType;
 import org.keycloak.events.admin.ResourceType;
+import org.keycloak.models.AdminRoles;
 import org.keycloak.models.ClientModel;
 import org.keycloak.models.GroupModel;
 import org.keycloak.models.KeycloakSession;
@@ -27,6 +30,8 @@ import org.keycloak.models.RoleModel;
 import org.keycloak.models.UserConsentModel;
 import org.keycloak.models.UserModel;
 import org.keycloak.models.UserSessionModel;
+import org.keycloak.models.cache.CachedUserModel;
+import org.keycloak.models.utils.KeycloakModelUtils;
 import org.keycloak.services.managers.AuthenticationManager;
 import org.keycloak.services.managers.UserConsentManager;
 import org.keycloak.services.managers.UserSessionManager;
@@ -85,6 +90,8 @@ public final class UserChanges {
     }
 
     private static final Set<String> FIELDS = Set.of("username", "email", "firstName", "lastName", "enabled", "emailVerified");
+    private static final String EMAIL_HOLDERS =
+            "select u.email, u.id from UserEntity u where u.realmId = :realmId and u.email in :emails";
 
     private final KeycloakSession session;
     private final RealmModel realm;
@@ -132,10 +139,38 @@ public final class UserChanges {
     private List<Resolved> checkAll(List<Change> changes, AdminPermissionEvaluator permissions) {
         List<Resolved> checked = new ArrayList<>(changes.size());
         Set<String> seen = new HashSet<>();
+        Allowed allowed = new Allowed(permissions);
+        Map<String, Set<String>> emailHolders = emailHolders(changes);
         for (Change change : changes) {
-            checked.add(change.id != null && !seen.add(change.id) ? twice(change) : check(change, permissions));
+            checked.add(change.id != null && !seen.add(change.id) ? twice(change) : check(change, allowed, emailHolders));
         }
         return checked;
+    }
+
+    /**
+     * Who holds each new email the changes name (lowercased, as Keycloak keeps emails): one query for the request
+     * instead of a lookup per change. Read before any write, as each lookup was.
+     */
+    private Map<String, Set<String>> emailHolders(List<Change> changes) {
+        Set<String> emails = new HashSet<>();
+        if (!realm.isDuplicateEmailsAllowed()) {
+            for (Change change : changes) {
+                if (change.fields != null && change.fields.get("email") instanceof String text && !text.isBlank()) {
+                    emails.add(KeycloakModelUtils.toLowerCaseSafe(text));
+                }
+            }
+        }
+        Map<String, Set<String>> holders = new HashMap<>();
+        if (emails.isEmpty()) {
+            return holders;
+        }
+        session.getProvider(JpaConnectionProvider.class).getEntityManager()
+                .createQuery(EMAIL_HOLDERS, Object[].class)
+                .setParameter("realmId", realm.getId())
+                .setParameter("emails", emails)
+                .getResultStream()
+                .forEach(row -> holders.computeIfAbsent((String) row[0], key -> new HashSet<>()).add((String) row[1]));
+        return holders;
     }
 
     /** The changes that passed their checks, each with an admin event as the admin API leaves for its own writes
@@ -153,7 +188,7 @@ public final class UserChanges {
     }
 
     /** The change with what it names found in the realm, or the problem that keeps it from being made. */
-    private Resolved check(Change change, AdminPermissionEvaluator permissions) {
+    private Resolved check(Change change, Allowed allowed, Map<String, Set<String>> emailHolders) {
         Resolved resolved = new Resolved(change);
         resolved.user = change.id == null ? null : session.users().getUserById(realm, change.id);
         if (resolved.user == null) {
@@ -164,24 +199,27 @@ public final class UserChanges {
             resolved.problem = "a service account is changed through its client";
             return resolved;
         }
-        resolved.problem = resolve(change, resolved.user, resolved);
+        resolved.problem = resolve(change, resolved.user, resolved, emailHolders);
         if (resolved.problem != null) {
             return resolved;
         }
-        permissions.users().requireManage(resolved.user);
+        allowed.requireManage(resolved.user);
         if (!resolved.joins.isEmpty() || !resolved.leaves.isEmpty()) {
-            permissions.users().requireManageGroupMembership(resolved.user);
-            resolved.joins.forEach(group -> permissions.groups().requireManageMembership(group));
-            resolved.leaves.forEach(group -> permissions.groups().requireManageMembership(group));
+            allowed.requireManageGroupMembership(resolved.user);
+            resolved.joins.forEach(allowed::requireManageMembership);
+            resolved.leaves.forEach(allowed::requireManageMembership);
         }
-        resolved.grants.forEach(role -> permissions.roles().requireMapRole(role));
-        resolved.revokes.forEach(role -> permissions.roles().requireMapRole(role));
+        resolved.grants.forEach(allowed::requireMapRole);
+        resolved.revokes.forEach(allowed::requireMapRole);
         return resolved;
     }
 
     private void write(Resolved resolved) {
         Change change = resolved.change;
-        UserModel user = resolved.user;
+        // The cache's adapter registers the user's invalidation at its first write and from then on passes every
+        // call to the database's adapter. Taken at once, the reads below (attributes, groups, roles) come from the
+        // rows being written, instead of first filling the cache with what is about to change.
+        UserModel user = resolved.user instanceof CachedUserModel cached ? cached.getDelegateForUpdate() : resolved.user;
         setFields(user, change.fields);
         if (change.attributes != null) {
             // An attribute written costs a delete and an insert per value: only those that differ are written.
@@ -209,14 +247,14 @@ public final class UserChanges {
     }
 
     /** The groups and roles a change names, and its new email and username checked: the first problem found. */
-    private String resolve(Change change, UserModel user, Resolved resolved) {
+    private String resolve(Change change, UserModel user, Resolved resolved, Map<String, Set<String>> emailHolders) {
         if (change.fields != null) {
             for (String name : change.fields.keySet()) {
                 if (!FIELDS.contains(name)) {
                     return "unknown field '" + name + "'";
                 }
             }
-            String problem = checkUnique(change.fields, user);
+            String problem = checkUnique(change.fields, user, emailHolders);
             if (problem != null) {
                 return problem;
             }
@@ -264,11 +302,11 @@ public final class UserChanges {
         return resolved;
     }
 
-    private String checkUnique(Map<String, Object> fields, UserModel user) {
+    private String checkUnique(Map<String, Object> fields, UserModel user, Map<String, Set<String>> emailHolders) {
         Object email = fields.get("email");
         if (email instanceof String text && !text.isBlank() && !realm.isDuplicateEmailsAllowed()) {
-            UserModel holder = session.users().getUserByEmail(realm, text);
-            if (holder != null && !holder.getId().equals(user.getId())) {
+            Set<String> holders = emailHolders.getOrDefault(KeycloakModelUtils.toLowerCaseSafe(text), Set.of());
+            if (holders.stream().anyMatch(holder -> !holder.equals(user.getId()))) {
                 return "email " + text + " belongs to another user";
             }
         }
@@ -349,6 +387,50 @@ public final class UserChanges {
 
     private static <T> List<T> orEmpty(List<T> values) {
         return values == null ? List.of() : values;
+    }
+
+    /**
+     * The admin API's permission checks without the repeats a request of many users makes: whether the caller may
+     * manage a group's membership or map a role depends on the caller and that group or role only, so each is checked
+     * once; the manage-users role allows managing every user and their group membership (the admin API's own checks
+     * ask for it first), so a caller holding it is not asked again for each user.
+     */
+    private static final class Allowed {
+        private final AdminPermissionEvaluator permissions;
+        private final boolean managesEveryUser;
+        private final Set<String> groups = new HashSet<>();
+        private final Set<String> roles = new HashSet<>();
+
+        Allowed(AdminPermissionEvaluator permissions) {
+            this.permissions = permissions;
+            this.managesEveryUser = permissions.hasOneAdminRole(AdminRoles.MANAGE_USERS);
+        }
+
+        void requireManage(UserModel user) {
+            if (!managesEveryUser) {
+                permissions.users().requireManage(user);
+            }
+        }
+
+        void requireManageGroupMembership(UserModel user) {
+            if (!managesEveryUser) {
+                permissions.users().requireManageGroupMembership(user);
+            }
+        }
+
+        void requireManageMembership(GroupModel group) {
+            if (!groups.contains(group.getId())) {
+                permissions.groups().requireManageMembership(group);
+                groups.add(group.getId());
+            }
+        }
+
+        void requireMapRole(RoleModel role) {
+            if (!roles.contains(role.getId())) {
+                permissions.roles().requireMapRole(role);
+                roles.add(role.getId());
+            }
+        }
     }
 
     /** What a change names, found in the realm. */
