@@ -2,7 +2,8 @@
 
 One partial export (roles with composites, the group tree with its grants, clients, service accounts), the
 full user listing in big pages (it carries totp, required actions, attributes, created time, federation
-link), then the direct members of every role and every group, paged. Inheritance and composites are
+link; read again when the realm changed while it was read, see settled_listing), then the direct members of
+every role and every group, paged. Inheritance and composites are
 expanded in `access.py`. Only privileged accounts without OTP get one more read each (their WebAuthn
 credentials), so the count grows with privileged accounts, not with users. The reads after the export are
 independent and run a few at a time. Last logins, sanctions and appeals come from the store.
@@ -52,6 +53,9 @@ SNAPSHOT_PAGE_SIZE = 1000
 # Reads in flight at once: Keycloak answers several while one is being parsed here; more than a few only
 # queue up on a small server (see benchmarks/review_bench.py).
 SNAPSHOT_WORKERS = 4
+# Readings of the user listing at most (see settled_listing): a realm still changing after that many is read as
+# the union of them.
+MAX_LISTING_PASSES = 3
 
 
 @fewer_collections()
@@ -279,21 +283,51 @@ def admin_api_read(
 ) -> ReadAccess:
     """Users in full pages, then one member listing per role (but those `skipped`) and per group, all at once:
     everything here depends only on the export."""
-    pages = submit_user_pages(gateway, realm, page_size, pool)
+    counted = gateway.count_users(realm)
+    pages = submit_user_pages(gateway, realm, counted, page_size, pool)
     members = submit_members(gateway, realm, exported, page_size, pool, skip=skipped)
-    listed, user_pages = collect_user_pages(pages, gateway, realm, page_size)
+    first = collect_user_pages(pages, gateway, realm, page_size)
+    listed, user_pages = settled_listing(gateway, realm, counted, first, page_size=page_size, pool=pool)
     users = [user_record(user) for user in listed]
     users.extend(user_record(account.user) for account in exported.service_accounts)
     user_roles, group_members = members.collect()
     return ReadAccess(users, user_roles, group_members, user_pages)
 
 
-def submit_user_pages(gateway: KeycloakGateway, realm: str, page_size: int, pool: Executor) -> list[Future[list[User]]]:
+def submit_user_pages(
+    gateway: KeycloakGateway, realm: str, counted: int, page_size: int, pool: Executor
+) -> list[Future[list[User]]]:
     """The pages of the full user listing that Keycloak's count predicts (the last one short or empty)."""
     return [
         pool.submit(gateway.list_users_page, realm, first=first, max_results=page_size, brief=False)
-        for first in range(0, gateway.count_users(realm) + 1, page_size)
+        for first in range(0, counted + 1, page_size)
     ]
+
+
+def settled_listing(
+    gateway: KeycloakGateway, realm: str, counted: int, first: tuple[list[User], int], *, page_size: int, pool: Executor
+) -> tuple[list[User], int]:
+    """The users of a reading of the listing during which the realm did not change, and the pages read in all.
+
+    The admin API pages its listing by offset in username order: a user deleted or renamed while the pages are
+    read shifts the others, and someone on a page boundary is then on no page read, absent from the review. A
+    reading is whole when Keycloak counts as many users after it as before and as were read; otherwise the listing
+    is read again, up to MAX_LISTING_PASSES readings. A realm that keeps changing (people registering all the
+    while) is read as the union of the readings: someone present throughout is then missed only if a shift hid
+    them in every one."""
+    readings = [first]
+    while True:
+        listed, _ = readings[-1]
+        after = gateway.count_users(realm)
+        if len(listed) == counted == after:
+            return listed, sum(pages for _, pages in readings)
+        if len(readings) == MAX_LISTING_PASSES:
+            union = {user.id: user for users, _ in readings for user in users}
+            return list(union.values()), sum(pages for _, pages in readings)
+        counted = after
+        readings.append(
+            collect_user_pages(submit_user_pages(gateway, realm, counted, page_size, pool), gateway, realm, page_size)
+        )
 
 
 def collect_user_pages(

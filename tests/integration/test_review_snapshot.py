@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agent.keycloak import KeycloakGateway
+from agent.keycloak.models import User
 from agent.keycloak.review_models import AccessExport
 from agent.review import findings as rules
 from agent.review.findings import findings
@@ -289,9 +290,9 @@ def test_users_across_pages_match_keycloaks_count_and_requests_do_not_grow_per_u
     # 6x the users: only the extra pages of users and of the two member listings cost more requests.
     extra_pages = (large.stats.user_pages - small.stats.user_pages) + 2 + 2  # users, /staff, reader
     assert large.stats.requests <= small.stats.requests + extra_pages
-    # R + G + users/page: the export, the user count and pages, one listing per role and group (+1 page for
-    # /staff's 100 members).
-    assert large.stats.requests <= 2 + large.stats.user_pages + len(large.roles) + len(large.groups) + 1
+    # R + G + users/page: the export, the user count before and after the pages, one listing per role and group
+    # (+1 page for /staff's 100 members).
+    assert large.stats.requests <= 3 + large.stats.user_pages + len(large.roles) + len(large.groups) + 1
     # The plugin: the same users and members from the export, the members, the pages' bounds and one page of
     # 300 users.
     by_plugin = take_snapshot(gateway, None, realm)
@@ -333,6 +334,61 @@ def export_shape(exported: AccessExport) -> dict[str, Any]:
         },
         "default_role": exported.default_role,
     }
+
+
+def delete_first_listed(
+    monkeypatch: pytest.MonkeyPatch, gateway: KeycloakGateway, realm: str, readings: int
+) -> list[str]:
+    """Wrap the gateway's page reads: in each of the first `readings` readings of the listing, the first user of
+    the first page is deleted once that page is read, so the pages after it shift. The deleted usernames."""
+    original = gateway.list_users_page
+    deleted: list[str] = []
+
+    def deleting(realm_name: str, *, first: int, max_results: int, brief: bool = True) -> list[User]:
+        page = original(realm_name, first=first, max_results=max_results, brief=brief)
+        if first == 0 and len(deleted) < readings:
+            gateway.delete_user(realm, page[0].id)
+            deleted.append(page[0].username)
+        return page
+
+    monkeypatch.setattr(gateway, "list_users_page", deleting)
+    return deleted
+
+
+def test_a_user_deleted_while_the_listing_is_read_hides_nobody_else(
+    monkeypatch: pytest.MonkeyPatch, gateway: KeycloakGateway, realm: str
+) -> None:
+    # Offset pages of 3 in username order: bulk00000 deleted after the first page moves bulk00003 onto it.
+    gateway.create_realm_role(realm, "reader")
+    gateway.create_group(realm, "staff")
+    gateway.import_users(realm, bulk_users(realm, 12))
+    # Neither counted nor listed as a user: it must not make every reading look changed.
+    gateway.create_client(realm, {"clientId": "robot", "publicClient": False, "serviceAccountsEnabled": True})
+    deleted = delete_first_listed(monkeypatch, gateway, realm, readings=1)
+
+    snapshot = take_snapshot(gateway, None, realm, page_size=3, workers=1, use_plugin=False)
+
+    assert deleted == ["bulk00000"]
+    # Read again, as Keycloak's count changed during the reading (one reading alone: bulk00003 missing), and
+    # no more: the second reading was whole.
+    people = sorted(user.username for user in snapshot.users if not user.is_service_account)
+    assert people == [f"bulk{index:05d}" for index in range(1, 12)]
+    assert snapshot.stats.user_pages == 5 + 4
+
+
+def test_a_realm_changing_through_every_reading_is_read_as_their_union(
+    monkeypatch: pytest.MonkeyPatch, gateway: KeycloakGateway, realm: str
+) -> None:
+    gateway.create_realm_role(realm, "reader")
+    gateway.create_group(realm, "staff")
+    gateway.import_users(realm, bulk_users(realm, 12))
+    deleted = delete_first_listed(monkeypatch, gateway, realm, readings=3)
+
+    snapshot = take_snapshot(gateway, None, realm, page_size=3, workers=1, use_plugin=False)
+
+    assert deleted == ["bulk00000", "bulk00001", "bulk00002"]
+    # Everyone present throughout, and those deleted while they were read.
+    assert sorted(user.username for user in snapshot.users) == [f"bulk{index:05d}" for index in range(12)]
 
 
 def test_a_reviewer_that_may_only_view_reads_the_same_snapshot_without_the_export(
