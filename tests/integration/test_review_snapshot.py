@@ -269,12 +269,17 @@ def bulk_users(realm: str, count: int, start: int = 0) -> list[dict[str, Any]]:
     ]
 
 
+def seed_bulk(gateway: KeycloakGateway, realm: str, count: int) -> None:
+    """The role `reader` and group `/staff` that bulk users hold, and `count` of them."""
+    gateway.create_realm_role(realm, "reader")
+    gateway.create_group(realm, "staff")
+    gateway.import_users(realm, bulk_users(realm, count))
+
+
 def test_users_across_pages_match_keycloaks_count_and_requests_do_not_grow_per_user(
     gateway: KeycloakGateway, realm: str
 ) -> None:
-    gateway.create_realm_role(realm, "reader")
-    gateway.create_group(realm, "staff")
-    gateway.import_users(realm, bulk_users(realm, 50))
+    seed_bulk(gateway, realm, 50)
     small = take_snapshot(gateway, None, realm, page_size=100, use_plugin=False)
     gateway.import_users(realm, bulk_users(realm, 250, start=50))
     large = take_snapshot(gateway, None, realm, page_size=100, use_plugin=False)
@@ -359,9 +364,7 @@ def test_a_user_deleted_while_the_listing_is_read_hides_nobody_else(
     monkeypatch: pytest.MonkeyPatch, gateway: KeycloakGateway, realm: str
 ) -> None:
     # Offset pages of 3 in username order: bulk00000 deleted after the first page moves bulk00003 onto it.
-    gateway.create_realm_role(realm, "reader")
-    gateway.create_group(realm, "staff")
-    gateway.import_users(realm, bulk_users(realm, 12))
+    seed_bulk(gateway, realm, 12)
     # Neither counted nor listed as a user: it must not make every reading look changed.
     gateway.create_client(realm, {"clientId": "robot", "publicClient": False, "serviceAccountsEnabled": True})
     deleted = delete_first_listed(monkeypatch, gateway, realm, readings=1)
@@ -379,9 +382,7 @@ def test_a_user_deleted_while_the_listing_is_read_hides_nobody_else(
 def test_a_realm_changing_through_every_reading_is_read_as_their_union(
     monkeypatch: pytest.MonkeyPatch, gateway: KeycloakGateway, realm: str
 ) -> None:
-    gateway.create_realm_role(realm, "reader")
-    gateway.create_group(realm, "staff")
-    gateway.import_users(realm, bulk_users(realm, 12))
+    seed_bulk(gateway, realm, 12)
     deleted = delete_first_listed(monkeypatch, gateway, realm, readings=3)
 
     snapshot = take_snapshot(gateway, None, realm, page_size=3, workers=1, use_plugin=False)
