@@ -3,7 +3,7 @@
 One partial export (roles with composites, the group tree with its grants, clients, service accounts), the
 full user listing in big pages (it carries totp, required actions, attributes, created time, federation
 link; read again when the realm changed while it was read, see settled_listing), then the direct members of
-every role and every group, paged. Inheritance and composites are
+every role and every group, paged (a listing longer than a page read again until two readings agree). Inheritance and composites are
 expanded in `access.py`. Only privileged accounts without OTP get one more read each (their WebAuthn
 credentials), so the count grows with privileged accounts, not with users. The reads after the export are
 independent and run a few at a time. Last logins, sanctions and appeals come from the store.
@@ -18,7 +18,7 @@ the same result.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -53,8 +53,8 @@ SNAPSHOT_PAGE_SIZE = 1000
 # Reads in flight at once: Keycloak answers several while one is being parsed here; more than a few only
 # queue up on a small server (see benchmarks/review_bench.py).
 SNAPSHOT_WORKERS = 4
-# Readings of the user listing at most (see settled_listing): a realm still changing after that many is read as
-# the union of them.
+# Readings of the user listing, or of a member listing longer than a page, at most (see settled_listing and
+# settled_members): one still changing after that many is taken as the union of them.
 MAX_LISTING_PASSES = 3
 
 
@@ -371,10 +371,12 @@ def submit_members(
     per group."""
 
     def role_members(name: str, client_uuid: str | None) -> list[str]:
-        return list(gateway.role_member_ids(realm, name, client_uuid=client_uuid, page_size=page_size))
+        return settled_members(
+            lambda: list(gateway.role_member_ids(realm, name, client_uuid=client_uuid, page_size=page_size)), page_size
+        )
 
     def group_members(group_id: str) -> list[str]:
-        return list(gateway.group_member_ids(realm, group_id, page_size=page_size))
+        return settled_members(lambda: list(gateway.group_member_ids(realm, group_id, page_size=page_size)), page_size)
 
     client_ids = {client.client_id: client.id for client in exported.clients}
     roles = []
@@ -385,6 +387,21 @@ def submit_members(
         roles.append((role_ref(item), pool.submit(role_members, item.role.name, client_uuid)))
     groups = tuple((group.id, pool.submit(group_members, group.id)) for group in exported.groups)
     return MemberReads(tuple(roles), groups)
+
+
+def settled_members(read: Callable[[], list[str]], page_size: int) -> list[str]:
+    """A direct-member listing (`read` reads it whole), paged by offset as the user listing is: a member removed
+    between two of its pages shifts the rest, and the member on the boundary is then on neither. One page is one
+    query, whole; a longer listing is read again until two readings agree (at most MAX_LISTING_PASSES readings),
+    else taken as their union."""
+    readings = [read()]
+    if len(readings[0]) < page_size:
+        return readings[0]
+    while len(readings) < MAX_LISTING_PASSES:
+        readings.append(read())
+        if set(readings[-1]) == set(readings[-2]):
+            return readings[-1]
+    return list(dict.fromkeys(member for reading in readings for member in reading))
 
 
 def add_service_account_roles(mapped: dict[str, set[RoleRef]], exported: AccessExport) -> dict[str, set[RoleRef]]:

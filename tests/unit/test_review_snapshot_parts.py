@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from agent.keycloak.models import Group, Role, User
@@ -14,6 +15,7 @@ from agent.review.snapshot import (
     plugin_read,
     role_ids,
     role_records,
+    settled_members,
     user_record,
 )
 
@@ -126,3 +128,32 @@ def test_the_plugins_answer_becomes_snapshot_values() -> None:
 def test_only_the_skipped_roles_ids_are_named() -> None:
     assert role_ids(EXPORTED, frozenset({RoleRef("ops"), RoleRef("x", "app")})) == ["r2", "r3"]
     assert role_ids(EXPORTED, frozenset()) == []
+
+
+def readings_of(*readings: list[str]) -> tuple[list[int], Callable[[], list[str]]]:
+    """A reader that gives `readings` in turn, and the count of reads made."""
+    made = [0]
+
+    def read() -> list[str]:
+        made[0] += 1
+        return readings[made[0] - 1]
+
+    return made, read
+
+
+def test_a_member_listing_of_one_page_is_read_once() -> None:
+    made, read = readings_of(["a", "b"])
+    assert settled_members(read, page_size=3) == ["a", "b"]
+    assert made == [1]
+
+
+def test_a_longer_member_listing_is_read_until_two_readings_agree() -> None:
+    made, read = readings_of(["a", "b", "c", "e"], ["b", "c", "d", "e"], ["e", "d", "c", "b"])
+    assert settled_members(read, page_size=3) == ["e", "d", "c", "b"]
+    assert made == [3]
+
+
+def test_a_member_listing_changing_through_every_reading_is_their_union() -> None:
+    made, read = readings_of(["a", "c", "d"], ["b", "d", "e"], ["c", "e", "f"])
+    assert settled_members(read, page_size=3) == ["a", "c", "d", "b", "e", "f"]
+    assert made == [3]
