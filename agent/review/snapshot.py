@@ -3,10 +3,10 @@
 One partial export (roles with composites, the group tree with its grants, clients, service accounts), the
 full user listing in big pages (it carries totp, required actions, attributes, created time, federation
 link; read again when the realm changed while it was read, see settled_listing), then the direct members of
-every role and every group, paged (a listing longer than a page read again until two readings agree). Inheritance and composites are
-expanded in `access.py`. Only privileged accounts without OTP get one more read each (their WebAuthn
-credentials), so the count grows with privileged accounts, not with users. The reads after the export are
-independent and run a few at a time. Last logins, sanctions and appeals come from the store.
+every role and every group, paged (a listing longer than a page read again until two readings agree).
+Inheritance and composites are expanded in `access.py`. Only privileged accounts without OTP get one more
+read each (their WebAuthn credentials), so the count grows with privileged accounts, not with users. The reads
+after the export are independent and run a few at a time. Last logins, sanctions and appeals come from the store.
 
 Where the idp-agent plugin is installed in Keycloak (`plugins/keycloak`, part of the local stack's build), the
 user listing, the member listings and the credential reads are a few requests instead (the members in one,
