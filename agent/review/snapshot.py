@@ -311,15 +311,15 @@ def settled_listing(
 
     The admin API pages its listing by offset in username order: a user deleted or renamed while the pages are
     read shifts the others, and someone on a page boundary is then on no page read, absent from the review. A
-    reading is whole when Keycloak counts as many users after it as before and as were read; otherwise the listing
-    is read again, up to MAX_LISTING_PASSES readings. A realm that keeps changing (people registering all the
-    while) is read as the union of the readings: someone present throughout is then missed only if a shift hid
-    them in every one."""
+    reading is whole when it held still (see `reading_is_whole`); otherwise the listing is read again, up to
+    MAX_LISTING_PASSES readings. A realm that keeps changing (people registering all the while) is read as the
+    union of the readings: someone present throughout is then missed only if a shift hid them in every one."""
     readings = [first]
     while True:
         listed, _ = readings[-1]
         after = gateway.count_users(realm)
-        if len(listed) == counted == after:
+        previous = readings[-2][0] if len(readings) > 1 else None
+        if reading_is_whole(listed, previous, counted=counted, after=after):
             return listed, sum(pages for _, pages in readings)
         if len(readings) == MAX_LISTING_PASSES:
             union = {user.id: user for users, _ in readings for user in users}
@@ -328,6 +328,19 @@ def settled_listing(
         readings.append(
             collect_user_pages(submit_user_pages(gateway, realm, counted, page_size, pool), gateway, realm, page_size)
         )
+
+
+def reading_is_whole(listed: list[User], previous: list[User] | None, *, counted: int, after: int) -> bool:
+    """Whether a reading of the user listing missed nobody: Keycloak counted the same before and after it, and
+    the reading holds that many users, or the same users as the reading before it. Keycloak's count leaves out
+    the users of a federation that does not import them (an LDAP federation with import off: count 0, listing
+    everyone), so for such a realm the count never matches and two agreeing readings are what shows it held
+    still."""
+    if counted != after:
+        return False
+    if len(listed) == counted:
+        return True
+    return previous is not None and {user.id for user in listed} == {user.id for user in previous}
 
 
 def collect_user_pages(

@@ -21,11 +21,13 @@ from agent.review.findings import findings
 from agent.review.model import RoleRef, Route, Snapshot
 from agent.review.policy import LeaverSpec, OrphansSpec, ReviewPolicy, SodPolicy, SodRule, TrainingSpec
 from agent.review.snapshot import take_snapshot
-from agent.settings import KeycloakConnection
+from agent.settings import KeycloakConnection, LdapConnection
+from agent.stack.demo_directory import PEOPLE
 from agent.store import ManualClock, Store, open_store
 from agent.store.appeals import NewAppeal
 from agent.store.logins import StoredLoginEvent
 from agent.store.sanctions import NewSanction
+from tests.harness.federation import add_ldap_federation
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -391,6 +393,22 @@ def test_a_realm_changing_through_every_reading_is_read_as_their_union(
     assert deleted == ["bulk00000", "bulk00001", "bulk00002"]
     # Everyone present throughout, and those deleted while they were read.
     assert sorted(user.username for user in snapshot.users) == [f"bulk{index:05d}" for index in range(12)]
+
+
+def test_a_realm_whose_federation_does_not_import_is_read_until_two_readings_agree(
+    gateway: KeycloakGateway, realm: str, demo_ldap: LdapConnection
+) -> None:
+    add_ldap_federation(gateway, realm, demo_ldap, import_users=False)
+    # Keycloak counts only the users it stores; the listing holds the directory's people.
+    assert gateway.count_users(realm) == 0
+
+    snapshot = take_snapshot(gateway, None, realm, page_size=5)
+
+    assert not snapshot.stats.via_plugin  # the pack steps aside for a realm with federation
+    assert sorted(user.username for user in snapshot.users) == sorted(person.uid for person in PEOPLE)
+    # 20 people in pages of 5 (the fifth empty), read twice: the count can never match, two agreeing readings
+    # show the realm held still (not a third reading and a union, as for a realm that keeps changing).
+    assert snapshot.stats.user_pages == 5 + 5
 
 
 def test_a_member_removed_while_a_long_member_listing_is_read_hides_nobody_else(

@@ -13,6 +13,7 @@ from agent.review.snapshot import (
     group_records,
     needs_credential_read,
     plugin_read,
+    reading_is_whole,
     role_ids,
     role_records,
     settled_members,
@@ -157,3 +158,21 @@ def test_a_member_listing_changing_through_every_reading_is_their_union() -> Non
     made, read = readings_of(["a", "c", "d"], ["b", "d", "e"], ["c", "e", "f"])
     assert settled_members(read, page_size=3) == ["a", "c", "d", "b", "e", "f"]
     assert made == [3]
+
+
+def users_named(*names: str) -> list[User]:
+    return [User.from_json({"id": f"id-{name}", "username": name}) for name in names]
+
+
+def test_a_reading_is_whole_when_keycloak_counted_it_all_before_and_after() -> None:
+    assert reading_is_whole(users_named("a", "b"), None, counted=2, after=2)
+    assert not reading_is_whole(users_named("a", "b"), None, counted=2, after=3)  # someone joined meanwhile
+    assert not reading_is_whole(users_named("a", "b"), None, counted=3, after=3)  # a shift hid someone
+
+
+def test_a_reading_the_count_does_not_cover_is_whole_once_two_readings_agree_while_the_count_held() -> None:
+    # An LDAP federation with import off: Keycloak counts 0, the listing holds the directory's people.
+    assert not reading_is_whole(users_named("a", "b"), None, counted=0, after=0)
+    assert reading_is_whole(users_named("b", "a"), users_named("a", "b"), counted=0, after=0)
+    assert not reading_is_whole(users_named("a", "c"), users_named("a", "b"), counted=0, after=0)
+    assert not reading_is_whole(users_named("a", "b"), users_named("a", "b"), counted=0, after=1)
