@@ -19,9 +19,10 @@ from agent.realm.engine import apply_plan, plan_realm
 from agent.realm.kinds.terms import TERMS_ACTION, VERSION_ATTRIBUTE, ask_every_user
 from agent.realm.plan import Plan
 from agent.secrets import Secret
-from agent.settings import KeycloakConnection
+from agent.settings import KeycloakConnection, LdapConnection
+from agent.stack.demo_directory import PEOPLE
 from tests.harness.fault_proxy import Fault, FaultProxy
-from tests.harness.federation import add_disabled_ldap_federation
+from tests.harness.federation import add_disabled_ldap_federation, add_ldap_federation
 from tests.harness.realm_steps import apply_and_converge, planned, spec_of
 from tests.integration.test_realm_mfa_login import KINDS, Browser, add_client, password_of
 
@@ -250,3 +251,29 @@ def test_through_the_pack_one_pass_by_id_reaches_everyone(
     assert ask_every_user(gateway, realm) == 9
     assert listings == []
     assert all(TERMS_ACTION in required_actions(gateway, realm, uid) for uid in by_id[:-1])
+
+
+def test_a_raise_asks_the_users_keycloak_stores_and_says_who_it_cannot_ask(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str, demo_ldap: LdapConnection
+) -> None:
+    """The directory's people through a federation that does not import them: Keycloak refuses their required
+    actions (read only), so asking them would fail every apply. The plan names the federation; the apply asks
+    the realm's own users and records the version."""
+    users = add_users(gateway, realm, 2)
+    add_ldap_federation(gateway, realm, demo_ldap, import_users=False)
+    apply_and_converge(keycloak_connection, spec_of(terms_spec(realm, 1)), KINDS)
+    spec = spec_of(terms_spec(realm, 2))
+
+    plan = planned(keycloak_connection, spec, KINDS)
+    note = (
+        "2 users must accept again; users of corp cannot be asked: Keycloak keeps required actions only for users "
+        "it stores (turn import on to ask them)"
+    )
+    assert keys(plan) == [("update", "terms", "version", note)]
+    apply_and_converge(keycloak_connection, spec, KINDS)
+
+    assert all(TERMS_ACTION in required_actions(gateway, realm, uid) for uid in users.values())
+    listed = {user.username: user for user in gateway.list_users(realm, brief=False)}
+    assert set(listed) == set(users) | {person.uid for person in PEOPLE}
+    assert not any(TERMS_ACTION in listed[person.uid].required_actions for person in PEOPLE)
+    assert recorded(gateway, realm) == "2"

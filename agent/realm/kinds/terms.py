@@ -11,7 +11,7 @@ from typing import Any
 from agent.errors import Rejected, Unavailable
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.base import PAGE_SIZE
-from agent.keycloak.models import RequiredAction
+from agent.keycloak.models import Component, RequiredAction
 from agent.realm.kinds.base import LiveRealm
 from agent.realm.kinds.required_actions import write_required_action
 from agent.realm.live import LiveReader
@@ -27,8 +27,10 @@ VERSION_ATTRIBUTE = "idp-agent.terms.version"
 class LiveTerms:
     action: RequiredAction | None
     recorded_version: int | None
-    # Users who would be asked (GET users/count leaves service accounts out).
+    # Users who would be asked (GET users/count leaves service accounts out, and users Keycloak does not store).
     user_count: int
+    # Enabled user federations that do not import their users: those users cannot be asked (see `stored_user`).
+    unimported_federations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,25 @@ def asks_users(terms: TermsSpec, recorded: int | None) -> bool:
     return terms.version > recorded
 
 
-def version_note(terms: TermsSpec, recorded: int | None, users: int) -> str:
+def unimported_federations(user_storage: Iterable[Component]) -> tuple[str, ...]:
+    """The names of the enabled federations that leave their users in the directory (import off)."""
+    return tuple(
+        federation.name
+        for federation in user_storage
+        if federation.config.get("importEnabled", ("true",))[0].lower() == "false"
+        and federation.config.get("enabled", ("true",))[0].lower() != "false"
+    )
+
+
+def version_note(terms: TermsSpec, recorded: int | None, users: int, unimported: tuple[str, ...] = ()) -> str:
     if asks_users(terms, recorded):
-        return f"{users} users must accept again" if recorded is not None else f"{users} users must accept"
+        asked = f"{users} users must accept again" if recorded is not None else f"{users} users must accept"
+        if not unimported:
+            return asked
+        return (
+            f"{asked}; users of {', '.join(unimported)} cannot be asked: Keycloak keeps required actions only for "
+            "users it stores (turn import on to ask them)"
+        )
     if not terms.required:
         return "terms not required: nobody is asked"
     if recorded is None:
@@ -80,7 +98,7 @@ def plan_terms(spec: RealmSpec, live_realm: LiveRealm, live: LiveTerms) -> list[
     recorded = live.recorded_version if live_realm.exists else None
     if recorded != terms.version:
         field = FieldChange("version", recorded, terms.version)
-        note = version_note(terms, recorded, live.user_count)
+        note = version_note(terms, recorded, live.user_count, live.unimported_federations)
         desired = VersionChange(terms.version, asks_users(terms, recorded))
         changes.append(
             Change(KIND, "create" if recorded is None else "update", "version", (field,), desired=desired, note=note)
@@ -100,7 +118,7 @@ def ask_every_user(gateway: KeycloakGateway, realm: str, *, page_size: int = PAG
     offset: a user deleted meanwhile moves the next one into a page already read, so that one would never be
     asked; its passes are repeated until one finds nobody left (users created meanwhile get the action as a
     default action). Unavailable when users still lacked it after MAX_LISTING_PASSES: the version is then not
-    recorded, and the next apply asks again.
+    recorded, and the next apply asks again. Users Keycloak does not store (see `stored_user`) are not asked.
     """
     by_plugin = gateway.plugin_raw_users(realm)
     if by_plugin is not None:
@@ -121,10 +139,17 @@ def ask_every_user(gateway: KeycloakGateway, realm: str, *, page_size: int = PAG
     )
 
 
+def stored_user(user_id: str) -> bool:
+    """Whether Keycloak stores the user, and so its required actions. A federation that does not import its
+    users lists them with ids `f:<federation id>:<id in the directory>`, and Keycloak refuses their required
+    actions as read only (on every write: asking them would fail the apply each time)."""
+    return not user_id.startswith("f:")
+
+
 def _ask(gateway: KeycloakGateway, realm: str, users: Iterable[tuple[str, tuple[str, ...]]]) -> int:
     changed = 0
     for user_id, actions in users:
-        if TERMS_ACTION in actions:
+        if TERMS_ACTION in actions or not stored_user(user_id):
             continue
         try:
             gateway.set_user_required_actions(realm, user_id, (*actions, TERMS_ACTION))
@@ -143,7 +168,8 @@ class Terms:
         if not live.realm.exists:
             return LiveTerms(None, None, 0)
         count = live.gateway.count_users(live.name)
-        return LiveTerms(live.required_actions.get(TERMS_ACTION), recorded_version(live.realm.attributes), count)
+        action, recorded = live.required_actions.get(TERMS_ACTION), recorded_version(live.realm.attributes)
+        return LiveTerms(action, recorded, count, unimported_federations(live.user_storage))
 
     def plan(self, spec: RealmSpec, live_realm: LiveRealm, live: LiveTerms) -> list[Change]:
         return plan_terms(spec, live_realm, live)
