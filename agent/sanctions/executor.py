@@ -6,6 +6,7 @@ Keycloak, and whatever did not take leaves the sanction pending for the next pas
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,22 @@ class StepResult:
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+# What Keycloak said, after the request line the gateway's errors begin with.
+KEYCLOAK_ANSWER = re.compile(r"answered \d{3}: (?P<message>.+)$", re.DOTALL)
+
+
+def failures(results: Sequence[StepResult]) -> str:
+    """Why writes failed, each reason once ('' when none did): what the check then finds missing says what did
+    not take, this says why (Keycloak refuses to disable a user of a read-only LDAP federation, for one)."""
+    reasons = dict.fromkeys(_answer(result.error) for result in results if not result.ok)
+    return f"writes failed: {' / '.join(reasons)}" if reasons else ""
+
+
+def _answer(error: str) -> str:
+    found = KEYCLOAK_ANSWER.search(error)
+    return found.group("message").strip() if found else error
 
 
 @dataclass(frozen=True)

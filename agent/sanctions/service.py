@@ -16,7 +16,7 @@ from agent.errors import AgentError, ConfigError, KeycloakError
 from agent.keycloak import KeycloakGateway
 from agent.notify.mail import Notifier, build_notifier, recipient_for
 from agent.notify.templates import SanctionNotice
-from agent.sanctions.executor import StepResult, Writer, apply_steps
+from agent.sanctions.executor import StepResult, Writer, apply_steps, failures
 from agent.sanctions.live import deny_reason, find_user, read_account
 from agent.sanctions.plan import (
     Step,
@@ -375,7 +375,7 @@ def _settle_apply(
 ) -> Outcome:
     attempts = sanction.attempts + (1 if results else 0)
     if problems:
-        problem = "; ".join(problems)
+        problem = pending_problem(problems, results)
         saved = context.store.sanctions.save(replace(sanction, state="pending", problem=problem, attempts=attempts))
         return Outcome(saved, "pending", problem)
     first = sanction.verified_at is None
@@ -406,10 +406,16 @@ def _restore(context: SanctionContext, sanction: Sanction, now: datetime) -> Out
     problems = verify_restore(handover.restore, live, wanted_after)
     attempts = sanction.attempts + (1 if results else 0)
     if problems:
-        problem = "; ".join(problems)
+        problem = pending_problem(problems, results)
         saved = context.store.sanctions.save(replace(sanction, problem=problem, attempts=attempts))
         return Outcome(saved, "pending", problem)
     return _end(context, sanction, now, attempts)
+
+
+def pending_problem(problems: Sequence[str], results: Sequence[StepResult]) -> str:
+    """What is still missing, then why writes failed, if any did."""
+    failed = failures(results)
+    return "; ".join([*problems, failed] if failed else problems)
 
 
 def _end(context: SanctionContext, sanction: Sanction, now: datetime, attempts: int) -> Outcome:

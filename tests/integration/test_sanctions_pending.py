@@ -17,9 +17,10 @@ from agent.sanctions.service import (
     reduce_sanction,
     sanctioned_user_ids,
 )
-from agent.settings import KeycloakConnection
+from agent.settings import KeycloakConnection, LdapConnection
 from agent.store import ManualClock, open_store
 from agent.store.db import Store
+from tests.harness.federation import add_ldap_federation
 from tests.harness.sanctions import START, access_of, context_for, make_member, prepare_realm
 
 
@@ -62,6 +63,29 @@ def test_a_sanction_that_cannot_be_made_effective_stays_pending_and_is_retried(
     stored = store.sanctions.get(sanction.id)
     assert stored is not None and stored.state == "active" and stored.problem == ""
     assert "/restricted" in access_of(gateway, realm, user_id).groups
+
+
+def test_a_suspension_keycloak_refuses_stays_pending_and_says_why(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str, demo_ldap: LdapConnection,
+    store: Store, clock: ManualClock,
+) -> None:  # fmt: skip
+    """A person of a read-only LDAP federation that does not import its users: Keycloak refuses to disable them
+    (it cannot be done through Keycloak at all). The suspension is not shown as in force: it stays pending, and
+    its problem carries Keycloak's answer, not only what the check found missing."""
+    prepare_realm(keycloak_connection, realm)
+    add_ldap_federation(gateway, realm, demo_ldap, import_users=False)
+    context = context_for(gateway, store, realm, clock)
+
+    sanction = issue_sanction(context, "acarter", level="suspension", reason_code="harassment")
+
+    assert sanction.state == "pending"
+    assert sanction.problem.startswith("still enabled")
+    assert "writes failed: The user is read-only. Not possible to write 'enabled'" in sanction.problem
+    person = gateway.find_user_by_username(realm, "acarter")
+    assert person is not None and person.enabled
+    report = enforce_sanctions(context)
+    assert report.pending[sanction.id] == store.sanctions.get(sanction.id).problem  # type: ignore[union-attr]
+    assert "The user is read-only" in report.pending[sanction.id]
 
 
 def test_a_ban_reduced_to_a_restriction_gives_back_only_what_the_restriction_allows(

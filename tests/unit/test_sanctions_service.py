@@ -11,8 +11,10 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.sanctions.commands import parse_for, parse_until, report_text, resolve_realm, sanction_json, sanction_line
+from agent.sanctions.executor import StepResult
+from agent.sanctions.plan import Step
 from agent.sanctions.policy import load_sanction_policy
-from agent.sanctions.service import EnforceReport, SanctionError, sanction_end, sanctioned_user_ids
+from agent.sanctions.service import EnforceReport, SanctionError, pending_problem, sanction_end, sanctioned_user_ids
 from agent.store import ManualClock, open_store
 from agent.store.db import Store
 from agent.store.sanctions import NewSanction
@@ -96,3 +98,19 @@ def test_lines_and_json_name_the_escalation_and_the_changes(store: Store) -> Non
     assert body["changes"]["enabled_before"] is None and body["state"] == "pending"
     report = EnforceReport("run-1", applied=["s-a"], pending={"s-b": "still enabled"})
     assert "PENDING s-b: still enabled" in report_text(report) and "1 applied" in report_text(report)
+
+
+def test_a_pending_sanction_says_what_is_missing_and_why_each_failed_write_failed_once() -> None:
+    read_only = "The user is read-only. Not possible to write 'enabled' when updating user 'ann'."
+    results = [
+        StepResult(Step("disable"), f"PUT /admin/realms/acme/users/f%3Ax%3Aann answered 400: {read_only}"),
+        StepResult(Step("logout")),
+        StepResult(Step("join-group", "/restricted"), "group /restricted does not exist in realm 'acme'"),
+        StepResult(Step("enable"), f"PUT /admin/realms/acme/users/f%3Ax%3Aann answered 400: {read_only}"),
+    ]
+    assert pending_problem(["still enabled", "not in group /restricted"], results) == (
+        f"still enabled; not in group /restricted; writes failed: {read_only} / group /restricted does not exist "
+        "in realm 'acme'"
+    )
+    # Every write went through: only what the check found.
+    assert pending_problem(["still enabled"], [StepResult(Step("disable"))]) == "still enabled"
