@@ -142,11 +142,14 @@ def last_login_findings(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Fi
 
 
 def orphans(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
-    """Enabled people with no immutable source id, whose id the sources no longer have, or marked leavers."""
+    """Enabled people with no immutable source id, whose id the sources no longer have, or marked leavers.
+
+    An account of a user federation (LDAP) needs no source id: its directory vouches for it, and Keycloak checks
+    the entry there (an imported account whose entry is gone is removed when next loaded)."""
     spec = policy.orphans
     for user in _people(snapshot, policy):
         external_id = user.attribute(spec.external_id_attribute)
-        if external_id is None:
+        if external_id is None and user.federation_link is None:
             yield _finding(
                 ORPHAN_NO_EXTERNAL_ID,
                 "medium",

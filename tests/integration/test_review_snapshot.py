@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent.keycloak import KeycloakGateway
+from agent.keycloak import KeycloakGateway, UserDraft
 from agent.keycloak.models import User
 from agent.keycloak.review_models import AccessExport
 from agent.review import findings as rules
@@ -409,6 +409,20 @@ def test_a_realm_whose_federation_does_not_import_is_read_until_two_readings_agr
     # 20 people in pages of 5 (the fifth empty), read twice: the count can never match, two agreeing readings
     # show the realm held still (not a third reading and a union, as for a realm that keeps changing).
     assert snapshot.stats.user_pages == 5 + 5
+
+
+def test_accounts_of_an_ldap_federation_are_vouched_for_by_their_directory_not_flagged_as_orphans(
+    gateway: KeycloakGateway, realm: str, demo_ldap: LdapConnection
+) -> None:
+    federation_id = add_ldap_federation(gateway, realm, demo_ldap, import_users=True)
+    assert gateway.sync_user_storage(realm, federation_id).added == len(PEOPLE)
+    gateway.create_user(realm, UserDraft("walk-in"))  # made by hand, no source id
+
+    snapshot = take_snapshot(gateway, None, realm)
+    found = findings(snapshot, ReviewPolicy())
+
+    assert sum(1 for user in snapshot.users if user.federation_link == federation_id) == len(PEOPLE)
+    assert [f.subject for f in found if f.rule == rules.ORPHAN_NO_EXTERNAL_ID] == ["walk-in"]
 
 
 def test_a_member_removed_while_a_long_member_listing_is_read_hides_nobody_else(

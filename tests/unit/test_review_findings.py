@@ -180,6 +180,15 @@ def test_orphans(
     assert [f.rule for f in found if f.rule in orphan_rules] == expected
 
 
+def test_an_account_of_a_user_federation_needs_no_source_id_but_one_it_carries_is_checked() -> None:
+    orphan_rules = {rules.ORPHAN_NO_EXTERNAL_ID, rules.ORPHAN_NO_SOURCE_RECORD}
+    federated = person(attributes=MappingProxyType({}), federation_link="ldap-1")
+    assert [f.rule for f in findings(snapshot([federated]), ReviewPolicy()) if f.rule in orphan_rules] == []
+    vouched = replace(federated, attributes=MappingProxyType(EXTERNAL))
+    found = findings(snapshot([vouched], source_external_ids=frozenset({"e-2"})), ReviewPolicy())
+    assert [f.rule for f in found if f.rule in orphan_rules] == [rules.ORPHAN_NO_SOURCE_RECORD]
+
+
 def test_leaver_disabled_is_no_finding() -> None:
     alice = person(enabled=False, attributes=MappingProxyType({"status": ("leaver",)}))
     policy = ReviewPolicy(orphans=OrphansSpec(leaver=LeaverSpec(attribute="status", values=("leaver",))))
