@@ -34,6 +34,13 @@ class Realm:
         return cls(str(raw["realm"]), str(raw.get("id", "")), bool(raw.get("enabled", True)), _frozen(raw))
 
 
+def stored_by_keycloak(user_id: str) -> bool:
+    """Whether Keycloak stores the user. A federation that does not import its users lists them with ids
+    `f:<federation id>:<id in the directory>`: Keycloak refuses their required actions, attributes and enabled
+    flag as read only, and makes up their creation time when it reads them."""
+    return not user_id.startswith("f:")
+
+
 @dataclass(frozen=True)
 class User:
     id: str

@@ -17,17 +17,18 @@ the same result.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
 from agent.collector import fewer_collections
 from agent.keycloak.gateway import KeycloakGateway
-from agent.keycloak.models import User
+from agent.keycloak.models import User, stored_by_keycloak
 from agent.keycloak.review_models import AccessExport, ExportedRole, PluginAccess
 from agent.review.access import beyond_baseline, expand_access, expand_composites
 from agent.review.findings import privileged_grants
@@ -186,7 +187,7 @@ def user_record(user: User, credential_types: frozenset[str] | None = None) -> U
         email=user.email,
         first_name=user.first_name,
         last_name=user.last_name,
-        created=from_epoch_ms(user.created_timestamp) if user.created_timestamp else None,
+        created=created_at(user),
         totp=bool(user.totp),
         attributes=user.attributes,
         service_account_client=user.service_account_client_id,
@@ -194,6 +195,22 @@ def user_record(user: User, credential_types: frozenset[str] | None = None) -> U
         required_actions=user.required_actions,
         credential_types=credential_types,
     )
+
+
+# LDAP's GeneralizedTime as directories write createTimestamp: 20261201034020Z, or with a fraction (Active
+# Directory: 20261201034020.0Z); a time without Z or an offset is not taken.
+GENERALIZED_TIME = re.compile(r"(\d{14})(?:[.,]\d+)?Z")
+
+
+def created_at(user: User) -> datetime | None:
+    """When the account was made. A user Keycloak does not store gets the time it was read as its creation, which
+    would make every such account new at every review; the directory's `createTimestamp` (Keycloak's default
+    "creation date" mapper) says when it was made, else None."""
+    if not stored_by_keycloak(user.id):
+        values = user.attributes.get("createTimestamp", ())
+        found = GENERALIZED_TIME.fullmatch(values[0]) if values else None
+        return datetime.strptime(found.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC) if found else None
+    return from_epoch_ms(user.created_timestamp) if user.created_timestamp else None
 
 
 def role_ref(exported: ExportedRole) -> RoleRef:

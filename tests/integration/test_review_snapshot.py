@@ -409,6 +409,10 @@ def test_a_realm_whose_federation_does_not_import_is_read_until_two_readings_agr
     # 20 people in pages of 5 (the fifth empty), read twice: the count can never match, two agreeing readings
     # show the realm held still (not a third reading and a union, as for a realm that keeps changing).
     assert snapshot.stats.user_pages == 5 + 5
+    # Created when the directory says (Keycloak makes up the time it read them).
+    for user in snapshot.users:
+        stamp = datetime.strptime(user.attributes["createTimestamp"][0], "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
+        assert user.created == stamp
 
 
 def test_accounts_of_an_ldap_federation_are_vouched_for_by_their_directory_not_flagged_as_orphans(

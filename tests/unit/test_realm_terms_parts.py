@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.keycloak.models import USER_STORAGE_PROVIDER, Component
-from agent.realm.kinds.terms import stored_user, unimported_federations, version_note
+from agent.keycloak.models import USER_STORAGE_PROVIDER, Component, stored_by_keycloak
+from agent.realm.kinds.terms import unimported_federations, version_note
 from agent.realm.spec import TermsSpec
 
 
@@ -29,8 +29,8 @@ def test_only_enabled_federations_that_leave_their_users_in_the_directory_are_na
 
 
 def test_users_of_a_federation_without_import_are_not_stored_by_keycloak() -> None:
-    assert stored_user("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
-    assert not stored_user("f:9c1f0e34-0000-4000-8000-000000000000:acarter")
+    assert stored_by_keycloak("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+    assert not stored_by_keycloak("f:9c1f0e34-0000-4000-8000-000000000000:acarter")
 
 
 def test_the_plan_names_the_federations_whose_users_cannot_be_asked() -> None:

@@ -10,6 +10,7 @@ from agent.keycloak.review_models import AccessExport, ExportedRole, ExportedUse
 from agent.review.model import RoleRef
 from agent.review.snapshot import (
     add_service_account_roles,
+    created_at,
     group_records,
     needs_credential_read,
     plugin_read,
@@ -176,3 +177,18 @@ def test_a_reading_the_count_does_not_cover_is_whole_once_two_readings_agree_whi
     assert reading_is_whole(users_named("b", "a"), users_named("a", "b"), counted=0, after=0)
     assert not reading_is_whole(users_named("a", "c"), users_named("a", "b"), counted=0, after=0)
     assert not reading_is_whole(users_named("a", "b"), users_named("a", "b"), counted=0, after=1)
+
+
+def test_a_stored_users_creation_is_keycloaks_and_a_federated_ones_the_directorys() -> None:
+    stored = User.from_json({"id": "u1", "username": "ann", "createdTimestamp": 1767225600000})
+    assert created_at(stored) == datetime(2026, 1, 1, tzinfo=UTC)
+
+    def unimported(*stamp: str) -> User:
+        raw = {"id": "f:ldap-1:bob", "username": "bob", "createdTimestamp": 1796097600000}
+        return User.from_json({**raw, "attributes": {"createTimestamp": list(stamp)}} if stamp else raw)
+
+    assert created_at(unimported("20200101120000Z")) == datetime(2020, 1, 1, 12, tzinfo=UTC)
+    assert created_at(unimported("20200101120000.0Z")) == datetime(2020, 1, 1, 12, tzinfo=UTC)  # Active Directory
+    # Not Keycloak's made-up time of reading, when the directory does not say (or says it without a zone).
+    assert created_at(unimported()) is None
+    assert created_at(unimported("20200101120000")) is None

@@ -11,7 +11,7 @@ from typing import Any
 from agent.errors import Rejected, Unavailable
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.base import PAGE_SIZE
-from agent.keycloak.models import Component, RequiredAction
+from agent.keycloak.models import Component, RequiredAction, stored_by_keycloak
 from agent.realm.kinds.base import LiveRealm
 from agent.realm.kinds.required_actions import write_required_action
 from agent.realm.live import LiveReader
@@ -29,7 +29,7 @@ class LiveTerms:
     recorded_version: int | None
     # Users who would be asked (GET users/count leaves service accounts out, and users Keycloak does not store).
     user_count: int
-    # Enabled user federations that do not import their users: those users cannot be asked (see `stored_user`).
+    # Enabled user federations that do not import their users: those users cannot be asked (`stored_by_keycloak`).
     unimported_federations: tuple[str, ...] = ()
 
 
@@ -118,7 +118,7 @@ def ask_every_user(gateway: KeycloakGateway, realm: str, *, page_size: int = PAG
     offset: a user deleted meanwhile moves the next one into a page already read, so that one would never be
     asked; its passes are repeated until one finds nobody left (users created meanwhile get the action as a
     default action). Unavailable when users still lacked it after MAX_LISTING_PASSES: the version is then not
-    recorded, and the next apply asks again. Users Keycloak does not store (see `stored_user`) are not asked.
+    recorded, and the next apply asks again. Users Keycloak does not store (see `stored_by_keycloak`) are not asked.
     """
     by_plugin = gateway.plugin_raw_users(realm)
     if by_plugin is not None:
@@ -139,17 +139,11 @@ def ask_every_user(gateway: KeycloakGateway, realm: str, *, page_size: int = PAG
     )
 
 
-def stored_user(user_id: str) -> bool:
-    """Whether Keycloak stores the user, and so its required actions. A federation that does not import its
-    users lists them with ids `f:<federation id>:<id in the directory>`, and Keycloak refuses their required
-    actions as read only (on every write: asking them would fail the apply each time)."""
-    return not user_id.startswith("f:")
-
-
 def _ask(gateway: KeycloakGateway, realm: str, users: Iterable[tuple[str, tuple[str, ...]]]) -> int:
     changed = 0
     for user_id, actions in users:
-        if TERMS_ACTION in actions or not stored_user(user_id):
+        # Keycloak refuses the others' required actions, on every write: asking them would fail each apply.
+        if TERMS_ACTION in actions or not stored_by_keycloak(user_id):
             continue
         try:
             gateway.set_user_required_actions(realm, user_id, (*actions, TERMS_ACTION))
