@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
+from agent.keycloak.models import stored_by_keycloak
 from agent.review.access import beyond_baseline
 from agent.review.model import SEVERITIES, Finding, Grant, RoleRef, Severity, Snapshot, UserAccess, UserRecord
 from agent.review.policy import ReviewPolicy, SodRule, missing_entitlements
@@ -144,12 +145,13 @@ def last_login_findings(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Fi
 def orphans(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
     """Enabled people with no immutable source id, whose id the sources no longer have, or marked leavers.
 
-    An account of a user federation (LDAP) needs no source id: its directory vouches for it, and Keycloak checks
-    the entry there (an imported account whose entry is gone is removed when next loaded)."""
+    A user Keycloak does not store (a federation with import off) needs no source id: Keycloak lists such users
+    from the directory as it is, so one listed has an entry there. An imported account does need one: Keycloak
+    keeps it, enabled, after its entry is deleted from the directory."""
     spec = policy.orphans
     for user in _people(snapshot, policy):
         external_id = user.attribute(spec.external_id_attribute)
-        if external_id is None and user.federation_link is None:
+        if external_id is None and stored_by_keycloak(user.id):
             yield _finding(
                 ORPHAN_NO_EXTERNAL_ID,
                 "medium",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import ldap3
 import pytest
 
 from agent.keycloak import KeycloakGateway, UserDraft
@@ -28,6 +29,7 @@ from agent.store.appeals import NewAppeal
 from agent.store.logins import StoredLoginEvent
 from agent.store.sanctions import NewSanction
 from tests.harness.federation import add_ldap_federation
+from tests.harness.ldap_directory import DirectoryFactory, numbered_people
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -415,18 +417,45 @@ def test_a_realm_whose_federation_does_not_import_is_read_until_two_readings_agr
         assert user.created == stamp
 
 
-def test_accounts_of_an_ldap_federation_are_vouched_for_by_their_directory_not_flagged_as_orphans(
-    gateway: KeycloakGateway, realm: str, demo_ldap: LdapConnection
+def delete_entry(admin: LdapConnection, uid: str) -> None:
+    with ldap3.Connection(ldap3.Server(admin.url), admin.bind_dn, admin.bind_password.reveal(), auto_bind=True) as conn:
+        assert conn.delete(f"uid={uid},ou=people,{admin.base_dn}"), conn.result
+
+
+def orphans_without_source_id(gateway: KeycloakGateway, realm: str) -> list[str]:
+    found = findings(take_snapshot(gateway, None, realm), ReviewPolicy())
+    return sorted(f.subject for f in found if f.rule == rules.ORPHAN_NO_EXTERNAL_ID)
+
+
+def test_people_keycloak_reads_live_from_the_directory_need_no_source_id(
+    gateway: KeycloakGateway, realm: str, ldap_directory: DirectoryFactory
 ) -> None:
-    federation_id = add_ldap_federation(gateway, realm, demo_ldap, import_users=True)
-    assert gateway.sync_user_storage(realm, federation_id).added == len(PEOPLE)
+    """Import off: Keycloak lists the directory as it is, so its people are vouched for, and one whose entry is
+    deleted is gone from the realm too."""
+    directory = ldap_directory(numbered_people(3))
+    add_ldap_federation(gateway, realm, directory.admin, import_users=False)
     gateway.create_user(realm, UserDraft("walk-in"))  # made by hand, no source id
 
-    snapshot = take_snapshot(gateway, None, realm)
-    found = findings(snapshot, ReviewPolicy())
+    assert orphans_without_source_id(gateway, realm) == ["walk-in"]
+    delete_entry(directory.admin, "user00002")
+    assert {user.username for user in gateway.list_users(realm, brief=False)} == {"walk-in", "user00000", "user00001"}
 
-    assert sum(1 for user in snapshot.users if user.federation_link == federation_id) == len(PEOPLE)
-    assert [f.subject for f in found if f.rule == rules.ORPHAN_NO_EXTERNAL_ID] == ["walk-in"]
+
+def test_imported_people_need_a_source_id_as_keycloak_may_keep_them_after_their_entry_is_gone(
+    gateway: KeycloakGateway, realm: str, ldap_directory: DirectoryFactory
+) -> None:
+    """Import on: an account Keycloak has read (and cached) stays listed, enabled, after its entry is deleted from
+    the directory, so imported accounts without a source id stay findings."""
+    directory = ldap_directory(numbered_people(3))
+    federation_id = add_ldap_federation(gateway, realm, directory.admin, import_users=True)
+    assert gateway.sync_user_storage(realm, federation_id).added == 3
+    assert len(list(gateway.list_users(realm, brief=False))) == 3
+
+    delete_entry(directory.admin, "user00001")
+
+    listed = {user.username: user for user in gateway.list_users(realm, brief=False)}
+    assert listed["user00001"].enabled
+    assert orphans_without_source_id(gateway, realm) == ["user00000", "user00001", "user00002"]
 
 
 def test_a_member_removed_while_a_long_member_listing_is_read_hides_nobody_else(

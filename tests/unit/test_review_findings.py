@@ -180,10 +180,14 @@ def test_orphans(
     assert [f.rule for f in found if f.rule in orphan_rules] == expected
 
 
-def test_an_account_of_a_user_federation_needs_no_source_id_but_one_it_carries_is_checked() -> None:
+def test_a_user_keycloak_does_not_store_needs_no_source_id_but_one_it_carries_is_checked() -> None:
     orphan_rules = {rules.ORPHAN_NO_EXTERNAL_ID, rules.ORPHAN_NO_SOURCE_RECORD}
-    federated = person(attributes=MappingProxyType({}), federation_link="ldap-1")
+    federated = person(id="f:ldap-1:alice", attributes=MappingProxyType({}), federation_link="ldap-1")
     assert [f.rule for f in findings(snapshot([federated]), ReviewPolicy()) if f.rule in orphan_rules] == []
+    # Imported (stored by Keycloak): Keycloak keeps it after its entry is deleted, so it needs a source id.
+    imported = replace(federated, id="id-alice")
+    found = findings(snapshot([imported]), ReviewPolicy())
+    assert [f.rule for f in found if f.rule in orphan_rules] == [rules.ORPHAN_NO_EXTERNAL_ID]
     vouched = replace(federated, attributes=MappingProxyType(EXTERNAL))
     found = findings(snapshot([vouched], source_external_ids=frozenset({"e-2"})), ReviewPolicy())
     assert [f.rule for f in found if f.rule in orphan_rules] == [rules.ORPHAN_NO_SOURCE_RECORD]
