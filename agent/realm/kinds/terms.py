@@ -13,6 +13,7 @@ from agent.keycloak import KeycloakGateway
 from agent.keycloak.base import PAGE_SIZE
 from agent.keycloak.models import Component, RequiredAction, stored_by_keycloak
 from agent.realm.kinds.base import LiveRealm
+from agent.realm.kinds.ldap_federation import friendly_value
 from agent.realm.kinds.required_actions import write_required_action
 from agent.realm.live import LiveReader
 from agent.realm.plan import Action, Change, FieldChange, diff_fields
@@ -55,12 +56,13 @@ def asks_users(terms: TermsSpec, recorded: int | None) -> bool:
 
 
 def unimported_federations(user_storage: Iterable[Component]) -> tuple[str, ...]:
-    """The names of the enabled federations that leave their users in the directory (import off)."""
+    """The names of the enabled federations that leave their users in the directory (import off); Keycloak takes
+    either setting as true when it is absent."""
     return tuple(
         federation.name
         for federation in user_storage
-        if federation.config.get("importEnabled", ("true",))[0].lower() == "false"
-        and federation.config.get("enabled", ("true",))[0].lower() != "false"
+        if friendly_value("importEnabled", federation.config.get("importEnabled")) is False
+        and friendly_value("enabled", federation.config.get("enabled")) is not False
     )
 
 
