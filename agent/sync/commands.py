@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from agent.store.db import Store, open_store
 from agent.store.locks import store_lock
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
 from agent.sync.mapper_spec import load_mapper
-from agent.sync.mapping import map_sources
+from agent.sync.mapping import LeftOut, MappingResult, map_sources
 from agent.sync.plan import SyncItem, SyncPlan
 from agent.sync.runner import Prepared, approve_staged, prepare_sync, run_sync
 from agent.sync.sources import build_source
@@ -28,6 +28,8 @@ from agent.sync.sources import build_source
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_PENDING = 2  # plan: changes pending; run: removals staged for approval
+# People named on one line of the plan before the rest are counted (`--json` lists them all).
+NAMED_IN_PLAN = 10
 SYMBOLS = {
     "create": "+",
     "update": "~",
@@ -98,11 +100,45 @@ def render_plan(prepared: Prepared) -> str:
     lines += [_item_line(item) for item in plan.items]
     lines += [f"  ! rejected {r.external_id or r.where}: {r.reason}" for r in plan.rejected]
     lines += [f"  = held {h.username} ({h.external_id}): {h.reason}" for h in plan.held]
+    lines += no_account_lines(prepared.mapping, plan)
     counts = ", ".join(f"{count} {action}" for action, count in sorted(plan.counts().items()) if count)
     lines.append(f"Plan: {counts}." if counts else "Plan: nothing to do.")
     for reason in prepared.verdict.reasons:
         lines.append(f"SAFETY: {reason}")
     return "\n".join(lines)
+
+
+def no_account_lines(mapping: MappingResult, plan: SyncPlan) -> list[str]:
+    """People the sources list who get no account this run, on purpose (not errors): hires not started yet, each
+    with when they become users, then the others counted by why."""
+    hires = _one_per_person(item for item in mapping.left_out if item.kind == "future-start")
+    lines = [f"  . not yet {item.external_id}: {item.reason}" for item in hires[:NAMED_IN_PLAN]]
+    if len(hires) > NAMED_IN_PLAN:
+        lines.append(f"  . and {len(hires) - NAMED_IN_PLAN} more hires not started yet")
+    groups = [
+        ("left as they are: not in an incomplete read", _ids_of(mapping.left_out, "incomplete-source")),
+        ("only in sources that do not create users", _ids_of(mapping.left_out, "no-creating-source")),
+        ("inactive in the sources and never created: nothing to do", list(plan.never_created)),
+    ]
+    lines += [f"  . {len(ids)} {why}: {_named(ids)}" for why, ids in groups if ids]
+    return lines
+
+
+def _one_per_person(items: Iterable[LeftOut]) -> list[LeftOut]:
+    """The first entry of each person (a person left out has one entry per record)."""
+    first: dict[str, LeftOut] = {}
+    for item in items:
+        first.setdefault(item.external_id, item)
+    return list(first.values())
+
+
+def _ids_of(left_out: Sequence[LeftOut], kind: str) -> list[str]:
+    return sorted({item.external_id for item in left_out if item.kind == kind})
+
+
+def _named(ids: Sequence[str]) -> str:
+    named = ", ".join(ids[:NAMED_IN_PLAN])
+    return named if len(ids) <= NAMED_IN_PLAN else f"{named} and {len(ids) - NAMED_IN_PLAN} more"
 
 
 def plan_as_json(prepared: Prepared) -> dict[str, Any]:
@@ -124,6 +160,12 @@ def plan_as_json(prepared: Prepared) -> dict[str, Any]:
         ],
         "rejected": [{"external_id": r.external_id, "where": r.where, "reason": r.reason} for r in plan.rejected],
         "held": [{"external_id": h.external_id, "username": h.username, "reason": h.reason} for h in plan.held],
+        "left_out": [
+            {"external_id": item.external_id, "source": item.source, "where": item.where, "kind": item.kind,
+             "reason": item.reason}
+            for item in prepared.mapping.left_out
+        ],
+        "never_created": list(plan.never_created),
         "counts": plan.counts(),
         "safety": {
             "stop": prepared.verdict.stop, "stage": prepared.verdict.stage, "reasons": list(prepared.verdict.reasons),
@@ -222,6 +264,11 @@ def explain_command(user: str, config_path: Path, sync_name: str | None) -> None
     for rejected in mapping.rejected:
         if rejected.external_id and rejected.external_id.lower() == wanted:
             click.echo(f"{user}: rejected at {rejected.where}: {rejected.reason}")
+            return
+    for item in mapping.left_out:
+        if item.external_id.lower() == wanted:
+            where = f"record {item.source} at {item.where}"
+            click.echo(f"{user}: no account this run ({item.kind}), {where}: {item.reason}")
             return
     click.echo(f"{user}: not found in the sources of sync '{sync.name}'", err=True)
     sys.exit(EXIT_ERROR)

@@ -155,6 +155,9 @@ class SyncPlan:
     held: tuple[Held, ...] = ()
     leaver_phase: bool = True  # False when a source read was incomplete: no leaver was planned
     managed_users: int = 0
+    # Ids of people inactive in the sources who never had an account: nothing to do, and not an error (an HR
+    # export keeps years of leavers; reporting each as rejected at every run would bury the real rejects).
+    never_created: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -307,11 +310,12 @@ def _plan_joiner(desired: DesiredUser, taken: Mapping[str, str], context: SyncCo
                 f"{key} '{value}' belongs to another account ({owner}); not linked",
                 desired.external_id,
             )
-    if desired.status != "active" or (desired.end is not None and desired.end <= context.now):
-        return RejectedRecord(
-            desired.source, "", "inactive in the source and never created: skipped", desired.external_id
-        )
     return SyncItem("create", desired.external_id, desired.username.lower(), None, desired, reason="joiner")
+
+
+def _has_left(desired: DesiredUser, now: datetime) -> bool:
+    """Employment over: inactive in the sources, or an end that has passed."""
+    return desired.status != "active" or (desired.end is not None and desired.end <= now)
 
 
 def _taken_names(all_users: Iterable[User]) -> dict[str, str]:
@@ -346,6 +350,7 @@ def plan_sync(
     taken = _taken_names(all_users)
     items: list[SyncItem] = []
     rejects = list(rejected)
+    never_created: list[str] = []
     seen: set[str] = set()
     desired_users_list = sorted(desired_users, key=lambda user: user.external_id)
     for desired in desired_users_list:
@@ -359,11 +364,15 @@ def plan_sync(
                 Held(desired.external_id, username, reason) for username in _usernames(shared[desired.external_id])
             )
             continue
+        current = live_by_id.get(desired.external_id)
+        if current is None and _has_left(desired, context.now):
+            # Checked first: for someone who gets no account, a missing grant or a reissued email is no problem.
+            never_created.append(desired.external_id)
+            continue
         problem = unknown_grant(desired, context)
         if problem is not None:
             rejects.append(RejectedRecord(desired.source, "", problem, desired.external_id))
             continue
-        current = live_by_id.get(desired.external_id)
         if current is None:
             outcome = _plan_joiner(desired, taken, context)
             if isinstance(outcome, SyncItem):
@@ -387,6 +396,7 @@ def plan_sync(
         tuple(held),
         leaver_phase=context.complete,
         managed_users=len(accounts),
+        never_created=tuple(never_created),
     )
 
 

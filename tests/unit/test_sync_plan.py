@@ -156,6 +156,19 @@ def test_reused_email_never_links_a_new_hire_to_the_leavers_account() -> None:
     assert reject.external_id == "2" and "email 'team-lead@example.org' belongs to another account" in reject.reason
 
 
+def test_a_leaver_who_never_had_an_account_is_nothing_to_do_not_a_reject() -> None:
+    """HR exports keep years of leavers: each is listed as never created, not rejected at every run, even when
+    their email was reissued since or their old grants are gone from the realm."""
+    colleague = live("7", "bea", grants=Grants(), email="team-lead@example.org")
+    gone = desired("1", "ann", status="inactive", email="team-lead@example.org", realm_roles=frozenset({"retired"}))
+    ended = desired("2", "cy", end=NOW - timedelta(days=1))
+    still = desired("7", "bea", email="team-lead@example.org")
+    result = plan([gone, ended, still], [colleague], known_realm_roles=frozenset({"employee"}))
+    assert actions(result) == [] and result.rejected == ()  # type: ignore[attr-defined]
+    assert result.never_created == ("1", "2")  # type: ignore[attr-defined]
+    assert result.counts() == {"rejected": 0, "held": 0}  # type: ignore[attr-defined]
+
+
 def test_username_of_an_unmanaged_account_is_refused() -> None:
     admin = User(id="kc-admin", username="root", enabled=True)
     result = plan([desired("1", "root")], [admin])
