@@ -146,6 +146,40 @@ def test_secrets_never_show_in_a_config_or_its_errors() -> None:
         assert "canary" not in text
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({**HTTP, "url": "htps://svc:canary-pw@hr.example.org/api"}, id="bad-scheme-with-credentials"),
+        pytest.param({**HTTP, "url": "https://svc:canary-pw@/api"}, id="no-host-with-credentials"),
+        pytest.param({**HTTP, "lookup_url": "htps://svc:canary-pw@hr.example.org/{id}"}, id="lookup-url"),
+        pytest.param({**SCIM, "base_url": "https://svc:canary-pw@/scim/v2"}, id="scim-base-url"),
+    ],
+)
+def test_a_url_with_credentials_is_refused_for_them_without_showing_them(data: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        parse_source_config(data)
+
+    messages = [detail["msg"] for detail in raised.value.errors()]
+    assert messages == ["Value error, put credentials under auth:, never in the URL"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({**HTTP, "url": "ftp://hr.example.org/x?api_key=canary-key"}, id="not-http-with-a-key"),
+        pytest.param({**HTTP, "url": "https:///people?api_key=canary-key"}, id="no-host-with-a-key"),
+        pytest.param({**LDAP, "url": "ldapz://cn=sync:canary-pw@ldap.example.org"}, id="not-ldap-with-a-password"),
+    ],
+)
+def test_a_bad_url_is_not_repeated_in_its_error(data: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        parse_source_config(data)
+
+    messages = " ".join(detail["msg"] for detail in raised.value.errors())
+    assert "URL" in messages
+    assert "canary" not in messages
+
+
 def test_configs_are_frozen() -> None:
     config = parse_source_config(CSV)
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from agent.errors import SourceUnavailable
 from agent.sync.model import Found, NotFound, SourceRecord
+
+# Ids a URL path cannot carry: the HTTP stack resolves them as dot segments (RFC 3986), so GET /Users/.. asks for
+# another resource, whose 404 would read as NotFound. %2E is no way out: servers may decode and resolve it too.
+DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def check_external_id(external_id: str) -> str:
@@ -17,6 +22,12 @@ def check_external_id(external_id: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("the id is not valid Unicode text; refusing to look it up") from None
     return external_id
+
+
+def check_path_id(source: str, external_id: str) -> None:
+    """SourceUnavailable for an id that cannot be asked for in a URL path: the lookup cannot tell."""
+    if external_id in DOT_SEGMENTS:
+        raise SourceUnavailable(f"source {source}: the id {external_id!r} cannot be looked up in a URL path")
 
 
 def find_by_field(records: Iterable[SourceRecord], field: str, external_id: str) -> Found | NotFound:

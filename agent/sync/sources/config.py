@@ -45,11 +45,12 @@ EnvPath = Annotated[Path, BeforeValidator(_path_from_env)]
 
 
 def _check_http_url(url: str) -> str:
+    # Credentials first, and no message repeats the URL: it may hold a password or a key in its query.
     parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"'{url}' is not an http(s) URL")
-    if parts.username or parts.password:
+    if "@" in parts.netloc:
         raise ValueError("put credentials under auth:, never in the URL")
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("the URL is not an http(s) URL with a host, e.g. https://hr.example.org/api")
     return url
 
 
@@ -304,7 +305,8 @@ class LdapSourceConfig(Spec):
     def _ldap_url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in {"ldap", "ldaps"} or not parts.hostname:
-            raise ValueError(f"'{value}' is not an ldap:// or ldaps:// URL")
+            # Not repeated: a URL written with user:password@ would show the password.
+            raise ValueError("the URL is not an ldap:// or ldaps:// URL with a host, e.g. ldaps://dir.example.org")
         return value
 
     @model_validator(mode="after")

@@ -131,7 +131,7 @@ def _summary(problems: Sequence[str]) -> str:
 def parse_rows(config: CsvSourceConfig, lines: Iterator[str]) -> _Parsed:
     """Records from CSV text lines; problems instead of exceptions."""
     label = config.path.name
-    reader = csv.reader(lines, delimiter=config.delimiter, quotechar=config.quote_char, strict=True)
+    reader = csv.reader(_without_bom(lines), delimiter=config.delimiter, quotechar=config.quote_char, strict=True)
     parsed = _Parsed()
     names: tuple[str | None, ...] | None = None
     end = 0  # the last physical line the reader consumed
@@ -155,6 +155,13 @@ def parse_rows(config: CsvSourceConfig, lines: Iterator[str]) -> _Parsed:
     except csv.Error as error:
         parsed.problems.append(f"{label}:{end + 1}: malformed CSV ({error})")
     return parsed
+
+
+def _without_bom(lines: Iterator[str]) -> Iterator[str]:
+    """The lines, a byte order mark dropped from the first: utf-16-le/-be (unlike utf-8-sig and utf-16) leave
+    it in the text, where it would stick to the first column's name."""
+    for number, line in enumerate(lines):
+        yield line.removeprefix("\ufeff") if number == 0 else line
 
 
 def header_fields(config: CsvSourceConfig, header: Sequence[str]) -> tuple[tuple[str | None, ...], str]:

@@ -1,8 +1,9 @@
 """GET of JSON from an HR system, with bounded retries: the one place the HTTP sources meet the network.
 
 Retried: connection errors, timeouts, 429 (honouring Retry-After) and 5xx, with exponential backoff and
-full jitter, at most `max_attempts` tries. Not retried: TLS failures, other 4xx, bodies that are not JSON.
-Problems name the URL without its query or credentials, never a header value or token.
+full jitter, at most `max_attempts` tries. Not retried: TLS failures, other 4xx, bodies that are not JSON,
+redirects to another server. `timeout_seconds` bounds a whole try (redirects and body included), not just
+each socket read. Problems name the URL without its query or credentials, never a header value or token.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+from urllib3.exceptions import DecodeError, HTTPError, ReadTimeoutError
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from agent.retry_after import parse_retry_after
 from agent.secrets import Secret
@@ -26,12 +29,19 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 8.0
 NOT_FOUND = 404
+MAX_REDIRECTS = 5
+CHUNK_BYTES = 64 * 1024
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 QueryParams = Sequence[tuple[str, str]]
 
 
 class FetchFailed(Exception):
     """A GET that did not produce a usable JSON answer; the message is safe to show (no secret, no query)."""
+
+
+class RedirectRefused(Exception):
+    """A redirect that is not followed; the message is safe to show."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,22 @@ def safe_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Same scheme, host and port (the default port written out or not): the server that gets the credentials."""
+    origin = _origin(url)
+    return origin is not None and origin == _origin(other)
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # an out-of-range port: no origin we would send credentials to
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", port or DEFAULT_PORTS.get(scheme)
 
 
 def backoff_seconds(attempt: int, base: float, retry_after: float | None, rng: random.Random) -> float:
@@ -118,16 +144,20 @@ class JsonClient:
         for attempt in range(1, attempts + 1):
             retry_after: float | None = None
             try:
-                raw = self._send(url, params)
+                sent = self._send(url, params)
             except requests.exceptions.SSLError as error:
                 raise FetchFailed(f"{where}: {_describe(error, self._options.timeout_seconds)}") from None
+            except RedirectRefused as refused:
+                raise FetchFailed(f"{where}: {refused}") from None
             except requests.RequestException as error:
                 problem = _describe(error, self._options.timeout_seconds)
             else:
+                raw, content = sent
                 if raw.status_code == NOT_FOUND and not_found_ok:
                     return JsonAnswer(raw.status_code, None, raw.headers, _links(raw), raw.url)
                 if 200 <= raw.status_code < 300:
-                    return JsonAnswer(raw.status_code, _json_body(raw, where), raw.headers, _links(raw), raw.url)
+                    body = _json_body(content, raw.status_code, where)
+                    return JsonAnswer(raw.status_code, body, raw.headers, _links(raw), raw.url)
                 problem = f"HTTP {raw.status_code}{_status_hint(raw.status_code)}"
                 if raw.status_code not in RETRYABLE_STATUSES:
                     raise FetchFailed(f"{where}: {problem}")
@@ -136,13 +166,73 @@ class JsonClient:
                 self._sleep(backoff_seconds(attempt, self._options.backoff_seconds, retry_after, self._rng))
         raise FetchFailed(f"{where}: {problem} (after {attempts} attempts)")
 
-    def _send(self, url: str, params: QueryParams) -> requests.Response:
+    def _send(self, url: str, params: QueryParams) -> tuple[requests.Response, bytes]:
+        """The final answer and its body, all within `timeout_seconds`; same-origin redirects are followed."""
+        deadline = time.monotonic() + self._options.timeout_seconds
+        raw = self._request(url, params, deadline)
+        for _ in range(MAX_REDIRECTS):
+            if not raw.is_redirect:
+                break
+            raw.close()
+            raw = self._request(_redirect_target(raw, url), (), deadline)
+        if raw.is_redirect:
+            raw.close()
+            raise RedirectRefused(f"more than {MAX_REDIRECTS} redirects")
+        return raw, _body_before(raw, deadline)
+
+    def _request(self, url: str, params: QueryParams, deadline: float) -> requests.Response:
         self.requests_sent += 1
-        # Not streamed: the whole body is read here, so a reset mid-body is a connection error like any other.
+        # Redirects are followed in _send: requests would follow one to another server with our API key headers
+        # (it strips only Authorization). Streamed, so the body is read against the deadline.
         # `verify` per request: requests lets REQUESTS_CA_BUNDLE override a session's verify (psf/requests#3829).
         return self._session.get(
-            url, params=list(params), timeout=self._options.timeout_seconds, verify=self._options.verify
+            url,
+            params=list(params),
+            timeout=_seconds_left(deadline),
+            verify=self._options.verify,
+            allow_redirects=False,
+            stream=True,
         )
+
+
+def _redirect_target(raw: requests.Response, first_url: str) -> str:
+    """Where a redirect leads; RedirectRefused when that is another server (it would receive the credentials)."""
+    target = urljoin(raw.url, raw.headers["Location"])
+    if not same_origin(target, first_url):
+        raise RedirectRefused(f"redirected to another server ({safe_url(target)}), which would receive the credentials")
+    return target
+
+
+def _seconds_left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise requests.exceptions.Timeout("deadline passed")
+    return left
+
+
+def _body_before(raw: requests.Response, deadline: float) -> bytes:
+    """The whole body, or Timeout once the deadline passes: a server dripping bytes restarts the socket's read
+    timeout with each one, so only a deadline bounds the answer."""
+    chunks = []
+    with raw:
+        while chunk := _some_bytes(raw):
+            chunks.append(chunk)
+            _seconds_left(deadline)
+    return b"".join(chunks)
+
+
+def _some_bytes(raw: requests.Response) -> bytes:
+    """What has arrived (read1 returns as soon as there is any), in requests' exception types."""
+    try:
+        return raw.raw.read1(CHUNK_BYTES, decode_content=True)
+    except ReadTimeoutError:
+        raise requests.exceptions.ReadTimeout("read timed out") from None
+    except Urllib3SSLError:
+        raise requests.exceptions.SSLError("TLS failed while reading the body") from None
+    except DecodeError:
+        raise requests.exceptions.ContentDecodingError("the body does not match its Content-Encoding") from None
+    except HTTPError:  # ProtocolError and kin: the connection was cut mid-body
+        raise requests.exceptions.ConnectionError("connection reset mid-body") from None
 
 
 def _headers(options: HttpSourceOptions) -> dict[str, str]:
@@ -161,11 +251,11 @@ def _status_hint(status: int) -> str:
     return ""
 
 
-def _json_body(raw: requests.Response, where: str) -> Any:
+def _json_body(content: bytes, status: int, where: str) -> Any:
     try:
-        return json.loads(raw.content)
+        return json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FetchFailed(f"{where}: the answer is not JSON (HTTP {raw.status_code})") from None
+        raise FetchFailed(f"{where}: the answer is not JSON (HTTP {status})") from None
 
 
 def _links(raw: requests.Response) -> dict[str, str]:

@@ -14,7 +14,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from agent.errors import SourceUnavailable
 from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
-from agent.sync.sources.common import check_external_id, index_by_field
+from agent.sync.record_mapping import shown
+from agent.sync.sources.common import check_external_id, check_path_id, index_by_field
 from agent.sync.sources.config import (
     CursorPaging,
     HttpJsonSourceConfig,
@@ -23,10 +24,9 @@ from agent.sync.sources.config import (
     OffsetPaging,
     PagePaging,
 )
-from agent.sync.sources.http_client import NOT_FOUND, FetchFailed, JsonClient, safe_url
+from agent.sync.sources.http_client import NOT_FOUND, FetchFailed, JsonClient, safe_url, same_origin
 
 MISSING: Any = object()
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class HttpJsonSource:
         if self.config.lookup_url is None:
             record = self._reread_index().get(external_id)
             return NotFound() if record is None else Found(record)
-        url = self.config.lookup_url.replace("{id}", quote(external_id, safe=""))
+        url = lookup_url(self.config.name, self.config.lookup_url, external_id)
         with JsonClient(self.config) as client:
             try:
                 answer = client.get(url, not_found_ok=True)
@@ -120,6 +120,13 @@ def reread_index(config: HttpJsonSourceConfig) -> Mapping[str, SourceRecord]:
     return index_by_field(result.records, config.id_field)
 
 
+def lookup_url(source: str, template: str, external_id: str) -> str:
+    """The template with the id; SourceUnavailable for an id the HTTP stack would resolve as a path segment."""
+    if "{id}" in urlsplit(template).path:  # in the query, dots are plain text
+        check_path_id(source, external_id)
+    return template.replace("{id}", quote(external_id, safe=""))
+
+
 def lookup_record(config: HttpJsonSourceConfig, body: Any, where: str, external_id: str) -> SourceRecord:
     """The record in a lookup answer; SourceUnavailable when there is none or it is another person's."""
     item = value_at(body, config.lookup_record_path)
@@ -137,6 +144,7 @@ def read_pages(config: HttpJsonSourceConfig, client: JsonClient) -> SourceRead:
     """Follow the pages until paging stops (each paging model in config.py says how it ends)."""
     records: list[SourceRecord] = []
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    first_page_of: dict[str, int] = {}
     total: int | None = None
     pages = 0
 
@@ -159,11 +167,21 @@ def read_pages(config: HttpJsonSourceConfig, client: JsonClient) -> SourceRead:
         page_records, problem = records_of(config, answer.body, step.number)
         if problem:
             return incomplete(f"page {step.number}: {problem}")
-        records += page_records
         if pages == 1 and config.expected_total_path:
             total = total_of(answer.body, config.expected_total_path)
             if total is None:
                 return incomplete(f"page 1 has no record count at {config.expected_total_path}")
+        # A page that moved or repeated is left out: its records would be read twice or out of place.
+        problem = (
+            total_change(config, answer.body, total)
+            or repeated_id(config, page_records, step.number, first_page_of)
+            or over_total(config, step.number, len(records) + len(page_records), total)
+        )
+        if problem:
+            return incomplete(problem)
+        records += page_records
+        for value in ids_of(config, page_records):
+            first_page_of.setdefault(value, step.number)
         seen_page = PageSeen(len(page_records), answer.body, answer.links, answer.url, len(records), total)
         step = next_step(config, step, seen_page)
     if step.problem:
@@ -173,6 +191,51 @@ def read_pages(config: HttpJsonSourceConfig, client: JsonClient) -> SourceRead:
             f"read {len(records)} records where {config.expected_total_path} said {total}: a page came back short"
         )
     return SourceRead(config.name, tuple(records), complete=True, pages=pages)
+
+
+def total_change(config: HttpJsonSourceConfig, body: Any, first: int | None) -> str:
+    """Why a page's total makes the read untrustworthy: it differs from page 1's ("" when equal or not stated)."""
+    if config.expected_total_path is None or first is None:
+        return ""
+    stated = total_of(body, config.expected_total_path)
+    if stated is None or stated == first:
+        return ""
+    path = config.expected_total_path
+    return f"the total at {path} changed from {first} to {stated} while reading: records moved between pages"
+
+
+def over_total(config: HttpJsonSourceConfig, number: int, read: int, total: int | None) -> str:
+    """Why more records than the stated total is untrustworthy (records moved, or the total is wrong), or ""."""
+    if total is None or read <= total:
+        return ""
+    return (
+        f"page {number} brings the records read to {read}, more than the {total} at {config.expected_total_path}: "
+        "records moved between pages"
+    )
+
+
+def repeated_id(
+    config: HttpJsonSourceConfig, page_records: list[SourceRecord], number: int, first_page_of: Mapping[str, int]
+) -> str:
+    """Why a page repeats an id read on an earlier page, or "". A repeat within one page is the mapping's to
+    reject: it is the data's problem, not the paging's."""
+    for value in ids_of(config, page_records):
+        if value in first_page_of:
+            return (
+                f"page {number} repeats {config.id_field} {shown(value)} of page {first_page_of[value]}: "
+                "the server ignored the paging or the records moved"
+            )
+    return ""
+
+
+def ids_of(config: HttpJsonSourceConfig, records: list[SourceRecord]) -> list[str]:
+    """Every value of `id_field` in the records, each value of a multi-valued one (as `index_by_field` keys them)."""
+    values: list[str] = []
+    for record in records:
+        value = record.get(config.id_field)
+        if value is not None:
+            values += value if isinstance(value, tuple) else (value,)
+    return values
 
 
 def records_of(config: HttpJsonSourceConfig, body: Any, number: int) -> tuple[list[SourceRecord], str]:
@@ -290,16 +353,11 @@ def _next_link(
     if not isinstance(link, str):
         return Stop(f"page {request.number}: the next link at {paging.next_link_path} is not a URL")
     absolute = urljoin(page.url, link)
-    if _origin(absolute) != _origin(config.url):
+    if not same_origin(absolute, config.url):
         return Stop(
             f"page {request.number}: the next link points to another server ({safe_url(absolute)}); not followed"
         )
     return PageRequest(request.number + 1, absolute, ())
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(parts.scheme)
 
 
 def _page_params(paging: PagePaging, base: tuple[tuple[str, str], ...], page: int) -> tuple[tuple[str, str], ...]:

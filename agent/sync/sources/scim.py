@@ -14,7 +14,8 @@ from urllib.parse import quote
 
 from agent.errors import SourceUnavailable
 from agent.sync.model import FieldValue, Found, NotFound, SourceRead, SourceRecord
-from agent.sync.sources.common import check_external_id
+from agent.sync.record_mapping import shown
+from agent.sync.sources.common import check_external_id, check_path_id
 from agent.sync.sources.config import ScimSourceConfig
 from agent.sync.sources.http_client import NOT_FOUND, FetchFailed, JsonClient, safe_url
 
@@ -59,6 +60,7 @@ class ScimSource:
 
 def read_users(config: ScimSourceConfig, client: JsonClient) -> SourceRead:
     records: list[SourceRecord] = []
+    first_page_of: dict[str, int] = {}
     total: int | None = None
     start = 1
     pages = 0
@@ -81,16 +83,55 @@ def read_users(config: ScimSourceConfig, client: JsonClient) -> SourceRead:
         page_total, resources, problem = list_response(answer.body)
         if problem:
             return incomplete(f"page {number} (startIndex {start}): {problem}")
-        total = page_total if total is None else total
+        # A page that moved or repeated is left out: its users would be read twice or out of place.
+        problem = (
+            start_index_problem(answer.body, start)
+            or total_change(total, page_total)
+            or repeated_user(resources, first_page_of)
+        )
+        if problem:
+            return incomplete(f"page {number} (startIndex {start}): {problem}")
+        total = page_total
         if not resources and len(records) < total:
             return incomplete(
                 f"page {number} (startIndex {start}) came back empty with {len(records)} of {total} users read"
             )
         for index, resource in enumerate(resources, start=1):
             records.append(SourceRecord(config.name, flatten_user(resource), f"page {number} #{index}"))
+            if isinstance(resource.get("id"), str):
+                first_page_of.setdefault(resource["id"], number)
         # Advance by what came back: a server may return fewer than `count` (RFC 7644 3.4.2.4), losing nothing.
         start += len(resources)
     return SourceRead(config.name, tuple(records), complete=True, pages=pages)
+
+
+def start_index_problem(body: Mapping[str, Any], asked: int) -> str:
+    """Why the answer is not the page asked for: its startIndex, when given, is another one ("" when it agrees)."""
+    answered = body.get("startIndex")
+    if answered is None or str(answered) == str(asked):  # some servers write numbers as strings
+        return ""
+    shown_index = answered if isinstance(answered, int) else shown(str(answered))
+    return f"the answer starts at startIndex {shown_index}: the server ignored the paging"
+
+
+def total_change(first: int | None, stated: int) -> str:
+    """Why a page's totalResults makes the read untrustworthy: it differs from page 1's ("" when equal)."""
+    if first is None or stated == first:
+        return ""
+    return f"totalResults changed from {first} to {stated} while reading: users moved between pages"
+
+
+def repeated_user(resources: list[Mapping[str, Any]], first_page_of: Mapping[str, int]) -> str:
+    """Why a page repeats a user id read on an earlier page, or "". A repeat within one page is the mapping's
+    to reject: it is the data's problem, not the paging's."""
+    for resource in resources:
+        user_id = resource.get("id")
+        if isinstance(user_id, str) and user_id in first_page_of:
+            return (
+                f"repeats user id {shown(user_id)} of page {first_page_of[user_id]}: "
+                "the server ignored the paging or the users moved"
+            )
+    return ""
 
 
 def list_response(body: Any) -> tuple[int, list[Mapping[str, Any]], str]:
@@ -161,6 +202,7 @@ def scim_string(value: str) -> str:
 
 
 def _lookup_by_id(config: ScimSourceConfig, client: JsonClient, external_id: str) -> Found | NotFound:
+    check_path_id(config.name, external_id)
     url = f"{config.base_url}/Users/{quote(external_id, safe='')}"
     answer = client.get(url, not_found_ok=True)
     if answer.status == NOT_FOUND:
