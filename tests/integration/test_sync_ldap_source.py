@@ -405,6 +405,29 @@ def test_lookup_many_settles_leavers_in_batches_as_single_lookups_would(director
         _source(directory.reader, id_attribute="uid", bind_password=Secret("rotated-canary-pw")).lookup_many(gone)
 
 
+MANAGE_DSA_IT = ("2.16.840.1.113730.3.4.2", True, None)  # write the referral entry itself, do not follow it
+
+
+def test_a_lookup_referred_to_another_server_cannot_tell_so_no_one_is_taken_for_gone(
+    directory: harness.TestDirectory,
+) -> None:
+    """A branch of the directory held by another server: a search answers success with a continuation
+    reference and no entry. The person may be there, so the lookup is unavailable, never NotFound (which would
+    disable a leaver candidate who is still employed), unless the config says referrals are ignored."""
+    admin = _admin(directory.admin)
+    referral = {"ou": "branch", "ref": "ldap://branch.example.invalid/ou=branch,ou=people,dc=example,dc=org"}
+    admin.add(f"ou=branch,{PEOPLE_BASE}", ["referral", "extensibleObject"], referral, controls=[MANAGE_DSA_IT])
+    admin.unbind()
+    source = _source(directory.reader, id_attribute="uid")
+
+    assert not source.read().complete
+    with pytest.raises(SourceUnavailable, match="referred to another server"):
+        source.lookup("moved.away")
+    with pytest.raises(SourceUnavailable, match="referred to another server"):
+        source.lookup_many(["moved.away", "user00001"])
+    assert _source(directory.reader, id_attribute="uid", referrals="ignore").lookup("moved.away") == NotFound()
+
+
 def test_lookup_of_an_empty_id_is_refused(directory: harness.TestDirectory) -> None:
     with pytest.raises(ValueError, match="empty id"):
         _source(directory.reader, id_attribute="uid").lookup("")

@@ -206,14 +206,24 @@ def exact_filter(attribute: str, value: str) -> str:
     return f"({attribute}={escape_filter_chars(value)})"
 
 
+def answered_entries(config: LdapSourceConfig, connection: ldap3.Connection, base: str) -> list[Mapping[str, Any]]:
+    """The entries a lookup's search found; SearchIncomplete when it did not end in success, or was referred
+    elsewhere (unless referrals are ignored): the person may be where it was referred, so "not found" would
+    be a guess, and a guess disables a leaver who is still there."""
+    description = str(connection.result.get("description", ""))
+    if description != "success":
+        raise SearchIncomplete(f"search of {base} ended with {description}")
+    responses = connection.response or []
+    if config.referrals == "incomplete" and any(response.get("type") == "searchResRef" for response in responses):
+        raise SearchIncomplete(f"search of {base} was referred to another server (not followed)")
+    return [response for response in responses if response.get("type") == "searchResEntry"]
+
+
 def lookup_entry(config: LdapSourceConfig, connection: ldap3.Connection, external_id: str) -> Found | NotFound:
     base = config.lookup_base_dn or config.base_dn
     search_filter = exact_filter(config.id_attribute, external_id)
     connection.search(base, search_filter, search_scope=ldap3.SUBTREE, attributes=requested_attributes(config))
-    description = str(connection.result.get("description", ""))
-    if description != "success":
-        raise SearchIncomplete(f"search of {base} ended with {description}")
-    entries = [response for response in connection.response or [] if response.get("type") == "searchResEntry"]
+    entries = answered_entries(config, connection, base)
     if not entries:
         return NotFound()
     # The server matched with the attribute's own rule (uid ignores case); prefer the entry equal as written.
@@ -234,10 +244,7 @@ def lookup_entries(
     base = config.lookup_base_dn or config.base_dn
     search_filter = "(|" + "".join(exact_filter(config.id_attribute, value) for value in external_ids) + ")"
     connection.search(base, search_filter, search_scope=ldap3.SUBTREE, attributes=requested_attributes(config))
-    description = str(connection.result.get("description", ""))
-    if description != "success":
-        raise SearchIncomplete(f"search of {base} ended with {description}")
-    entries = [response for response in connection.response or [] if response.get("type") == "searchResEntry"]
+    entries = answered_entries(config, connection, base)
     settled = settle_lookups(external_ids, [_values(entry, config.id_attribute) for entry in entries])
     return {
         external_id: NotFound() if index is None else Found(entry_record(config, entries[index], None))
