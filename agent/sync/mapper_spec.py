@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -194,11 +195,19 @@ def _condition_shorthand(value: object) -> object:
     """`department: Finance` is `{equals: Finance}`; `department: [Finance, HR]` is `{in: [...]}`."""
     if isinstance(value, str):
         return {"equals": value}
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return {"equals": str(value)}
+    if isinstance(value, bool | int | float | date):
+        raise ValueError(_unquoted_value_message(value))
     if isinstance(value, list):
         return {"in": value}
     return value
+
+
+def _unquoted_value_message(value: bool | float | date) -> str:
+    """Why an unquoted scalar is refused: YAML has already changed it (0100 -> 64, 12:30 -> 750, 1.10 -> 1.1,
+    yes -> true), so str() of it would be text the source never holds and the rule could never match."""
+    kind = "a boolean" if isinstance(value, bool) else "a date" if isinstance(value, date) else "a number"
+    read = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"YAML reads this value as {kind} ({read}), not text, so the rule could never match; quote it as written"
 
 
 Condition = Annotated[ConditionSpec, BeforeValidator(_condition_shorthand)]
@@ -398,10 +407,28 @@ def _check_field(
         problems.append(at.key(path, f"'{name}' is a date in another source: add `date:` here too"))
     if field.date and (name in CORE_FIELDS or name == spec.id) and name not in DATE_FIELDS:
         problems.append(at.value((*path, "date"), f"'{name}' is not a date field"))
+    if name == spec.id:
+        problems.extend(_check_id_field(field, path, at))
     if name == "status":
         problems.extend(_check_status(field, path, at))
     if name == "timezone" and field.default is not None and not _is_zone(field.default):
         problems.append(at.value((*path, "default"), f"unknown time zone '{field.default}'", "use an IANA name"))
+    return problems
+
+
+def _check_id_field(field: FieldSpec, path: ConfigPath, at: _Locator) -> list[Diagnostic]:
+    # A default would make every record without an id one user with that id; a split, several ids per record.
+    problems: list[Diagnostic] = []
+    if field.default is not None:
+        problems.append(
+            at.value(
+                (*path, "default"),
+                f"the id field has a default ('{field.default}'): every record without an id would be that one user",
+                "remove the default: a record without an id is rejected",
+            )
+        )
+    if field.split is not None:
+        problems.append(at.value((*path, "split"), "the id field is split: a record has one id", "remove the split"))
     return problems
 
 

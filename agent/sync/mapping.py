@@ -214,7 +214,7 @@ def _join(
             continue
         for item in items:
             others = sorted(other.record.where or "?" for other in items if other is not item)
-            reason = f"duplicate id {external_id} in {source} (also at {', '.join(others)})"
+            reason = f"duplicate id {shown(external_id)} in {source} (also at {', '.join(others)})"
             more.append(RejectedRecord(source, item.record.where, reason, external_id))
     first_reject: dict[str, RejectedRecord] = {}
     for reject in sorted([*rejected, *more], key=lambda item: (item.source, item.where)):
@@ -226,7 +226,7 @@ def _join(
         if cause is None:
             people[external_id][source] = items[0]
         elif len(items) == 1:
-            reason = f"id {external_id} is rejected at {cause.source} {cause.where or '?'}: {cause.reason}"
+            reason = f"id {shown(external_id)} is rejected at {cause.source} {cause.where or '?'}: {cause.reason}"
             more.append(RejectedRecord(source, items[0].record.where, reason, external_id))
     return people, more
 
@@ -255,9 +255,8 @@ def _make_users(
         except Refused as refused:
             rejected += [_reject(item, str(refused)) for item in ordered]
             continue
-        if person.start is not None and person.start > now + plan.lookahead:
-            created_from = (person.start - plan.lookahead).isoformat()
-            reason = f"starts {person.start.isoformat()}; becomes a user from {created_from}"
+        reason = _future_start_reason(person.start, plan.lookahead, now)
+        if reason:
             left_out += [
                 LeftOut(external_id, item.source, item.record.where, "future-start", reason) for item in ordered
             ]
@@ -265,6 +264,17 @@ def _make_users(
         users.append(_desired_user(person, plan, now))
         records_of[external_id] = person.records
     return users, records_of, left_out, rejected
+
+
+def _future_start_reason(start: datetime | None, lookahead: timedelta, now: datetime) -> str:
+    """Why a hire is no user yet (their start is beyond the lookahead); empty when they are one."""
+    if start is None:
+        return ""
+    # Elapsed time, so in UTC: subtracting from a zoned time counts wall-clock time, an hour off across DST.
+    created_from = start.astimezone(_UTC) - lookahead
+    if created_from <= now:
+        return ""
+    return f"starts {start.isoformat()}; becomes a user from {created_from.astimezone(start.tzinfo).isoformat()}"
 
 
 def _left_out_why(
@@ -312,11 +322,10 @@ def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, no
             values[name] = value
     _require_names(values)
     start, end = _instant(values.get("start_date")), _instant(values.get("end_date"))
-    if start is not None and end is not None and end <= start:
+    # An end before the start is an earlier employment; one at the start ends this one at once (inactive).
+    if start is not None and end is not None and end < start:
         if traced:
-            trace.append(
-                shared.step("end", f"end_date {end.isoformat()} is not after start_date: an earlier employment")
-            )
+            trace.append(shared.step("end", f"end_date {end.isoformat()} is before start_date: an earlier employment"))
         end = None
     status, (what, because) = _status(values.get("status"), chosen.get("status"), end, now)
     if traced:

@@ -176,9 +176,27 @@ def check_date_format(fmt: str) -> None:
     sample = datetime(2001, 12, 24, 13, 14, 15)  # every field distinct, so a swapped directive shows
     try:
         written = sample.strftime(fmt)
-        datetime.strptime(written, fmt)
+        read = datetime.strptime(written, fmt)
     except ValueError as error:
         raise ValueError(f"date format '{fmt}' cannot be read back: {error}") from None
+    date_only = is_date_only_format(fmt)
+    if not _reads_back(sample, read, date_only=date_only):
+        meant, got = (sample.date(), read.date()) if date_only else (sample, read)
+        fix = "write the year, month and day" if read.date() != sample.date() else "write the hour as %H, or %I with %p"
+        raise ValueError(
+            f"date format '{fmt}' loses information: it writes {meant} as '{written}', read back as {got}; {fix}"
+        )
+
+
+def _reads_back(sample: datetime, read: datetime, *, date_only: bool) -> bool:
+    """Whether `read` is `sample` as far as the format writes it: the date, and the time of day to the hour,
+    minute or second (a format without seconds reads 13:14:15 as 13:14, which loses nothing it wrote)."""
+    if read.date() != sample.date():
+        return False
+    if date_only:
+        return True
+    moment = sample.time()
+    return read.time() in {time(moment.hour), time(moment.hour, moment.minute), moment}
 
 
 @functools.lru_cache(maxsize=DATE_CACHE_SIZE)

@@ -229,6 +229,46 @@ def test_the_example_workforce_mapper_loads() -> None:
             "",
             id="values-first-on-a-date-is-fine",
         ),
+        pytest.param(
+            "{department: Finance}",
+            "{department: 0100}",
+            "0100",
+            "YAML reads this value as a number (64), not text, so the rule could never match; quote it",
+            id="unquoted-octal",
+        ),
+        pytest.param(
+            "{department: Finance}", "{department: 12:30}", "12:30", "as a number (750)", id="unquoted-sexagesimal"
+        ),
+        pytest.param("{department: Finance}", "{department: 1.10}", "1.10", "as a number (1.1)", id="unquoted-float"),
+        pytest.param("{department: Finance}", "{department: yes}", "yes", "as a boolean (true)", id="unquoted-bool"),
+        pytest.param(
+            'date: "%Y-%m-%d", end_of_day',
+            'date: "%d/%m", end_of_day',
+            '"%d/%m"',
+            "date format '%d/%m' loses information: it writes 2001-12-24 as '24/12', read back as 1900-12-24",
+            id="date-format-without-year",
+        ),
+        pytest.param(
+            'date: "%Y-%m-%d", end_of_day: true}',
+            'date: "%Y-%m-%d %I:%M"}',
+            '"%Y-%m-%d %I:%M"',
+            "loses information",
+            id="date-format-12-hour-without-am-pm",
+        ),
+        pytest.param(
+            "eid: {from: ID, transform: [strip]}",
+            "eid: {from: ID, transform: [strip], default: unknown}",
+            "unknown}",
+            "the id field has a default ('unknown'): every record without an id would be that one user",
+            id="id-with-default",
+        ),
+        pytest.param(
+            "eid: {from: employeeNumber}",
+            "eid: {from: employeeNumber, split: ';'}",
+            "';'",
+            "the id field is split",
+            id="id-split",
+        ),
     ],
 )
 def test_mistakes_are_reported_where_they_are_written(old: str, new: str, anchor: str, message: str) -> None:
@@ -321,7 +361,7 @@ def test_merge_order_puts_deciding_sources_first_then_fallbacks_by_priority() ->
     [
         ("Finance", {"equals": "Finance"}),
         ("[Finance, HR]", {"in_": ("Finance", "HR")}),
-        ("3", {"equals": "3"}),
+        ("'0100'", {"equals": "0100"}),  # quoted: the text as written
         ("{exists: false}", {"exists": False}),
     ],
 )

@@ -25,6 +25,7 @@ from agent.sync.transforms import (
     TRANSFORMS,
     WrittenDate,
     apply_transforms,
+    check_date_format,
     parse_date,
     render_template,
     template_fields,
@@ -250,6 +251,24 @@ def test_a_value_with_an_offset_keeps_its_instant() -> None:
     assert WrittenDate(aware, date_only=False).instant(LA, end_of_day=True) == aware
 
 
+@pytest.mark.parametrize(
+    ("fmt", "fix"),
+    [
+        pytest.param("%d/%m", "write the year, month and day", id="no-year-reads-1900"),
+        pytest.param("%m/%d", "write the year, month and day", id="no-year-us"),
+        pytest.param("%Y-%m-%d %I:%M", "write the hour as %H, or %I with %p", id="12-hour-without-am-pm"),
+        pytest.param("%Y-%m-%d %M", "write the hour as %H, or %I with %p", id="minutes-without-hours"),
+    ],
+)
+def test_a_date_format_that_loses_what_it_writes_is_refused(fmt: str, fix: str) -> None:
+    with pytest.raises(ValueError, match="loses information") as caught:
+        check_date_format(fmt)
+    assert str(caught.value).endswith(fix)
+    # What it can still write to a coarser unit reads back: no seconds is not a loss.
+    for fine in ("%Y-%m-%d", "%d/%m/%Y", "%Y-%m-%dT%H:%M", "%Y-%m-%d %I:%M %p", "%Y-%m-%dT%H:%M:%S.%f"):
+        check_date_format(fine)
+
+
 # --- one record's fields ----------------------------------------------------------------------------------
 
 
@@ -315,7 +334,7 @@ def test_several_values_for_a_one_valued_field_reject_the_record() -> None:
     reasons = sorted((item.source, item.reason) for item in result.rejected)
     assert reasons[1] == ("ldap", "username: 2 different values where one is expected")
     assert reasons[0][0] == "hr"
-    assert "id 1001 is rejected at ldap uid=u1001" in reasons[0][1]
+    assert "id '1001' is rejected at ldap uid=u1001" in reasons[0][1]
 
 
 def test_the_same_value_twice_is_one_value() -> None:
@@ -411,9 +430,9 @@ def test_s07_bad_rows_are_rejected_with_reasons_and_the_rest_is_mapped() -> None
     assert [user.external_id for user in result.users] == ["1001", "1010"]
     reasons = {(item.source, item.where): item.reason for item in result.rejected}
     assert reasons == {
-        ("hr", "line 3"): "duplicate id 1002 in hr (also at line 9)",
-        ("hr", "line 9"): "duplicate id 1002 in hr (also at line 3)",
-        ("ldap", "uid=u1002"): "id 1002 is rejected at hr line 3: duplicate id 1002 in hr (also at line 9)",
+        ("hr", "line 3"): "duplicate id '1002' in hr (also at line 9)",
+        ("hr", "line 9"): "duplicate id '1002' in hr (also at line 3)",
+        ("ldap", "uid=u1002"): "id '1002' is rejected at hr line 3: duplicate id '1002' in hr (also at line 9)",
         ("hr", "line 4"): "duplicate email (also the email of id 1004)",
         ("hr", "line 5"): "duplicate email (also the email of id 1003)",
         ("hr", "line 6"): "missing id (EmployeeID is empty)",
@@ -425,6 +444,17 @@ def test_s07_bad_rows_are_rejected_with_reasons_and_the_rest_is_mapped() -> None
         ("ldap", "uid=u1009"): "duplicate username (also the username of id 1008)",
     }
     assert result.listed_ids == {"1002", "1003", "1004", "1006", "1007", "1008", "1009"}
+
+
+def test_a_long_external_id_is_cut_in_reasons() -> None:
+    long_id = "E" * 200
+    result = run([hr(long_id, where="line 2"), hr(long_id, where="line 3")], [ldap(long_id, where="uid=u")])
+    reasons = {(item.source, item.where): item.reason for item in result.rejected}
+    cut = "'" + "E" * 37 + "...'"
+    assert reasons[("hr", "line 2")] == f"duplicate id {cut} in hr (also at line 3)"
+    assert reasons[("ldap", "uid=u")].startswith(f"id {cut} is rejected at hr line 2: duplicate id {cut}")
+    assert all(long_id not in reason for reason in reasons.values())
+    assert {item.external_id for item in result.rejected} == {long_id}  # the record still carries the whole id
 
 
 def test_a_leavers_email_reissued_to_a_new_hire_is_not_a_duplicate() -> None:
@@ -513,7 +543,27 @@ def test_s14_termination_at_the_end_of_day_in_the_workers_zone(zone: str, now: d
 def test_an_end_date_before_the_start_is_an_earlier_employment() -> None:
     user = only_user(run([hr("1001", StartDate="2026-05-01", EndDate="2025-12-31")], [ldap("1001")]))
     assert (user.status, user.end) == ("active", None)
-    assert steps(user, "end")[0][0].endswith("is not after start_date: an earlier employment")
+    assert steps(user, "end")[0][0].endswith("is before start_date: an earlier employment")
+
+
+def test_an_end_date_at_the_start_ends_the_employment_at_once() -> None:
+    spec = spec_of(SPEC_TEXT.replace(", end_of_day: true", ""))  # the end date is then that day's midnight
+    result = run([hr("1001", StartDate="2026-05-31", EndDate="2026-05-31")], [ldap("1001")], spec=spec)
+    user = only_user(result)
+    assert user.end is not None and user.end == user.start
+    assert user.status == "inactive"
+    assert steps(user, "end") == []  # not taken for an earlier employment
+    assert steps(user, "status inactive") == [(f"end_date {user.end.isoformat()} has passed", True)]
+
+
+def test_the_lookahead_is_elapsed_time_and_the_reason_names_the_instant_it_ends() -> None:
+    # 2026-03-10 in Los Angeles is 07:00Z (PDT); 7 days earlier, across the DST change of 03-08, is 23:00 PST.
+    record = hr("1001", StartDate="2026-03-10", TimeZone="America/Los_Angeles")
+    (reason,) = {item.reason for item in run([record], [ldap("1001")], now=datetime(2026, 3, 1, tzinfo=UTC)).left_out}
+    assert reason == "starts 2026-03-10T00:00:00-07:00; becomes a user from 2026-03-02T23:00:00-08:00"
+    created_from = datetime.fromisoformat(reason.rsplit(" ", 1)[1])
+    assert run([record], [ldap("1001")], now=created_from - timedelta(seconds=1)).users == ()
+    assert only_user(run([record], [ldap("1001")], now=created_from)).start == created_from + timedelta(days=7)
 
 
 # --- rules, grants, required actions, trace -----------------------------------------------------------------------
