@@ -17,7 +17,7 @@ from agent.store.errors import ApprovalError, StoreError
 from agent.store.runs import get_run
 from agent.store.values import canonical_json, check_text, parse_utc, sha256_hex, utc_text
 
-RemovalAction = Literal["disable", "delete", "anonymise", "revoke"]
+RemovalAction = Literal["disable", "confirm-leaver", "delete", "anonymise", "revoke"]
 REMOVAL_ACTIONS: frozenset[str] = frozenset(get_args(RemovalAction))
 
 
@@ -29,7 +29,7 @@ class StagedRemoval:
     external_id: str
     action: RemovalAction
     reason: str
-    grant: str = ""  # what a revoke removes, e.g. "group /finance"; empty for disable and delete
+    grant: str = ""  # what a revoke removes, e.g. "group /finance"; empty for the others
 
     def __post_init__(self) -> None:
         check_text(self.user_id, "staged user id", empty=False)

@@ -38,6 +38,8 @@ SYMBOLS = {
     "enable": "+",
     "disable": "-",
     "confirm-leaver": "?",
+    "delete": "-",
+    "anonymise": "-",
 }
 
 config_option = click.option(
@@ -78,7 +80,7 @@ def _one_writer(config_path: Path, sync_name: str | None) -> Iterator[None]:
         sys.exit(EXIT_OK)
 
 
-def _item_line(item: SyncItem) -> str:
+def render_item(item: SyncItem) -> str:
     line = f"  {SYMBOLS[item.action]} {item.action} {item.username} ({item.external_id})"
     if item.fields:
         line += ": " + ", ".join(f"{name}: {old} -> {new}" for name, old, new in item.fields)
@@ -97,7 +99,7 @@ def render_plan(prepared: Prepared) -> str:
         lines.append(f"  source {name}: {len(read.records)} records, {state}")
     if not plan.leaver_phase:
         lines.append("  leaver phase skipped: a source read was incomplete")
-    lines += [_item_line(item) for item in plan.items]
+    lines += [render_item(item) for item in plan.items]
     lines += [f"  ! rejected {r.external_id or r.where}: {r.reason}" for r in plan.rejected]
     lines += [f"  = held {h.username} ({h.external_id}): {h.reason}" for h in plan.held]
     lines += no_account_lines(prepared.mapping, plan)

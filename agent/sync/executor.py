@@ -39,6 +39,7 @@ from agent.sync.people_changes import (
     read_targets,
     resolve_grants,
     split_people,
+    still_existing,
 )
 from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan, desired_grants
 from agent.sync.quick_read import user_record
@@ -140,6 +141,7 @@ class SyncExecutor:
         # Until the plugin turns a bulk change down: then the admin API for the rest of the run.
         self._in_bulk = in_bulk
         self._unrecorded: list[ItemResult] = []
+        self._brute_force_detected: bool | None = None  # read once, when a step first needs it
 
     @property
     def in_bulk(self) -> bool:
@@ -218,7 +220,9 @@ class SyncExecutor:
     @property
     def targets(self) -> Targets:
         if self._targets is None:
+            # An approval's revokes carry no desired user: their grants name the clients too.
             client_ids = {c for item in self._plan.items if item.desired for c, _ in item.desired.client_roles}
+            client_ids |= {c for item in self._plan.items for c, _ in item.grants.client_roles}
             self._targets = read_targets(self._gateway, self._realm, client_ids)
         return self._targets
 
@@ -327,6 +331,7 @@ class SyncExecutor:
                 done.results.append(self._apply_step(item, person))
             except Rejected as error:
                 done.results.append(ItemResult(item, "failed", str(error), item.user_id))
+                person.note_failed(item)
             except Exception as error:  # noqa: BLE001 - handed to the calling thread, which raises it
                 done.error = error
                 break
@@ -351,7 +356,8 @@ class SyncExecutor:
         return self._anonymise(item)
 
     def _change_grants(self, user_id: str, grants: Grants, person: _Person, *, add: bool) -> None:
-        resolved = resolve_grants(self.targets, grants, self._realm)
+        wanted = grants if add else still_existing(self.targets, grants)
+        resolved = resolve_grants(self.targets, wanted, self._realm)
         if person.change is not None:
             person.change.change_grants(resolved, add=add)
             return
@@ -401,8 +407,9 @@ class SyncExecutor:
     def _update(self, item: SyncItem, person: _Person) -> ItemResult:
         assert item.user_id is not None and item.desired is not None
         changes = {name: wanted for name, _, wanted in item.fields if not name.startswith("attributes.")}
+        recorded = person.recordable(desired_grants(item.desired))
         owned: dict[str, list[str] | None] = dict(
-            managed_attributes(item.desired, self._plan.source, desired_grants(item.desired), self._attribute_names)
+            managed_attributes(item.desired, self._plan.source, recorded, self._attribute_names)
         )
         for name in self._attribute_names:
             owned.setdefault(name, None)
@@ -412,7 +419,7 @@ class SyncExecutor:
 
     def _enable(self, item: SyncItem, person: _Person) -> ItemResult:
         assert item.user_id is not None
-        if self._gateway.is_locked_out(self._realm, item.user_id):
+        if self._locked(item.user_id):
             # Enabling resets brute-force failures: a locked account is never unlocked by the sync.
             return ItemResult(item, "skipped", "locked by brute-force detection; left as it is", item.user_id)
         self._put(item.user_id, person, {"enabled": True}, {DISABLED_BY_SYNC_ATTRIBUTE: None})
@@ -421,6 +428,10 @@ class SyncExecutor:
     def _disable(self, item: SyncItem, reason: str, person: _Person) -> ItemResult:
         """Disable, end every session, revoke consents and offline tokens (a disable alone leaves them)."""
         assert item.user_id is not None
+        if self._locked(item.user_id):
+            # Precedence sanction > lock > leaver: the lock decides for now; a later run disables once it ends.
+            reason = "locked by brute-force detection; left as it is until the lock ends"
+            return ItemResult(item, "skipped", reason, item.user_id)
         marker = {DISABLED_BY_SYNC_ATTRIBUTE: [f"left {self._now.isoformat()}: {reason}"]}
         self._put(item.user_id, person, {"enabled": False}, marker)
         if person.change is not None:
@@ -430,6 +441,13 @@ class SyncExecutor:
         for client_id in self._gateway.list_consents(self._realm, item.user_id):
             self._gateway.revoke_consent(self._realm, item.user_id, client_id)
         return ItemResult(item, "applied", reason, item.user_id)
+
+    def _locked(self, user_id: str) -> bool:
+        """Whether brute-force detection holds the user locked; asked only where the realm detects brute force."""
+        if self._brute_force_detected is None:
+            realm = self._gateway.get_realm(self._realm)
+            self._brute_force_detected = bool(realm and realm.representation.get("bruteForceProtected"))
+        return self._brute_force_detected and self._gateway.is_locked_out(self._realm, user_id)
 
     def _anonymise(self, item: SyncItem) -> ItemResult:
         """Wipe personal data and the link to the source id: a later rehire gets a new account."""
@@ -473,6 +491,20 @@ class _Person:
         self.representation: dict[str, Any] | None = None
         if live is not None and change is None:
             self.representation = full_representation(live)
+        self.grants_refused = Grants()
+        self.revokes_refused = Grants()
+
+    def note_failed(self, item: SyncItem) -> None:
+        if item.action == "grant":
+            self.grants_refused |= item.grants
+        elif item.action == "revoke":
+            self.revokes_refused |= item.grants
+
+    def recordable(self, desired: Grants) -> Grants:
+        """The grants to record as the sync's: the plan compares with the record, not with Keycloak, so a grant
+        refused this run must not be recorded as given (or it is never tried again), and a revoke refused must
+        stay recorded (or the grant becomes an admin's, never removed)."""
+        return (desired - self.grants_refused) | self.revokes_refused
 
 
 def settled(results: list[ItemResult], refused: Mapping[str, str]) -> list[ItemResult]:

@@ -87,6 +87,16 @@ def resolve_grants(targets: Targets, grants: Grants, realm: str) -> ResolvedGran
     return ResolvedGrants(tuple(group_ids), tuple(roles), tuple(client_roles))
 
 
+def still_existing(targets: Targets, grants: Grants) -> Grants:
+    """The part of `grants` the realm still has: what a revoke can remove (a deleted group has no members, a
+    deleted role no holders), so a revoke of what is gone is done, not refused at every run."""
+    return Grants(
+        frozenset(path for path in grants.groups if path in targets.group_ids),
+        frozenset(name for name in grants.realm_roles if name in targets.realm_roles),
+        frozenset(pair for pair in grants.client_roles if pair in targets.client_roles),
+    )
+
+
 @dataclass
 class ChangeBuilder:
     """One person's change, step by step: a later step's fields and attributes win over an earlier one's, as

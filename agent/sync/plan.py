@@ -23,6 +23,9 @@ DISABLED_BY_SYNC_ATTRIBUTE = "idp-agent.disabled-by-sync"
 SyncAction = Literal[
     "create", "update", "disable", "enable", "grant", "revoke", "confirm-leaver", "delete", "anonymise"
 ]
+# Why a leaver candidate is one (also how an approval tells one apart in a set staged before candidates were
+# staged as `confirm-leaver`).
+ABSENT_FROM_SOURCES = "absent from every source; confirmed by an exact lookup before it is disabled"
 REMOVALS: frozenset[SyncAction] = frozenset({"disable", "revoke", "delete", "anonymise"})
 
 
@@ -58,6 +61,13 @@ class Grants:
             self.groups - other.groups,
             self.realm_roles - other.realm_roles,
             self.client_roles - other.client_roles,
+        )
+
+    def __or__(self, other: Grants) -> Grants:
+        return Grants(
+            self.groups | other.groups,
+            self.realm_roles | other.realm_roles,
+            self.client_roles | other.client_roles,
         )
 
     def __bool__(self) -> bool:
@@ -438,8 +448,8 @@ def _leaver_candidates(
         if hold is not None:
             held.append(Held(external_id, live.user.username, hold))
             continue
-        reason = "absent from every source; confirmed by an exact lookup before it is disabled"
-        candidates.append(SyncItem("confirm-leaver", external_id, live.user.username, live.user.id, reason=reason))
+        item = SyncItem("confirm-leaver", external_id, live.user.username, live.user.id, reason=ABSENT_FROM_SOURCES)
+        candidates.append(item)
     return candidates
 
 

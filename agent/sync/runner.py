@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import cast
 
 from agent.collector import fewer_collections
-from agent.errors import Interrupted, SourceUnavailable
+from agent.errors import ConfigError, Interrupted, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.sanctions.service import sync_holds
 from agent.store.db import Store
@@ -27,9 +28,18 @@ from agent.sync.leavers import LeaverLookup
 from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
-from agent.sync.model import Source, SourceRead
+from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE, Source, SourceRead
 from agent.sync.people_changes import Targets, read_realm_targets, with_client_roles
-from agent.sync.plan import Grants, SyncAction, SyncContext, SyncItem, SyncPlan, plan_sync
+from agent.sync.plan import (
+    ABSENT_FROM_SOURCES,
+    DISABLED_BY_SYNC_ATTRIBUTE,
+    Grants,
+    SyncAction,
+    SyncContext,
+    SyncItem,
+    SyncPlan,
+    plan_sync,
+)
 from agent.sync.quick_read import (
     LiveRead,
     needs_full_read,
@@ -276,6 +286,26 @@ def _rejects_as_items(prepared: Prepared) -> list[NewItem]:
     ]
 
 
+def staged_grant_names(grants: Grants) -> list[str]:
+    """One text per grant, as a staged revoke keeps it: "group /x", "role x" (realm), "client-role app/x"."""
+    return sorted(
+        [f"group {path}" for path in grants.groups]
+        + [f"role {name}" for name in grants.realm_roles]
+        + [f"client-role {client}/{name}" for client, name in grants.client_roles]
+    )
+
+
+def staged_grant(text: str) -> Grants:
+    """The grant a staged revoke names (see staged_grant_names)."""
+    kind, _, target = text.partition(" ")
+    if kind == "group":
+        return Grants(groups=frozenset({target}))
+    if kind == "client-role":
+        client, _, name = target.partition("/")
+        return Grants(client_roles=frozenset({(client, name)}))
+    return Grants(realm_roles=frozenset({target}))
+
+
 def staged_removals(plan: SyncPlan) -> list[StagedRemoval]:
     removals = []
     for item in plan.removals:
@@ -283,12 +313,12 @@ def staged_removals(plan: SyncPlan) -> list[StagedRemoval]:
         if item.action == "revoke":
             removals += [
                 StagedRemoval(item.user_id, item.external_id, "revoke", item.reason or "revoke", grant)
-                for grant in item.grants.describe()
+                for grant in staged_grant_names(item.grants)
             ]
-        elif item.action in {"delete", "anonymise"}:
-            action: RemovalAction = "delete" if item.action == "delete" else "anonymise"
-            removals.append(StagedRemoval(item.user_id, item.external_id, action, item.reason or "retention"))
-        else:
+        elif item.action in {"delete", "anonymise", "confirm-leaver"}:
+            action = cast(RemovalAction, item.action)
+            removals.append(StagedRemoval(item.user_id, item.external_id, action, item.reason or item.action))
+        else:  # the sources say employment ended: disabled on approval without a lookup, as a run would
             removals.append(StagedRemoval(item.user_id, item.external_id, "disable", item.reason or "leaver"))
     return removals
 
@@ -391,17 +421,26 @@ def approve_staged(
     now: datetime,
     env: Mapping[str, str],
 ) -> tuple[Run, SyncOutcome]:
-    """Apply exactly the removal set staged by `run_id` (leavers are still confirmed by exact lookup)."""
+    """Apply exactly the removal set staged by `run_id`: absent leavers still confirmed by exact lookup, and
+    each removal left out when its user changed since in a way that forbids it (see `changed_since_staged`)."""
+    mapper = load_mapper(config.mapper_path(sync), env)
+    waiting = store.staging.staged(run_id)
+    if waiting is not None and waiting.realm != mapper.realm:
+        raise ConfigError(
+            f"run {run_id} staged removals in realm '{waiting.realm}'; sync '{sync.name}' works on '{mapper.realm}'",
+            hint="name the sync that staged them with --sync",
+        )
     staged = store.staging.approve(run_id, approver)
     store.journal.append(
         actor=approver, action="sync.approve", subject=run_id, realm=staged.realm, run_id=run_id,
         reason=f"approved {len(staged.items)} staged removal(s)",
     )  # fmt: skip
-    mapper = load_mapper(config.mapper_path(sync), env)
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
-    items = _items_from_staged(staged.items, gateway, staged.realm)
+    holds = _Holds(sync, sync_holds(config, store, staged.realm, env))
+    items, left_out = _items_from_staged(staged.items, gateway, staged.realm, holds)
     plan = SyncPlan(staged.realm, sync.name, tuple(items))
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
+    store.runs.add_items(run.id, left_out)
     prepared = Prepared(sync, mapper, {}, MappingResult((), ()), plan, Verdict(False, False, ()), {}, sources)
     outcome = execute(prepared, gateway, store, run, now=now)
     store.sync_records.update(sync.name, staged.realm, upsert=(), forget=_touched(outcome))
@@ -409,24 +448,60 @@ def approve_staged(
     return store.runs.finish_run(run.id, status, summary=f"applied the set staged by {run_id}"), outcome
 
 
-def _items_from_staged(staged: tuple[StagedRemoval, ...], gateway: KeycloakGateway, realm: str) -> list[SyncItem]:
+@dataclass(frozen=True)
+class _Holds:
+    """What an approval checks each staged user against, as the planner would now."""
+
+    sync: SyncSpec
+    sanctioned: frozenset[str]  # Keycloak user ids under a sanction that holds their access
+
+
+def changed_since_staged(removal: StagedRemoval, user: User, holds: _Holds) -> str | None:
+    """Why a staged removal must not be applied to `user` as Keycloak has them now, or None. The set was
+    computed for the users as they were; an approval applies that set, never to an account that has since
+    left the sync's hands, come under a sanction, or been disabled or re-enabled by someone else."""
+    attributes = user.attributes
+    if attributes.get(SOURCE_ATTRIBUTE) != (holds.sync.name,) or attributes.get(EXTERNAL_ID_ATTRIBUTE) != (
+        removal.external_id,
+    ):
+        return "no longer this sync's account for that id since it was staged"
+    if user.username.lower() in {name.lower() for name in holds.sync.deny_usernames} or user.service_account_client_id:
+        return "on the deny-list: never touched by the sync"
+    if removal.action in {"disable", "confirm-leaver"}:
+        if user.id in holds.sanctioned:
+            return "under a sanction since it was staged: only the sanction engine changes this user's access"
+        if not user.enabled:
+            return "disabled since it was staged: nothing to do"
+    if removal.action in {"delete", "anonymise"} and (user.enabled or DISABLED_BY_SYNC_ATTRIBUTE not in attributes):
+        return "enabled again since it was staged (a rehire, or an admin): not removed"
+    return None
+
+
+def _items_from_staged(
+    staged: tuple[StagedRemoval, ...], gateway: KeycloakGateway, realm: str, holds: _Holds
+) -> tuple[list[SyncItem], list[NewItem]]:
+    """The staged removals as plan items, and the ones left out (as skipped run items, with why)."""
     items: list[SyncItem] = []
+    left_out: list[NewItem] = []
     for removal in staged:
         user = gateway.get_user(realm, removal.user_id)
         if user is None:
             continue  # gone since: nothing left to remove
+        why = changed_since_staged(removal, user, holds)
+        if why is not None:
+            action: ItemAction = "disable" if removal.action == "confirm-leaver" else removal.action
+            left_out.append(NewItem(user.username, action, "skipped", error=why))
+            continue
         if removal.action == "revoke":
-            kind, _, target = removal.grant.partition(" ")
-            grants = Grants(groups=frozenset({target})) if kind == "group" else Grants(realm_roles=frozenset({target}))
+            grants = staged_grant(removal.grant)
             items.append(
                 SyncItem("revoke", removal.external_id, user.username, user.id, grants=grants, reason=removal.reason)
             )
-        elif removal.action in {"delete", "anonymise"}:
-            step: SyncAction = "delete" if removal.action == "delete" else "anonymise"
-            items.append(SyncItem(step, removal.external_id, user.username, user.id, reason=removal.reason))
-        else:
-            items.append(SyncItem("confirm-leaver", removal.external_id, user.username, user.id, reason=removal.reason))
-    return [replace(item) for item in items]
+            continue
+        legacy_candidate = removal.action == "disable" and removal.reason == ABSENT_FROM_SOURCES
+        step: SyncAction = "confirm-leaver" if legacy_candidate else removal.action
+        items.append(SyncItem(step, removal.external_id, user.username, user.id, reason=removal.reason))
+    return items, left_out
 
 
 __all__ = ["Prepared", "SourceUnavailable", "approve_staged", "prepare_sync", "run_sync"]

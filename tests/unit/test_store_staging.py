@@ -141,7 +141,7 @@ def test_a_run_stages_one_non_empty_set(store: Store) -> None:
         (("kc-1", "hr-1", "disable", "why", "group /x"), "only a revoke does"),
         (
             ("kc-1", "hr-1", "create", "why"),
-            "a staged removal is one of anonymise, delete, disable, revoke, not 'create'",
+            "a staged removal is one of anonymise, confirm-leaver, delete, disable, revoke, not 'create'",
         ),
         (("", "hr-1", "disable", "why"), "staged user id must not be empty"),
         (("kc-1", "hr-1", "disable", ""), "staged reason must not be empty"),

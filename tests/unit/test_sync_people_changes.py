@@ -16,7 +16,7 @@ from agent.errors import Interrupted, Rejected
 from agent.keycloak import KeycloakGateway, Role, User
 from agent.keycloak.models import ImportedUser, UserChange
 from agent.sync.executor import SyncExecutor
-from agent.sync.model import DesiredUser, Found, NotFound, SourceRecord
+from agent.sync.model import GRANTS_ATTRIBUTE, DesiredUser, Found, NotFound, SourceRecord
 from agent.sync.people_changes import ChangeBuilder, Targets, resolve_grants, split_people
 from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan
 from tests.unit.test_sync_speed_paths import raw_user
@@ -99,6 +99,9 @@ class FakeGateway:
 
     def list_consents(self, realm: str, user_id: str) -> list[str]:
         return []
+
+    def get_realm(self, realm: str) -> None:
+        return None  # a realm without brute-force detection: nobody is asked whether they are locked
 
 
 def leavers_run(answer: dict[str, str] | None, *, still_there: str = "") -> tuple[FakeGateway, SyncExecutor]:
@@ -226,3 +229,73 @@ def test_the_groups_and_roles_the_plan_was_made_with_are_not_read_again_to_apply
 
     assert [(r.user_id, r.outcome) for r in outcome.results] == [("id-1", "applied")]
     assert gateway.calls == [("change_users", ["id-1"])]
+
+
+class RefusingGateway(FakeGateway):
+    """The admin API, refusing to take anyone out of /sales or to grant the employee role."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.bodies: list[dict[str, Any]] = []
+
+    def replace_user(self, realm: str, user_id: str, body: dict[str, Any]) -> None:
+        self.bodies.append(body)
+
+    def add_user_to_group(self, realm: str, user_id: str, group_id: str) -> None:
+        self.calls.append(("join", group_id))
+
+    def remove_user_from_group(self, realm: str, user_id: str, group_id: str) -> None:
+        if group_id == "g-sales":
+            raise Rejected("leave refused")
+        self.calls.append(("leave", group_id))
+
+    def add_realm_roles_to_user(self, realm: str, user_id: str, roles: Sequence[Role]) -> None:
+        if roles:
+            raise Rejected("grant refused")
+
+    def remove_realm_roles_from_user(self, realm: str, user_id: str, roles: Sequence[Role]) -> None:
+        self.calls.append(("remove roles", [role.name for role in roles]))
+
+
+def mover_run(recorded: Grants, desired: Grants, gateway: FakeGateway) -> list[tuple[str, str]]:
+    """One mover's grant, revoke and update through the admin API; (action, outcome) of each step."""
+    person = DesiredUser("1", "hr", "user1", groups=desired.groups, realm_roles=desired.realm_roles)
+    steps = (
+        SyncItem("update", "1", "user1", "id-1", person, reason="grants changed"),
+        *[SyncItem("grant", "1", "user1", "id-1", person, grants=desired - recorded)] * bool(desired - recorded),
+        *[SyncItem("revoke", "1", "user1", "id-1", person, grants=recorded - desired)] * bool(recorded - desired),
+    )
+    executor = SyncExecutor(
+        cast(KeycloakGateway, gateway), SyncPlan("acme", "hr", steps), now=NOW, attribute_names=(),
+        lookup=lambda external_id: NotFound(), live_users={"id-1": User.from_json(raw_user(1))}, workers=1,
+        targets=TARGETS, in_bulk=False,
+    )  # fmt: skip
+    return [(result.item.action, result.outcome) for result in executor.run().results]
+
+
+def test_a_refused_grant_or_revoke_is_not_recorded_as_done_so_the_next_run_tries_again() -> None:
+    """The plan compares what the sources want with what the sync recorded on the user, not with Keycloak: a
+    revoke refused but recorded as done would leave the grant for good (then taken for an admin's)."""
+    gateway = RefusingGateway()
+    recorded = Grants(groups=frozenset({"/staff", "/sales"}))
+    desired = Grants(groups=frozenset({"/staff"}), realm_roles=frozenset({"employee"}))
+
+    outcomes = mover_run(recorded, desired, gateway)
+
+    assert outcomes == [("grant", "failed"), ("revoke", "failed"), ("update", "applied")]
+    [body] = gateway.bodies
+    written = Grants.from_json(body["attributes"][GRANTS_ATTRIBUTE][0])
+    assert written == Grants(groups=frozenset({"/staff", "/sales"}))  # /sales still ours; employee not given
+
+
+def test_a_revoke_of_a_group_or_role_deleted_since_is_done_and_forgotten() -> None:
+    gateway = RefusingGateway()
+    recorded = Grants(groups=frozenset({"/staff", "/gone"}), realm_roles=frozenset({"retired"}))
+    desired = Grants(groups=frozenset({"/staff"}))
+
+    outcomes = mover_run(recorded, desired, gateway)
+
+    assert outcomes == [("revoke", "applied"), ("update", "applied")]
+    assert ("remove roles", []) in gateway.calls and not any(call[0] == "leave" for call in gateway.calls)
+    [body] = gateway.bodies
+    assert Grants.from_json(body["attributes"][GRANTS_ATTRIBUTE][0]) == desired

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import get_args
 
 import pytest
 
 from agent.keycloak import User
+from agent.sync.commands import render_item
 from agent.sync.guard import SafetyLimits, check_safety, removal_threshold, suspect_reads
 from agent.sync.model import (
     EXTERNAL_ID_ATTRIBUTE,
@@ -18,7 +20,16 @@ from agent.sync.model import (
     SourceRead,
     SourceRecord,
 )
-from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, Retention, SyncContext, managed_live_users, plan_sync
+from agent.sync.plan import (
+    DISABLED_BY_SYNC_ATTRIBUTE,
+    Grants,
+    Retention,
+    SyncAction,
+    SyncContext,
+    SyncItem,
+    managed_live_users,
+    plan_sync,
+)
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SOURCE = "workforce"
@@ -303,3 +314,9 @@ def test_accounts_sharing_an_id_are_not_deleted_after_retention() -> None:
 def test_accounts_sharing_an_id_keep_precedence_of_sanctions_as_leavers() -> None:
     result = plan([], two_accounts(), sanctioned=frozenset({"kc-a"}))
     assert [(item.action, item.user_id) for item in result.items] == [("confirm-leaver", "kc-b")]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("action", get_args(SyncAction))
+def test_the_plan_renders_every_action(action: SyncAction) -> None:
+    line = render_item(SyncItem(action, "1", "ann", "kc-1", reason="past retention"))
+    assert line.startswith("  ") and f" {action} ann (1)" in line

@@ -1,0 +1,158 @@
+"""`sync approve` against a real Keycloak: an approval applies the staged set (leavers HR marks terminated
+included, client roles as client roles), and leaves out each removal whose user changed since it was staged;
+a user locked by brute-force detection keeps `enabled` as it is (precedence sanction > lock > leaver)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from agent.keycloak import KeycloakGateway
+from agent.sanctions.service import issue_sanction
+from agent.secrets import Secret
+from agent.settings import KeycloakConnection
+from agent.store import ManualClock, open_store
+from agent.sync.agent_config import AgentConfig
+from agent.sync.model import SOURCE_ATTRIBUTE
+from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE
+from agent.sync.runner import approve_staged
+from tests.harness.sanctions import POLICY_FILE, START, context_for
+from tests.harness.sync_setup import HR_MAPPER, NOW, SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
+
+# 10 managed users x 20 % = a threshold of 2 removals: any run below removes at least that many.
+BRAKES = {"max_removal_ratio": 0.2, "max_shrink_ratio": 1.0}
+
+
+@pytest.fixture
+def setup(keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path) -> SyncSetup:
+    sync_setup = make_sync_setup(keycloak_connection, realm, tmp_path)
+    (tmp_path / "policies").mkdir()  # the sanction policy beside the agent config, as the sync reads it
+    shutil.copy(POLICY_FILE, tmp_path / "policies" / "sanctions.yaml")
+    return sync_setup
+
+
+def approve(setup: SyncSetup, config: AgentConfig, run_id: str) -> tuple[Any, Any]:
+    gateway = KeycloakGateway.connect(setup.connection)
+    try:
+        with setup.store(config) as store:
+            approved, _ = approve_staged(
+                run_id, approver="security-lead", config=config, sync=config.sync(SYNC), gateway=gateway,
+                store=store, now=NOW, env={},
+            )  # fmt: skip
+            return approved, store.runs.run_items(approved.id)
+    finally:
+        gateway.close()
+
+
+def enabled_by_username(gateway: KeycloakGateway, realm: str) -> dict[str, bool]:
+    return {user.username: user.enabled for user in managed(gateway, realm).values()}
+
+
+def test_approval_disables_the_leavers_hr_marks_terminated(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    """HR keeps leavers listed as Terminated: a staged set of them is applied as staged, not 'confirmed' by a
+    lookup that finds their record and so leaves them enabled."""
+    setup.run(hr_config(setup, [hr_row(i) for i in range(10)]))
+    rows = [hr_row(i, Status="Terminated") if i < 3 else hr_row(i) for i in range(10)]
+    config = hr_config(setup, rows, **BRAKES)
+
+    run, _, _ = setup.run(config)
+    assert run.status == "staged"
+    approved, items = approve(setup, config, run.id)
+
+    assert approved.status == "succeeded"
+    assert [(item.action, item.outcome) for item in items] == [("disable", "applied")] * 3
+    states = enabled_by_username(gateway, setup.realm)
+    assert {name for name, on in states.items() if not on} == {"person000", "person001", "person002"}
+
+
+def test_approval_leaves_out_users_changed_since_the_set_was_staged(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    setup.run(hr_config(setup, [hr_row(i) for i in range(10)]))
+    config = hr_config(setup, [hr_row(i) for i in range(4, 10)], **BRAKES)  # four people gone from HR
+    run, _, _ = setup.run(config)
+    assert run.status == "staged"
+    users = {user.username: user for user in managed(gateway, setup.realm).values()}
+    # Since staging: an admin disabled person000, person001 left the sync's hands, person002 was banned.
+    gateway.update_user(setup.realm, users["person000"].id, {"enabled": False})
+    attributes = {k: list(v) for k, v in users["person001"].attributes.items() if k != SOURCE_ATTRIBUTE}
+    gateway.update_user(setup.realm, users["person001"].id, {"attributes": attributes})
+    clock = ManualClock(START)
+    with open_store(config.store, now=clock) as store:
+        assert issue_sanction(
+            context_for(gateway, store, setup.realm, clock), "person002", level="ban", reason_code="fraud"
+        )
+
+    approved, items = approve(setup, config, run.id)
+
+    assert approved.status == "succeeded"
+    outcomes = {item.subject: (item.outcome, item.error) for item in items}
+    assert outcomes["person000"] == ("skipped", "disabled since it was staged: nothing to do")
+    assert outcomes["person001"] == ("skipped", "no longer this sync's account for that id since it was staged")
+    assert outcomes["person002"][0] == "skipped" and "under a sanction since it was staged" in outcomes["person002"][1]
+    assert outcomes["person003"][0] == "applied"
+    left_alone = gateway.get_user(setup.realm, users["person000"].id)
+    assert left_alone is not None and DISABLED_BY_SYNC_ATTRIBUTE not in left_alone.attributes
+    assert gateway.get_user(setup.realm, users["person001"].id).enabled  # type: ignore[union-attr]
+
+
+def test_approval_revokes_a_client_role_as_a_client_role(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    client_uuid = gateway.create_client(setup.realm, {"clientId": "ledger", "publicClient": False})
+    gateway.create_client_role(setup.realm, client_uuid, "auditor")
+    ledger_rule = {
+        "name": "ledger",
+        "when": {"department": "Finance"},
+        "grant": {"client_roles": {"ledger": ["auditor"]}},
+    }
+    everyone, finance = HR_MAPPER["rules"][:2]  # type: ignore[index]  # the test mapper's first two rules
+    mapper = {**HR_MAPPER, "rules": [everyone, finance, ledger_rule]}
+    hr_source = {"name": "hr", "type": "csv", "path": str(setup.folder / "hr.csv"), "id_field": "EmployeeID"}
+    hr_config(setup, [hr_row(i, Department="Finance") for i in range(10)])
+    setup.run(setup.config(sources=[hr_source], mapper=mapper))
+    hr_config(setup, [hr_row(i, Department="Sales" if i < 3 else "Finance") for i in range(10)])
+    config = setup.config(sources=[hr_source], mapper=mapper, safety=BRAKES)
+
+    run, _, _ = setup.run(config)
+    assert run.status == "staged"
+    approved, items = approve(setup, config, run.id)
+
+    assert approved.status == "succeeded", [(item.subject, item.error) for item in items]
+    movers = [user for user in managed(gateway, setup.realm).values() if user.username < "person003"]
+    assert len(movers) == 3
+    for user in movers:
+        assert gateway.user_client_roles(setup.realm, user.id, client_uuid) == []
+        assert "/finance" not in gateway.user_group_paths(setup.realm, user.id)
+
+
+def log_in(connection: KeycloakConnection, realm: str, username: str, password: str) -> int:
+    response = requests.post(
+        f"{connection.url}/realms/{realm}/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": "admin-cli", "username": username, "password": password},
+        timeout=30,
+    )
+    return response.status_code
+
+
+def test_a_leaver_locked_by_brute_force_detection_is_left_as_the_lock_holds_them(
+    setup: SyncSetup, gateway: KeycloakGateway, keycloak_connection: KeycloakConnection
+) -> None:
+    gateway.update_realm(
+        setup.realm,
+        {"bruteForceProtected": True, "failureFactor": 2, "waitIncrementSeconds": 900, "permanentLockout": False},
+    )
+    setup.run(hr_config(setup, [hr_row(i) for i in range(3)]))
+    users = {user.username: user for user in managed(gateway, setup.realm).values()}
+    gateway.set_password(setup.realm, users["person000"].id, Secret("Right-Passw0rd-2026"))
+    assert 200 not in [log_in(keycloak_connection, setup.realm, "person000", "wrong") for _ in range(3)]
+    assert gateway.is_locked_out(setup.realm, users["person000"].id)
+    no_brakes = {"max_removals": 100, "max_removal_ratio": 1.0, "max_shrink_ratio": 1.0}
+
+    run, _, outcome = setup.run(hr_config(setup, [hr_row(2)], **no_brakes))
+
+    assert run.status == "succeeded"
+    results = {result.item.username: (result.outcome, result.detail) for result in outcome.results}
+    assert results["person000"] == ("skipped", "locked by brute-force detection; left as it is until the lock ends")
+    assert results["person001"][0] == "applied"
+    assert enabled_by_username(gateway, setup.realm) == {"person000": True, "person001": False, "person002": True}
