@@ -40,7 +40,7 @@ import yaml
 
 from agent.errors import KeycloakError
 from agent.keycloak import KeycloakGateway
-from agent.keycloak.models import USER_STORAGE_PROVIDER, ImportedUser, UserChange
+from agent.keycloak.models import USER_STORAGE_PROVIDER, ImportedUser, UserChange, default_role_name
 from agent.keycloak.transport import RequestStats
 from agent.realm.engine import apply_plan, plan_realm
 from agent.realm.spec import RealmSpec
@@ -584,7 +584,7 @@ def floor_arm(config_path: Path) -> dict[str, Any]:
                 import_representation(
                     user,
                     source=sync.name,
-                    realm=mapper.realm,
+                    default_role=default_role_name(mapper.realm),
                     enabled=True,
                     now=now,
                     attribute_names=tuple(mapper.attributes),

@@ -34,6 +34,13 @@ class Realm:
         return cls(str(raw["realm"]), str(raw.get("id", "")), bool(raw.get("enabled", True)), _frozen(raw))
 
 
+def default_role_name(realm: str) -> str:
+    """The name Keycloak gives a new realm's default role: `default-roles-` and the realm name in lower case
+    (realm Acme has default-roles-acme). A realm renamed since keeps its first name's role: where the realm
+    exists, its representation's `defaultRole` is the truth."""
+    return f"default-roles-{realm.lower()}"
+
+
 def stored_by_keycloak(user_id: str) -> bool:
     """Whether Keycloak stores the user. A federation that does not import its users lists them with ids
     `f:<federation id>:<id in the directory>`: Keycloak refuses their required actions, attributes and enabled

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from agent.keycloak.models import LDAP_MAPPER_PROVIDER, USER_STORAGE_PROVIDER
+from agent.keycloak.models import LDAP_MAPPER_PROVIDER, USER_STORAGE_PROVIDER, default_role_name
 from agent.realm.kinds.base import is_protected_client
 from agent.realm.kinds.client_scopes import INCLUDE_IN_TOKEN_SCOPE, is_protected_scope
 from agent.realm.kinds.clients import (
@@ -69,7 +69,7 @@ def _roles(representation: Mapping[str, Any]) -> list[dict[str, Any]]:
     realm = str(representation.get("realm", ""))
     roles = []
     for role in (representation.get("roles") or {}).get("realm") or ():
-        if role["name"] in {"offline_access", "uma_authorization", f"default-roles-{realm}"}:
+        if role["name"] in {"offline_access", "uma_authorization", default_role_name(realm)}:
             continue
         entry: dict[str, Any] = {"name": role["name"]}
         if role.get("description"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from agent.config.source import ConfigPath
+from agent.keycloak.models import default_role_name
 from agent.realm.kinds.base import BUILT_IN_CLIENTS, BUILT_IN_ROLES
 from agent.realm.kinds.client_scopes import KEYCLOAK_CLIENT_SCOPES
 from agent.realm.spec import CompositesSpec, RealmSpec
@@ -19,7 +20,7 @@ Problem = tuple[ConfigPath, str, str]
 def _realm_role_names(spec: RealmSpec) -> set[str] | None:
     if spec.roles is None:
         return None
-    return {role.name for role in spec.roles} | set(BUILT_IN_ROLES) | {f"default-roles-{spec.realm}"}
+    return {role.name for role in spec.roles} | set(BUILT_IN_ROLES) | {default_role_name(spec.realm)}
 
 
 def _client_role_names(spec: RealmSpec) -> dict[str, set[str] | None]:

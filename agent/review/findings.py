@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
-from agent.keycloak.models import stored_by_keycloak
+from agent.keycloak.models import default_role_name, stored_by_keycloak
 from agent.review.access import beyond_baseline
 from agent.review.model import SEVERITIES, Finding, Grant, RoleRef, Severity, Snapshot, UserAccess, UserRecord
 from agent.review.policy import ReviewPolicy, SodRule, missing_entitlements
@@ -231,7 +231,7 @@ def shared_external_ids(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Fi
 def direct_grants(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
     """Roles mapped on a person directly instead of through a group (composites reached from them excluded)."""
     allowed = {RoleRef(name) for name in policy.direct_grants.allowed_roles} | {
-        RoleRef(f"default-roles-{snapshot.realm}")
+        snapshot.default_role or RoleRef(default_role_name(snapshot.realm))
     }
     for user in _people(snapshot, policy):
         for grant in snapshot.access_of(user.id).roles():

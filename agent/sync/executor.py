@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from agent.errors import Interrupted, Rejected, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
+from agent.keycloak.models import default_role_name
 from agent.store.sync_records import UserRecord
 from agent.sync.live import full_representation
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, Found
@@ -141,7 +142,7 @@ class SyncExecutor:
         # Until the plugin turns a bulk change down: then the admin API for the rest of the run.
         self._in_bulk = in_bulk
         self._unrecorded: list[ItemResult] = []
-        self._brute_force_detected: bool | None = None  # read once, when a step first needs it
+        self._realm_read: Mapping[str, Any] | None = None
 
     @property
     def in_bulk(self) -> bool:
@@ -238,13 +239,15 @@ class SyncExecutor:
             for action in self._gateway.list_required_actions(self._realm)
             if action.enabled and action.default_action
         ]
+        # A renamed realm keeps its first name's default role: the realm says which it is.
+        default_role = (self._realm_settings().get("defaultRole") or {}).get("name") or default_role_name(self._realm)
         for start in range(0, len(items), IMPORT_BATCH_SIZE):
             batch = []
             for item in items[start : start + IMPORT_BATCH_SIZE]:
                 assert item.desired is not None
                 enabled = item.desired.start is None or item.desired.start <= self._now
                 representation = import_representation(
-                    item.desired, source=self._plan.source, realm=self._realm, enabled=enabled, now=self._now,
+                    item.desired, source=self._plan.source, default_role=default_role, enabled=enabled, now=self._now,
                     attribute_names=self._attribute_names, default_actions=default_actions,
                 )  # fmt: skip
                 batch.append((item, representation))
@@ -442,12 +445,17 @@ class SyncExecutor:
             self._gateway.revoke_consent(self._realm, item.user_id, client_id)
         return ItemResult(item, "applied", reason, item.user_id)
 
+    def _realm_settings(self) -> Mapping[str, Any]:
+        """The realm's representation, read once when a step first needs it (two threads may both read it)."""
+        if self._realm_read is None:
+            realm = self._gateway.get_realm(self._realm)
+            self._realm_read = {} if realm is None else realm.representation
+        return self._realm_read
+
     def _locked(self, user_id: str) -> bool:
         """Whether brute-force detection holds the user locked; asked only where the realm detects brute force."""
-        if self._brute_force_detected is None:
-            realm = self._gateway.get_realm(self._realm)
-            self._brute_force_detected = bool(realm and realm.representation.get("bruteForceProtected"))
-        return self._brute_force_detected and self._gateway.is_locked_out(self._realm, user_id)
+        detected = bool(self._realm_settings().get("bruteForceProtected"))
+        return detected and self._gateway.is_locked_out(self._realm, user_id)
 
     def _anonymise(self, item: SyncItem) -> ItemResult:
         """Wipe personal data and the link to the source id: a later rehire gets a new account."""

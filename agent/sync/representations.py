@@ -21,7 +21,7 @@ def managed_attributes(desired: DesiredUser, source: str, grants: Grants, names:
 
 
 def import_representation(
-    desired: DesiredUser, *, source: str, realm: str, enabled: bool, now: datetime,
+    desired: DesiredUser, *, source: str, default_role: str, enabled: bool, now: datetime,
     attribute_names: Iterable[str], default_actions: Iterable[str],
 ) -> dict[str, Any]:  # fmt: skip
     grants = desired_grants(desired)
@@ -39,7 +39,7 @@ def import_representation(
         # partialImport gives no default roles and no default required actions: add them here.
         "requiredActions": sorted(set(desired.required_actions) | set(default_actions)),
         "groups": sorted(desired.groups),
-        "realmRoles": sorted(desired.realm_roles | {f"default-roles-{realm}"}),
+        "realmRoles": sorted(desired.realm_roles | {default_role}),
         "clientRoles": client_roles,
     }
     for key, value in (("email", desired.email), ("firstName", desired.first_name), ("lastName", desired.last_name)):

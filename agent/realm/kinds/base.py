@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.keycloak import KeycloakGateway
+from agent.keycloak.models import default_role_name
 
 if TYPE_CHECKING:
     from agent.realm.live import LiveReader
@@ -91,7 +92,7 @@ AGENT_CLIENT_PREFIX = "idp-agent-"
 
 
 def is_protected_role(realm: str, name: str) -> bool:
-    return name in BUILT_IN_ROLES or name == f"default-roles-{realm}"
+    return name in BUILT_IN_ROLES or name == default_role_name(realm)
 
 
 def is_protected_client(client_id: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.errors import Rejected
 from agent.keycloak import KeycloakGateway, Role
+from agent.keycloak.models import default_role_name
 from agent.realm.kinds.base import LiveRealm, is_owned, is_protected_client, may_delete
 from agent.realm.kinds.roles import RoleRef, composite_refs, resolve_roles, role_fields
 from agent.realm.live import LiveReader
@@ -144,7 +145,7 @@ class ClientRoleComposites:
 
 
 def default_role_ref(realm: str) -> RoleRef:
-    return RoleRef(None, f"default-roles-{realm}")
+    return RoleRef(None, default_role_name(realm))
 
 
 def managed_roles(realm: str, wanted: frozenset[RoleRef], current: frozenset[RoleRef]) -> frozenset[RoleRef]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.keycloak import Group, KeycloakGateway
+from agent.keycloak.models import default_role_name
 from agent.realm.kinds.base import LiveRealm
 from agent.realm.kinds.roles import RoleRef, resolve_roles
 from agent.realm.live import LiveReader
@@ -51,7 +52,7 @@ class DefaultRoles:
         if live_realm.exists and wanted == live.members:
             return []
         field = FieldChange("roles", sorted(map(str, live.members)), sorted(map(str, wanted)))
-        return [Change(ROLES_KIND, "update", f"default-roles-{spec.realm}", (field,), desired=(wanted, live.members))]
+        return [Change(ROLES_KIND, "update", default_role_name(spec.realm), (field,), desired=(wanted, live.members))]
 
     def apply(self, gateway: KeycloakGateway, realm: str, change: Change) -> None:
         wanted, _ = change.desired
