@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from agent.errors import Interrupted, Rejected, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
-from agent.keycloak.models import default_role_name
+from agent.keycloak.models import UserChange, default_role_name
 from agent.store.sync_records import UserRecord
 from agent.sync.live import full_representation
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, Found
@@ -264,12 +264,22 @@ class SyncExecutor:
             done.error = error
             return done
         imported = {user.username: user for user in answer}
-        for item, representation in batch:
+        settled: dict[int, ItemResult] = {}
+        # What Keycloak created is settled without a call, first: an error settling a skipped one (which
+        # needs a read) must not lose the record of users already made.
+        for index, (item, representation) in enumerate(batch):
+            user = imported.get(item.username)
+            if user is None or user.action == "ADDED":
+                settled[index] = self._settle_import(item, user, representation)
+        for index, (item, representation) in enumerate(batch):
+            if index in settled:
+                continue
             try:
-                done.results.append(self._settle_import(item, imported.get(item.username), representation))
+                settled[index] = self._settle_import(item, imported[item.username], representation)
             except Exception as error:  # noqa: BLE001 - as above
                 done.error = error
                 break
+        done.results = [settled[index] for index in sorted(settled)]
         return done
 
     def _settle_import(self, item: SyncItem, imported: Any, representation: Mapping[str, Any]) -> ItemResult:
@@ -468,8 +478,29 @@ class SyncExecutor:
             "attributes": {},
             "enabled": False,
         }
-        self._gateway.update_user(self._realm, item.user_id, wiped)
+        try:
+            self._gateway.update_user(self._realm, item.user_id, wiped)
+        except Rejected as refused:
+            if not self._anonymised_by_plugin(item.user_id, wiped):
+                hint = "anonymising renames the user: allow username changes or install the plugin pack"
+                raise Rejected(f"{refused}; {hint}") from None
         return ItemResult(item, "applied", item.reason, item.user_id)
+
+    def _anonymised_by_plugin(self, user_id: str, wiped: Mapping[str, Any]) -> bool:
+        """The same wipe through the plugin pack, which writes the user as stored: the admin API refuses a new
+        username where the realm lets no one change usernames, and erasing personal data may not wait on that
+        setting. False where the plugin does not take it; Rejected where Keycloak refuses it."""
+        live = self._gateway.get_user(self._realm, user_id)
+        if live is None:
+            raise Rejected(f"user {user_id} no longer exists in realm '{self._realm}'")
+        fields = {name: value for name, value in wiped.items() if name != "attributes"}
+        change = UserChange(user_id, fields, dict.fromkeys(live.attributes), end_sessions=True)
+        refused = self._gateway.change_users(self._realm, [change])
+        if refused is None:
+            return False
+        if user_id in refused:
+            raise Rejected(f"refused by Keycloak: {refused[user_id]}")
+        return True
 
     def _confirm_leaver(self, item: SyncItem, person: _Person) -> ItemResult:
         try:

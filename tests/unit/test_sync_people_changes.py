@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import pytest
 
-from agent.errors import Interrupted, Rejected
+from agent.errors import Interrupted, Rejected, Unavailable
 from agent.keycloak import KeycloakGateway, Role, User
 from agent.keycloak.models import ImportedUser, UserChange
 from agent.sync.executor import SyncExecutor
@@ -299,3 +299,36 @@ def test_a_revoke_of_a_group_or_role_deleted_since_is_done_and_forgotten() -> No
     assert ("remove roles", []) in gateway.calls and not any(call[0] == "leave" for call in gateway.calls)
     [body] = gateway.bodies
     assert Grants.from_json(body["attributes"][GRANTS_ATTRIBUTE][0]) == desired
+
+
+def test_users_an_import_made_are_recorded_even_when_settling_a_skipped_one_fails() -> None:
+    """A batch creates ann and cy and skips bob (his username exists); reading bob's account to see whose it is
+    fails: the run stops, and ann and cy are still recorded as created."""
+
+    class SkippingImport(FakeGateway):
+        def list_required_actions(self, realm: str) -> list[Any]:
+            return []
+
+        def import_users(self, realm: str, users: Sequence[dict[str, Any]]) -> list[ImportedUser]:
+            actions = {"ann": "ADDED", "bob": "SKIPPED", "cy": "ADDED"}
+            return [
+                ImportedUser(user["username"], f"id-{user['username']}", actions[user["username"]]) for user in users
+            ]
+
+        def get_user(self, realm: str, user_id: str) -> User:
+            raise Unavailable("GET answered 503")
+
+    joiners = tuple(
+        SyncItem("create", name, name, desired=DesiredUser(name, "hr", name)) for name in ("ann", "bob", "cy")
+    )
+    executor = SyncExecutor(
+        cast(KeycloakGateway, SkippingImport({})), SyncPlan("acme", "hr", joiners), now=NOW, attribute_names=(),
+        lookup=lambda external_id: NotFound(), live_users={}, workers=1,
+    )  # fmt: skip
+
+    with pytest.raises(Unavailable):
+        executor.run()
+
+    assert [(result.item.username, result.outcome) for result in executor.outcome.results] == [
+        ("ann", "applied"), ("cy", "applied"),
+    ]  # fmt: skip
