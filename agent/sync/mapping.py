@@ -327,7 +327,9 @@ def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, no
         if traced:
             trace.append(shared.step("end", f"end_date {end.isoformat()} is before start_date: an earlier employment"))
         end = None
+        del values["end_date"]  # rules and attributes see the employment the status is about
     status, (what, because) = _status(values.get("status"), chosen.get("status"), end, now)
+    values["status"] = status  # as decided (an end that has passed makes it inactive), not the source's word
     if traced:
         trace.append(shared.step(what, because))
     refs = tuple((item.source, item.record.where) for item in ordered)

@@ -847,3 +847,22 @@ def test_without_traces_the_mapping_is_the_same_but_for_the_traces() -> None:
     assert untraced.users == tuple(replace(user, trace=()) for user in traced.users)
     assert (untraced.rejected, untraced.left_out) == (traced.rejected, traced.left_out)
     assert any(user.groups or user.realm_roles for user in untraced.users)
+
+
+def test_rules_and_attributes_see_the_status_and_end_as_decided() -> None:
+    """A rule on status sees inactive once the end has passed (HR may still say Active); an end before the
+    start belongs to an earlier employment, and neither a rule nor the attributes see it."""
+    text = SPEC_TEXT.replace("attributes: [department,", "attributes: [end_date, department,").replace(
+        "rules:\n",
+        "rules:\n  - name: active-staff\n    when: {status: active}\n    grant: {groups: [/active]}\n"
+        "  - name: leaving\n    when: {end_date: {exists: true}}\n    grant: {groups: [/leaving]}\n",
+    )
+    spec = spec_of(text)
+
+    ended = only_user(run([hr("1", EndDate="2026-01-31")], [ldap("1")], spec=spec))
+    rehired = only_user(run([hr("2", StartDate="2026-02-01", EndDate="2025-12-31")], [ldap("2")], spec=spec))
+
+    assert ended.status == "inactive" and "/active" not in ended.groups and "/leaving" in ended.groups
+    assert rehired.status == "active" and rehired.end is None
+    assert "/active" in rehired.groups and "/leaving" not in rehired.groups
+    assert "end_date" not in rehired.attributes
