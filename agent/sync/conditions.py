@@ -101,7 +101,16 @@ def _date_operator(
         return not older, f"{name} newer than {age}", f"{name} not newer than {age}"
     written = parse_date(str(operand), (ISO,))
     assert written is not None  # checked when the mapper file was loaded
-    limit = written.instant(zone)
-    if operator == "before":
-        return value.instant < limit, f"{name} before {operand}", f"{name} not before {operand}"
-    return value.instant > limit, f"{name} after {operand}", f"{name} not after {operand}"
+    if written.date_only and _is_date(value):
+        # Day against day: an end date read as the end of its day is still that day, not the next one.
+        ours, limit_text = value.text, written.value.date().isoformat()
+        held = ours < limit_text if operator == "before" else ours > limit_text
+    else:
+        limit = written.instant(zone)
+        held = value.instant < limit if operator == "before" else value.instant > limit
+    return held, f"{name} {operator} {operand}", f"{name} not {operator} {operand}"
+
+
+def _is_date(value: DateValue) -> bool:
+    """A date without a time of day (shown as YYYY-MM-DD)."""
+    return len(value.text) == len("YYYY-MM-DD")

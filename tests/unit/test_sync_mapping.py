@@ -866,3 +866,26 @@ def test_rules_and_attributes_see_the_status_and_end_as_decided() -> None:
     assert rehired.status == "active" and rehired.end is None
     assert "/active" in rehired.groups and "/leaving" not in rehired.groups
     assert "end_date" not in rehired.attributes
+
+
+@pytest.mark.parametrize(
+    ("condition", "held"),
+    [
+        ({"before": "2026-07-01"}, True),
+        ({"before": "2026-06-30"}, False),
+        ({"after": "2026-06-30"}, False),
+        ({"after": "2026-06-29"}, True),
+        ({"after": "2026-06-30T12:00:00+00:00"}, True),  # a date-time limit: the end of the day is after noon
+    ],
+)
+def test_before_and_after_compare_an_end_date_day_by_day(condition: dict[str, str], held: bool) -> None:
+    """end_date is read as the end of its day (end_of_day), yet 2026-06-30 is before 2026-07-01 and not after
+    2026-06-30."""
+    operator, limit = next(iter(condition.items()))
+    text = SPEC_TEXT.replace(
+        "rules:\n",
+        f"rules:\n  - name: dated\n    when: {{end_date: {{{operator}: '{limit}'}}}}\n"
+        "    grant: {groups: [/dated]}\n",
+    )
+    person = only_user(run([hr("1", EndDate="2026-06-30")], [ldap("1")], spec=spec_of(text)))
+    assert ("/dated" in person.groups) is held
