@@ -10,7 +10,7 @@ import string
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Literal, get_args
 
@@ -173,7 +173,15 @@ def check_date_format(fmt: str) -> None:
         return
     if "%" not in fmt.replace("%%", ""):
         raise ValueError(f"date format '{fmt}' has no % directive; write e.g. '%Y-%m-%d' or 'iso'")
+    literal = re.sub(r"%.", "", fmt)
+    if literal.rstrip().endswith("Z") or "UTC" in literal or "GMT" in literal:
+        raise ValueError(
+            f"date format '{fmt}' writes the zone as plain text, so times would be read in the worker's zone; "
+            "write %z (it reads Z and +02:00) or use iso"
+        )
     sample = datetime(2001, 12, 24, 13, 14, 15)  # every field distinct, so a swapped directive shows
+    if "%z" in fmt:
+        sample = sample.replace(tzinfo=UTC)  # %z writes nothing for a time without a zone
     try:
         written = sample.strftime(fmt)
         read = datetime.strptime(written, fmt)

@@ -889,3 +889,16 @@ def test_before_and_after_compare_an_end_date_day_by_day(condition: dict[str, st
     )
     person = only_user(run([hr("1", EndDate="2026-06-30")], [ldap("1")], spec=spec_of(text)))
     assert ("/dated" in person.groups) is held
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M UTC"])
+def test_a_zone_written_as_plain_text_is_refused(fmt: str) -> None:
+    """'...Z' as literal text would read 09:00Z as 09:00 in the worker's zone."""
+    with pytest.raises(ValueError, match="writes the zone as plain text"):
+        check_date_format(fmt)
+
+
+def test_a_format_with_an_offset_is_accepted_and_keeps_the_instant() -> None:
+    check_date_format("%Y-%m-%dT%H:%M:%S%z")
+    written = parse_date("2026-01-01T09:00:00Z", ("%Y-%m-%dT%H:%M:%S%z",))
+    assert written is not None and written.instant(LA) == datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
