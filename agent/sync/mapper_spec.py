@@ -20,6 +20,7 @@ from agent.config.values import Duration, GroupPath, NonEmpty, Spec
 from agent.sync.transforms import (
     ISO,
     TransformName,
+    apply_transforms,
     check_date_format,
     is_date_only_format,
     parse_date,
@@ -411,8 +412,21 @@ def _check_field(
         problems.extend(_check_id_field(field, path, at))
     if name == "status":
         problems.extend(_check_status(field, path, at))
+    problems.extend(_check_map_keys(field, path, at))
     if name == "timezone" and field.default is not None and not _is_zone(field.default):
         problems.append(at.value((*path, "default"), f"unknown time zone '{field.default}'", "use an IANA name"))
+    return problems
+
+
+def _check_map_keys(field: FieldSpec, path: ConfigPath, at: _Locator) -> list[Diagnostic]:
+    """Value-map keys the field's transforms change: a value reaches the map transformed, so such a key never
+    matches and every record with that value would be rejected (or kept unmapped)."""
+    problems: list[Diagnostic] = []
+    for key in field.map or {}:
+        reached = apply_transforms(key, field.transform)
+        if reached != key:
+            message = f"map key '{key}' can never match: values reach the map after `transform`, as '{reached}'"
+            problems.append(at.key((*path, "map", key), message, f"write the key as '{reached}'"))
     return problems
 
 

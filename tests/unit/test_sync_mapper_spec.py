@@ -269,6 +269,13 @@ def test_the_example_workforce_mapper_loads() -> None:
             "the id field is split",
             id="id-split",
         ),
+        pytest.param(
+            "{from: Status, map: {A: active",
+            "{from: Status, transform: [lower], map: {A: active",
+            "A: active",
+            "map key 'A' can never match: values reach the map after `transform`, as 'a'",
+            id="map-key-changed-by-transform",
+        ),
     ],
 )
 def test_mistakes_are_reported_where_they_are_written(old: str, new: str, anchor: str, message: str) -> None:
