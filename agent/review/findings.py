@@ -127,7 +127,9 @@ def last_login_findings(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Fi
                 last_login=last.isoformat(),
                 days=days,
             )
-        elif last is None and user.created is not None and user.created < never_before:
+        elif last is None and user.created is not None and max(user.created, since) < never_before:
+            # Counted from when logins were first known, as campaign recommendations are: right after the first
+            # harvest, an account without a login yet is not one that never logged in.
             days = (now - user.created).days
             yield _finding(
                 NEVER_LOGGED_IN,
@@ -161,7 +163,11 @@ def orphans(snapshot: Snapshot, policy: ReviewPolicy) -> Iterator[Finding]:
                 user_id=user.id,
                 attribute=spec.external_id_attribute,
             )
-        elif snapshot.source_external_ids is not None and external_id not in snapshot.source_external_ids:
+        elif (
+            external_id is not None
+            and snapshot.source_external_ids is not None
+            and external_id not in snapshot.source_external_ids
+        ):
             yield _finding(
                 ORPHAN_NO_SOURCE_RECORD,
                 "high",

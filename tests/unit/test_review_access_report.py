@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -124,7 +125,21 @@ def test_json_puts_each_record_on_its_own_line_and_parses_back_equal() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("http://evil")', "=cmd|' /C calc'!A0"]
+    "value",
+    [
+        "=1+1",
+        "+1",
+        "-2",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+        '=HYPERLINK("http://evil")',
+        "=cmd|' /C calc'!A0",
+        ' =HYPERLINK("http://evil")',
+        "\u00a0=1+1",
+        "\n=1+1",
+        "\uff1d1+1",
+    ],
 )
 def test_csv_neutralises_every_cell_that_a_spreadsheet_would_evaluate(value: str) -> None:
     assert neutralise(value) == "'" + value
@@ -147,6 +162,21 @@ def test_every_report_csv_cell_is_safe() -> None:
     assert '\'=HYPERLINK("http://evil")' in cells
     assert "'=1+1" in cells
     assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
+def test_a_privileged_role_held_through_the_default_role_is_shown() -> None:
+    """An admin role added to the realm's default role is everyone's: the report must say so, not hide it as
+    the default roles' noise."""
+    default, admin = Ref("default-roles-acme"), Ref("admin")
+    through_default = Route(composites=(default,))
+    access = UserAccess("u1", frozenset(), (role("default-roles-acme"), role("admin", through_default)))
+    users = (UserRecord("u1", "alice", True, "alice@example.org", totp=True),)
+    report_of = replace(snapshot(), users=users, access=MappingProxyType({"u1": access}))
+
+    report = build_access_report(report_of, [], ReportContext(privileged_roles=frozenset({admin})))
+
+    assert report.users[0].privileged and report.users[0].roles == ("admin",)
+    assert [grant.name for grant in report.grants] == ["admin"]
 
 
 def test_users_sharing_one_grants_tuple_each_get_their_own_rows() -> None:

@@ -140,6 +140,15 @@ def test_dormant_and_never_logged_in(last: datetime | None, created: datetime, r
     assert [f.rule for f in found] == ([] if rule is None else [rule])
 
 
+def test_never_logged_in_counts_from_when_logins_were_first_known() -> None:
+    """An old account, logins harvested since yesterday: not yet one that never logged in."""
+    alice = person(created=NOW - 400 * DAY)
+    recent = findings(snapshot([alice], last_login={}, known_since=NOW - DAY), ReviewPolicy())
+    assert [f.rule for f in recent if f.rule == rules.NEVER_LOGGED_IN] == []
+    long_known = findings(snapshot([alice], last_login={}, known_since=NOW - 31 * DAY), ReviewPolicy())
+    assert [f.rule for f in long_known if f.rule == rules.NEVER_LOGGED_IN] == [rules.NEVER_LOGGED_IN]
+
+
 def test_no_harvested_events_give_one_info_finding_instead_of_dormancy() -> None:
     found = findings(snapshot([person()], last_login={}, known_since=None), ReviewPolicy())
     assert [f.id for f in found] == ["last-login-unknown:acme"]
@@ -188,6 +197,8 @@ def test_a_user_keycloak_does_not_store_needs_no_source_id_but_one_it_carries_is
     imported = replace(federated, id="id-alice")
     found = findings(snapshot([imported]), ReviewPolicy())
     assert [f.rule for f in found if f.rule in orphan_rules] == [rules.ORPHAN_NO_EXTERNAL_ID]
+    found = findings(snapshot([federated], source_external_ids=frozenset({"e-2"})), ReviewPolicy())
+    assert [f.rule for f in found if f.rule in orphan_rules] == []  # no id to look for in the sources
     vouched = replace(federated, attributes=MappingProxyType(EXTERNAL))
     found = findings(snapshot([vouched], source_external_ids=frozenset({"e-2"})), ReviewPolicy())
     assert [f.rule for f in found if f.rule in orphan_rules] == [rules.ORPHAN_NO_SOURCE_RECORD]

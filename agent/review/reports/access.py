@@ -118,7 +118,9 @@ class ShownAccess:
 def show_access(access: UserAccess, context: ReportContext) -> ShownAccess:
     held = access.role_refs()
     privileged_roles = frozenset(ref for ref in held if ref in context.privileged_roles or ref.is_realm_management)
-    shown = [grant for grant in access.grants if not only_by_default(grant)]
+    # A privileged role is shown however it is held: one added to the default role is everyone's, and that
+    # is exactly what a reviewer must see.
+    shown = [grant for grant in access.grants if grant.role in privileged_roles or not only_by_default(grant)]
     return ShownAccess(
         privileged_roles=privileged_roles,
         privileged=bool(privileged_roles) or bool(access.group_paths() & context.privileged_groups),

@@ -7,18 +7,25 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The full-width forms too: some spreadsheets read them as the ASCII ones.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 NEUTRALISER = "'"
+
+
+def is_formula(text: str) -> bool:
+    """Whether a spreadsheet may evaluate the cell: a formula start, also after leading spaces (some trim them
+    on import, no-break spaces included)."""
+    return text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS)
 
 
 def neutralise(value: object) -> str:
     text = "" if value is None else str(value)
-    return NEUTRALISER + text if text.startswith(FORMULA_STARTS) else text
+    return NEUTRALISER + text if is_formula(text) else text
 
 
 def restore(value: str) -> str:
     """The original text of a cell `neutralise` wrote (a reviewer's sheet read back)."""
-    if value.startswith(NEUTRALISER) and value[1:].startswith(FORMULA_STARTS):
+    if value.startswith(NEUTRALISER) and is_formula(value[1:]):
         return value[1:]
     return value
 
