@@ -330,6 +330,18 @@ def verify_restore(restore: Changes, live: LiveAccount, wanted_after: AttributeV
 # -- issuing -----------------------------------------------------------------------------------------
 
 
+# How a sanction replaced by a milder one on review ends (its end note): the offence is counted once, at the
+# milder level.
+REDUCED_NOTE_PREFIX = "reduced to "
+
+
+def stands(sanction: Sanction) -> bool:
+    """Whether a sanction counts as an offence for escalation: not overturned (nor being overturned), not
+    replaced by a milder one."""
+    overturned = "overturned" in (sanction.state, sanction.ending)
+    return not overturned and not sanction.end_note.startswith(REDUCED_NOTE_PREFIX)
+
+
 def escalated_level(policy: SanctionPolicy, requested: str, history: Sequence[Sanction], now: datetime) -> str:
     """The level to issue: `requested`, raised by every escalation rule whose count the user's earlier
     sanctions (overturned ones excepted) reach within its window. Rules chain, harsher each time."""
@@ -348,8 +360,7 @@ def _raise_once(policy: SanctionPolicy, level: str, history: Sequence[Sanction],
             continue
         since = now.timestamp() - rule.within
         counted = [
-            s for s in history
-            if s.level == rule.level and s.state != "overturned" and s.issued_at.timestamp() >= since
+            s for s in history if s.level == rule.level and stands(s) and s.issued_at.timestamp() >= since
         ]  # fmt: skip
         if len(counted) >= rule.count:
             return rule.raise_to

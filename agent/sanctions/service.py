@@ -19,6 +19,7 @@ from agent.notify.templates import SanctionNotice
 from agent.sanctions.executor import StepResult, Writer, apply_steps, failures
 from agent.sanctions.live import deny_reason, find_user, read_account
 from agent.sanctions.plan import (
+    REDUCED_NOTE_PREFIX,
     Step,
     escalated_level,
     hand_over,
@@ -144,8 +145,9 @@ def issue_sanction(
         escalation = f" (escalated from {level})" if final_level != level else ""
         reason = f"{final_level}{escalation}: {reason_code}"
         _journal(acting, sanction, "sanction.issue", reason, _issue_details(sanction))
+        outcome = enforce_one(acting, sanction)  # enforced at once; the notice, which may fail, comes after
         _notify(acting, sanction)
-        return scope.done(enforce_one(acting, sanction))
+        return scope.done(outcome)
 
 
 def _check_known(policy: SanctionPolicy, level: str, reason_code: str) -> None:
@@ -185,7 +187,11 @@ def _notify(context: SanctionContext, sanction: Sanction) -> None:
     template = context.policy.level(sanction.level).actions.notify
     if template is None or context.notifier is None:
         return
-    user = context.gateway.get_user(context.realm, sanction.user_id)
+    try:
+        user = context.gateway.get_user(context.realm, sanction.user_id)
+    except KeycloakError as error:
+        _journal(context, sanction, "sanction.notify", template, {"outcome": "failed", "error": str(error)})
+        return
     recipient = None if user is None else recipient_for(user)
     if recipient is None:
         _journal(context, sanction, "sanction.notify", "no e-mail address", {"outcome": "skipped"})
@@ -240,7 +246,8 @@ def reduce_sanction(context: SanctionContext, sanction_id: str, *, level: str, a
         details = {**_issue_details(milder), "decision": f"from {sanction.id}"}
         _journal(acting, milder, "sanction.reduce", note, details)
         milder = scope.done(enforce_one(acting, milder))
-        ended = lift_sanction(acting, sanction.id, actor=actor, note=f"reduced to {level} ({milder.id}): {note}")
+        reduced = f"{REDUCED_NOTE_PREFIX}{level} ({milder.id}): {note}"
+        ended = lift_sanction(acting, sanction.id, actor=actor, note=reduced)
         scope.pending = scope.pending or ended.ending is not None
     return context.store.sanctions.get(milder.id) or milder
 
@@ -302,10 +309,14 @@ def enforce_sanctions(context: SanctionContext) -> EnforceReport:
     run = context.store.runs.start_run("sanctions", context.realm, summary="sanctions enforce")
     acting = replace(context, run_id=run.id)
     report = EnforceReport(run.id)
-    for sanction in context.store.sanctions.list(realm=context.realm, states=OPEN_STATES):
-        current = context.store.sanctions.get(sanction.id) or sanction  # a lift earlier in the pass may hand over
-        outcome = enforce_one(acting, current)
-        _count(report, outcome)
+    try:
+        for sanction in context.store.sanctions.list(realm=context.realm, states=OPEN_STATES):
+            current = context.store.sanctions.get(sanction.id) or sanction  # a lift earlier may hand over
+            outcome = enforce_one(acting, current)
+            _count(report, outcome)
+    except Exception:
+        context.store.runs.finish_run(run.id, "failed", summary="stopped by an error; the next pass resumes")
+        raise
     counts = {
         "applied": len(report.applied), "reasserted": len(report.reasserted), "lifted": len(report.lifted),
         "pending": len(report.pending), "unchanged": report.unchanged,
@@ -331,6 +342,12 @@ def enforce_one(context: SanctionContext, sanction: Sanction) -> Outcome:
     if sanction.ending is None and is_expired(sanction, now):
         sanction = replace(sanction, ending="expired", ended_by=context.actor, end_note="expired")
         context.store.sanctions.save(sanction)
+    unknown = _unknown_levels(context, sanction)
+    if unknown:
+        named = ", ".join(f"'{level}'" for level in unknown)
+        problem = f"level {named} is not in the sanction policy: put it back, or end the sanction by hand"
+        saved = context.store.sanctions.save(replace(sanction, problem=problem))
+        return Outcome(saved, "pending", problem)
     try:
         if sanction.ending is not None:
             return _restore(context, sanction, now)
@@ -339,6 +356,13 @@ def enforce_one(context: SanctionContext, sanction: Sanction) -> Outcome:
         problem = f"Keycloak: {error}"
         saved = context.store.sanctions.save(replace(sanction, problem=problem))
         return Outcome(saved, "pending", problem)
+
+
+def _unknown_levels(context: SanctionContext, sanction: Sanction) -> list[str]:
+    """Levels of this sanction, or of the user's other open ones it is weighed with, that the policy no longer
+    has (renamed or removed since it was issued): nothing about them can be enforced or undone by name."""
+    known = {level.name for level in context.policy.levels}
+    return sorted({other.level for other in [sanction, *_others(context, sanction)]} - known)
 
 
 def _others(context: SanctionContext, sanction: Sanction) -> list[Sanction]:

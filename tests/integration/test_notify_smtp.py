@@ -138,6 +138,7 @@ def test_issuing_a_warning_mails_the_user_in_their_language(
             )
             sanction = issue_sanction(context, "dora", level="warning", reason_code="spam", note="Links in posts.")
         sent = [entry for entry in store.journal.entries() if entry.action == "sanction.notify"]
+        actions = [entry.action for entry in store.journal.entries(subject="dora")]
 
     assert mailbox.recipients == [["dora@example.org"]]
     message = mailbox.messages[0]
@@ -145,3 +146,5 @@ def test_issuing_a_warning_mails_the_user_in_their_language(
     body = message.get_content()
     assert "(Grund: spam)" in body and "Links in posts." in body and sanction.id in body
     assert [entry.details.get("outcome") for entry in sent] == ["applied"]
+    # Enforced at once, then the notice (which may fail without holding the sanction back).
+    assert actions[0] == "sanction.issue" and actions[-1] == "sanction.notify" and len(actions) > 2, actions

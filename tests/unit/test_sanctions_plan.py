@@ -179,6 +179,18 @@ def test_overturned_sanctions_do_not_count_and_rules_chain() -> None:
     assert escalated_level(policy, "warning", history, NOW) == "suspension"
 
 
+def test_a_sanction_reduced_or_being_overturned_is_not_counted_again() -> None:
+    """A restriction reduced to a warning on appeal is one offence, counted as the warning; one overturned
+    whose restore is still pending counts for nothing."""
+    policy: SanctionPolicy = POLICY.model_copy(update={"escalation": (replace_rule(POLICY, count=1),)})
+    reduced = replace(sanction("restriction", "s-1", state="lifted"), end_note="reduced to warning (s-2): appeal")
+    being_overturned = replace(sanction("restriction", "s-3"), ending="overturned")
+    assert escalated_level(policy, "restriction", [reduced, being_overturned], NOW) == "restriction"
+    assert (
+        escalated_level(policy, "restriction", [sanction("restriction", "s-4", state="lifted")], NOW) != "restriction"
+    )
+
+
 def replace_rule(policy: SanctionPolicy, *, count: int) -> object:
     return policy.escalation[1].model_copy(update={"count": count})
 
