@@ -170,6 +170,11 @@ def _describe_scalar(value: object) -> str:
     return type(value).__name__
 
 
+def is_secret_key(name: str) -> bool:
+    """Whether a key names a secret (password, bindCredential, client_secret, api_key...)."""
+    return _SECRET_KEY.search(name) is not None
+
+
 def _names_a_secret(path: Sequence[str | int]) -> bool:
     # Any key on the way counts: pydantic appends union member names ("int", "str") after the field.
     return any(isinstance(part, str) and _SECRET_KEY.search(part) is not None for part in path)

@@ -478,7 +478,9 @@ class _Walker:
             self._report(node, f"secret file {path} is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB")
             return None
         try:
-            return Secret(raw.decode("utf-8").removesuffix("\n"))
+            # One line end as editors write it (\n, or \r\n on Windows) is not part of the secret.
+            text = raw.decode("utf-8")
+            return Secret(text.removesuffix("\r\n") if text.endswith("\r\n") else text.removesuffix("\n"))
         except UnicodeDecodeError:
             self._report(node, f"secret file {path} is not UTF-8 text")
             return None

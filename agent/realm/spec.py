@@ -11,8 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from agent.config.diagnostics import is_secret_key
 from agent.config.values import Duration, FromEnv, GroupPath, NonEmpty, SecretValue, Spec
 from agent.realm.password_policy import PasswordPolicySpec
+from agent.secrets import Secret
 
 ManageMode = Literal["owned", "full", "no-delete"]
 
@@ -406,10 +408,27 @@ class UserProfileSpec(Spec):
         return self
 
 
+def no_secrets_in(value: object, where: str) -> None:
+    """ValueError for a secret in a map applied as written: there it would be shown in plans (and compared with
+    Keycloak's masked copy, so never equal), and a ${env:} or ${file:} value could not be sent at all."""
+    if isinstance(value, Secret):
+        raise ValueError(f"{where} takes no ${{env:}} or ${{file:}} secret: {WHERE_HIDDEN_VALUES_GO}")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            # Text only: a flag such as revokeRefreshToken ends like a secret's name but holds none.
+            if is_secret_key(str(key)) and isinstance(item, str | Secret | list | tuple):
+                raise ValueError(f"'{key}' in {where} is a secret: {WHERE_HIDDEN_VALUES_GO}")
+            no_secrets_in(item, where)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            no_secrets_in(item, where)
+
+
 def _config_values(value: object) -> object:
     """Component config is lists of strings in Keycloak; YAML scalars (true, 30) are written as strings."""
     if not isinstance(value, Mapping):
         return value
+    no_secrets_in(value, "config")
     return {
         str(key): tuple(_config_scalar(v) for v in item) if isinstance(item, list | tuple) else (_config_scalar(item),)
         for key, item in value.items()
@@ -424,6 +443,10 @@ def _config_scalar(value: object) -> object:
     return value
 
 
+# Where secrets go instead, each kept hidden in plans and sent from ${env:} or ${file:}.
+WHERE_HIDDEN_VALUES_GO = (
+    "write it under bind_credential (LDAP), smtp.password or a client's secret, from ${env:} or ${file:}"
+)
 ComponentConfig = Annotated[dict[str, tuple[str, ...]], BeforeValidator(_config_values)]
 SyncPeriod = Annotated[Duration | Literal["off"], Field(description="a duration such as 1d, or off")]
 
@@ -508,6 +531,12 @@ class RealmSpec(Spec):
     user_profile: UserProfileSpec | None = None
     ldap: tuple[LdapFederationSpec, ...] | None = None
     keycloak: dict[str, Any] | None = Field(None, description="Keycloak realm representation keys, applied as written")
+
+    @field_validator("keycloak")
+    @classmethod
+    def _keycloak_keeps_no_secret(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        no_secrets_in(value, "keycloak")
+        return value
 
     @field_validator("roles", "groups", "clients", "client_scopes", "ldap", "required_actions")
     @classmethod

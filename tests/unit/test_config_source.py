@@ -274,6 +274,7 @@ def secret_dir(tmp_path: Path) -> Path:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "ldap").write_text("bind-pw\n")
     (tmp_path / "secrets" / "two-lines").write_text("line1\nline2\n\n")
+    (tmp_path / "secrets" / "windows").write_bytes(b"bind-pw\r\n")  # saved by a Windows editor
     return tmp_path
 
 
@@ -285,6 +286,7 @@ def secret_dir(tmp_path: Path) -> Path:
         ("${env:EMPTY}", Secret("")),
         ("${file:secrets/ldap}", Secret("bind-pw")),
         ("${file:secrets/two-lines}", Secret("line1\nline2\n")),
+        ("${file:secrets/windows}", Secret("bind-pw")),
         ("$${env:SMTP_PASSWORD}", "${env:SMTP_PASSWORD}"),
         ("'cost: $5, template: $${user}'", "cost: $5, template: ${user}"),
         ("'$$${x}'", "$${x}"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
 
+from agent.config.diagnostics import ConfigErrors
 from agent.errors import Rejected
 from agent.keycloak.models import USER_STORAGE_PROVIDER, Component
 from agent.realm.kinds.base import LiveRealm, fingerprint_attributes
@@ -26,6 +28,7 @@ from agent.realm.kinds.ldap_federation import (
     read_live_ldap,
 )
 from agent.realm.live import LiveReader
+from agent.realm.loader import load_realms
 from agent.realm.native import friendly_federation_and_profile, ldap_credential_reference
 from agent.realm.plan import HIDDEN
 from agent.realm.spec import LdapFederationSpec, RealmSpec
@@ -381,3 +384,46 @@ def test_exported_federation_plans_empty_against_itself() -> None:
     ldap = LiveLdap({"corp": federation}, {federation.id: (live_mapper,)})
     assert plan_federations(adopted, live_realm(recorded()), ldap) == []
     assert plan_mappers(adopted, live_realm(recorded()), ldap) == []
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "where"),
+    [
+        (
+            "ldap:\n  - name: corp\n    connection_url: ldap://h\n    bind_dn: cn=a\n    bind_credential: ${env:P}\n"
+            "    users_dn: ou=p\n    config:\n      bindCredential: hunter2\n",
+            "r.yaml:9:7: ldap[0].config: 'bindCredential' in config is a secret",
+        ),
+        (
+            "ldap:\n  - name: corp\n    connection_url: ldap://h\n    bind_dn: cn=a\n    bind_credential: ${env:P}\n"
+            "    users_dn: ou=p\n    mappers:\n      - name: m\n        type: x\n"
+            "        config: {bindCredential: hunter2}\n",
+            "'bindCredential' in config is a secret",
+        ),
+        (
+            "keycloak:\n  smtpServer:\n    password: ${env:P}\n",
+            "r.yaml:3:3: keycloak: 'password' in keycloak is a secret",
+        ),
+        ("keycloak:\n  smtpServer: {host: h, password: hunter2}\n", "'password' in keycloak is a secret"),
+    ],
+)
+def test_a_secret_in_a_map_applied_as_written_is_refused_where_it_is(
+    tmp_path: Path, yaml_text: str, where: str
+) -> None:
+    """There it would be shown in every plan (and differ from Keycloak's masked copy at every run), and a
+    ${env:} value could not be sent at all: the error names the key, never the value."""
+    folder = tmp_path / "realm-config"
+    folder.mkdir()
+    (folder / "r.yaml").write_text("realm: corp\n" + yaml_text)
+    with pytest.raises(ConfigErrors) as raised:
+        load_realms([folder], policies_dir=tmp_path / "policies", env={"P": "s3cr3t-env"})
+    text = str(raised.value)
+    assert where in text and "hunter2" not in text and "s3cr3t-env" not in text
+
+
+def test_a_flag_named_like_a_secret_is_no_secret(tmp_path: Path) -> None:
+    folder = tmp_path / "realm-config"
+    folder.mkdir()
+    (folder / "r.yaml").write_text("realm: corp\nkeycloak:\n  revokeRefreshToken: true\n")
+    [loaded] = load_realms([folder], policies_dir=tmp_path / "policies", env={})
+    assert loaded.spec.keycloak == {"revokeRefreshToken": True}
