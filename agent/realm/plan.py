@@ -64,14 +64,16 @@ class Plan:
 
 
 def diff_fields(
-    live: Mapping[str, Any], desired: Mapping[str, Any], secrets: Iterable[str] = ()
+    live: Mapping[str, Any], desired: Mapping[str, Any], secrets: Iterable[str] = (), whole: Iterable[str] = ()
 ) -> tuple[FieldChange, ...]:
-    """Fields of `desired` whose value differs from `live`; fields not in `desired` are not managed."""
-    secret_fields = set(secrets)
+    """Fields of `desired` whose value differs from `live`; fields not in `desired` are not managed. A map named
+    in `whole` is managed whole (Keycloak replaces it whole): a key it lacks is a difference too."""
+    secret_fields, whole_maps = set(secrets), set(whole)
     changes = []
     for name, wanted in desired.items():
         current = live.get(name)
-        if not values_equal(current, wanted):
+        same_keys = name not in whole_maps or set(current or {}) == set(wanted or {})
+        if not (same_keys and values_equal(current, wanted)):
             changes.append(FieldChange(name, current, wanted, secret=name in secret_fields))
     return tuple(changes)
 

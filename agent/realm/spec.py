@@ -415,8 +415,9 @@ def no_secrets_in(value: object, where: str) -> None:
         raise ValueError(f"{where} takes no ${{env:}} or ${{file:}} secret: {WHERE_HIDDEN_VALUES_GO}")
     if isinstance(value, Mapping):
         for key, item in value.items():
-            # Text only: a flag such as revokeRefreshToken ends like a secret's name but holds none.
-            if is_secret_key(str(key)) and isinstance(item, str | Secret | list | tuple):
+            # A single text only: revokeRefreshToken (a flag) and requiredCredentials (a list of types) end like
+            # a secret's name but hold none.
+            if is_secret_key(str(key)) and isinstance(item, str | Secret):
                 raise ValueError(f"'{key}' in {where} is a secret: {WHERE_HIDDEN_VALUES_GO}")
             no_secrets_in(item, where)
     elif isinstance(value, list | tuple):

@@ -289,3 +289,33 @@ def test_07_mfa_group_may_grant_roles_too(
     apply_and_converge(keycloak_connection, spec_of(base(realm, **grants, mfa={"otp_for_groups": []})))
     finance = gateway.find_group_by_path(realm, "/finance")
     assert finance is not None and finance.realm_roles == ("finance-approver",)
+
+
+def test_08_attributes_left_out_of_the_config_are_not_managed_and_written_ones_are_managed_whole(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    """Keycloak replaces a role's or group's attributes whole: an update of the description must not drop a key
+    added by hand when the config writes no attributes; when it writes them, a key added by hand is drift."""
+    apply_and_converge(
+        keycloak_connection,
+        spec_of(base(realm, roles=[{"name": "a", "description": "old"}, {"name": "b", "attributes": {"tier": ["1"]}}])),
+    )
+    for name in ("a", "b"):
+        role = gateway.get_realm_role(realm, name)
+        assert role is not None
+        gateway.update_realm_role(realm, name, {"attributes": {**role.attributes, "ticket": ["SEC-42"]}})
+
+    spec = spec_of(
+        base(realm, roles=[{"name": "a", "description": "new"}, {"name": "b", "attributes": {"tier": ["1"]}}])
+    )
+    plan = planned(keycloak_connection, spec)
+
+    assert [(change.key, [field.field for field in change.fields]) for change in plan.changes] == [
+        ("a", ["description"]),
+        ("b", ["attributes"]),  # the hand-made ticket on a role whose attributes the config writes
+    ]
+    apply_and_converge(keycloak_connection, spec)
+    kept = gateway.get_realm_role(realm, "a")
+    managed = gateway.get_realm_role(realm, "b")
+    assert kept is not None and kept.description == "new" and kept.attributes.get("ticket") == ("SEC-42",)
+    assert managed is not None and "ticket" not in managed.attributes

@@ -424,6 +424,8 @@ def test_a_secret_in_a_map_applied_as_written_is_refused_where_it_is(
 def test_a_flag_named_like_a_secret_is_no_secret(tmp_path: Path) -> None:
     folder = tmp_path / "realm-config"
     folder.mkdir()
-    (folder / "r.yaml").write_text("realm: corp\nkeycloak:\n  revokeRefreshToken: true\n")
+    (folder / "r.yaml").write_text(
+        "realm: corp\nkeycloak:\n  revokeRefreshToken: true\n  requiredCredentials: [password]\n"
+    )
     [loaded] = load_realms([folder], policies_dir=tmp_path / "policies", env={})
-    assert loaded.spec.keycloak == {"revokeRefreshToken": True}
+    assert loaded.spec.keycloak == {"revokeRefreshToken": True, "requiredCredentials": ["password"]}

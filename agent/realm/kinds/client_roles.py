@@ -54,8 +54,9 @@ def plan_client_roles(spec: RealmSpec, live: LiveClientRoles) -> list[Change]:
                 write = ClientRoleWrite(client.client_id, name, fields)
                 changes.append(Change(KIND, "create", key, diff_fields({}, fields), desired=write))
                 continue
-            fields = role_fields(role, owned_mark=is_owned(current.attributes))
-            if differing := diff_fields(_live_role_fields(current), fields):
+            # Attributes left out of the config are not managed (see roles.py).
+            fields = role_fields(role, owned_mark=is_owned(current.attributes) and role.attributes is not None)
+            if differing := diff_fields(_live_role_fields(current), fields, whole=("attributes",)):
                 write = ClientRoleWrite(client.client_id, name, fields)
                 changes.append(Change(KIND, "update", key, differing, desired=write, live=current))
         for name, current in sorted(current_roles.items()):

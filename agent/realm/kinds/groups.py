@@ -56,9 +56,11 @@ def plan_groups(spec: RealmSpec, live: Mapping[str, Group]) -> list[Change]:
             fields = group_fields(wanted[path], owned_mark=True)
             changes.append(Change(KIND, "create", path, diff_fields({}, fields), desired=fields))
             continue
-        fields = group_fields(wanted[path], owned_mark=is_owned(current.attributes))
+        # Attributes left out of the config are not managed (see roles.py).
+        owned_mark = is_owned(current.attributes) and wanted[path].attributes is not None
+        fields = group_fields(wanted[path], owned_mark=owned_mark)
         live_fields = {"attributes": {key: list(values) for key, values in current.attributes.items()}}
-        differing = diff_fields(live_fields, fields)
+        differing = diff_fields(live_fields, fields, whole=("attributes",))
         if differing:
             changes.append(Change(KIND, "update", path, differing, desired=fields, live=current))
     doomed = {

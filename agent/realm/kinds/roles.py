@@ -49,8 +49,10 @@ def plan_roles(spec: RealmSpec, live: Mapping[str, Role]) -> list[Change]:
             fields = role_fields(role, owned_mark=True)
             changes.append(Change(KIND, "create", name, diff_fields({}, fields), desired=fields))
             continue
-        fields = role_fields(role, owned_mark=is_owned(current.attributes))
-        differing = diff_fields(_live_fields(current), fields)
+        # Attributes left out of the config are not managed: not even the owner mark is sent (Keycloak would
+        # replace the map whole, dropping keys added by hand).
+        fields = role_fields(role, owned_mark=is_owned(current.attributes) and role.attributes is not None)
+        differing = diff_fields(_live_fields(current), fields, whole=("attributes",))
         if differing:
             changes.append(Change(KIND, "update", name, differing, desired=fields))
     mode = spec.managed.realm_roles
