@@ -151,7 +151,13 @@ def load_presets(policies_dir: Path, env: Mapping[str, str], diagnostics: Diagno
         if not path.is_file():
             continue
         document = _parse(path, env, diagnostics)
-        if document is None or not isinstance(document.data, dict):
+        if document is None or document.data is None:
+            continue
+        if not isinstance(document.data, dict):
+            hint = "write presets: {name: {...}}"
+            diagnostics.add(Diagnostic(document.name, 1, 1, f"{file_name} is a mapping with presets:", hint))
+            continue
+        if not _preset_file_shape(document, file_name, diagnostics):
             continue
         for name, body in (document.data.get("presets") or {}).items():
             try:
@@ -161,6 +167,25 @@ def load_presets(policies_dir: Path, env: Mapping[str, str], diagnostics: Diagno
                     diagnostics_from_validation_error(error, document, prefix=("presets", name), model=model)
                 )
     return presets
+
+
+def _preset_file_shape(document: Document, file_name: str, diagnostics: Diagnostics) -> bool:
+    """A presets file holds `presets:`, a mapping of names; anything else is an error at its place (a typo such
+    as `preset:` would otherwise leave every realm naming a preset with 'none defined')."""
+    data = document.data
+    ok = True
+    for key in sorted(set(data) - {"presets"}):
+        where = document.key_position_of((key,))
+        message = f"unknown key '{key}' in {file_name}"
+        diagnostics.add(Diagnostic(document.name, where.line, where.col, message, "write presets: {name: {...}}"))
+        ok = False
+    presets = data.get("presets")
+    if presets is not None and not isinstance(presets, dict):
+        where = document.position_of(("presets",))
+        message = "presets is a mapping of preset names to settings"
+        diagnostics.add(Diagnostic(document.name, where.line, where.col, message, "write presets: {name: {...}}"))
+        ok = False
+    return ok
 
 
 def _resolve_presets(

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agent.config.diagnostics import diagnostics_from_validation_error
+from agent.config.diagnostics import Diagnostics, diagnostics_from_validation_error
 from agent.config.source import load_document, parse_document
+from agent.realm.loader import load_presets as load_presets_of
 from agent.realm.password_policy import (
     PasswordPolicySpec,
     compile_password_policy,
@@ -279,3 +280,22 @@ def test_a_misspelt_policy_field_is_a_positioned_diagnostic() -> None:
     assert [d.format() for d in found] == [
         "realm.yaml:3:3: unknown field 'uppercse'\n  hint: did you mean 'uppercase'?"
     ]
+
+
+@pytest.mark.parametrize(
+    ("presets_file", "expected"),
+    [
+        ("presets:\n  - strict\n", "password.yaml:2:3: presets is a mapping of preset names to settings"),
+        ("preset:\n  strict: {min_length: 12}\n", "password.yaml:1:1: unknown key 'preset' in password.yaml"),
+        ("- strict\n", "password.yaml:1:1: password.yaml is a mapping with presets:"),
+    ],
+)
+def test_a_presets_file_of_the_wrong_shape_is_an_error_at_its_place(
+    tmp_path: Path, presets_file: str, expected: str
+) -> None:
+    """Not a crash, and not only the realm's misleading 'unknown preset ... none defined'."""
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "password.yaml").write_text(presets_file)
+    diagnostics = Diagnostics()
+    load_presets_of(tmp_path / "policies", {}, diagnostics)
+    assert [d.format().split("\n")[0].rsplit("/", 1)[-1] for d in diagnostics] == [expected]
