@@ -126,8 +126,10 @@ def export_command(name: str, reviewer: str, out_file: Path, config_path: Path) 
 @config_option
 def decide_command(name: str, sheet: Path, config_path: Path) -> None:
     """Record a filled sheet: every line is checked first; one bad line and nothing is recorded."""
+    check_campaign_name(name)  # it names the lock
     text = sheet.read_text(encoding="utf-8")
-    with open_agent_store(config_path) as store:
+    # The close's lock: a close works from the decisions it read first, so none may change under it.
+    with open_agent_store(config_path) as store, store_lock(store, f"review-{name}"):
         count = record_sheet(store, name, text, str(sheet))
     click.echo(f"campaign {name}: {count} decision(s) recorded from {sheet}")
 

@@ -107,8 +107,9 @@ class LoginEvents:
         return {text(row, "user_id"): parse_utc(text(row, "last_at")) for row in rows}
 
     def known_since(self, realm: str) -> datetime | None:
-        """Since when logins are known: the oldest stored event or the first harvest, whichever is earlier;
-        None when the realm was never harvested."""
+        """Since when logins are known: the oldest stored event or the first harvest, whichever is earlier (a
+        retention pass that deletes a realm's older events moves its first harvest up to its cut); None when
+        the realm was never harvested."""
         mark = self.mark(realm)
         if mark is None:
             return None

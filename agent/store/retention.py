@@ -176,6 +176,12 @@ def _prune_logins(store: Store, cut: str, batch: int, stop: Callable[[], bool]) 
                     f"DELETE FROM login_events WHERE realm = ? AND event_id IN ({_marks(len(events))})",
                     (realm, *events),
                 )
+                # Logins of this realm are known only from the cut on now: a user whose last login was pruned
+                # is not one who never logged in since the first harvest.
+                tx.execute(
+                    "UPDATE login_harvests SET first_harvest_at = ? WHERE realm = ? AND first_harvest_at < ?",
+                    (cut, realm, cut),
+                )
         if len(rows) < batch:
             return deleted
     return deleted

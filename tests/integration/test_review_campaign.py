@@ -18,6 +18,7 @@ from selenium.webdriver.common.by import By
 from agent.keycloak import KeycloakGateway, UserDraft
 from agent.settings import KeycloakConnection
 from agent.store import open_store
+from agent.store.locks import store_lock
 from tests.harness.browser import console_errors, headless_chromium
 from tests.harness.cli import cli_env
 
@@ -126,6 +127,11 @@ def test_campaign_start_export_decide_close_applies_and_journals_revocations(
     assert shown.stdout.count("decided -") == 3
 
     write_sheet(dave_sheet, filled)
+    # While a close holds the campaign (it works from the decisions it read first), no sheet is recorded.
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store, store_lock(store, "review-q4"):
+        during_close = operator.review("decide", "--campaign", "q4", "--file", str(dave_sheet))
+    assert during_close.returncode != 0 and "review-q4" in during_close.stderr, during_close.stderr
+    assert operator.review("show", "--campaign", "q4").stdout.count("decided -") == 3
     decided = operator.review("decide", "--campaign", "q4", "--file", str(dave_sheet))
     assert decided.returncode == 0, decided.stderr
     assert "2 decision(s) recorded" in decided.stdout

@@ -191,6 +191,8 @@ def test_a_pass_deletes_old_data_and_keeps_the_rest(
     running = store.runs.get_run(runs["old_running"])
     assert running is not None and running.status == "running"
     assert [row["event_id"] for row in store_backend.rows("SELECT event_id FROM login_events")] == ["recent"]
+    # Logins are known only from the cut on now: before it, nothing says who logged in.
+    assert store.logins.known_since("acme") == store.logins.known_since("other") == NOW - POLICY.logins_max_age
 
     entries = list(store.journal.entries())
     assert entries[: len(journal_before)] == journal_before, "no journal entry deleted or changed"
