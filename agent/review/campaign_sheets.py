@@ -16,7 +16,9 @@ SHEET_HEADERS = (
     "item", "user", "kind", "entitlement", "confers", "recommendation", "reason", "reviewer", "decision",
     "justification",
 )  # fmt: skip
-REQUIRED_SHEET_HEADERS = ("item", "reviewer", "decision", "justification")
+# user and entitlement too: they tie a row to its item, so that a sheet of another campaign (numbered alike,
+# as a recurring campaign over a stable realm is) or a shifted row is refused, not recorded on other access.
+REQUIRED_SHEET_HEADERS = ("item", "user", "entitlement", "reviewer", "decision", "justification")
 FINAL_OUTCOMES = frozenset({"applied", "skipped", "kept"})  # what a close did: no later sheet may change it
 
 
@@ -63,7 +65,7 @@ def check_sheet_row(row: SheetRow, items: dict[int, ReviewItem], reviewers: froz
     """Problems with one row (empty when it is good)."""
     cells = row.cells
     raw_number = cells.get("item", "")
-    if not raw_number.isdigit() or int(raw_number) not in items:
+    if not raw_number.isdecimal() or int(raw_number) not in items:  # isdigit() takes '²', which int() refuses
         return [f"unknown item '{raw_number}'"]
     item = items[int(raw_number)]
     if item.outcome in FINAL_OUTCOMES:
@@ -100,7 +102,7 @@ def parse_sheet(text: str, source: str, items: Sequence[ReviewItem]) -> list[Rec
     seen: dict[int, int] = {}
     for row in rows:
         found = check_sheet_row(row, by_number, reviewers)
-        number = int(row.cells["item"]) if not found or row.cells.get("item", "").isdigit() else -1
+        number = int(row.cells["item"]) if not found or row.cells.get("item", "").isdecimal() else -1
         if number in seen:
             found.append(f"item {number} is also on line {seen[number]}")
         seen.setdefault(number, row.line)

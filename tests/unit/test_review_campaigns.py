@@ -212,6 +212,16 @@ def test_every_bad_line_is_named_and_nothing_is_returned() -> None:
 def test_a_sheet_without_the_needed_columns_is_refused() -> None:
     with pytest.raises(ConfigErrors, match="lacks the column"):
         parse_sheet("item,user\n1,alice\n", "q4.csv", ITEMS)
+    # Without user and entitlement, a row of another campaign's sheet (numbered alike) would land on this one.
+    with pytest.raises(ConfigErrors, match=r"lacks the column\(s\) user, entitlement"):
+        parse_sheet("item,reviewer,decision,justification\n1,dave,revoke,left\n", "q4.csv", ITEMS)
+
+
+def test_an_item_number_in_other_digits_is_an_unknown_item_not_a_crash() -> None:
+    with pytest.raises(ConfigErrors, match="unknown item '\u00b2'"):
+        parse_sheet(
+            "item,user,entitlement,reviewer,decision,justification\n\u00b2,alice,admin,dave,keep,\n", "q4.csv", ITEMS
+        )
 
 
 def test_unanswered_items_get_the_default_and_only_pending_revokes_are_applied() -> None:
@@ -293,10 +303,12 @@ def test_campaign_names_that_could_name_other_files_are_refused(name: str) -> No
 
 def test_a_sheet_cannot_change_what_a_close_already_did() -> None:
     acted = [item(1, decision="revoke", outcome="applied"), item(2, username="bob", outcome="failed")]
-    sheet = "item,reviewer,decision,justification\n1,dave,keep,\n"
+    sheet = "item,user,entitlement,reviewer,decision,justification\n1,alice,admin,dave,keep,\n"
     with pytest.raises(ConfigErrors, match="its decision is final"):
         parse_sheet(sheet, "q4.csv", acted)
-    retry = parse_sheet("item,reviewer,decision,justification\n2,dave,keep,\n", "q4.csv", acted)
+    retry = parse_sheet(
+        "item,user,entitlement,reviewer,decision,justification\n2,bob,admin,dave,keep,\n", "q4.csv", acted
+    )
     assert [(d.number, d.decision) for d in retry] == [(2, "keep")]  # a failed revocation may be reconsidered
 
 
