@@ -12,6 +12,7 @@ from agent.config.source import ConfigPath
 from agent.keycloak.models import default_role_name
 from agent.realm.kinds.base import BUILT_IN_CLIENTS, BUILT_IN_ROLES
 from agent.realm.kinds.client_scopes import KEYCLOAK_CLIENT_SCOPES
+from agent.realm.kinds.realm_settings import desired_fields
 from agent.realm.spec import CompositesSpec, RealmSpec
 
 Problem = tuple[ConfigPath, str, str]
@@ -145,7 +146,25 @@ def check_references(spec: RealmSpec) -> list[Problem]:
         *_client_role_composite_problems(spec, realm_roles),
         *_terms_problems(spec),
         *_mfa_group_role_problems(spec),
+        *_keycloak_overlap_problems(spec),
     ]
+
+
+def _keycloak_overlap_problems(spec: RealmSpec) -> Iterator[Problem]:
+    """A key under `keycloak:` that a written setting also sets: one would silently win over the other."""
+    if not spec.keycloak:
+        return
+    friendly = spec.model_copy(
+        update={
+            "keycloak": None,
+            # An unknown preset is reported on its own; the other settings are still compared.
+            "password_policy": None if isinstance(spec.password_policy, str) else spec.password_policy,
+            "lockout": None if isinstance(spec.lockout, str) else spec.lockout,
+        }
+    )
+    for key in sorted(set(spec.keycloak) & set(desired_fields(friendly))):
+        message = f"keycloak: {key} is also set by a setting written above; one would silently win"
+        yield (("keycloak", key), message, "write it once: drop it here, or drop the setting")
 
 
 def _client_scope_link_problems(spec: RealmSpec) -> Iterator[Problem]:

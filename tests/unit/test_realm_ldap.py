@@ -429,3 +429,20 @@ def test_a_flag_named_like_a_secret_is_no_secret(tmp_path: Path) -> None:
     )
     [loaded] = load_realms([folder], policies_dir=tmp_path / "policies", env={})
     assert loaded.spec.keycloak == {"revokeRefreshToken": True, "requiredCredentials": ["password"]}
+
+
+def test_a_keycloak_key_a_written_setting_also_sets_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "realm-config"
+    folder.mkdir()
+    text = (
+        "realm: corp\nsessions:\n  idle_timeout: 30m\nkeycloak:\n  ssoSessionIdleTimeout: 60\n"
+        "  revokeRefreshToken: true\n"
+    )
+    (folder / "r.yaml").write_text(text)
+    with pytest.raises(ConfigErrors) as raised:
+        load_realms([folder], policies_dir=tmp_path / "policies", env={})
+    [problem] = raised.value.diagnostics
+    assert (problem.line, problem.message) == (
+        5,
+        "keycloak: ssoSessionIdleTimeout is also set by a setting written above; one would silently win",
+    )
