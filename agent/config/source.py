@@ -44,6 +44,9 @@ _KINDS = {
     f"{_TAG}float": "a number",
     _TIMESTAMP: "a date",
 }
+_NUMBER_TAGS = frozenset({f"{_TAG}int", f"{_TAG}float"})
+# Numbers YAML 1.1 reads other than a reader would: 0123 (octal, 83), 12:30 (base 60, 750), 0x1F, 1_000.
+_OTHER_NUMBER = re.compile(r"[-+]?(0[0-9_]+|0[xXoObB].*|.*[:_].*)")
 _REFERENCE_OR_ESCAPE = re.compile(r"\$\$\{|\$\{")
 _REFERENCE = re.compile(r"\$\{(?P<kind>[A-Za-z]+):(?P<target>[^{}]+)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -409,10 +412,15 @@ class _Walker:
             self._unsupported_tag(node)
             return None
         try:
-            return construct(node)
+            value = construct(node)
         except (ValueError, KeyError):  # an explicit tag on a value that does not fit it, e.g. `!!int abc`
             self._report(node, f"'{node.value}' is not valid for tag {node.tag}")
             return None
+        if node.tag in _NUMBER_TAGS and _reads_as_another_number(str(node.value)):
+            message = f"YAML 1.1 reads '{node.value}' as the number {value}, not as written"
+            self._report(node, message, f'quote it if it is text: "{node.value}"; else write {value}')
+            return None
+        return value
 
     def _unsupported_tag(self, node: yaml.Node) -> None:
         self._report(node, f"unsupported YAML tag '{node.tag}'", "remove the tag; only plain YAML values are read")
@@ -488,6 +496,11 @@ class _Walker:
     def _report(self, node: yaml.Node, message: str, hint: str = "") -> None:
         position = _position(node)
         self.diagnostics.append(Diagnostic(self.name, position.line, position.col, message, hint))
+
+
+def _reads_as_another_number(text: str) -> bool:
+    """Whether YAML 1.1 turns this plain number into one written otherwise (a zip code 01234 into 668)."""
+    return _OTHER_NUMBER.fullmatch(text) is not None
 
 
 def _has_embedded_reference(text: str) -> bool:

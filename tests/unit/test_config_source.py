@@ -356,3 +356,20 @@ def test_secret_inside_an_anchor_is_reported_once() -> None:
     assert messages("a: &a {pw: '${env:UNSET}'}\nb: *a\nc: *a\n") == [
         "t.yaml:1:12: environment variable 'UNSET' is not set"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("zip: 01234\n", "'01234' as the number 668"), ("at: 12:30\n", "'12:30' as the number 750"),
+     ("n: 1_000\n", "'1_000' as the number 1000"), ("mask: 0x1F\n", "'0x1F' as the number 31")],
+)  # fmt: skip
+def test_a_number_yaml_reads_otherwise_than_written_is_an_error_at_its_place(text: str, shown: str) -> None:
+    with pytest.raises(ConfigErrors) as raised:
+        parse_document(text, "t.yaml")
+    [problem] = raised.value.diagnostics
+    assert (problem.line, problem.col) == (1, text.index(":") + 3) and shown in problem.message
+
+
+@pytest.mark.parametrize("text", ["n: 10\n", "n: -5\n", "n: 0\n", "r: 0.5\n", "v: 1.10\n", 'zip: "01234"\n'])
+def test_numbers_written_as_read_stay_numbers(text: str) -> None:
+    assert parse_document(text, "t.yaml").data

@@ -233,11 +233,11 @@ def test_the_example_workforce_mapper_loads() -> None:
             "{department: Finance}",
             "{department: 0100}",
             "0100",
-            "YAML reads this value as a number (64), not text, so the rule could never match; quote it",
+            "YAML 1.1 reads '0100' as the number 64, not as written",  # the loader's check, first
             id="unquoted-octal",
         ),
         pytest.param(
-            "{department: Finance}", "{department: 12:30}", "12:30", "as a number (750)", id="unquoted-sexagesimal"
+            "{department: Finance}", "{department: 12:30}", "12:30", "as the number 750", id="unquoted-sexagesimal"
         ),
         pytest.param("{department: Finance}", "{department: 1.10}", "1.10", "as a number (1.1)", id="unquoted-float"),
         pytest.param("{department: Finance}", "{department: yes}", "yes", "as a boolean (true)", id="unquoted-bool"),
