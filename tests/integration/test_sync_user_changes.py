@@ -317,3 +317,41 @@ def test_many_users_changed_in_one_request_each_end_as_their_change_says(
         assert dict(user.attributes) == ({"dept": (f"new{n}",), "extra": ("x", "y")} if n % 2 else {})
         assert gateway.user_group_paths(realm, user_id) == ["/a"]
         assert "r1" in {role.name for role in gateway.user_realm_roles(realm, user_id)}
+
+
+def test_an_organizations_group_a_field_written_as_an_attribute_and_a_flag_as_text_are_refused(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    """The admin API keeps an organization's members to the Organizations API (manage-organizations): a user
+    manager must not reach around it here. A username written as an attribute would skip the username checks,
+    and enabled: "true" (text) must not read as false."""
+    ids = seed(keycloak_connection, gateway, realm)
+    gateway.update_realm(realm, {"organizationsEnabled": True})
+    transport = gateway._transport
+    organization = {"name": "acme", "domains": [{"name": "acme.example.org"}]}
+    transport.request("POST", admin_path(realm, "organizations"), body=organization)
+    [acme] = gateway._get(admin_path(realm, "organizations"), {"search": "acme"})
+    transport.request("POST", admin_path(realm, "organizations", acme["id"], "members"), body=ids["four"])
+    memberships = gateway._plugin_lookup(realm, "access", "memberships")
+    [org_group] = [group for group, members in memberships["groups"].items() if ids["four"] in members]
+
+    refused = gateway.change_users(
+        realm,
+        [
+            UserChange(ids["one"], join_groups=(org_group,)),
+            UserChange(ids["four"], leave_groups=(org_group,)),
+            UserChange(ids["two"], attributes={"username": ["three"]}),
+            UserChange(ids["three"], fields={"enabled": "true"}),
+        ],
+    )
+
+    assert refused == {
+        ids["one"]: f"group {org_group} is an organization's: change its members through the Organizations API",
+        ids["four"]: f"group {org_group} is an organization's: change its members through the Organizations API",
+        ids["two"]: "'username' is a field, not an attribute: change it under fields",
+        ids["three"]: "field 'enabled' must be true or false",
+    }
+    members = gateway._get(admin_path(realm, "organizations", acme["id"], "members"))
+    assert [member["id"] for member in members] == [ids["four"]]
+    three = gateway.get_user(realm, ids["three"])
+    assert three is not None and three.enabled

@@ -249,9 +249,10 @@ public final class UserChanges {
     /** The groups and roles a change names, and its new email and username checked: the first problem found. */
     private String resolve(Change change, UserModel user, Resolved resolved, Map<String, Set<String>> emailHolders) {
         if (change.fields != null) {
-            for (String name : change.fields.keySet()) {
-                if (!FIELDS.contains(name)) {
-                    return "unknown field '" + name + "'";
+            for (Map.Entry<String, Object> field : change.fields.entrySet()) {
+                String problem = fieldProblem(field.getKey(), field.getValue());
+                if (problem != null) {
+                    return problem;
                 }
             }
             String problem = checkUnique(change.fields, user, emailHolders);
@@ -259,19 +260,26 @@ public final class UserChanges {
                 return problem;
             }
         }
-        for (String id : orEmpty(change.joinGroups)) {
-            GroupModel group = realm.getGroupById(id);
-            if (group == null) {
-                return "no group with id " + id;
+        if (change.attributes != null) {
+            for (String name : change.attributes.keySet()) {
+                // Keycloak stores these as the user's fields when set as attributes: written that way they would
+                // skip the checks above (a username taken or emptied).
+                if (FIELDS.contains(name)) {
+                    return "'" + name + "' is a field, not an attribute: change it under fields";
+                }
             }
-            resolved.joins.add(group);
+        }
+        for (String id : orEmpty(change.joinGroups)) {
+            String problem = group(id, resolved.joins);
+            if (problem != null) {
+                return problem;
+            }
         }
         for (String id : orEmpty(change.leaveGroups)) {
-            GroupModel group = realm.getGroupById(id);
-            if (group == null) {
-                return "no group with id " + id;
+            String problem = group(id, resolved.leaves);
+            if (problem != null) {
+                return problem;
             }
-            resolved.leaves.add(group);
         }
         String problem = realmRoles(change.grantRealmRoles, resolved.grants);
         problem = problem != null ? problem : realmRoles(change.revokeRealmRoles, resolved.revokes);
@@ -320,6 +328,32 @@ public final class UserChanges {
                 return "username " + text + " belongs to another user";
             }
         }
+        return null;
+    }
+
+    /** A field the change may set, with a value of its type: a flag given as text must not read as false. */
+    private static String fieldProblem(String name, Object value) {
+        if (!FIELDS.contains(name)) {
+            return "unknown field '" + name + "'";
+        }
+        boolean flag = name.equals("enabled") || name.equals("emailVerified");
+        if (flag ? !(value instanceof Boolean) : value != null && !(value instanceof String)) {
+            return "field '" + name + "' must be " + (flag ? "true or false" : "text or null");
+        }
+        return null;
+    }
+
+    /** The group of an id, unless it is an organization's: the admin API keeps those to the Organizations
+     *  API (manage-organizations), and manage-users must not reach around it. */
+    private String group(String id, Set<GroupModel> into) {
+        GroupModel group = realm.getGroupById(id);
+        if (group == null) {
+            return "no group with id " + id;
+        }
+        if (group.getType() == GroupModel.Type.ORGANIZATION) {
+            return "group " + id + " is an organization's: change its members through the Organizations API";
+        }
+        into.add(group);
         return null;
     }
 
