@@ -149,8 +149,19 @@ def first_run_time(job: JobSpec, last_run: datetime | None, now: datetime) -> da
         if missed is not None and missed <= now:
             return now
     after = now if last_run is None or last_run < now else last_run + timedelta(seconds=1)
+    if last_run is not None and last_run > now and last_run - now >= _cron_period(trigger, now):
+        # Ahead by more than a period: the clock was wrong when it ran (a bad RTC set right since), not a
+        # slot run a moment ago; waiting for that time again could silence the job for days or a year.
+        after = now
     next_time: datetime | None = trigger.get_next_fire_time(None, after)
     return next_time
+
+
+def _cron_period(trigger: BaseTrigger, now: datetime) -> timedelta:
+    """The time between the next two fire times after `now` (a day for a daily job)."""
+    first = trigger.get_next_fire_time(None, now)
+    second = None if first is None else trigger.get_next_fire_time(first, first + timedelta(seconds=1))
+    return (second - first) if first is not None and second is not None else timedelta(days=1)
 
 
 def already_done(job: JobSpec, last_run: datetime | None, now: datetime) -> bool:

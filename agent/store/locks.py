@@ -54,8 +54,10 @@ def store_lock(store: Store, name: str) -> Iterator[None]:
 
 
 def lock_directory(database: Path) -> Path:
-    """`<db>.locks` beside the database file, so every agent using the file shares the locks."""
-    return database.with_name(database.name + ".locks")
+    """`<db>.locks` beside the database file, so every agent using the file shares the locks: the path resolved,
+    so that a symlink or a relative path to the same file finds the same locks."""
+    resolved = database.resolve()
+    return resolved.with_name(resolved.name + ".locks")
 
 
 def lock_file_name(name: str) -> str:

@@ -113,6 +113,10 @@ def test_cron_job_first_runs() -> None:
     # The clock went back to before today's 03:00, which already ran: it is not run twice.
     back = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
     assert first_run_time(nightly, ran_today, back) == datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    # The clock ran a year ahead when the job last ran (a bad RTC, set right since): that time is no slot run a
+    # moment ago, and waiting for it would silence the job for a year.
+    a_year_ahead = NOW + timedelta(days=365)
+    assert first_run_time(nightly, a_year_ahead, NOW) == datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
 
 def test_already_done_by_this_or_another_daemon() -> None:

@@ -23,11 +23,13 @@ CANARY = "canary-s3cr3t-31337"
         f"header Authorization: Bearer {CANARY}",
         f"ldap bind_password: {CANARY}; retrying",
         f"access_token={CANARY}&x=1",
+        'body {"client_secret": "a passphrase with spaces"}',  # a quoted value is hidden whole
+        "connect postgresql://agent:pass@word@db:5432/idp failed",  # a raw @ in the password
     ],
 )
 def test_secrets_are_redacted(text: str) -> None:
     cleaned = redact(text)
-    assert CANARY not in cleaned
+    assert CANARY not in cleaned and "spaces" not in cleaned and "word@" not in cleaned
     assert REDACTED in cleaned
 
 

@@ -131,6 +131,19 @@ def test_the_sqlite_lock_file_lives_beside_the_database(tmp_path: Path) -> None:
     assert lock_directory(tmp_path / "store.db") == tmp_path / "store.db.locks"
 
 
+def test_a_store_reached_through_a_symlink_shares_its_locks(tmp_path: Path) -> None:
+    """The CLI and the daemon may name one store file by two paths: they must still take turns."""
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        (tmp_path / "alias.db").symlink_to(tmp_path / "store.db")
+        with (
+            open_store(f"sqlite:///{tmp_path / 'alias.db'}") as same,
+            store_lock(store, "sync-acme"),
+            pytest.raises(Locked),
+            store_lock(same, "sync-acme"),
+        ):
+            pass
+
+
 def test_a_lock_name_is_required(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         for name in ("", "a\x00b"):
