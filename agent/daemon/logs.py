@@ -14,8 +14,12 @@ LOGGER_NAME = "idp_agent.daemon"
 REDACTED = "(redacted)"
 # key=value or "key": "value" where the key names a secret
 _SECRET_KEY = r"(?:password|passwd|secret|token|api[_-]?key|authorization|client_secret|credentials?)"  # noqa: S105  # a pattern of key names
-# A quoted value whole (a passphrase has spaces), else up to a separator.
-_KEY_VALUE = re.compile(rf"(?i)(\b\w*{_SECRET_KEY}\w*\b\"?\s*[:=]\s*)(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s\"',;&}}]+)")
+# A quoted value whole (a passphrase has spaces), one whose quote never closes (a cut message) to the line's
+# end, else up to a separator.
+_KEY_VALUE = re.compile(
+    rf"(?i)(\b\w*{_SECRET_KEY}\w*\b\"?\s*[:=]\s*)"
+    r"(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[\"'][^\n]*|[^\s\"',;&}]+)"
+)
 # user:password@ up to the last @ before the path: a password may hold a raw @ (Python's URL parsing allows it).
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+):([^/\s]+)@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")

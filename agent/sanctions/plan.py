@@ -9,6 +9,7 @@ are handed over to it, so they are restored when the last sanction needing them 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -333,13 +334,15 @@ def verify_restore(restore: Changes, live: LiveAccount, wanted_after: AttributeV
 # How a sanction replaced by a milder one on review ends (its end note): the offence is counted once, at the
 # milder level.
 REDUCED_NOTE_PREFIX = "reduced to "
+# The whole mark reduce_sanction writes, naming the milder sanction: a note a person types is not taken for it.
+_REDUCED_NOTE = re.compile(rf"{REDUCED_NOTE_PREFIX}\S+ \(s-[0-9a-f]+\): ")
 
 
 def stands(sanction: Sanction) -> bool:
     """Whether a sanction counts as an offence for escalation: not overturned (nor being overturned), not
     replaced by a milder one."""
     overturned = "overturned" in (sanction.state, sanction.ending)
-    return not overturned and not sanction.end_note.startswith(REDUCED_NOTE_PREFIX)
+    return not overturned and _REDUCED_NOTE.match(sanction.end_note) is None
 
 
 def escalated_level(policy: SanctionPolicy, requested: str, history: Sequence[Sanction], now: datetime) -> str:

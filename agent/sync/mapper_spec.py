@@ -196,7 +196,10 @@ def _condition_shorthand(value: object) -> object:
     """`department: Finance` is `{equals: Finance}`; `department: [Finance, HR]` is `{in: [...]}`."""
     if isinstance(value, str):
         return {"equals": value}
-    if isinstance(value, bool | int | float | date):
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Written as read: the loader refuses the forms YAML changes (0100, 12:30, 1_000), so 4711 is "4711".
+        return {"equals": str(value)}
+    if isinstance(value, bool | float | date):
         raise ValueError(_unquoted_value_message(value))
     if isinstance(value, list):
         return {"in": value}
@@ -204,8 +207,8 @@ def _condition_shorthand(value: object) -> object:
 
 
 def _unquoted_value_message(value: bool | float | date) -> str:
-    """Why an unquoted scalar is refused: YAML has already changed it (0100 -> 64, 12:30 -> 750, 1.10 -> 1.1,
-    yes -> true), so str() of it would be text the source never holds and the rule could never match."""
+    """Why an unquoted scalar is refused: YAML may have changed it (1.10 -> 1.1, yes -> true, a date), so str()
+    of it could be text the source never holds and the rule would never match."""
     kind = "a boolean" if isinstance(value, bool) else "a date" if isinstance(value, date) else "a number"
     read = str(value).lower() if isinstance(value, bool) else str(value)
     return f"YAML reads this value as {kind} ({read}), not text, so the rule could never match; quote it as written"

@@ -36,6 +36,7 @@ class Targets:
     group_ids: Mapping[str, str]
     realm_roles: Mapping[str, Role]
     client_roles: Mapping[tuple[str, str], tuple[str, Role]]  # (clientId, role) -> (client uuid, role)
+    clients_read: frozenset[str] = frozenset()  # clientIds whose roles were read (found or not)
 
 
 def read_targets(gateway: KeycloakGateway, realm: str, client_ids: Iterable[str]) -> Targets:
@@ -57,7 +58,7 @@ def with_client_roles(gateway: KeycloakGateway, realm: str, targets: Targets, cl
         if client is not None:
             for role in gateway.list_client_roles(realm, client.id):
                 client_roles[(client_id, role.name)] = (client.id, role)
-    return replace(targets, client_roles=client_roles)
+    return replace(targets, client_roles=client_roles, clients_read=targets.clients_read | frozenset(client_ids))
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,10 @@ def still_existing(targets: Targets, grants: Grants) -> Grants:
     return Grants(
         frozenset(path for path in grants.groups if path in targets.group_ids),
         frozenset(name for name in grants.realm_roles if name in targets.realm_roles),
-        frozenset(pair for pair in grants.client_roles if pair in targets.client_roles),
+        # A client whose roles were not read is not known to be gone: kept, so that resolving it says so.
+        frozenset(
+            pair for pair in grants.client_roles if pair in targets.client_roles or pair[0] not in targets.clients_read
+        ),
     )
 
 

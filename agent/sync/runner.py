@@ -6,7 +6,8 @@ that the brakes stop or stage applies nothing; `approve_staged` applies exactly 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,6 +35,7 @@ from agent.sync.plan import (
     ABSENT_FROM_SOURCES,
     DISABLED_BY_SYNC_ATTRIBUTE,
     Grants,
+    LiveUser,
     SyncAction,
     SyncContext,
     SyncItem,
@@ -73,10 +75,14 @@ class Prepared:
     targets: Targets | None = None
 
 
-def known_targets(gateway: KeycloakGateway, realm: str, mapping: MappingResult, in_realm: Targets) -> Targets:
-    """`in_realm` with the roles of the clients the desired grants name: the plan rejects grants of groups and
-    roles that are missing, and the executor resolves the others with these (not read again)."""
+def known_targets(
+    gateway: KeycloakGateway, realm: str, mapping: MappingResult, in_realm: Targets, managed: Iterable[LiveUser] = ()
+) -> Targets:
+    """`in_realm` with the roles of the clients the desired grants name, and of those the sync recorded giving
+    (a revoke names them): the plan rejects grants of groups and roles that are missing, and the executor
+    resolves the others with these (not read again)."""
     client_ids = {client for user in mapping.users for client, _ in user.client_roles}
+    client_ids |= {client for live in managed for client, _ in live.recorded_grants.client_roles}
     return with_client_roles(gateway, realm, in_realm, client_ids)
 
 
@@ -111,7 +117,7 @@ def prepare_sync(
     read = by_plugin or read_keycloak(
         gateway, mapper.realm, sync, records, now=now, editable=editable, full_read=full_read
     )
-    known = known_targets(gateway, mapper.realm, mapping, groups_and_roles)
+    known = known_targets(gateway, mapper.realm, mapping, groups_and_roles, read.directory.managed)
     context = SyncContext(
         realm=mapper.realm,
         source=sync.name,
@@ -287,21 +293,27 @@ def _rejects_as_items(prepared: Prepared) -> list[NewItem]:
 
 
 def staged_grant_names(grants: Grants) -> list[str]:
-    """One text per grant, as a staged revoke keeps it: "group /x", "role x" (realm), "client-role app/x"."""
+    """One text per grant, as a staged revoke keeps it: "group /x", "role x" (realm), and a client role as
+    'client-role ["client id", "role"]' (JSON: a client id may hold '/', as SAML clients' URLs do)."""
     return sorted(
         [f"group {path}" for path in grants.groups]
         + [f"role {name}" for name in grants.realm_roles]
-        + [f"client-role {client}/{name}" for client, name in grants.client_roles]
+        + [f"client-role {json.dumps([client, name])}" for client, name in grants.client_roles]
     )
 
 
-def staged_grant(text: str) -> Grants:
-    """The grant a staged revoke names (see staged_grant_names)."""
+def staged_grant(text: str, realm_has_role: Callable[[str], bool]) -> Grants:
+    """The grant a staged revoke names (see staged_grant_names). A set staged before client roles were kept
+    apart says "role app/x" for both kinds: a realm role of that name if the realm has one, else the client
+    role after the last '/' (client ids may hold '/', role names seldom do)."""
     kind, _, target = text.partition(" ")
     if kind == "group":
         return Grants(groups=frozenset({target}))
     if kind == "client-role":
-        client, _, name = target.partition("/")
+        client, name = json.loads(target)
+        return Grants(client_roles=frozenset({(str(client), str(name))}))
+    if "/" in target and not realm_has_role(target):
+        client, _, name = target.rpartition("/")
         return Grants(client_roles=frozenset({(client, name)}))
     return Grants(realm_roles=frozenset({target}))
 
@@ -436,7 +448,7 @@ def approve_staged(
         reason=f"approved {len(staged.items)} staged removal(s)",
     )  # fmt: skip
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
-    holds = _Holds(sync, sync_holds(config, store, staged.realm, env))
+    holds = ApprovalHolds(sync, sync_holds(config, store, staged.realm, env))
     items, left_out = _items_from_staged(staged.items, gateway, staged.realm, holds)
     plan = SyncPlan(staged.realm, sync.name, tuple(items))
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
@@ -449,14 +461,14 @@ def approve_staged(
 
 
 @dataclass(frozen=True)
-class _Holds:
+class ApprovalHolds:
     """What an approval checks each staged user against, as the planner would now."""
 
     sync: SyncSpec
     sanctioned: frozenset[str]  # Keycloak user ids under a sanction that holds their access
 
 
-def changed_since_staged(removal: StagedRemoval, user: User, holds: _Holds) -> str | None:
+def changed_since_staged(removal: StagedRemoval, user: User, holds: ApprovalHolds) -> str | None:
     """Why a staged removal must not be applied to `user` as Keycloak has them now, or None. The set was
     computed for the users as they were; an approval applies that set, never to an account that has since
     left the sync's hands, come under a sanction, or been disabled or re-enabled by someone else."""
@@ -467,18 +479,18 @@ def changed_since_staged(removal: StagedRemoval, user: User, holds: _Holds) -> s
         return "no longer this sync's account for that id since it was staged"
     if user.username.lower() in {name.lower() for name in holds.sync.deny_usernames} or user.service_account_client_id:
         return "on the deny-list: never touched by the sync"
-    if removal.action in {"disable", "confirm-leaver"}:
-        if user.id in holds.sanctioned:
-            return "under a sanction since it was staged: only the sanction engine changes this user's access"
-        if not user.enabled:
-            return "disabled since it was staged: nothing to do"
+    if removal.action != "revoke" and user.id in holds.sanctioned:
+        # As the planner holds them: a sanctioned user is neither disabled nor deleted until the sanction ends.
+        return "under a sanction since it was staged: only the sanction engine changes this user's access"
+    if removal.action in {"disable", "confirm-leaver"} and not user.enabled:
+        return "disabled since it was staged: nothing to do"
     if removal.action in {"delete", "anonymise"} and (user.enabled or DISABLED_BY_SYNC_ATTRIBUTE not in attributes):
         return "enabled again since it was staged (a rehire, or an admin): not removed"
     return None
 
 
 def _items_from_staged(
-    staged: tuple[StagedRemoval, ...], gateway: KeycloakGateway, realm: str, holds: _Holds
+    staged: tuple[StagedRemoval, ...], gateway: KeycloakGateway, realm: str, holds: ApprovalHolds
 ) -> tuple[list[SyncItem], list[NewItem]]:
     """The staged removals as plan items, and the ones left out (as skipped run items, with why)."""
     items: list[SyncItem] = []
@@ -493,7 +505,7 @@ def _items_from_staged(
             left_out.append(NewItem(user.username, action, "skipped", error=why))
             continue
         if removal.action == "revoke":
-            grants = staged_grant(removal.grant)
+            grants = staged_grant(removal.grant, lambda name: gateway.get_realm_role(realm, name) is not None)
             items.append(
                 SyncItem("revoke", removal.external_id, user.username, user.id, grants=grants, reason=removal.reason)
             )

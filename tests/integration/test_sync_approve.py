@@ -156,3 +156,28 @@ def test_a_leaver_locked_by_brute_force_detection_is_left_as_the_lock_holds_them
     assert results["person000"] == ("skipped", "locked by brute-force detection; left as it is until the lock ends")
     assert results["person001"][0] == "applied"
     assert enabled_by_username(gateway, setup.realm) == {"person000": True, "person001": False, "person002": True}
+
+
+def test_a_client_role_no_one_is_granted_any_more_is_revoked(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    """The last people granted ledger/auditor move to sales: the run must read the ledger client's roles to
+    revoke it (no desired user names that client any more), not take the role for gone."""
+    client_uuid = gateway.create_client(setup.realm, {"clientId": "ledger", "publicClient": False})
+    gateway.create_client_role(setup.realm, client_uuid, "auditor")
+    ledger_rule = {
+        "name": "ledger",
+        "when": {"department": "Finance"},
+        "grant": {"client_roles": {"ledger": ["auditor"]}},
+    }
+    everyone, finance = HR_MAPPER["rules"][:2]  # type: ignore[index]  # the test mapper's first two rules
+    mapper = {**HR_MAPPER, "rules": [everyone, finance, ledger_rule]}
+    hr_source = {"name": "hr", "type": "csv", "path": str(setup.folder / "hr.csv"), "id_field": "EmployeeID"}
+    no_brakes = {"max_removals": 100, "max_removal_ratio": 1.0, "max_shrink_ratio": 1.0}
+    hr_config(setup, [hr_row(i, Department="Finance" if i < 2 else "Sales") for i in range(10)])
+    setup.run(setup.config(sources=[hr_source], mapper=mapper, safety=no_brakes))
+    hr_config(setup, [hr_row(i, Department="Sales") for i in range(10)])
+
+    run, _, _ = setup.run(setup.config(sources=[hr_source], mapper=mapper, safety=no_brakes))
+
+    assert run.status == "succeeded", run.summary
+    for user in managed(gateway, setup.realm).values():
+        assert gateway.user_client_roles(setup.realm, user.id, client_uuid) == [], user.username

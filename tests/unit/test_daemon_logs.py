@@ -25,6 +25,7 @@ CANARY = "canary-s3cr3t-31337"
         f"access_token={CANARY}&x=1",
         'body {"client_secret": "a passphrase with spaces"}',  # a quoted value is hidden whole
         "connect postgresql://agent:pass@word@db:5432/idp failed",  # a raw @ in the password
+        'db error: password="spaces and word@ unclosed',  # a message cut before the quote closes
     ],
 )
 def test_secrets_are_redacted(text: str) -> None:

@@ -189,6 +189,8 @@ def test_a_sanction_reduced_or_being_overturned_is_not_counted_again() -> None:
     assert (
         escalated_level(policy, "restriction", [sanction("restriction", "s-4", state="lifted")], NOW) != "restriction"
     )
+    typed = replace(sanction("restriction", "s-5", state="lifted"), end_note="reduced to nothing: served early")
+    assert escalated_level(policy, "restriction", [typed], NOW) != "restriction"  # a person's note is no mark
 
 
 def replace_rule(policy: SanctionPolicy, *, count: int) -> object:

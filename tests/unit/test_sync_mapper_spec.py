@@ -369,6 +369,7 @@ def test_merge_order_puts_deciding_sources_first_then_fallbacks_by_priority() ->
         ("Finance", {"equals": "Finance"}),
         ("[Finance, HR]", {"in_": ("Finance", "HR")}),
         ("'0100'", {"equals": "0100"}),  # quoted: the text as written
+        ("4711", {"equals": "4711"}),  # a plain number is read as written (the loader refuses the forms YAML changes)
         ("{exists: false}", {"exists": False}),
     ],
 )

@@ -10,6 +10,8 @@ from typing import get_args
 import pytest
 
 from agent.keycloak import User
+from agent.store.staging import StagedRemoval
+from agent.sync.agent_config import SyncSpec
 from agent.sync.commands import render_item
 from agent.sync.guard import SafetyLimits, check_safety, removal_threshold, suspect_reads
 from agent.sync.model import (
@@ -30,6 +32,7 @@ from agent.sync.plan import (
     managed_live_users,
     plan_sync,
 )
+from agent.sync.runner import ApprovalHolds, changed_since_staged, staged_grant, staged_grant_names
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SOURCE = "workforce"
@@ -320,3 +323,39 @@ def test_accounts_sharing_an_id_keep_precedence_of_sanctions_as_leavers() -> Non
 def test_the_plan_renders_every_action(action: SyncAction) -> None:
     line = render_item(SyncItem(action, "1", "ann", "kc-1", reason="past retention"))
     assert line.startswith("  ") and f" {action} ann (1)" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "realm_roles", "expected"),
+    [
+        ("group /staff", set(), Grants(groups=frozenset({"/staff"}))),
+        ("role employee", {"employee"}, Grants(realm_roles=frozenset({"employee"}))),
+        (
+            'client-role ["https://sp.example.org/saml", "admin"]',
+            set(),
+            Grants(client_roles=frozenset({("https://sp.example.org/saml", "admin")})),
+        ),
+        # Sets staged before client roles were kept apart wrote both kinds as "role ...".
+        ("role ledger/auditor", set(), Grants(client_roles=frozenset({("ledger", "auditor")}))),
+        (
+            "role https://sp.example.org/saml/admin",
+            set(),
+            Grants(client_roles=frozenset({("https://sp.example.org/saml", "admin")})),
+        ),
+        ("role team/lead", {"team/lead"}, Grants(realm_roles=frozenset({"team/lead"}))),
+    ],
+)
+def test_a_staged_grant_reads_back_as_the_grant_it_was(text: str, realm_roles: set[str], expected: Grants) -> None:
+    assert staged_grant(text, realm_roles.__contains__) == expected
+    if not text.startswith("role "):  # what is staged now reads back whole
+        assert staged_grant_names(expected) == [text]
+
+
+def test_an_approval_deletes_no_one_under_a_sanction_since_it_was_staged() -> None:
+    user = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="left 2026-01-01")
+    holds = ApprovalHolds(SyncSpec.model_validate({"name": SOURCE, "mapper": "m.yaml", "sources": ["hr"]}), frozenset())
+    for action in ("delete", "anonymise", "disable", "confirm-leaver"):
+        removal = StagedRemoval(user.id, "1", action, "retention")
+        sanctioned = replace(holds, sanctioned=frozenset({user.id}))
+        assert "under a sanction" in (changed_since_staged(removal, user, sanctioned) or ""), action
+    assert changed_since_staged(StagedRemoval(user.id, "1", "delete", "retention"), user, holds) is None

@@ -182,17 +182,22 @@ LONG_ID = "x" * 60
 SMALL_PAGE = {"mode": "page", "size": 2}
 HTTP_READ_CASES = [
     pytest.param(SMALL_PAGE, [_people("p1", "p2", total=4)] * 2,
-                 "page 2 repeats id 'p1' of page 1: the server ignored the paging or the records moved",
+                 "page 2 repeats every id of earlier pages (first 'p1', of page 1): the server ignored the paging",
                  id="page-ignored"),
     pytest.param({"mode": "offset", "size": 2}, [_people("p1", "p2", total=4)] * 2,
-                 "page 2 repeats id 'p1' of page 1: the server ignored the paging or the records moved",
+                 "page 2 repeats every id of earlier pages (first 'p1', of page 1): the server ignored the paging",
                  id="offset-ignored"),
-    pytest.param(SMALL_PAGE, [_people("p1", "p2"), _people("p3", "p4"), _people("p1", "p5")],
-                 "page 3 repeats id 'p1' of page 1: the server ignored the paging or the records moved",
+    pytest.param(SMALL_PAGE, [_people("p1", "p2"), _people("p3", "p4"), _people("p2", "p1")],
+                 "page 3 repeats every id of earlier pages (first 'p2', of page 1): the server ignored the paging",
                  id="repeat-without-total"),
-    pytest.param(SMALL_PAGE, [_people(LONG_ID, "p2"), _people(LONG_ID, "p3")],
-                 f"page 2 repeats id '{'x' * 37}...' of page 1: the server ignored the paging or the records moved",
+    pytest.param(SMALL_PAGE, [_people(LONG_ID, "p2"), _people(LONG_ID, "p2")],
+                 f"page 2 repeats every id of earlier pages (first '{'x' * 37}...', of page 1): the server ignored "
+                 "the paging",
                  id="long-id-cut"),
+    # Must stay complete: one id seen on an earlier page is the data's (two contracts) or a record moved by an
+    # insert (read twice, none lost); the mapping rejects the duplicate.
+    pytest.param(SMALL_PAGE, [_people("p1", "p2"), _people("p3", "p4"), _people("p1", "p5")], "",
+                 id="one-id-again-is-data"),
     pytest.param(SMALL_PAGE, [_people("p1", "p2", total=4), _people("p3", "p4", total=5)],
                  "the total at total changed from 4 to 5 while reading: records moved between pages",
                  id="total-changed"),

@@ -217,15 +217,17 @@ def over_total(config: HttpJsonSourceConfig, number: int, read: int, total: int 
 def repeated_id(
     config: HttpJsonSourceConfig, page_records: list[SourceRecord], number: int, first_page_of: Mapping[str, int]
 ) -> str:
-    """Why a page repeats an id read on an earlier page, or "". A repeat within one page is the mapping's to
-    reject: it is the data's problem, not the paging's."""
-    for value in ids_of(config, page_records):
-        if value in first_page_of:
-            return (
-                f"page {number} repeats {config.id_field} {shown(value)} of page {first_page_of[value]}: "
-                "the server ignored the paging or the records moved"
-            )
-    return ""
+    """Why a page is one read before, or "": every id on it came on earlier pages (a server ignoring the
+    paging sends page 1 again and again, and the people beyond it are never read). One id seen before is the
+    data's (a person with two contracts) or a record moved by an insert (read twice, none lost): the mapping
+    rejects duplicates, and a total that changed is caught on its own."""
+    ids = ids_of(config, page_records)
+    if not ids or any(value not in first_page_of for value in ids):
+        return ""
+    return (
+        f"page {number} repeats every {config.id_field} of earlier pages (first {shown(ids[0])}, of page "
+        f"{first_page_of[ids[0]]}): the server ignored the paging"
+    )
 
 
 def ids_of(config: HttpJsonSourceConfig, records: list[SourceRecord]) -> list[str]:
