@@ -73,6 +73,11 @@ class SyncSpec(Spec):
         "admin-api; admin-api: a PUT per person and a request per group, role mapping, logout and consent",
     )
 
+    @property
+    def denied(self) -> frozenset[str]:
+        """deny_usernames as Keycloak stores usernames (lower case)."""
+        return frozenset(name.lower() for name in self.deny_usernames)
+
     def full_read_interval(self) -> timedelta:
         return timedelta(seconds=self.full_read_every)
 

@@ -258,6 +258,14 @@ def _field_changes(
     return tuple(changes)
 
 
+NEVER_TOUCHED = "on the deny-list: never touched by the sync"
+
+
+def never_touched(user: User, deny_usernames: frozenset[str]) -> bool:
+    """A deny-listed account (break-glass) or a service account: the sync changes it in no way."""
+    return user.username.lower() in deny_usernames or bool(user.service_account_client_id)
+
+
 def _held_reason(user: User, context: SyncContext) -> str | None:
     """Why the plan must not change this user's `enabled` (precedence: sanction > lock)."""
     if user.id in context.sanctioned:
@@ -351,8 +359,8 @@ def plan_sync(
     held: list[Held] = []
     for managed_user in managed:
         user = managed_user.user
-        if user.username.lower() in context.deny_usernames or user.service_account_client_id:
-            held.append(Held(managed_user.external_id, user.username, "on the deny-list: never touched by the sync"))
+        if never_touched(user, context.deny_usernames):
+            held.append(Held(managed_user.external_id, user.username, NEVER_TOUCHED))
             continue
         accounts.append(managed_user)
     accounts.sort(key=lambda account: (account.external_id, account.user.username))
@@ -366,7 +374,7 @@ def plan_sync(
     for desired in desired_users_list:
         seen.add(desired.external_id)
         if desired.username.lower() in context.deny_usernames:
-            held.append(Held(desired.external_id, desired.username, "on the deny-list: never touched by the sync"))
+            held.append(Held(desired.external_id, desired.username, NEVER_TOUCHED))
             continue
         if desired.external_id in shared:
             reason = _shared_id_reason(shared[desired.external_id], "the sync changes none of them")

@@ -34,12 +34,14 @@ from agent.sync.people_changes import Targets, read_realm_targets, with_client_r
 from agent.sync.plan import (
     ABSENT_FROM_SOURCES,
     DISABLED_BY_SYNC_ATTRIBUTE,
+    NEVER_TOUCHED,
     Grants,
     LiveUser,
     SyncAction,
     SyncContext,
     SyncItem,
     SyncPlan,
+    never_touched,
     plan_sync,
 )
 from agent.sync.quick_read import (
@@ -124,7 +126,7 @@ def prepare_sync(
         now=now,
         # S19: users under a sanction that holds their access keep it as the sanction engine set it.
         sanctioned=sanctioned | sync_holds(config, store, mapper.realm, env),
-        deny_usernames=frozenset(name.lower() for name in sync.deny_usernames),
+        deny_usernames=sync.denied,
         managed_attributes=attribute_names,
         complete=all(source_read.complete for source_read in reads.values()),
         usernames_editable=editable,
@@ -477,8 +479,8 @@ def changed_since_staged(removal: StagedRemoval, user: User, holds: ApprovalHold
         removal.external_id,
     ):
         return "no longer this sync's account for that id since it was staged"
-    if user.username.lower() in {name.lower() for name in holds.sync.deny_usernames} or user.service_account_client_id:
-        return "on the deny-list: never touched by the sync"
+    if never_touched(user, holds.sync.denied):
+        return NEVER_TOUCHED
     if removal.action != "revoke" and user.id in holds.sanctioned:
         # As the planner holds them: a sanctioned user is neither disabled nor deleted until the sanction ends.
         return "under a sanction since it was staged: only the sanction engine changes this user's access"

@@ -98,7 +98,8 @@ def test_approval_leaves_out_users_changed_since_the_set_was_staged(setup: SyncS
     assert gateway.get_user(setup.realm, users["person001"].id).enabled  # type: ignore[union-attr]
 
 
-def test_approval_revokes_a_client_role_as_a_client_role(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+def ledger_setup(setup: SyncSetup, gateway: KeycloakGateway) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Client `ledger` with role auditor, granted to Finance by a rule of the test mapper; the HR source."""
     client_uuid = gateway.create_client(setup.realm, {"clientId": "ledger", "publicClient": False})
     gateway.create_client_role(setup.realm, client_uuid, "auditor")
     ledger_rule = {
@@ -109,6 +110,11 @@ def test_approval_revokes_a_client_role_as_a_client_role(setup: SyncSetup, gatew
     everyone, finance = HR_MAPPER["rules"][:2]  # type: ignore[index]  # the test mapper's first two rules
     mapper = {**HR_MAPPER, "rules": [everyone, finance, ledger_rule]}
     hr_source = {"name": "hr", "type": "csv", "path": str(setup.folder / "hr.csv"), "id_field": "EmployeeID"}
+    return client_uuid, mapper, hr_source
+
+
+def test_approval_revokes_a_client_role_as_a_client_role(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    client_uuid, mapper, hr_source = ledger_setup(setup, gateway)
     hr_config(setup, [hr_row(i, Department="Finance") for i in range(10)])
     setup.run(setup.config(sources=[hr_source], mapper=mapper))
     hr_config(setup, [hr_row(i, Department="Sales" if i < 3 else "Finance") for i in range(10)])
@@ -161,16 +167,7 @@ def test_a_leaver_locked_by_brute_force_detection_is_left_as_the_lock_holds_them
 def test_a_client_role_no_one_is_granted_any_more_is_revoked(setup: SyncSetup, gateway: KeycloakGateway) -> None:
     """The last people granted ledger/auditor move to sales: the run must read the ledger client's roles to
     revoke it (no desired user names that client any more), not take the role for gone."""
-    client_uuid = gateway.create_client(setup.realm, {"clientId": "ledger", "publicClient": False})
-    gateway.create_client_role(setup.realm, client_uuid, "auditor")
-    ledger_rule = {
-        "name": "ledger",
-        "when": {"department": "Finance"},
-        "grant": {"client_roles": {"ledger": ["auditor"]}},
-    }
-    everyone, finance = HR_MAPPER["rules"][:2]  # type: ignore[index]  # the test mapper's first two rules
-    mapper = {**HR_MAPPER, "rules": [everyone, finance, ledger_rule]}
-    hr_source = {"name": "hr", "type": "csv", "path": str(setup.folder / "hr.csv"), "id_field": "EmployeeID"}
+    client_uuid, mapper, hr_source = ledger_setup(setup, gateway)
     no_brakes = {"max_removals": 100, "max_removal_ratio": 1.0, "max_shrink_ratio": 1.0}
     hr_config(setup, [hr_row(i, Department="Finance" if i < 2 else "Sales") for i in range(10)])
     setup.run(setup.config(sources=[hr_source], mapper=mapper, safety=no_brakes))
