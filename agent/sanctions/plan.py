@@ -20,6 +20,7 @@ from agent.keycloak.models import User
 from agent.sanctions.policy import ActionsSpec, SanctionPolicy
 from agent.store.sanctions import Changes, ClientRoleRef, Sanction
 from agent.store.values import utc_text
+from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE
 
 StepKind = Literal[
     "disable",
@@ -289,12 +290,24 @@ def plan_restore(restore: Changes, live: LiveAccount, wanted_after: AttributeVal
     if added & set(live.user.required_actions):
         kept = tuple(action for action in live.user.required_actions if action not in added)
         steps.append(Step("remove-required-actions", required_actions=kept))
-    if restore.enabled_before and not live.user.enabled:
+    if _enable_back(restore, live.user):
         steps.append(Step("enable"))
     target = _attributes_after(restore, wanted_after)
     if target is not None and _differs(live.user, target):
         steps.append(Step("set-attributes", attributes=MappingProxyType(dict(target))))
     return tuple(steps)
+
+
+def _enable_back(restore: Changes, user: User) -> bool:
+    """Whether lifting must enable the account again: the sanction disabled it, and the sync has not marked its
+    person as left meanwhile (precedence sanction > leaver: a leaver's sanction ends with the account disabled,
+    and the sync enables it again if the person comes back)."""
+    return bool(restore.enabled_before) and not user.enabled and not left_meanwhile(user)
+
+
+def left_meanwhile(user: User) -> bool:
+    """The sync marked this (disabled) account as a leaver's."""
+    return DISABLED_BY_SYNC_ATTRIBUTE in user.attributes
 
 
 def _attributes_after(restore: Changes, wanted_after: AttributeValues | None) -> AttributeValues | None:
@@ -320,7 +333,7 @@ def verify_restore(restore: Changes, live: LiveAccount, wanted_after: AttributeV
         f"required action {action} still set" for action in restore.required_actions_added
         if action in live.user.required_actions
     ]  # fmt: skip
-    if restore.enabled_before and not live.user.enabled:
+    if _enable_back(restore, live.user):
         problems.append("still disabled")
     target = _attributes_after(restore, wanted_after)
     if target is not None and _differs(live.user, target):

@@ -24,6 +24,7 @@ from agent.sanctions.plan import (
     escalated_level,
     hand_over,
     is_expired,
+    left_meanwhile,
     plan_apply,
     plan_restore,
     verify_apply,
@@ -433,7 +434,13 @@ def _restore(context: SanctionContext, sanction: Sanction, now: datetime) -> Out
         problem = pending_problem(problems, results)
         saved = context.store.sanctions.save(replace(sanction, problem=problem, attempts=attempts))
         return Outcome(saved, "pending", problem)
+    if handover.restore.enabled_before and not live.user.enabled and left_meanwhile(live.user):
+        sanction = replace(sanction, end_note=f"{sanction.end_note} {KEPT_DISABLED_NOTE}".strip())
     return _end(context, sanction, now, attempts)
+
+
+# Appended to the end note of a sanction whose person left while it held them disabled.
+KEPT_DISABLED_NOTE = "(the account stays disabled: the person left meanwhile, and the sync decides its access now)"
 
 
 def pending_problem(problems: Sequence[str], results: Sequence[StepResult]) -> str:

@@ -31,7 +31,7 @@ from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserChange, default_role_name
 from agent.store.sync_records import UserRecord
 from agent.sync.live import full_representation
-from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, Found
+from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, Found
 from agent.sync.people_changes import (
     PEOPLE_PER_REQUEST,
     ChangeBuilder,
@@ -42,7 +42,7 @@ from agent.sync.people_changes import (
     split_people,
     still_existing,
 )
-from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, SyncItem, SyncPlan, desired_grants
+from agent.sync.plan import Grants, SyncItem, SyncPlan, desired_grants
 from agent.sync.quick_read import user_record
 from agent.sync.representations import import_representation, managed_attributes
 from agent.sync.worker_map import ordered_map, windows

@@ -15,8 +15,8 @@ from typing import Any
 
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway, User, UserDraft
-from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
-from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, LiveUser
+from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
+from agent.sync.plan import Grants, LiveUser
 
 # Unmanaged attributes must be kept for admins, or Keycloak silently drops the sync's bookkeeping.
 KEEPS_ATTRIBUTES = frozenset({"ENABLED", "ADMIN_EDIT"})

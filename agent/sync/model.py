@@ -18,6 +18,10 @@ EXTERNAL_ID_ATTRIBUTE = "idp-agent.external-id"
 SOURCE_ATTRIBUTE = "idp-agent.source"
 # Groups and roles the sync itself granted (JSON); a mover loses only these, never grants made by hand.
 GRANTS_ATTRIBUTE = "idp-agent.grants"
+# Set when the sync disables a user (a leaver, or a hire whose start has not come), so that the sync
+# re-enables only what it disabled itself (a rehire, a start date reached), never an admin's disable; and
+# so that the end of a sanction does not re-enable a person who left meanwhile (the sync decides then).
+DISABLED_BY_SYNC_ATTRIBUTE = "idp-agent.disabled-by-sync"
 
 
 @dataclass(frozen=True)

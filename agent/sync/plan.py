@@ -14,11 +14,14 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from agent.keycloak import User
-from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser, RejectedRecord
-
-# Set when the sync disables a user (a leaver, or a hire whose start has not come), so that the sync
-# re-enables only what it disabled itself (a rehire, a start date reached), never an admin's disable.
-DISABLED_BY_SYNC_ATTRIBUTE = "idp-agent.disabled-by-sync"
+from agent.sync.model import (
+    DISABLED_BY_SYNC_ATTRIBUTE,
+    EXTERNAL_ID_ATTRIBUTE,
+    GRANTS_ATTRIBUTE,
+    SOURCE_ATTRIBUTE,
+    DesiredUser,
+    RejectedRecord,
+)
 
 SyncAction = Literal[
     "create", "update", "disable", "enable", "grant", "revoke", "confirm-leaver", "delete", "anonymise"
@@ -26,6 +29,14 @@ SyncAction = Literal[
 # Why a leaver candidate is one (also how an approval tells one apart in a set staged before candidates were
 # staged as `confirm-leaver`).
 ABSENT_FROM_SOURCES = "absent from every source; confirmed by an exact lookup before it is disabled"
+# A leaver a sanction already holds disabled: the disable changes no access, it marks the account as the
+# sync's leaver (DISABLED_BY_SYNC_ATTRIBUTE), which the sanction engine reads when the sanction ends.
+LEFT_SANCTIONED = (
+    "employment ended while disabled by a sanction: marked as left, so the sanction's end keeps it disabled"
+)
+ABSENT_SANCTIONED = (
+    "absent from every source while disabled by a sanction; confirmed by an exact lookup before it is marked as left"
+)
 REMOVALS: frozenset[SyncAction] = frozenset({"disable", "revoke", "delete", "anonymise"})
 
 
@@ -266,6 +277,15 @@ def never_touched(user: User, deny_usernames: frozenset[str]) -> bool:
     return user.username.lower() in deny_usernames or bool(user.service_account_client_id)
 
 
+def _left_under_sanction(desired: DesiredUser, live: LiveUser, context: SyncContext) -> bool:
+    """A person whose employment ended while a sanction holds their account disabled, not yet marked as the
+    sync's leaver: marking (no change of access) keeps the sanction's end from re-enabling a leaver."""
+    user = live.user
+    if user.enabled or live.disabled_by_sync is not None or user.id not in context.sanctioned:
+        return False
+    return desired.status != "active" or (desired.end is not None and desired.end <= context.now)
+
+
 def _held_reason(user: User, context: SyncContext) -> str | None:
     """Why the plan must not change this user's `enabled` (precedence: sanction > lock)."""
     if user.id in context.sanctioned:
@@ -301,6 +321,10 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
         )
     enable = _should_be_enabled(desired, context.now)
     if enable == user.enabled:
+        if _left_under_sanction(desired, live, context):
+            items.append(
+                SyncItem("disable", desired.external_id, user.username, user.id, desired, reason=LEFT_SANCTIONED)
+            )
         return items, held
     hold = _held_reason(user, context)
     if hold is not None:
@@ -446,11 +470,17 @@ def _leaver_candidates(
 ) -> list[SyncItem]:
     """Managed, enabled users the complete reads no longer list (`accounts` in plan order): leavers, once an
     exact lookup confirms. Every account carrying a leaver's id is one: whichever was the person's, none may
-    outlive them."""
+    outlive them. Disabled ones only while a sanction holds them and they are not marked as left yet."""
     candidates = []
     for live in accounts:
         external_id = live.external_id
-        if external_id in seen or not live.user.enabled:
+        if external_id in seen:
+            continue
+        if not live.user.enabled:
+            if live.user.id in context.sanctioned and live.disabled_by_sync is None:
+                candidates.append(
+                    SyncItem("confirm-leaver", external_id, live.user.username, live.user.id, reason=ABSENT_SANCTIONED)
+                )
             continue
         hold = _held_reason(live.user, context)
         if hold is not None:

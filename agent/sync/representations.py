@@ -7,8 +7,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser
-from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE, Grants, desired_grants
+from agent.sync.model import (
+    DISABLED_BY_SYNC_ATTRIBUTE,
+    EXTERNAL_ID_ATTRIBUTE,
+    GRANTS_ATTRIBUTE,
+    SOURCE_ATTRIBUTE,
+    DesiredUser,
+)
+from agent.sync.plan import Grants, desired_grants
 
 
 def managed_attributes(desired: DesiredUser, source: str, grants: Grants, names: Iterable[str]) -> dict[str, list[str]]:

@@ -29,11 +29,10 @@ from agent.sync.leavers import LeaverLookup
 from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec, load_mapper
 from agent.sync.mapping import MappingResult, map_sources
-from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE, Source, SourceRead
+from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE, Source, SourceRead
 from agent.sync.people_changes import Targets, read_realm_targets, with_client_roles
 from agent.sync.plan import (
     ABSENT_FROM_SOURCES,
-    DISABLED_BY_SYNC_ATTRIBUTE,
     NEVER_TOUCHED,
     Grants,
     LiveUser,

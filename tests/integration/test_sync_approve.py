@@ -17,8 +17,7 @@ from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.store import ManualClock, open_store
 from agent.sync.agent_config import AgentConfig
-from agent.sync.model import SOURCE_ATTRIBUTE
-from agent.sync.plan import DISABLED_BY_SYNC_ATTRIBUTE
+from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.runner import approve_staged
 from tests.harness.sanctions import POLICY_FILE, START, context_for
 from tests.harness.sync_setup import HR_MAPPER, NOW, SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed

@@ -25,6 +25,7 @@ from agent.sanctions.plan import (
 )
 from agent.sanctions.policy import ActionsSpec, LevelSpec, SanctionPolicy, load_sanction_policy
 from agent.store.sanctions import Changes, ClientRoleRef, Sanction
+from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 POLICY = load_sanction_policy(Path(__file__).resolve().parents[2] / "policies" / "sanctions.yaml", {})
@@ -133,6 +134,13 @@ def test_restore_undoes_exactly_the_recorded_changes() -> None:
         "role 'premium' not given back", "still in group /restricted", "still disabled",
         "sanction attributes not restored",
     ]  # fmt: skip
+
+
+def test_restore_keeps_disabled_an_account_the_sync_marked_as_a_leavers_meanwhile() -> None:
+    recorded = Changes(removed_roles=("premium",), enabled_before=True)
+    left = account(enabled=False, roles=frozenset({"user"}), attributes={DISABLED_BY_SYNC_ATTRIBUTE: ("left x",)})
+    assert kinds(plan_restore(recorded, left, None)) == ["add-role premium"]
+    assert verify_restore(recorded, left, None) == ["role 'premium' not given back"]
 
 
 def test_restore_leaves_alone_what_the_sanction_did_not_change() -> None:

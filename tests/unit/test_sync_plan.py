@@ -15,6 +15,7 @@ from agent.sync.agent_config import SyncSpec
 from agent.sync.commands import render_item
 from agent.sync.guard import SafetyLimits, check_safety, removal_threshold, suspect_reads
 from agent.sync.model import (
+    DISABLED_BY_SYNC_ATTRIBUTE,
     EXTERNAL_ID_ATTRIBUTE,
     GRANTS_ATTRIBUTE,
     SOURCE_ATTRIBUTE,
@@ -23,7 +24,8 @@ from agent.sync.model import (
     SourceRecord,
 )
 from agent.sync.plan import (
-    DISABLED_BY_SYNC_ATTRIBUTE,
+    ABSENT_SANCTIONED,
+    LEFT_SANCTIONED,
     Grants,
     Retention,
     SyncAction,
@@ -146,6 +148,35 @@ def test_sanctioned_or_locked_user_active_in_hr_stays_disabled(context: dict[str
 def test_sanctioned_leaver_is_not_touched_either() -> None:
     result = plan([], [live("1", "ann", grants=Grants())], sanctioned=frozenset({"kc-1"}))
     assert actions(result) == []
+
+
+def test_leaver_a_sanction_holds_disabled_is_marked_once_not_admins_disables() -> None:
+    """Marked so that the sanction's end keeps the account disabled (S19); a disable by an admin is not the
+    sync's, and a marked account needs nothing more."""
+    sanctioned = frozenset({"kc-1"})
+    suspended = live("1", "ann", enabled=False, grants=Grants())
+    terminated = desired("1", "ann", status="inactive")
+    marking = plan([terminated], [suspended], sanctioned=sanctioned)
+    assert [(i.action, i.reason) for i in marking.items] == [("disable", LEFT_SANCTIONED)]  # type: ignore[attr-defined]
+    ended = desired("1", "ann", end=NOW - timedelta(hours=1))
+    assert actions(plan([ended], [suspended], sanctioned=sanctioned)) == [("disable", "1")]
+    marked = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="left 2026-11-01: x")
+    assert actions(plan([terminated], [marked], sanctioned=sanctioned)) == []
+    assert actions(plan([terminated], [suspended])) == []  # an admin's disable
+    assert actions(plan([desired("1", "ann")], [suspended], sanctioned=sanctioned)) == []  # still employed
+
+
+def test_absent_person_a_sanction_holds_disabled_is_confirmed_then_marked() -> None:
+    sanctioned = frozenset({"kc-1"})
+    absent = plan([], [live("1", "ann", enabled=False, grants=Grants())], sanctioned=sanctioned)
+    assert [(i.action, i.reason) for i in absent.items] == [("confirm-leaver", ABSENT_SANCTIONED)]  # type: ignore[attr-defined]
+    marked = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="left 2026-11-01: x")
+    assert actions(plan([], [marked], sanctioned=sanctioned)) == []
+    assert actions(plan([], [live("1", "ann", enabled=False, grants=Grants())])) == []  # an admin's disable
+    assert (
+        actions(plan([], [live("1", "ann", enabled=False, grants=Grants())], sanctioned=sanctioned, complete=False))
+        == []
+    )
 
 
 def test_rehire_of_a_user_the_sync_disabled_is_enabled() -> None:
