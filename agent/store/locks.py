@@ -26,6 +26,7 @@ import psycopg
 from agent.locks import Locked, exclusive
 from agent.store.errors import StoreError
 from agent.store.postgres import PostgresDatabase, advisory_key, translate_errors
+from agent.store.runs import holding
 
 if TYPE_CHECKING:
     from agent.store.db import Store
@@ -39,17 +40,21 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 @contextmanager
 def store_lock(store: Store, name: str) -> Iterator[None]:
-    """Hold the lock `name` of this store for the block, or raise Locked (whose message names the holder)."""
+    """Hold the lock `name` of this store for the block, or raise Locked (whose message names the holder).
+    Runs this thread starts in the block record the lock; on taking it, runs of it left `running` by a holder
+    that died are ended as interrupted."""
     if not name or "\x00" in name:
         raise StoreError("a lock needs a name without NUL characters")
     db = store.db
     if isinstance(db, PostgresDatabase):
-        with advisory_lock(db, name):
-            yield
-        return
-    if db.path is None:
+        held = advisory_lock(db, name)
+    elif db.path is None:
         raise StoreError(f"store {db.name} has neither a file nor advisory locks to lock with")
-    with exclusive(lock_file_name(name), lock_directory(db.path)):
+    else:
+        held = exclusive(lock_file_name(name), lock_directory(db.path))
+    with held, holding(name):
+        # A run of this lock still `running` cannot be going on: its holder is gone.
+        store.runs.end_interrupted(name)
         yield
 
 

@@ -336,9 +336,20 @@ SYNC_USER_RECORDS = Migration(
     ),
 )
 
+RUN_LOCKS = Migration(
+    11,
+    "run_locks",
+    (
+        # The store lock a run was started under (NULL: none). Whoever takes that lock next knows a run of it
+        # still `running` has lost its process (killed, or its machine gone), and ends it as interrupted.
+        "ALTER TABLE runs ADD COLUMN lock_name TEXT",
+        "CREATE INDEX runs_by_lock ON runs (lock_name, status)",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS, APPEALS, REVIEW_CAMPAIGNS, DAEMON_JOBS,
-    SYNC_USER_RECORDS,
+    SYNC_USER_RECORDS, RUN_LOCKS,
 )  # fmt: skip
 
 

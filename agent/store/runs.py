@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -171,6 +173,26 @@ def merge_counts(derived: Mapping[str, int], given: Mapping[str, int]) -> dict[s
     return dict(sorted(merged.items()))
 
 
+# The store locks this thread holds, innermost last (pushed by agent.store.locks.store_lock). A run started
+# under one records it; thread-local, because a run counts as the lock's only on the thread that holds it.
+_held_locks = threading.local()
+
+
+def held_locks() -> tuple[str, ...]:
+    return tuple(getattr(_held_locks, "names", ()))
+
+
+@contextmanager
+def holding(name: str) -> Iterator[None]:
+    """Runs started on this thread in the block are the lock `name`'s."""
+    names = [*held_locks(), name]
+    _held_locks.names = names
+    try:
+        yield
+    finally:
+        _held_locks.names = names[:-1]
+
+
 class Runs:
     """Runs and their items in the store."""
 
@@ -184,15 +206,19 @@ class Runs:
         names = tuple(check_text(source, "run source", empty=False) for source in sources)
         check_text(summary, "run summary")
         started = self._db.now()
+        lock = held_locks()[-1] if held_locks() else None
         for _ in range(RUN_ID_ATTEMPTS):
             run = Run(new_run_id(started, random_suffix()), kind, realm, names, started, None, "running", {}, summary)
             try:
                 with self._db.transaction(write=True) as tx:
                     tx.execute(
-                        "INSERT INTO runs (id, kind, realm, sources, started_at, finished_at, status, counts, summary)"
-                        " VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-                        (run.id, kind, realm, json.dumps(list(names)), utc_text(started), "running", "{}", summary),
-                    )
+                        "INSERT INTO runs (id, kind, realm, sources, started_at, finished_at, status, counts, summary,"
+                        " lock_name) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+                        (
+                            run.id, kind, realm, json.dumps(list(names)), utc_text(started), "running", "{}", summary,
+                            lock,
+                        ),
+                    )  # fmt: skip
             except StoreConflict:
                 continue
             return run
@@ -245,6 +271,17 @@ class Runs:
             MappingProxyType(merged),
             final_summary,
         )
+
+    def end_interrupted(self, lock_name: str) -> list[Run]:
+        """Call holding the store lock `lock_name`: its runs still `running` lost their process (killed, or their
+        machine gone, which released the lock), and end as failed, their items counted, saying so."""
+        with self._db.transaction() as tx:
+            rows = tx.query("SELECT id FROM runs WHERE lock_name = ? AND status = 'running'", (lock_name,))
+        ended = []
+        for run_id in (text(row, "id") for row in rows):
+            summary = f"interrupted: its process ended before it finished (found by the next holder of {lock_name})"
+            ended.append(self.finish_run(run_id, "failed", summary=summary))
+        return ended
 
     def get_run(self, run_id: str) -> Run | None:
         with self._db.transaction() as tx:

@@ -1,5 +1,6 @@
 """S12: the daemon killed (SIGKILL) while its k-th write to Keycloak is in flight, then started again: the
-lock of the dead run is free, one catch-up run finishes what was left, and the journal's chain is intact."""
+lock of the dead run is free, one catch-up run finishes what was left (and ends the dead run's record as
+interrupted), and the journal's chain is intact."""
 
 from __future__ import annotations
 
@@ -64,3 +65,6 @@ def test_killed_at_the_kth_write_converges_with_one_catch_up_run(
         assert {user.username for user in users} <= announced
         runs = store.runs.list_runs(kind="sync")
         assert runs[0].status == "succeeded"
+        # The killed run does not stay `running`: the catch-up run's lock found it and ended it.
+        killed = runs[1]
+        assert killed.status == "failed" and killed.summary.startswith("interrupted: its process ended"), killed

@@ -101,6 +101,66 @@ def test_a_holder_killed_by_sigkill_frees_the_lock(store: Store, store_backend: 
     assert wait_until_free(store, "sync-acme"), f"the lock was not freed within {WAIT_S}s of the holder's death"
 
 
+def test_a_run_whose_holder_was_killed_ends_as_interrupted_when_the_lock_is_next_taken(
+    store: Store, store_backend: StoreBackend
+) -> None:
+    script = (
+        "import sys, time\n"
+        "from agent.store import open_store\n"
+        "from agent.store.locks import store_lock\n"
+        "from agent.store.runs import NewItem\n"
+        "with open_store(sys.argv[1]) as store, store_lock(store, 'sync-acme'):\n"
+        "    run = store.runs.start_run('sync', 'acme')\n"
+        "    store.runs.add_items(run.id, [NewItem('ann', 'update', 'applied')])\n"
+        "    print(run.id, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, store_backend.url], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], WAIT_S)
+        assert ready, "the child did not start its run"
+        run_id = child.stdout.readline().strip()
+        with pytest.raises(Locked), store_lock(store, "sync-acme"):
+            pytest.fail("held by the child")
+        running = store.runs.get_run(run_id)
+        assert running is not None and running.status == "running"  # its holder is alive: left alone
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert wait_until_free(store, "sync-acme")
+    ended = store.runs.get_run(run_id)
+    assert ended is not None and ended.status == "failed" and ended.finished_at is not None
+    assert ended.summary.startswith("interrupted: its process ended before it finished")
+    assert dict(ended.counts) == {"update.applied": 1}
+
+
+def test_only_runs_of_the_lock_taken_are_ended(store: Store) -> None:
+    unlocked = store.runs.start_run("sync", "acme")  # a run under no lock (a test, a plan): never ended by one
+    with store_lock(store, "sync-other"):
+        other = store.runs.start_run("sync", "acme")
+    finished = threading.Event()
+
+    def start_on_another_thread() -> None:
+        # The lock is this test thread's: a run another thread starts meanwhile is not the lock's.
+        store.runs.start_run("sync", "acme", summary="other thread")
+        finished.set()
+
+    with store_lock(store, "sync-acme"):
+        thread = threading.Thread(target=start_on_another_thread)
+        thread.start()
+        thread.join()
+        mine = store.runs.start_run("sync", "acme")
+    with store_lock(store, "sync-acme"):
+        pass
+    states = {run.id: run.status for run in store.runs.list_runs()}
+    assert finished.is_set()
+    assert states[unlocked.id] == states[other.id] == "running" and states[mine.id] == "failed"
+    assert sorted(states.values()) == ["failed", "running", "running", "running"]
+
+
 def wait_until_free(store: Store, name: str) -> bool:
     """Bounded polling: PostgreSQL ends the dead holder's session asynchronously, soon after its socket closed."""
     deadline = time.monotonic() + WAIT_S
