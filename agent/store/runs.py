@@ -23,7 +23,7 @@ from agent.store.values import JsonValue, allowed_mapping, check_text, parse_utc
 
 RunStatus = Literal["running", "succeeded", "failed", "stopped", "staged", "approved"]
 ItemAction = Literal[
-    "create", "update", "disable", "enable", "delete", "anonymise", "grant", "revoke", "skip", "reject"
+    "create", "update", "disable", "enable", "mark-left", "delete", "anonymise", "grant", "revoke", "skip", "reject"
 ]
 ItemOutcome = Literal["applied", "failed", "staged", "skipped"]
 

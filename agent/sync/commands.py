@@ -38,6 +38,7 @@ SYMBOLS = {
     "enable": "+",
     "disable": "-",
     "confirm-leaver": "?",
+    "mark-left": "~",
     "delete": "-",
     "anonymise": "-",
 }

@@ -336,8 +336,8 @@ class SyncExecutor:
     def _apply_steps(self, items: list[SyncItem], person: _Person) -> Done:
         """One person's steps in order; the person's representation is carried from one write to the next, so
         a later step never writes back what an earlier one changed."""
-        order = {"grant": 0, "revoke": 1, "update": 2, "enable": 3, "disable": 4, "confirm-leaver": 5, "delete": 6,
-                 "anonymise": 6}  # fmt: skip
+        order = {"grant": 0, "revoke": 1, "update": 2, "enable": 3, "disable": 4, "confirm-leaver": 5, "mark-left": 5,
+                 "delete": 6, "anonymise": 6}  # fmt: skip
         done = Done()
         for item in sorted(items, key=lambda step: order[step.action]):
             try:
@@ -363,6 +363,8 @@ class SyncExecutor:
             return self._disable(item, item.reason, person)
         if item.action == "confirm-leaver":
             return self._confirm_leaver(item, person)
+        if item.action == "mark-left":
+            return self._mark_left(item, person)
         if item.action == "delete":
             self._gateway.delete_user(self._realm, item.user_id)
             return ItemResult(item, "applied", item.reason, item.user_id)
@@ -503,14 +505,35 @@ class SyncExecutor:
         return True
 
     def _confirm_leaver(self, item: SyncItem, person: _Person) -> ItemResult:
+        unconfirmed = self._unconfirmed(item, "left enabled")
+        if unconfirmed is not None:
+            return unconfirmed
+        return self._disable(item, "left: absent from the source, confirmed by an exact lookup", person)
+
+    def _mark_left(self, item: SyncItem, person: _Person) -> ItemResult:
+        """Mark a leaver's account that someone else disabled (no change of access); one absent from the
+        sources (no `desired`) once a lookup confirms."""
+        assert item.user_id is not None
+        if item.desired is None:
+            unconfirmed = self._unconfirmed(item, "not marked")
+            if unconfirmed is not None:
+                return unconfirmed
+        self._put(
+            item.user_id, person, {}, {DISABLED_BY_SYNC_ATTRIBUTE: [f"left {self._now.isoformat()}: {item.reason}"]}
+        )
+        return ItemResult(item, "applied", item.reason, item.user_id)
+
+    def _unconfirmed(self, item: SyncItem, outcome: str) -> ItemResult | None:
+        """The result for a leaver candidate an exact lookup does not confirm (found, or not answered); None
+        once confirmed gone."""
         try:
             answer = self._lookup(item.external_id)
         except SourceUnavailable as error:
-            return ItemResult(item, "failed", f"not confirmed, left enabled: {error}", item.user_id)
+            return ItemResult(item, "failed", f"not confirmed, {outcome}: {error}", item.user_id)
         if isinstance(answer, Found):
             reason = "still in the source (left out of the listing: a scope or filter change?)"
             return ItemResult(item, "skipped", reason, item.user_id)
-        return self._disable(item, "left: absent from the source, confirmed by an exact lookup", person)
+        return None
 
 
 def _one_by_one(on_result: Callable[[ItemResult], None]) -> Callable[[Sequence[ItemResult]], None]:

@@ -19,7 +19,7 @@ from agent.sync.plan import Grants, SyncItem
 
 # Steps that can be part of one change. Enabling reads the brute-force state first (a locked account is
 # never unlocked by the sync); deleting and anonymising are rare: people with those take the admin API.
-CHANGE_ACTIONS = frozenset({"grant", "revoke", "update", "disable", "confirm-leaver"})
+CHANGE_ACTIONS = frozenset({"grant", "revoke", "update", "disable", "confirm-leaver", "mark-left"})
 # People per request: one Keycloak transaction each, a few in flight at once (the executor's WORKERS), so a run's
 # changes spread over the workers. Before the plugin wrote in Keycloak's batch mode, a request's cost per person
 # grew with its size (400 group moves: 1.6-2.2 s in requests of 100, 0.4-0.7 s of 20); since then requests of

@@ -24,19 +24,23 @@ from agent.sync.model import (
 )
 
 SyncAction = Literal[
-    "create", "update", "disable", "enable", "grant", "revoke", "confirm-leaver", "delete", "anonymise"
+    "create", "update", "disable", "enable", "grant", "revoke", "confirm-leaver", "mark-left", "delete", "anonymise"
 ]
 # Why a leaver candidate is one (also how an approval tells one apart in a set staged before candidates were
 # staged as `confirm-leaver`).
 ABSENT_FROM_SOURCES = "absent from every source; confirmed by an exact lookup before it is disabled"
-# A leaver a sanction already holds disabled: the disable changes no access, it marks the account as the
-# sync's leaver (DISABLED_BY_SYNC_ATTRIBUTE), which the sanction engine reads when the sanction ends.
+# A leaver whose account someone else already disabled (a sanction, an admin) is not disabled again but
+# `mark-left`: the marker (DISABLED_BY_SYNC_ATTRIBUTE) starts the retention period, and tells the sanction
+# engine not to enable the account when the sanction ends. No change of access: not a removal for the brakes
+# (the delete after retention is one). One absent from the sources is confirmed by lookup first.
 LEFT_SANCTIONED = (
     "employment ended while disabled by a sanction: marked as left, so the sanction's end keeps it disabled"
 )
-ABSENT_SANCTIONED = (
-    "absent from every source while disabled by a sanction; confirmed by an exact lookup before it is marked as left"
-)
+ABSENT_SANCTIONED = "absent from every source while disabled by a sanction: marked as left once a lookup confirms"
+# In the marker of an account someone else disabled: a rehire does not enable it (their disable, not ours).
+FOUND_DISABLED = "found disabled by someone else"
+LEFT_FOUND_DISABLED = f"employment ended; {FOUND_DISABLED}: marked as left (the retention period applies)"
+ABSENT_FOUND_DISABLED = f"absent from every source; {FOUND_DISABLED}: marked as left once a lookup confirms"
 REMOVALS: frozenset[SyncAction] = frozenset({"disable", "revoke", "delete", "anonymise"})
 
 
@@ -192,6 +196,15 @@ class SyncPlan:
         """Disables (including leaver candidates still to confirm) and grant removals: what the brakes count."""
         return tuple(item for item in self.items if item.action in REMOVALS or item.action == "confirm-leaver")
 
+    @property
+    def to_confirm(self) -> tuple[SyncItem, ...]:
+        """The items an exact lookup must confirm first: leaver candidates, and accounts to mark as left that
+        the sources no longer list."""
+        return tuple(
+            item for item in self.items
+            if item.action == "confirm-leaver" or (item.action == "mark-left" and item.desired is None)
+        )  # fmt: skip
+
     def counts(self) -> dict[str, int]:
         totals: dict[str, int] = {}
         for item in self.items:
@@ -277,13 +290,27 @@ def never_touched(user: User, deny_usernames: frozenset[str]) -> bool:
     return user.username.lower() in deny_usernames or bool(user.service_account_client_id)
 
 
-def _left_under_sanction(desired: DesiredUser, live: LiveUser, context: SyncContext) -> bool:
-    """A person whose employment ended while a sanction holds their account disabled, not yet marked as the
-    sync's leaver: marking (no change of access) keeps the sanction's end from re-enabling a leaver."""
+def _mark_left(live: LiveUser, context: SyncContext, desired: DesiredUser | None) -> SyncItem | None:
+    """`mark-left` for a leaver's account someone else disabled and the sync has not marked yet; None for any
+    other. `desired`: the person as the sources list them, gone; None: absent, to be confirmed by lookup."""
     user = live.user
-    if user.enabled or live.disabled_by_sync is not None or user.id not in context.sanctioned:
-        return False
-    return desired.status != "active" or (desired.end is not None and desired.end <= context.now)
+    if user.enabled or live.disabled_by_sync is not None:
+        return None
+    sanctioned = user.id in context.sanctioned
+    if desired is not None:
+        reason = LEFT_SANCTIONED if sanctioned else LEFT_FOUND_DISABLED
+    else:
+        reason = ABSENT_SANCTIONED if sanctioned else ABSENT_FOUND_DISABLED
+    return SyncItem("mark-left", live.external_id, user.username, user.id, desired, reason=reason)
+
+
+def _employment_ended(desired: DesiredUser, now: datetime) -> bool:
+    return desired.status != "active" or (desired.end is not None and desired.end <= now)
+
+
+def found_disabled(marker: str | None) -> bool:
+    """The sync marked an account someone else had disabled: its rehire is not the sync's to enable."""
+    return marker is not None and FOUND_DISABLED in marker
 
 
 def _held_reason(user: User, context: SyncContext) -> str | None:
@@ -321,15 +348,17 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
         )
     enable = _should_be_enabled(desired, context.now)
     if enable == user.enabled:
-        if _left_under_sanction(desired, live, context):
-            items.append(
-                SyncItem("disable", desired.external_id, user.username, user.id, desired, reason=LEFT_SANCTIONED)
-            )
+        mark = _mark_left(live, context, desired) if _employment_ended(desired, context.now) else None
+        if mark is not None:
+            items.append(mark)
         return items, held
     hold = _held_reason(user, context)
     if hold is not None:
         return items, held or Held(desired.external_id, user.username, hold)
-    if enable and live.disabled_by_sync is not None:
+    if enable and found_disabled(live.disabled_by_sync):
+        reason = "disabled by someone else before the person left; a rehire leaves it disabled"
+        held = Held(desired.external_id, user.username, reason)
+    elif enable and live.disabled_by_sync is not None:
         reason = "start date reached" if live.disabled_by_sync.startswith("not started") else "rehired"
         items.append(SyncItem("enable", desired.external_id, user.username, user.id, desired, reason=reason))
     elif enable:
@@ -470,17 +499,16 @@ def _leaver_candidates(
 ) -> list[SyncItem]:
     """Managed, enabled users the complete reads no longer list (`accounts` in plan order): leavers, once an
     exact lookup confirms. Every account carrying a leaver's id is one: whichever was the person's, none may
-    outlive them. Disabled ones only while a sanction holds them and they are not marked as left yet."""
+    outlive them. Disabled ones not marked as left yet are to be marked (`mark-left`), once a lookup confirms."""
     candidates = []
     for live in accounts:
         external_id = live.external_id
         if external_id in seen:
             continue
         if not live.user.enabled:
-            if live.user.id in context.sanctioned and live.disabled_by_sync is None:
-                candidates.append(
-                    SyncItem("confirm-leaver", external_id, live.user.username, live.user.id, reason=ABSENT_SANCTIONED)
-                )
+            mark = _mark_left(live, context, None)
+            if mark is not None:
+                candidates.append(mark)
             continue
         hold = _held_reason(live.user, context)
         if hold is not None:

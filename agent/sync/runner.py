@@ -181,8 +181,8 @@ def read_keycloak(
 def _store_item(result: ItemResult) -> NewItem:
     item = result.item
     action: ItemAction = "disable" if item.action == "confirm-leaver" else item.action
-    if result.outcome == "skipped" and item.action == "confirm-leaver":
-        action = "skip"
+    if result.outcome == "skipped" and item.action in {"confirm-leaver", "mark-left"}:
+        action = "skip"  # still in the source: nothing was done
     before = {name: old for name, old, _ in item.fields if old is not None}
     after = {name: new for name, _, new in item.fields if new is not None}
     after["external_id"] = item.external_id
@@ -266,7 +266,7 @@ def execute(
     lookup = LeaverLookup(prepared.sources, prepared.mapper)
     # Leavers are confirmed by source in batches first (while the joiners are created); each is still confirmed
     # before it is disabled.
-    lookup.start_prefetch([item.external_id for item in prepared.plan.of("confirm-leaver")])
+    lookup.start_prefetch([item.external_id for item in prepared.plan.to_confirm])
     executor = SyncExecutor(
         gateway,
         prepared.plan,

@@ -64,7 +64,7 @@ def test_s19_sync_never_undoes_a_sanction(setup: SyncSetup, gateway: KeycloakGat
     assert not [item for item in prepared.plan.items if item.username == "person001"]
     # The suspended leaver is only marked as left (already disabled: no change of access).
     assert [(i.action, i.reason) for i in prepared.plan.items if i.username == "person003"] == [
-        ("disable", LEFT_SANCTIONED)
+        ("mark-left", LEFT_SANCTIONED)
     ]
     # A second run changes nothing: the sync does not fight the sanction engine.
     run, prepared, _ = setup.run(hr_config(setup, rows, **NO_BRAKES))
@@ -120,7 +120,7 @@ def test_s19_a_suspension_ends_after_the_person_left_or_came_back(setup: SyncSet
     run, prepared, _ = setup.run(hr_config(setup, left, **NO_BRAKES))
     assert run.status == "succeeded"
     assert sorted((item.action, item.username) for item in prepared.plan.items) == [
-        ("confirm-leaver", "person001"), ("disable", "person002")
+        ("mark-left", "person001"), ("mark-left", "person002")
     ]  # fmt: skip
     # person002 comes back while still suspended: the sync holds them, the sanction decides for now.
     run, prepared, _ = setup.run(hr_config(setup, everyone[:1] + everyone[2:], **NO_BRAKES))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -23,8 +23,15 @@ from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.sync.executor import SyncExecutor, SyncOutcome
 from agent.sync.live import check_realm_keeps_attributes
-from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, DesiredUser, Found, NotFound, SourceRecord
-from agent.sync.plan import SyncContext, SyncPlan, plan_sync
+from agent.sync.model import (
+    DISABLED_BY_SYNC_ATTRIBUTE,
+    EXTERNAL_ID_ATTRIBUTE,
+    DesiredUser,
+    Found,
+    NotFound,
+    SourceRecord,
+)
+from agent.sync.plan import FOUND_DISABLED, SyncContext, SyncPlan, plan_sync
 from agent.sync.quick_read import read_live_directory
 from tests.harness.realm_steps import apply_spec, spec_of
 
@@ -390,3 +397,44 @@ def test_leaver_past_retention_is_deleted_or_anonymised(
         plan, _ = sync(keycloak_connection, sync_realm, [lou], now=later, retention=retention)
         assert [i.action for i in plan.items] == ["create"]
         assert user_of(gateway, sync_realm, "60").id != user_id
+
+
+def test_leavers_an_admin_disabled_first_are_marked_and_removed_after_retention(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    """The helpdesk disables a leaver's account by hand before HR says so: the sync marks it as left (no other
+    write), so the retention period still ends in a delete; a rehire does not undo the admin's disable."""
+    from agent.sync.plan import Retention
+
+    kim, lee, max_ = person("70", "kim"), person("71", "lee"), person("72", "max")
+    sync(keycloak_connection, sync_realm, [kim, lee, max_])
+    ids = {p.external_id: user_of(gateway, sync_realm, p.external_id).id for p in (kim, lee, max_)}
+    for user_id in ids.values():
+        gateway.update_user(sync_realm, user_id, {"enabled": False})  # by hand, on the last day
+
+    # HR: kim and max terminated, lee deleted from the feed (confirmed gone by the exact lookup).
+    gone = [replace(kim, status="inactive"), replace(max_, status="inactive")]
+    plan, _ = sync(keycloak_connection, sync_realm, gone, present={"70", "72"})
+    assert sorted((i.action, i.external_id) for i in plan.items) == [
+        ("mark-left", "70"), ("mark-left", "71"), ("mark-left", "72")
+    ]  # fmt: skip
+    assert plan.removals == ()
+    for external_id in ids:
+        marker = user_of(gateway, sync_realm, external_id).attributes[DISABLED_BY_SYNC_ATTRIBUTE][0]
+        assert marker.startswith(f"left {NOW.isoformat()}: ") and FOUND_DISABLED in marker
+        assert not user_of(gateway, sync_realm, external_id).enabled
+
+    # max comes back: the admin's disable stands.
+    plan, _ = sync(keycloak_connection, sync_realm, [gone[0], max_], present={"70", "72"})
+    assert plan.items == () and [h.username for h in plan.held] == ["max"]
+    assert not user_of(gateway, sync_realm, "72").enabled
+
+    later = NOW + timedelta(days=91)
+    retention = Retention(timedelta(days=90), "delete")
+    plan, _ = sync(keycloak_connection, sync_realm, gone, now=later, present={"70", "72"}, retention=retention)
+    assert sorted((i.action, i.external_id) for i in plan.items) == [
+        ("delete", "70"),
+        ("delete", "71"),
+        ("delete", "72"),
+    ]
+    assert all(gateway.get_user(sync_realm, user_id) is None for user_id in ids.values())

@@ -24,7 +24,9 @@ from agent.sync.model import (
     SourceRecord,
 )
 from agent.sync.plan import (
+    ABSENT_FOUND_DISABLED,
     ABSENT_SANCTIONED,
+    LEFT_FOUND_DISABLED,
     LEFT_SANCTIONED,
     Grants,
     Retention,
@@ -150,33 +152,46 @@ def test_sanctioned_leaver_is_not_touched_either() -> None:
     assert actions(result) == []
 
 
-def test_leaver_a_sanction_holds_disabled_is_marked_once_not_admins_disables() -> None:
-    """Marked so that the sanction's end keeps the account disabled (S19); a disable by an admin is not the
-    sync's, and a marked account needs nothing more."""
-    sanctioned = frozenset({"kc-1"})
+def test_leaver_whose_account_someone_else_disabled_is_marked_as_left_once() -> None:
+    """Marked, not disabled again: the sanction's end keeps the account disabled (S19), and the retention
+    period applies to an account an admin disabled; a marked account needs nothing more."""
     suspended = live("1", "ann", enabled=False, grants=Grants())
     terminated = desired("1", "ann", status="inactive")
-    marking = plan([terminated], [suspended], sanctioned=sanctioned)
-    assert [(i.action, i.reason) for i in marking.items] == [("disable", LEFT_SANCTIONED)]  # type: ignore[attr-defined]
+    marking = plan([terminated], [suspended], sanctioned=frozenset({"kc-1"}))
+    assert [(i.action, i.reason) for i in marking.items] == [("mark-left", LEFT_SANCTIONED)]  # type: ignore[attr-defined]
+    assert marking.removals == ()  # type: ignore[attr-defined]  # no change of access: not counted by the brakes
+    by_admin = plan([terminated], [suspended])
+    assert [(i.action, i.reason) for i in by_admin.items] == [("mark-left", LEFT_FOUND_DISABLED)]  # type: ignore[attr-defined]
     ended = desired("1", "ann", end=NOW - timedelta(hours=1))
-    assert actions(plan([ended], [suspended], sanctioned=sanctioned)) == [("disable", "1")]
+    assert actions(plan([ended], [suspended])) == [("mark-left", "1")]
     marked = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="left 2026-11-01: x")
-    assert actions(plan([terminated], [marked], sanctioned=sanctioned)) == []
-    assert actions(plan([terminated], [suspended])) == []  # an admin's disable
-    assert actions(plan([desired("1", "ann")], [suspended], sanctioned=sanctioned)) == []  # still employed
+    assert actions(plan([terminated], [marked])) == []
+    assert actions(plan([desired("1", "ann")], [suspended], sanctioned=frozenset({"kc-1"}))) == []  # still employed
+    not_started = desired("1", "ann", status="inactive", start=NOW + timedelta(days=3))
+    assert actions(plan([not_started], [suspended])) == [("mark-left", "1")]  # inactive in HR is gone
 
 
-def test_absent_person_a_sanction_holds_disabled_is_confirmed_then_marked() -> None:
-    sanctioned = frozenset({"kc-1"})
-    absent = plan([], [live("1", "ann", enabled=False, grants=Grants())], sanctioned=sanctioned)
-    assert [(i.action, i.reason) for i in absent.items] == [("confirm-leaver", ABSENT_SANCTIONED)]  # type: ignore[attr-defined]
+def test_absent_person_whose_account_someone_else_disabled_is_marked_once_a_lookup_confirms() -> None:
+    absent = plan([], [live("1", "ann", enabled=False, grants=Grants())], sanctioned=frozenset({"kc-1"}))
+    assert [(i.action, i.reason) for i in absent.items] == [("mark-left", ABSENT_SANCTIONED)]  # type: ignore[attr-defined]
+    assert [i.external_id for i in absent.to_confirm] == ["1"]  # type: ignore[attr-defined]
+    by_admin = plan([], [live("1", "ann", enabled=False, grants=Grants())])
+    assert [(i.action, i.reason) for i in by_admin.items] == [("mark-left", ABSENT_FOUND_DISABLED)]  # type: ignore[attr-defined]
     marked = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="left 2026-11-01: x")
-    assert actions(plan([], [marked], sanctioned=sanctioned)) == []
-    assert actions(plan([], [live("1", "ann", enabled=False, grants=Grants())])) == []  # an admin's disable
-    assert (
-        actions(plan([], [live("1", "ann", enabled=False, grants=Grants())], sanctioned=sanctioned, complete=False))
-        == []
+    assert actions(plan([], [marked])) == []
+    assert actions(plan([], [live("1", "ann", enabled=False, grants=Grants())], complete=False)) == []
+
+
+def test_a_rehire_does_not_enable_an_account_someone_else_had_disabled() -> None:
+    marker = f"left 2026-11-01T00:00:00+00:00: {LEFT_FOUND_DISABLED}"
+    result = plan([desired("1", "ann")], [live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync=marker)])
+    assert actions(result) == []
+    assert "a rehire leaves it disabled" in result.held[0].reason  # type: ignore[attr-defined]
+    sanctioned_marker = f"left 2026-11-01T00:00:00+00:00: {LEFT_SANCTIONED}"
+    result = plan(
+        [desired("1", "ann")], [live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync=sanctioned_marker)]
     )
+    assert actions(result) == [("enable", "1")]  # the sanction's end is past: the sync enables a rehire
 
 
 def test_rehire_of_a_user_the_sync_disabled_is_enabled() -> None:
