@@ -5,7 +5,9 @@ made, leavers' sessions, consents and offline tokens end, and the plugin decline
 from __future__ import annotations
 
 import json
+import uuid
 
+import pytest
 import requests
 
 from agent.keycloak import KeycloakGateway, UserDraft
@@ -280,7 +282,7 @@ def test_a_user_twice_in_a_request_or_a_change_that_contradicts_itself_is_refuse
         ids["three"]: "role r1 is both granted and revoked",
     }
     one = gateway.get_user(realm, ids["one"])
-    assert one is not None and one.last_name == "First"
+    assert one is not None and one.last_name == "Person"  # neither of its two changes: the answer says refused
     assert gateway.user_group_paths(realm, ids["two"]) == []
     assert "r1" not in {role.name for role in gateway.user_realm_roles(realm, ids["three"])}
 
@@ -355,3 +357,80 @@ def test_an_organizations_group_a_field_written_as_an_attribute_and_a_flag_as_te
     assert [member["id"] for member in members] == [ids["four"]]
     three = gateway.get_user(realm, ids["three"])
     assert three is not None and three.enabled
+
+
+def _user_token(connection: KeycloakConnection, realm: str, operator: KeycloakConnection) -> str:
+    answer = requests.post(
+        f"{connection.url}/realms/{realm}/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": "admin-cli", "username": operator.username,
+              "password": operator.password.reveal() if operator.password else ""},
+        timeout=30,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+@pytest.mark.parametrize("roles", [[], ["query-users"]])
+def test_a_caller_who_may_not_manage_the_user_learns_nothing_of_the_realm(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str, roles: list[str]
+) -> None:
+    """A user of the realm without admin roles, or one who may only query users, asks to give user two the
+    email of user one: 403, as the admin API answers, not whether that email (or a group, a role) exists."""
+    ids = seed(keycloak_connection, gateway, realm)
+    operator = realm_admin_user(gateway, keycloak_connection, realm, roles)
+    token = _user_token(keycloak_connection, realm, operator)
+    probe = {"users": [{"id": ids["two"], "fields": {"email": "one@example.org"}, "joinGroups": ["no-such-group"]}]}
+
+    answer = requests.put(
+        f"{keycloak_connection.url}/realms/{realm}/idp-agent/users/changes",
+        json=probe, headers={"Authorization": f"Bearer {token}"}, timeout=30,
+    )  # fmt: skip
+
+    assert answer.status_code == 403, answer.text
+    assert "one@example.org" not in answer.text and "group" not in answer.text
+    two = gateway.get_user(realm, ids["two"])
+    assert two is not None and two.email == "two@example.org"
+
+
+def test_two_changes_taking_one_new_username_or_email_the_second_is_refused(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    """Both pass the checks against the database as it was; together they would fail the request at commit."""
+    ids = seed(keycloak_connection, gateway, realm)
+    changes = [
+        UserChange(ids["two"], fields={"username": "taken", "email": "Shared@example.org"}),
+        UserChange(ids["three"], fields={"username": "Taken"}),
+        UserChange(ids["four"], fields={"email": "shared@example.org"}),
+        UserChange(ids["one"], fields={"lastName": "Unrelated"}),
+    ]
+
+    refused = gateway.change_users(realm, changes)
+
+    assert refused == {
+        ids["three"]: "username taken is taken by another change in this request",
+        ids["four"]: "email shared@example.org is taken by another change in this request",
+    }
+    users = {name: gateway.get_user(realm, ids[name]) for name in ("one", "two", "three", "four")}
+    assert users["two"] is not None and (users["two"].username, users["two"].email) == ("taken", "shared@example.org")
+    assert users["three"] is not None and users["three"].username == "three"
+    assert users["four"] is not None and users["four"].email == "four@example.org"
+    assert users["one"] is not None and users["one"].last_name == "Unrelated"
+
+
+def test_a_realm_whose_name_is_encoded_in_its_tokens_is_served(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway
+) -> None:
+    """A realm's own admin of a realm named with a space: the token's issuer carries it percent-encoded."""
+    name = f"t space {uuid.uuid4().hex[:6]}"
+    gateway.create_realm(name)
+    try:
+        user_id = gateway.create_user(name, UserDraft("amy", email="amy@example.org", first_name="Amy", last_name="A"))
+        operator = KeycloakGateway.connect(realm_admin_user(gateway, keycloak_connection, name, ["manage-users"]))
+        try:
+            assert operator.change_users(name, [UserChange(user_id, fields={"lastName": "Changed"})]) == {}
+        finally:
+            operator.close()
+        amy = gateway.get_user(name, user_id)
+        assert amy is not None and amy.last_name == "Changed"
+    finally:
+        gateway.delete_realm(name)

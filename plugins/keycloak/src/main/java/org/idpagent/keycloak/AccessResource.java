@@ -46,13 +46,17 @@ public final class AccessResource {
     // actions and credentials are selected by the same id range as its users.
     private static final String PEOPLE = " where u.realmId = :realmId and u.serviceAccountClientLink is null";
     private static final String USERS = "select u.id, u.username, u.email, u.emailVerified, u.firstName, u.lastName,"
-            + " u.enabled, u.createdTimestamp, u.federationLink from UserEntity u" + PEOPLE + " and u.id > :after";
+            + " u.enabled, u.createdTimestamp, u.federationLink from UserEntity u" + PEOPLE;
+    // Added only when a page starts after an id: the first page's lower bound is no bound at all (an empty string
+    // would be NULL on Oracle, and no id compares greater than NULL).
+    private static final String AFTER = " and u.id > :after";
     private static final String BY_ID = " order by u.id";
     // Ids alone, in order: where ranges of a page each end (see bounds).
     private static final String IDS = "select u.id from UserEntity u" + PEOPLE + BY_ID;
     // The rows of the page's users: those with an id in (after, last].
     private static final String PAGE = " where x.user.realmId = :realmId and x.user.serviceAccountClientLink is null"
-            + " and x.user.id > :after and x.user.id <= :last";
+            + " and x.user.id <= :last";
+    private static final String ROWS_AFTER = " and x.user.id > :after";
     private static final String ATTRIBUTES = "select x.user.id, x.name, x.value, x.longValue from UserAttributeEntity x"
             + PAGE;
     private static final String REQUIRED_ACTIONS = "select x.user.id, x.action from UserRequiredActionEntity x" + PAGE;
@@ -85,7 +89,7 @@ public final class AccessResource {
     public Map<String, Object> users(
             @QueryParam("after") String after, @QueryParam("until") String until, @QueryParam("max") Integer max) {
         requireViewUsers();
-        return Map.of("users", page(after == null ? "" : after, until, pageSize(max)));
+        return Map.of("users", page(after == null || after.isEmpty() ? null : after, until, pageSize(max)));
     }
 
     /**
@@ -160,17 +164,19 @@ public final class AccessResource {
         return AccessStructure.of(session, realm);
     }
 
-    /** Up to {@code size} users with an id in (after, until], or after {@code after} when until is null. */
+    /** Up to {@code size} users with an id in (after, until]; no lower bound when after is null, no upper one when
+     *  until is. */
     private List<Map<String, Object>> page(String after, String until, int size) {
-        TypedQuery<Object[]> usersQuery = until == null
-                ? entityManager().createQuery(USERS + BY_ID, Object[].class)
-                : entityManager().createQuery(USERS + " and u.id <= :until" + BY_ID, Object[].class)
-                        .setParameter("until", until);
-        List<Object[]> rows = usersQuery
-                .setParameter("realmId", realm.getId())
-                .setParameter("after", after)
-                .setMaxResults(size)
-                .getResultList();
+        String jpql = USERS + (after == null ? "" : AFTER) + (until == null ? "" : " and u.id <= :until") + BY_ID;
+        TypedQuery<Object[]> usersQuery = entityManager().createQuery(jpql, Object[].class)
+                .setParameter("realmId", realm.getId());
+        if (after != null) {
+            usersQuery.setParameter("after", after);
+        }
+        if (until != null) {
+            usersQuery.setParameter("until", until);
+        }
+        List<Object[]> rows = usersQuery.setMaxResults(size).getResultList();
         if (rows.isEmpty()) {
             return List.of();
         }
@@ -217,11 +223,10 @@ public final class AccessResource {
     }
 
     private Stream<Object[]> pageQuery(String jpql, String after, String last) {
-        return entityManager().createQuery(jpql, Object[].class)
+        TypedQuery<Object[]> rows = entityManager().createQuery(jpql + (after == null ? "" : ROWS_AFTER), Object[].class)
                 .setParameter("realmId", realm.getId())
-                .setParameter("after", after)
-                .setParameter("last", last)
-                .getResultStream();
+                .setParameter("last", last);
+        return (after == null ? rows : rows.setParameter("after", after)).getResultStream();
     }
 
     /** (userId, value) rows as userId -> [value]. */

@@ -5,6 +5,7 @@ import jakarta.ws.rs.WebApplicationException;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 import java.util.Map;
+import org.keycloak.common.util.Encode;
 import org.keycloak.jose.jws.JWSInput;
 import org.keycloak.jose.jws.JWSInputException;
 import org.keycloak.models.KeycloakSession;
@@ -37,7 +38,10 @@ final class Callers {
             throw new NotAuthorizedException("Bearer token format error");
         }
         String issuer = token.getIssuer();
-        RealmModel tokenRealm = issuer == null ? null : session.realms().getRealmByName(issuer.substring(issuer.lastIndexOf('/') + 1));
+        // The issuer ends in the realm's name as a URL path segment: decoded, as the admin API does.
+        RealmModel tokenRealm = issuer == null
+                ? null
+                : session.realms().getRealmByName(Encode.decodePath(issuer.substring(issuer.lastIndexOf('/') + 1)));
         if (tokenRealm == null) {
             throw new NotAuthorizedException("Unknown realm in token");
         }

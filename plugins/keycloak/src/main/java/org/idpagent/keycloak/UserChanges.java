@@ -50,11 +50,13 @@ import org.keycloak.services.resources.admin.fgap.AdminPermissions;
  *
  * <p>A change is checked whole before any of it is made: the user exists and is not a service account, every group
  * and role named exists, a new email or username is not another user's, no group is both joined and left and no
- * role both granted and revoked, and the user has no other change in the request. One that fails is reported and
- * left out; the rest are made. Group membership is direct membership, as in the admin API. Permissions are those
- * of the admin API calls it replaces: manage the user, manage group membership, map each role. Applying the same
- * changes again leaves the same state, so the request is a PUT. Only for realms without user federation (409
- * otherwise): a federated user's changes may have to reach LDAP, which the admin API handles.
+ * role both granted and revoked, the user has no other change in the request (then none of them is made), and no
+ * earlier change of the request takes the same new username or email. One that fails is reported and left out; the
+ * rest are made. Group membership is direct membership, as in the admin API. Permissions are those of the admin API
+ * calls it replaces, checked before what the answers could tell: query users (for the request), manage the user
+ * (before its change is looked at), manage its group membership and each group's, map roles on it and each role.
+ * Applying the same changes again leaves the same state, so the request is a PUT. Only for realms without user
+ * federation (409 otherwise): a federated user's changes may have to reach LDAP, which the admin API handles.
  */
 public final class UserChanges {
 
@@ -109,6 +111,9 @@ public final class UserChanges {
     public Map<String, Object> apply(Batch batch) {
         AdminAuth auth = Callers.authenticate(session, realm);
         AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, auth);
+        // First, as the admin API: a caller who may not even query users learns nothing from the answers (which
+        // ids, emails, usernames, groups or roles exist), nor about the realm's federation.
+        permissions.users().requireQuery();
         Callers.refuseFederation(realm);
         List<Change> changes = batch == null || batch.users == null ? List.of() : batch.users;
         if (changes.size() > MAX_CHANGES) {
@@ -138,13 +143,43 @@ public final class UserChanges {
 
     private List<Resolved> checkAll(List<Change> changes, AdminPermissionEvaluator permissions) {
         List<Resolved> checked = new ArrayList<>(changes.size());
-        Set<String> seen = new HashSet<>();
+        Map<String, Integer> changesOf = new HashMap<>();
+        changes.forEach(change -> changesOf.merge(String.valueOf(change.id), 1, Integer::sum));
         Allowed allowed = new Allowed(permissions);
         Map<String, Set<String>> emailHolders = emailHolders(changes);
+        Set<String> claimed = new HashSet<>();
         for (Change change : changes) {
-            checked.add(change.id != null && !seen.add(change.id) ? twice(change) : check(change, allowed, emailHolders));
+            // A user named twice: neither change is made, so the answer "refused" for that id is true of all of it.
+            Resolved resolved = changesOf.get(String.valueOf(change.id)) > 1 ? twice(change) : check(change, allowed, emailHolders);
+            if (resolved.problem == null) {
+                resolved.problem = claim(change, claimed);
+            }
+            checked.add(resolved);
         }
         return checked;
+    }
+
+    /**
+     * The new username and email a change takes, unless an earlier change of the request took one of them: both
+     * checks against the database see it as it was before the request, and two changes taking one name would fail
+     * the whole request at commit.
+     */
+    private String claim(Change change, Set<String> claimed) {
+        List<String> names = new ArrayList<>(2);
+        if (change.fields != null && change.fields.get("username") instanceof String username) {
+            names.add("username " + KeycloakModelUtils.toLowerCaseSafe(username));
+        }
+        if (change.fields != null && change.fields.get("email") instanceof String email && !email.isBlank()
+                && !realm.isDuplicateEmailsAllowed()) {
+            names.add("email " + KeycloakModelUtils.toLowerCaseSafe(email));
+        }
+        for (String name : names) {
+            if (claimed.contains(name)) {
+                return name + " is taken by another change in this request";
+            }
+        }
+        claimed.addAll(names);
+        return null;
     }
 
     /**
@@ -195,6 +230,8 @@ public final class UserChanges {
             resolved.problem = "no user with id " + change.id;
             return resolved;
         }
+        // Before anything about the change is looked up: a caller who may not manage this user learns nothing more.
+        allowed.requireManage(resolved.user);
         if (resolved.user.getServiceAccountClientLink() != null) {
             resolved.problem = "a service account is changed through its client";
             return resolved;
@@ -203,11 +240,14 @@ public final class UserChanges {
         if (resolved.problem != null) {
             return resolved;
         }
-        allowed.requireManage(resolved.user);
         if (!resolved.joins.isEmpty() || !resolved.leaves.isEmpty()) {
             allowed.requireManageGroupMembership(resolved.user);
             resolved.joins.forEach(allowed::requireManageMembership);
             resolved.leaves.forEach(allowed::requireManageMembership);
+        }
+        if (!resolved.grants.isEmpty() || !resolved.revokes.isEmpty()) {
+            // Both, as the admin API's role mapping asks: mapping roles on this user, and mapping each role.
+            allowed.requireMapRoles(resolved.user);
         }
         resolved.grants.forEach(allowed::requireMapRole);
         resolved.revokes.forEach(allowed::requireMapRole);
@@ -449,6 +489,12 @@ public final class UserChanges {
         void requireManageGroupMembership(UserModel user) {
             if (!managesEveryUser) {
                 permissions.users().requireManageGroupMembership(user);
+            }
+        }
+
+        void requireMapRoles(UserModel user) {
+            if (!managesEveryUser) {
+                permissions.users().requireMapRoles(user);
             }
         }
 
