@@ -21,8 +21,11 @@ from agent.secrets import Secret
 if TYPE_CHECKING:
     from agent.config.source import Document
 
-# Values under keys named like this are never echoed, even when they are plain strings in the YAML.
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|credentials?|private_?key|api_?key)$", re.IGNORECASE)
+# Values under keys named like this are never echoed, even when they are plain strings in the YAML (HTTP
+# headers included: Authorization, Cookie, X-Api-Key).
+_SECRET_KEY = re.compile(
+    r"(secret|password|passwd|token|credentials?|private_?key|api[-_]?key|authorization|cookie)$", re.IGNORECASE
+)
 _SHOWN_CHARS = 40
 # Pydantic messages for these already say what is wrong; "found ..." would repeat or leak the input.
 _NO_FOUND = frozenset({"value_error", "assertion_error", "missing", "extra_forbidden"})

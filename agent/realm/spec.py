@@ -415,14 +415,28 @@ def no_secrets_in(value: object, where: str) -> None:
         raise ValueError(f"{where} takes no ${{env:}} or ${{file:}} secret: {WHERE_HIDDEN_VALUES_GO}")
     if isinstance(value, Mapping):
         for key, item in value.items():
-            # A single text only: revokeRefreshToken (a flag) and requiredCredentials (a list of types) end like
-            # a secret's name but hold none.
-            if is_secret_key(str(key)) and isinstance(item, str | Secret):
+            if is_secret_key(str(key)) and _holds_secret_values(str(key), item):
                 raise ValueError(f"'{key}' in {where} is a secret: {WHERE_HIDDEN_VALUES_GO}")
             no_secrets_in(item, where)
     elif isinstance(value, list | tuple):
         for item in value:
             no_secrets_in(item, where)
+
+
+# Keycloak keys named like a secret that hold a list of credential types (password, otp), not a secret.
+CREDENTIAL_TYPE_LISTS = frozenset({"requiredCredentials"})
+
+
+def _holds_secret_values(key: str, item: object) -> bool:
+    """Whether a secret-named key holds what could be a secret: a text or a number, alone or in a list
+    (component config values are lists: bindCredential: [hunter2]). A flag (revokeRefreshToken: true) is none."""
+    if isinstance(item, list | tuple):
+        return key not in CREDENTIAL_TYPE_LISTS and any(_secret_scalar(element) for element in item)
+    return _secret_scalar(item)
+
+
+def _secret_scalar(item: object) -> bool:
+    return isinstance(item, str | Secret | int | float) and not isinstance(item, bool)
 
 
 def _config_values(value: object) -> object:

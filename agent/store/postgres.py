@@ -15,11 +15,12 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import psycopg
 from psycopg import pq
 from psycopg.adapt import Dumper
+from psycopg.conninfo import conninfo_to_dict
 
 from agent.errors import ConfigError
 from agent.secrets import read_secret
@@ -44,16 +45,40 @@ def advisory_key(name: str) -> int:
 WRITER_KEY = advisory_key("store-writer")
 
 
+# Said instead of a URL that does not split cleanly: its parts may hold pieces of the password.
+URL_NOT_SHOWN = "(URL not shown: it does not parse)"
+LIBPQ_CANNOT_PARSE = "the store URL cannot be parsed by libpq (its text is not shown: it may hold the password)"
+URL_HINT = (
+    "write postgresql://user@host:5432/db; percent-encode / ? # @ : and spaces in a password (/ is %2F), "
+    "or give the password in PGPASSWORD_FILE"
+)
+
+
 def describe_url(url: str) -> str:
     """The URL as messages may show it: scheme, host, port and database; never the user info or the query
-    (either may carry a password)."""
-    parts = urlsplit(url)
+    (either may carry a password), nor any part of a URL that does not parse (`svc:pa/ss@db` splits the
+    password into host, port and path)."""
+    scheme = url.partition(":")[0].lower()
+    shown_scheme = scheme if scheme in POSTGRES_SCHEMES else POSTGRES_SCHEMES[0]
+    parts = _clean_split(url)
+    if parts is None:
+        return f"{shown_scheme}://{URL_NOT_SHOWN}"
     host = parts.hostname or "localhost"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
+    port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _clean_split(url: str) -> SplitResult | None:
+    """The URL's parts, or None when they may hold pieces of the user info: an '@' after the netloc means a
+    '/', '?' or '#' in the password ended the netloc early; a port that is not a number may be the password."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises on a port that is not a number
+    except ValueError:
+        return None
+    if "@" in parts.path + parts.query + parts.fragment:
+        return None
+    return parts
 
 
 def check_url(url: str) -> None:
@@ -62,12 +87,16 @@ def check_url(url: str) -> None:
         raise ConfigError(
             f"store URL with scheme '{scheme}' is not a PostgreSQL URL", hint="write postgresql://user@host:5432/db"
         )
-    try:
-        urlsplit(url).port  # noqa: B018  # raises on a port that is not a number
-    except ValueError:
+    if _clean_split(url) is None:
         raise ConfigError(
-            f"the store URL {describe_url(url)} has an invalid port", hint="write postgresql://user@host:5432/db"
-        ) from None
+            "the store URL does not parse (an invalid port, or an '@' after a '/', '?' or '#'); "
+            "it is not shown: it may hold the password",
+            hint=URL_HINT,
+        )
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error:
+        raise ConfigError(LIBPQ_CANNOT_PARSE, hint=URL_HINT) from None
 
 
 def connect_arguments(url: str, env: Mapping[str, str]) -> dict[str, Any]:
@@ -85,6 +114,15 @@ def connect_arguments(url: str, env: Mapping[str, str]) -> dict[str, Any]:
         if secret is not None:
             arguments["password"] = secret.reveal()
     return arguments
+
+
+def open_connection(url: str, arguments: Mapping[str, Any]) -> psycopg.Connection[Any]:
+    """psycopg.connect, with libpq's conninfo parse errors replaced by a fixed one: libpq quotes the text it
+    cannot parse, which may be the password."""
+    try:
+        return psycopg.connect(url, **arguments)
+    except psycopg.ProgrammingError:
+        raise psycopg.ProgrammingError(LIBPQ_CANNOT_PARSE) from None
 
 
 class FlagAsInteger(Dumper):
@@ -116,11 +154,11 @@ class PostgresDatabase(Database):
     def connect_dedicated(self, **overrides: Any) -> psycopg.Connection[Any]:
         """A connection of its own, outside the per-thread ones (agent.store.locks holds a lock on it); the
         caller closes it. Raises psycopg errors: wrap in translate_errors."""
-        return psycopg.connect(self._url, **{**self._arguments, **overrides})
+        return open_connection(self._url, {**self._arguments, **overrides})
 
     def _connect(self) -> psycopg.Connection[Any]:
         with translate_errors(f"store {self.name}"):
-            connection = psycopg.connect(self._url, **self._arguments)
+            connection = open_connection(self._url, self._arguments)
         connection.adapters.register_dumper(bool, FlagAsInteger)
         return connection
 
@@ -177,5 +215,6 @@ def primary_message(error: psycopg.Error) -> str:
     if primary:
         return primary
     # A client-side error (cannot connect, connection lost): libpq's text names host and user, never the
-    # password. First line only, like the server's primary message.
+    # password (its conninfo parse errors, which quote the URL, are replaced in open_connection). First line
+    # only, like the server's primary message.
     return (str(error).strip().splitlines() or [type(error).__name__])[0]

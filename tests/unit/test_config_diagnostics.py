@@ -218,6 +218,21 @@ def test_secret_looking_field_with_a_union_type_is_not_echoed() -> None:
     ]
 
 
+class Headers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    headers: dict[str, int] = {}
+
+
+def test_values_of_credential_headers_are_never_echoed() -> None:
+    found = diagnose(
+        "headers:\n  X-Api-Key: k-hunter2\n  Proxy-Authorization: Basic hunter2\n  Cookie: sid=hunter2\n", Headers
+    )
+    assert [line.split(": ", 1)[0] for line in found] == ["realm.yaml:2:14", "realm.yaml:3:24", "realm.yaml:4:11"]
+    assert all(line.endswith("(found a secret (value hidden))") for line in found)
+    assert "hunter2" not in "\n".join(found)
+
+
 def test_long_values_are_shortened() -> None:
     found = diagnose("realm: acme\nmin_length: " + "x" * 100 + "\n")
     assert found == [

@@ -405,6 +405,29 @@ def test_exported_federation_plans_empty_against_itself() -> None:
             "r.yaml:3:3: keycloak: 'password' in keycloak is a secret",
         ),
         ("keycloak:\n  smtpServer: {host: h, password: hunter2}\n", "'password' in keycloak is a secret"),
+        # Component config values are lists: a secret in a list is as much shown as one alone.
+        (
+            "ldap:\n  - name: corp\n    connection_url: ldap://h\n    bind_dn: cn=a\n    bind_credential: ${env:P}\n"
+            "    users_dn: ou=p\n    config:\n      bindCredential: [hunter2]\n",
+            "r.yaml:9:7: ldap[0].config: 'bindCredential' in config is a secret",
+        ),
+        (
+            "ldap:\n  - name: corp\n    connection_url: ldap://h\n    bind_dn: cn=a\n    bind_credential: ${env:P}\n"
+            "    users_dn: ou=p\n    config:\n      krb5Password: [x, hunter2]\n",
+            "'krb5Password' in config is a secret",
+        ),
+        (
+            "ldap:\n  - name: corp\n    connection_url: ldap://h\n    bind_dn: cn=a\n    bind_credential: ${env:P}\n"
+            "    users_dn: ou=p\n    mappers:\n      - name: m\n        type: x\n"
+            "        config: {bindCredential: [hunter2]}\n",
+            "'bindCredential' in config is a secret",
+        ),
+        (
+            "ldap:\n  - name: corp\n    connection_url: ldap://h\n    bind_dn: cn=a\n    bind_credential: ${env:P}\n"
+            "    users_dn: ou=p\n    config:\n      bindCredential: 12345678\n",
+            "'bindCredential' in config is a secret",
+        ),
+        ("keycloak:\n  smtpServer: {host: h, password: [hunter2]}\n", "'password' in keycloak is a secret"),
     ],
 )
 def test_a_secret_in_a_map_applied_as_written_is_refused_where_it_is(
@@ -418,7 +441,7 @@ def test_a_secret_in_a_map_applied_as_written_is_refused_where_it_is(
     with pytest.raises(ConfigErrors) as raised:
         load_realms([folder], policies_dir=tmp_path / "policies", env={"P": "s3cr3t-env"})
     text = str(raised.value)
-    assert where in text and "hunter2" not in text and "s3cr3t-env" not in text
+    assert where in text and "hunter2" not in text and "s3cr3t-env" not in text and "12345678" not in text
 
 
 def test_a_flag_named_like_a_secret_is_no_secret(tmp_path: Path) -> None:

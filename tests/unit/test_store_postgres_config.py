@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from agent.errors import ConfigError
 from agent.stack.processes import free_port
 from agent.store import StoreError, open_store
 from agent.store.db import open_database
-from agent.store.postgres import PostgresDatabase, advisory_key, check_url, connect_arguments, describe_url
+from agent.store.postgres import (
+    PostgresDatabase,
+    advisory_key,
+    check_url,
+    connect_arguments,
+    describe_url,
+    open_connection,
+    primary_message,
+)
 
 PASSWORD = "hunter2-canary"
 
@@ -41,6 +50,48 @@ def test_bad_urls_are_config_errors_without_the_password(url: str, message: str)
     with pytest.raises(ConfigError, match=message) as caught:
         check_url(url)
     assert PASSWORD not in str(caught.value) and PASSWORD not in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # A '/', '?' or '#' in the password ends the netloc early: the rest of the password lands in the path,
+        # query or fragment, and its first part in the port (or the port parses: digits before the '/').
+        "postgresql://svc:Tr0ub4dor/Xyz9@db.example:5432/idp",
+        "postgresql://svc:1234/5678@db.example:5432/idp",
+        "postgresql://svc:1234?5678@db.example/idp",
+        "postgresql://svc:1234#5678@db.example/idp",
+        "postgresql://svc:x@[::1/idp",
+    ],
+)
+def test_a_url_that_does_not_split_cleanly_is_never_shown(url: str) -> None:
+    assert describe_url(url) == "postgresql://(URL not shown: it does not parse)"
+    with pytest.raises(ConfigError, match="does not parse") as caught:
+        check_url(url)
+    for piece in ("Tr0ub4dor", "Xyz9", "1234", "5678", "svc"):
+        assert piece not in str(caught.value) and piece not in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://svc:sec {PASSWORD}@db/idp",
+        f"postgresql://svc:Tr0ub%zz{PASSWORD}@db/idp",
+        f"postgresql://svc:{PASSWORD}%00@db/idp",
+        f"postgresql://svc@db/idp?password=sec%20{PASSWORD}%zz",
+    ],
+)
+def test_a_url_libpq_cannot_parse_is_refused_without_quoting_it(url: str) -> None:
+    with pytest.raises(ConfigError, match="cannot be parsed by libpq") as caught:
+        check_url(url)
+    assert PASSWORD not in str(caught.value) and PASSWORD not in caught.value.hint
+
+    # Connecting anyway (check_url skipped) gives the same fixed text, as a store error would show it.
+    with pytest.raises(psycopg.ProgrammingError) as refused:
+        open_connection(url, {"connect_timeout": 1})
+    assert primary_message(refused.value) == (
+        "the store URL cannot be parsed by libpq (its text is not shown: it may hold the password)"
+    )
 
 
 def test_open_database_picks_the_backend_by_scheme(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from agent.secrets import Secret
 from agent.sync.sources import build_source, parse_source_config
-from agent.sync.sources.config import HttpJsonSourceConfig
+from agent.sync.sources.config import BasicAuth, BearerAuth, HttpJsonSourceConfig
 from agent.sync.sources.http_client import MAX_REDIRECTS, FetchFailed, JsonClient
 
 API_KEY = "canary-api-key-7e2a"
@@ -161,3 +161,29 @@ def test_a_server_dripping_its_answer_is_cut_off_at_timeout_seconds(dripping: st
 
     assert time.monotonic() - started < 2 * TIMEOUT_SECONDS
     assert str(raised.value) == f"GET {dripping}: no answer within {TIMEOUT_SECONDS:g} s (after 1 attempts)"
+
+
+SNOWMAN = Secret("canary-\u2603")
+UNSENDABLE: dict[str, dict[str, Any]] = {
+    # The config refuses these values; options changed after validation reach the client anyway.
+    "bearer-token": {"auth": BearerAuth.model_construct(type="bearer", token=SNOWMAN)},
+    "basic-password": {"auth": BasicAuth.model_construct(type="basic", username="svc", password=SNOWMAN)},
+    "header-value": {"headers": {"X-Api-Key": SNOWMAN}},
+}
+
+
+@pytest.mark.parametrize("unsendable", list(UNSENDABLE))
+def test_a_value_headers_cannot_carry_fails_the_read_without_showing_it(
+    serve: Callable[[Route], Server], unsendable: str
+) -> None:
+    hr = serve(lambda path: (200, {}, b"[]"))
+    config = _options(f"{hr.url()}/people").model_copy(update=UNSENDABLE[unsendable])
+
+    read = build_source(config).read()
+
+    assert not read.complete
+    assert read.problem.endswith(
+        "a credential or header value cannot be sent: it has characters HTTP headers cannot carry"
+    )
+    assert "canary" not in read.problem and "\u2603" not in read.problem and "position" not in read.problem
+    assert hr.seen == []

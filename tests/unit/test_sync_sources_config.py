@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
 
+from agent.config.diagnostics import ConfigErrors
 from agent.secrets import Secret
+from agent.sync.agent_config import load_agent_config
 from agent.sync.sources import CsvSource, HttpJsonSource, LdapSource, ScimSource, build_source, parse_source_config
 from agent.sync.sources.config import (
+    BasicAuth,
     CsvSourceConfig,
     HttpJsonSourceConfig,
     LdapSourceConfig,
@@ -144,6 +148,77 @@ def test_secrets_never_show_in_a_config_or_its_errors() -> None:
 
     for text in (repr(config), str(config), str(raised.value), repr(ldap)):
         assert "canary" not in text
+
+
+@pytest.mark.parametrize(
+    "name", ["Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "X-Auth-Token", "X-Client-Secret", "apikey"]
+)
+@pytest.mark.parametrize("value", ["canary-plain-31337", 123456789012345678])
+def test_a_credential_header_written_in_the_file_is_refused_at_its_key_without_showing_it(
+    name: str, value: object
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        parse_source_config({**HTTP, "headers": {"Accept-Language": "en", name: value}})
+
+    [error] = raised.value.errors()
+    assert error["loc"][-2:] == ("headers", name)
+    assert error["msg"] == "this header carries a credential: write its value as ${env:NAME} or ${file:path}"
+    assert "canary" not in str(raised.value) and "123456789012345678" not in str(raised.value)
+
+
+def test_credential_headers_from_secrets_and_other_headers_as_written_are_accepted() -> None:
+    config = parse_source_config({**HTTP, "headers": {"Authorization": TOKEN, "Accept-Language": "en"}})
+
+    assert isinstance(config, HttpJsonSourceConfig)
+    assert config.headers == {"Authorization": TOKEN, "Accept-Language": "en"}
+
+
+def test_a_credential_header_in_the_agent_config_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "idp-agent.yaml"
+    path.write_text(
+        "sources:\n  - type: http-json\n    name: hr\n    url: https://hr.example.org/api\n    headers:\n"
+        "      Accept-Language: en\n      X-Api-Key: 123456789012345678\n"
+    )
+    with pytest.raises(ConfigErrors) as raised:
+        load_agent_config(path, {})
+
+    assert str(raised.value) == (
+        f"{path}:7:18: sources[0].headers.X-Api-Key: this header carries a credential: "
+        "write its value as ${env:NAME} or ${file:path}"
+    )
+
+
+NOT_LATIN_1 = Secret("canary-\u2603-31337")
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        pytest.param({"auth": {"type": "bearer", "token": NOT_LATIN_1}}, "the token has", id="bearer-token"),
+        pytest.param({"auth": {"type": "basic", "username": "svc", "password": NOT_LATIN_1}}, "the password has",
+                     id="basic-password"),
+        pytest.param({"auth": {"type": "basic", "username": "sv\u2603c", "password": TOKEN}}, "the username has",
+                     id="basic-username"),
+        pytest.param({"headers": {"X-Api-Key": NOT_LATIN_1}}, "the value has", id="secret-header"),
+        pytest.param({"headers": {"X-Tenant": "caf\u00e9-\u2603"}}, "the value has", id="plain-header"),
+    ],
+)  # fmt: skip
+def test_a_value_http_headers_cannot_carry_is_refused_without_showing_it(data: dict[str, Any], problem: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        parse_source_config({**HTTP, **data})
+
+    messages = " ".join(error["msg"] for error in raised.value.errors())
+    assert f"{problem} characters HTTP headers cannot carry" in messages
+    assert "canary" not in messages and "\u2603" not in messages
+    assert "canary" not in str(raised.value)
+
+
+def test_latin_1_values_are_sendable() -> None:
+    config = parse_source_config(
+        {**HTTP, "auth": {"type": "basic", "username": "jos\u00e9", "password": Secret("pa\u00df")}}
+    )
+
+    assert isinstance(config, HttpJsonSourceConfig) and isinstance(config.auth, BasicAuth)
 
 
 @pytest.mark.parametrize(

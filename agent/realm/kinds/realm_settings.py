@@ -16,6 +16,9 @@ from agent.secrets import Secret
 
 KIND = "realm"
 SMTP_SECRET = "smtp.password"  # noqa: S105 - the name of a fingerprint, not a password
+# Realm attributes no user manages: the agent's bookkeeping (fingerprints are hashes of secrets, ownership
+# marks) and Keycloak's client secret records. Plans of `keycloak: {attributes: ...}` leave them out.
+BOOKKEEPING_ATTRIBUTE_PREFIXES = ("idp-agent.", "client.secret.")
 
 REGISTRATION_FIELDS = {
     "allowed": "registrationAllowed",
@@ -160,7 +163,7 @@ def plan_realm_settings(spec: RealmSpec, live_realm: LiveRealm) -> list[Change]:
     """One `~ realm` change listing every managed field that differs (or `+ realm` when it is new)."""
     desired = desired_fields(spec)
     live = live_realm.representation
-    changes = list(diff_fields(live, desired))
+    changes = list(diff_fields(without_bookkeeping(live), without_bookkeeping(desired)))
     if "passwordPolicy" in desired and policies_equal(str(live.get("passwordPolicy") or ""), desired["passwordPolicy"]):
         changes = [change for change in changes if change.field != "passwordPolicy"]
     secrets: dict[str, Secret] = {}
@@ -174,6 +177,15 @@ def plan_realm_settings(spec: RealmSpec, live_realm: LiveRealm) -> list[Change]:
     if not changes:
         return []
     return [Change(KIND, "update", spec.realm, tuple(changes), desired=RealmUpdate(desired, secrets))]
+
+
+def without_bookkeeping(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Realm fields as a plan may compare and show them: `attributes` without the bookkeeping keys."""
+    attributes = fields.get("attributes")
+    if not isinstance(attributes, Mapping):
+        return fields
+    kept = {key: value for key, value in attributes.items() if not str(key).startswith(BOOKKEEPING_ATTRIBUTE_PREFIXES)}
+    return {**fields, "attributes": kept}
 
 
 def write_realm_update(gateway: KeycloakGateway, realm: str, update: RealmUpdate) -> None:

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent.config.values import FromEnv, NonEmpty, SecretValue, Spec
-from agent.secrets import Secret
+from agent.secrets import HIDDEN, Secret
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -33,8 +35,52 @@ AttributeName = Annotated[str, Field(pattern=r"^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
-# A header value: plain text, or a Secret when written as ${env:...}/${file:...} (an API key).
+# A header value: plain text, or a Secret when written as ${env:...}/${file:...} (an API key). Headers named
+# like a credential take a Secret only: a plain value would sit in the file and be echoed in its errors.
 HeaderValue = str | Secret
+_CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|key|passw(or)?d|credential", re.IGNORECASE)
+CREDENTIAL_HEADER_PROBLEM = "this header carries a credential: write its value as ${env:NAME} or ${file:path}"
+UNSENDABLE = "has characters HTTP headers cannot carry (only Latin-1 ones can be sent)"
+
+
+def sendable_in_header(text: str) -> bool:
+    """Whether requests can send `text` in a header (http.client and basic auth encode it as Latin-1)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def header_problem(name: str, value: object) -> str | None:
+    """What is wrong with one header as written, in words that never repeat its value; None when nothing."""
+    if not _HEADER_NAME.match(name):
+        return f"'{name}' is not an HTTP header name"
+    if _CREDENTIAL_HEADER.search(name) and not isinstance(value, Secret):
+        return CREDENTIAL_HEADER_PROBLEM
+    text = value.reveal() if isinstance(value, Secret) else value
+    if isinstance(text, str) and not sendable_in_header(text):
+        return f"the value {UNSENDABLE}"
+    return None
+
+
+def _errors_at_keys(title: str, problems: Mapping[str, str]) -> ValidationError:
+    """One error per key, each at its own key (so a diagnostic points at that header), input not kept."""
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{problem}", {"problem": problem}), loc=(key,), input=HIDDEN
+            )
+            for key, problem in problems.items()
+        ],
+    )
+
+
+def _check_sendable(value: Secret, what: str) -> Secret:
+    if not sendable_in_header(value.reveal()):
+        raise ValueError(f"the {what} {UNSENDABLE}")
+    return value
 
 
 def _path_from_env(value: object) -> object:
@@ -58,11 +104,28 @@ class BearerAuth(Spec):
     type: Literal["bearer"]
     token: SecretValue
 
+    @field_validator("token")
+    @classmethod
+    def _sendable(cls, value: Secret) -> Secret:
+        return _check_sendable(value, "token")
+
 
 class BasicAuth(Spec):
     type: Literal["basic"]
     username: FromEnv
     password: SecretValue
+
+    @field_validator("username")
+    @classmethod
+    def _sendable_username(cls, value: str) -> str:
+        if not sendable_in_header(value):
+            raise ValueError(f"the username {UNSENDABLE}")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _sendable_password(cls, value: Secret) -> Secret:
+        return _check_sendable(value, "password")
 
 
 HttpAuth = Annotated[BearerAuth | BasicAuth, Field(discriminator="type")]
@@ -142,12 +205,14 @@ class HttpSourceOptions(Spec):
             raise ValueError("ca_file is set but tls_verify is false: remove one of them")
         return self
 
-    @field_validator("headers")
+    @field_validator("headers", mode="before")
     @classmethod
-    def _header_names(cls, value: dict[str, str | Secret]) -> dict[str, str | Secret]:
-        for name in value:
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"'{name}' is not an HTTP header name")
+    def _header_values(cls, value: object) -> object:
+        if not isinstance(value, Mapping):
+            return value  # the type check says what is wrong
+        problems = {str(name): problem for name, item in value.items() if (problem := header_problem(str(name), item))}
+        if problems:
+            raise _errors_at_keys(cls.__name__, problems)
         return value
 
     @property

@@ -36,6 +36,11 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 QueryParams = Sequence[tuple[str, str]]
 
 
+# requests encodes header values (basic auth too) as Latin-1; its UnicodeEncodeError quotes a character of the
+# secret and its position, so it is never shown. The config refuses such values; this is the last guard.
+UNSENDABLE_VALUE = "a credential or header value cannot be sent: it has characters HTTP headers cannot carry"
+
+
 class FetchFailed(Exception):
     """A GET that did not produce a usable JSON answer; the message is safe to show (no secret, no query)."""
 
@@ -149,6 +154,8 @@ class JsonClient:
                 raise FetchFailed(f"{where}: {_describe(error, self._options.timeout_seconds)}") from None
             except RedirectRefused as refused:
                 raise FetchFailed(f"{where}: {refused}") from None
+            except UnicodeError:
+                raise FetchFailed(f"{where}: {UNSENDABLE_VALUE}") from None
             except requests.RequestException as error:
                 problem = _describe(error, self._options.timeout_seconds)
             else:
