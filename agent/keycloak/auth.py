@@ -14,12 +14,22 @@ from urllib.parse import quote
 import requests
 
 from agent.errors import AuthError, Unavailable
+from agent.retry_after import parse_retry_after
 from agent.settings import KeycloakConnection
 
 # Refresh when less than this share of a token's life is left, so a slow request never carries an
 # expired token. Short-lived tokens (tests use a few seconds) still get a usable margin.
 REFRESH_WHEN_LIFE_LEFT_RATIO = 0.3
 MAX_REFRESH_MARGIN_SECONDS = 30.0
+
+
+class TokenUnavailable(Unavailable):
+    """The token endpoint could not be reached, was busy (429) or failed (5xx): worth asking again, not before
+    `retry_after` seconds when it said so. The transport retries the login as it retries an admin call."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -122,10 +132,14 @@ class TokenSource:
                 verify=connection.verify,  # per request, as the transport does (psf/requests#3829)
             )
         except requests.RequestException:
-            raise Unavailable(f"cannot reach the token endpoint of {where}") from None
+            raise TokenUnavailable(f"cannot reach the token endpoint of {where}") from None
         status = raw.status_code
-        if status >= 500:
-            raise Unavailable(f"token endpoint of {where} answered {status}", status=status)
+        if status == 429 or status >= 500:
+            # Busy or failing, not a verdict on the credentials: a later login may well succeed.
+            retry_after = parse_retry_after(raw.headers.get("Retry-After"))
+            raise TokenUnavailable(
+                f"token endpoint of {where} answered {status}", status=status, retry_after=retry_after
+            )
         if status == 401:
             raise AuthError(
                 f"login to {where} as '{connection.username or connection.client_id}' failed",
@@ -137,7 +151,9 @@ class TokenSource:
             raise AuthError(f"token endpoint of {where} refused the login ({status} {reason})", status=status)
         answer = _json_object(raw)
         if "access_token" not in answer:
-            raise Unavailable(f"token endpoint of {where} answered {status} without an access token", status=status)
+            raise TokenUnavailable(
+                f"token endpoint of {where} answered {status} without an access token", status=status
+            )
         return answer
 
 

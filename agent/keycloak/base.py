@@ -221,19 +221,38 @@ class GatewayBase:
         """POST a new object and return its id; if the answer is lost, adopt what the lookup finds.
 
         A POST is never replayed blindly: after a lost answer the object is looked up by its natural
-        key, and only when it is certainly absent is the POST sent once more.
+        key, and only when it is certainly absent is the POST sent once more. A 409 to the first POST
+        stays a Conflict: the object was there before, not made by this call.
         """
         try:
             response = self._write("POST", path, body)
         except OutcomeUnknown:
-            existing = find_existing()
-            if existing is not None:
-                return existing
+            return self._create_after_lost_answer(path, body, find_existing)
+        return _created_id(path, response, find_existing)
+
+    def _create_after_lost_answer(self, path: str, body: Any, find_existing: Callable[[], str | None]) -> str:
+        """Adopt what the lookup finds, else POST once more."""
+        existing = find_existing()
+        if existing is not None:
+            return existing
+        try:
             response = self._write("POST", path, body)
-        created = response.created_id or find_existing()
-        if created is None:
-            raise Rejected(f"POST {path} succeeded but the new object cannot be found")
-        return created
+        except (Conflict, OutcomeUnknown):
+            # The first POST committed after the lookup (409), or this one's answer is lost too: what the
+            # lookup finds now is the one object both POSTs made.
+            existing = find_existing()
+            if existing is None:
+                raise
+            return existing
+        return _created_id(path, response, find_existing)
+
+
+def _created_id(path: str, response: Response, find_existing: Callable[[], str | None]) -> str:
+    """The new object's id from the Location header, else from the lookup."""
+    created = response.created_id or find_existing()
+    if created is None:
+        raise Rejected(f"POST {path} succeeded but the new object cannot be found")
+    return created
 
 
 def flatten_groups(raw_groups: Any, parent_id: str | None) -> Iterator[Group]:

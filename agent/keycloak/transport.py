@@ -3,7 +3,8 @@
 Retry rules: GET, PUT and DELETE are idempotent and are retried on connection errors, 429 (honouring
 Retry-After) and 502/503/504, with exponential backoff and full jitter. A POST is retried only when it
 provably was not processed: the connection was never made, or the server answered 429. A POST whose
-answer is lost raises OutcomeUnknown, so the caller verifies by lookup instead of replaying it.
+answer is lost (or a proxy's 502/504 came instead) raises OutcomeUnknown, so the caller verifies by lookup
+instead of replaying it. The login at the token endpoint is retried the same way, within the same attempts.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ from agent.errors import (
     Rejected,
     Unavailable,
 )
-from agent.keycloak.auth import TokenSource
+from agent.keycloak.auth import TokenSource, TokenUnavailable
 from agent.retry_after import parse_retry_after
 from agent.settings import KeycloakConnection
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# A proxy gave up waiting for Keycloak: the request may have been processed, as when the connection drops.
+# 503 and 429 are refusals before processing.
+ANSWER_LOST_STATUSES = frozenset({502, 504})
 MAX_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 8.0
@@ -88,11 +92,19 @@ class RetryPolicy:
     base_seconds: float = BACKOFF_BASE_SECONDS
     cap_seconds: float = BACKOFF_CAP_SECONDS
 
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait before attempt `attempt + 1`: Retry-After when given, else full jitter."""
-        if retry_after is not None:
-            return min(retry_after, MAX_RETRY_AFTER_SECONDS)
-        return rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float | None:
+        """Seconds to wait before attempt `attempt + 1`: full jitter, or longer when Retry-After asks for it.
+
+        The jitter stays the least wait, so clients told "0" or a past date do not all come back at once. A
+        Retry-After above MAX_RETRY_AFTER_SECONDS gives None, give up: coming back sooner than asked would only
+        earn another refusal, and waiting that long would stall the run; it stops as incomplete instead.
+        """
+        jitter = rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
+        if retry_after is None:
+            return jitter
+        if retry_after > MAX_RETRY_AFTER_SECONDS:
+            return None
+        return max(retry_after, jitter)
 
 
 def admin_path(realm: str, *parts: str) -> str:
@@ -156,7 +168,7 @@ class Transport:
         # One session for every thread (the sync's workers): urllib3's connection pool is thread-safe, the admin
         # API sets no cookies, tokens and counters are locked; POOL_SIZE bounds the concurrent connections.
         self._session = requests.Session()
-        # urllib3 must not retry on its own: retries are decided here, per method (a login is never retried).
+        # urllib3 must not retry on its own: retries are decided here, per method (the login's too).
         adapter = HTTPAdapter(max_retries=0, pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -185,23 +197,35 @@ class Transport:
             raise ReadOnlyViolation(f"read-only gateway refused {method} {path}")
         attempt = 0
         reauthenticated = False
+        # An earlier attempt may have been processed though its answer was lost (only idempotent methods are resent).
+        may_have_applied = False
         while True:
             self.stats.record("GET" if reads_only else method, retry=attempt > 0 or reauthenticated)
-            token = self.tokens.access_token()
             try:
+                token = self.tokens.access_token()
                 raw = self._send(method, path, params, body, token)
+            except TokenUnavailable as error:
+                # The token endpoint briefly down or busy: the login is retried like the call itself.
+                delay = self._retry_delay(attempt, error.retry_after)
+                if delay is None:
+                    raise
+                self._sleep(delay)
+                attempt += 1
+                continue
             except requests.RequestException as error:
                 if method not in IDEMPOTENT_METHODS and not _never_sent(error):
                     raise OutcomeUnknown(
                         f"{method} {path}: connection lost before the answer ({type(error).__name__})",
                         hint="the write may have been applied; it is verified by lookup, never replayed blindly",
                     ) from None
-                if attempt + 1 >= self._retry.max_attempts:
+                delay = self._retry_delay(attempt, None)
+                if delay is None:
                     raise Unavailable(
                         f"{method} {path}: Keycloak unreachable after {attempt + 1} attempts ({type(error).__name__})",
                         hint=f"check that Keycloak is running at {self.connection.url}",
                     ) from None
-                self._sleep(self._retry.delay(attempt, None, self._rng))
+                may_have_applied = may_have_applied or not _never_sent(error)
+                self._sleep(delay)
                 attempt += 1
                 continue
             if raw.status_code == 401 and not reauthenticated:
@@ -209,18 +233,38 @@ class Transport:
                 self.tokens.invalidate(token)
                 reauthenticated = True
                 continue
-            if raw.status_code in RETRYABLE_STATUSES and self._may_retry(method, raw.status_code, attempt):
-                retry_after = parse_retry_after(raw.headers.get("Retry-After"))
-                self._sleep(self._retry.delay(attempt, retry_after, self._rng))
+            if raw.status_code in ANSWER_LOST_STATUSES and method not in IDEMPOTENT_METHODS:
+                raise OutcomeUnknown(
+                    f"{method} {path} answered {raw.status_code}: a proxy stopped waiting for Keycloak",
+                    status=raw.status_code,
+                    hint="the write may have been applied; it is verified by lookup, never replayed blindly",
+                )
+            delay = self._resend_delay(method, raw, attempt)
+            if delay is not None:
+                may_have_applied = may_have_applied or raw.status_code in ANSWER_LOST_STATUSES
+                self._sleep(delay)
                 attempt += 1
                 continue
+            if raw.status_code == 404 and method == "DELETE" and may_have_applied:
+                # An earlier attempt deleted it: gone is what was asked for.
+                return Response(raw.status_code, None, None)
             return self._finish(method, path, raw, missing_ok)
 
-    def _may_retry(self, method: str, status: int, attempt: int) -> bool:
-        if attempt + 1 >= self._retry.max_attempts:
-            return False
+    def _resend_delay(self, method: str, raw: requests.Response, attempt: int) -> float | None:
+        """Seconds to wait before sending again after this answer; None when the answer is final."""
+        if raw.status_code not in RETRYABLE_STATUSES:
+            return None
         # A 429 means the request was refused before processing, so even a POST may be resent.
-        return method in IDEMPOTENT_METHODS or status == 429
+        if method not in IDEMPOTENT_METHODS and raw.status_code != 429:
+            return None
+        return self._retry_delay(attempt, parse_retry_after(raw.headers.get("Retry-After")))
+
+    def _retry_delay(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before attempt `attempt + 1`; None when the attempts are spent or the wait asked for is
+        too long."""
+        if attempt + 1 >= self._retry.max_attempts:
+            return None
+        return self._retry.delay(attempt, retry_after, self._rng)
 
     def _send(
         self, method: str, path: str, params: Mapping[str, Any] | None, body: Any, token: str
