@@ -1,5 +1,5 @@
-"""The `daemon:` section of idp-agent.yaml: which jobs run when (interval or cron, always UTC), how long a
-late run may still start, where health and metrics listen, and where alerts go.
+"""The `daemon:` section of idp-agent.yaml: which jobs run when (interval or cron, always UTC), where
+health and metrics listen, and where alerts go.
 
     daemon:
       listen: 127.0.0.1:9464
@@ -33,6 +33,8 @@ DEFAULT_LISTEN = "127.0.0.1:9464"
 DEFAULT_MISFIRE_GRACE_SECONDS = 300
 DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 30
 CRON_FIELDS = 5
+# misfire_grace is still read, so configs that set it stay valid, but no longer drops late runs (see service.py).
+LATE_RUNS_NEVER_DROPPED = "a run due while the daemon was busy or late starts when it can, once"
 
 
 def parse_cron(expression: str) -> CronTrigger:
@@ -59,9 +61,7 @@ class JobSpec(Spec):
     job: JobKind
     every: Duration | None = Field(default=None, description="run every so long, e.g. 15m")
     cron: NonEmpty | None = Field(default=None, description="5-field crontab in UTC, e.g. '0 3 * * *'")
-    misfire_grace: Duration | None = Field(
-        default=None, description="how late a run may still start (default: daemon.misfire_grace)"
-    )
+    misfire_grace: Duration | None = Field(default=None, description=f"accepted, unused: {LATE_RUNS_NEVER_DROPPED}")
     sync: NonEmpty | None = Field(default=None, description="job sync: which sync (default: every configured one)")
     realm: NonEmpty | None = Field(default=None, description="jobs sanctions/events/reviews: the realm")
     paths: tuple[Path, ...] = Field(default=(Path("realm-config"),), description="job drift: realm-config paths")
@@ -107,7 +107,9 @@ class StoreRetentionSpec(Spec):
 
 class DaemonSpec(Spec):
     listen: NonEmpty = Field(default=DEFAULT_LISTEN, description="health and metrics HTTP address, HOST:PORT")
-    misfire_grace: Duration = Field(default=DEFAULT_MISFIRE_GRACE_SECONDS, ge=1)
+    misfire_grace: Duration = Field(
+        default=DEFAULT_MISFIRE_GRACE_SECONDS, ge=1, description=f"accepted, unused: {LATE_RUNS_NEVER_DROPPED}"
+    )
     shutdown_timeout: Duration = Field(
         default=DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, ge=1, description="SIGTERM: the longest wait for the current item"
     )

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-Outcome = str  # succeeded | failed | staged | drift | unavailable | interrupted | skipped_locked | skipped_done
+# succeeded | failed | staged | drift | unavailable | interrupted, or skipped_ + locked | done | running | missed
+Outcome = str
 PREFIX = "idp_agent_"
 
 
@@ -89,6 +90,19 @@ class Metrics:
     def set_next_run(self, job: str, moment: datetime | None) -> None:
         with self._lock:
             self._jobs.setdefault(job, JobStats()).next_run = moment
+
+    def set_next_runs(self, scheduled: Mapping[str, datetime | None]) -> None:
+        """The next run of every scheduled job; a job not scheduled (any more) has none."""
+        with self._lock:
+            for job, stats in self._jobs.items():
+                stats.next_run = scheduled.get(job)
+            for job, moment in scheduled.items():
+                self._jobs.setdefault(job, JobStats(next_run=moment))
+
+    def forget(self, job: str) -> None:
+        """Drop a job taken off the schedule: every series of it ends."""
+        with self._lock:
+            self._jobs.pop(job, None)
 
     def snapshot(self) -> dict[str, JobStats]:
         with self._lock:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -55,11 +56,22 @@ from agent.store.locks import store_lock
 from agent.sync.agent_config import AgentConfig, load_agent_config
 
 TICK_SECONDS = 0.5
+# Runs at once, bounding the load on Keycloak and the store; a due job waits for a free worker, then runs.
 WORKERS = 4
+# APScheduler 3 drops a run that starts later than misfire_grace_time after its slot, counting from when it was
+# due, not from when it was queued: a job waiting behind WORKERS long runs would lose its whole slot. So no
+# run is ever dropped for lateness; a late run is the one catch-up run (coalesce keeps it one, max_instances=1
+# keeps a second out of the queue, and `already_done` skips it when another daemon made that slot's run).
+NO_MISFIRE_LIMIT = None
 # A run that ended this way counts as done for the schedule; a failed or interrupted run is retried at once
 # after a restart (its unfinished steps are then finished: that is the one catch-up run).
 DONE_OUTCOMES = frozenset({"succeeded", "staged", "drift", "unavailable"})
 HOLDER = f"{socket.gethostname()} pid {os.getpid()}"
+# Runs APScheduler drops before they reach the daemon: (outcome, log level, why).
+SCHEDULER_SKIPS = {
+    EVENT_JOB_MAX_INSTANCES: ("skipped_running", logging.INFO, "skipped: its previous run is still going on"),
+    EVENT_JOB_MISSED: ("skipped_missed", logging.WARNING, "skipped: the scheduler started it too late"),
+}
 
 
 @dataclass(frozen=True)
@@ -122,8 +134,9 @@ class Daemon:
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=WORKERS)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": self.spec.misfire_grace},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": NO_MISFIRE_LIMIT},
         )
+        self.scheduler.add_listener(self._count_scheduler_skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.http = HealthServer(*self.listen, Endpoints(self.render_metrics, self.ready, self.alive))
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -256,6 +269,7 @@ class Daemon:
         for existing in self.scheduler.get_jobs():
             if existing.id not in wanted:
                 existing.remove()
+                self.metrics.forget(existing.id)  # its gauges would go on claiming a next run, a last success
         for job in self.jobs:
             first = merge_pending(
                 first_run_time(job.spec, last_runs.get(job.job_id), now), pending.get(job.job_id), now
@@ -265,7 +279,7 @@ class Daemon:
             self.scheduler.add_job(
                 self._run, build_trigger(job.spec, first_run=first), args=[job], id=job.job_id, name=job.job_id,
                 next_run_time=first, replace_existing=True, coalesce=True, max_instances=1,
-                misfire_grace_time=job.spec.misfire_grace or self.spec.misfire_grace,
+                misfire_grace_time=NO_MISFIRE_LIMIT,
             )  # fmt: skip
             self.metrics.declare(job.job_id)
             self.metrics.set_next_run(job.job_id, first)
@@ -277,16 +291,19 @@ class Daemon:
             )
 
     def _refresh_next_runs(self) -> None:
-        for job in self.scheduler.get_jobs():
-            self.metrics.set_next_run(job.id, job.next_run_time)
+        self.metrics.set_next_runs({job.id: job.next_run_time for job in self.scheduler.get_jobs()})
+
+    def _count_scheduler_skip(self, event: JobEvent) -> None:
+        """A run APScheduler dropped (the job's previous run still going on, or a misfire) counts as skipped."""
+        outcome, level, why = SCHEDULER_SKIPS[event.code]
+        self.log.log(level, "%s", why, extra={"job": event.job_id, "outcome": outcome, "event": "run_skipped"})
+        self.metrics.record(RunRecord(event.job_id, outcome, 0.0, self.clock()))
 
     # -- one run --------------------------------------------------------------------------------------
 
     def _run(self, job: ScheduledJob) -> None:
-        if self.stopping.is_set():
+        if not self._enter_run():
             return
-        with self._active_changed:
-            self._active += 1
         self.metrics.run_started()
         try:
             self._run_once(job)
@@ -295,6 +312,15 @@ class Daemon:
             with self._active_changed:
                 self._active -= 1
                 self._active_changed.notify_all()
+
+    def _enter_run(self) -> bool:
+        """Count a run as active unless the daemon is stopping, both under the lock `shutdown` waits on: checked
+        apart, shutdown could see no active run and exit between the check and the count."""
+        with self._active_changed:
+            if self.stopping.is_set():
+                return False
+            self._active += 1
+            return True
 
     def _run_once(self, job: ScheduledJob) -> None:
         run_id = new_run_id()

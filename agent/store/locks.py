@@ -31,9 +31,15 @@ from agent.store.runs import holding
 if TYPE_CHECKING:
     from agent.store.db import Store
 
-# Server-side keepalives on the lock's session (user-settable): a holder whose machine is gone without
-# closing its socket loses the lock after about idle + interval * count seconds.
-KEEPALIVE_OPTIONS = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+# Settings of the lock's session (all user-settable). Server-side keepalives: a holder whose machine is gone
+# without closing its socket loses the lock after about idle + interval * count seconds. No idle timeout: the
+# session is idle for the whole run it locks, and a server-wide idle_session_timeout would end it, freeing the
+# lock under a live holder. That setting exists since PostgreSQL 14, and older servers refuse the connection
+# ("unrecognized configuration parameter"): the store on PostgreSQL needs 14 or later. (The session is never
+# idle in a transaction, it runs in autocommit, so idle_in_transaction_session_timeout cannot end it.)
+KEEPALIVE_OPTIONS = (
+    "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3 -c idle_session_timeout=0"
+)
 APPLICATION_NAME_MAX = 63  # PostgreSQL truncates longer names
 SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -81,3 +81,37 @@ def test_snapshot_is_a_copy() -> None:
     snapshot = metrics.snapshot()
     metrics.record(RunRecord("drift", "succeeded", 1.0, AT))
     assert snapshot["drift"].runs == {"succeeded": 1}
+
+
+def test_a_job_taken_off_the_schedule_leaves_no_series() -> None:
+    metrics = Metrics()
+    for job in ("drift", "sync:hr"):
+        metrics.declare(job)
+        metrics.set_next_run(job, AT)
+    metrics.record(RunRecord("drift", "drift", 1.0, AT, drift_changes=3))
+    metrics.forget("drift")
+    text = _render(metrics)
+    assert 'job="drift"' not in text, "a stale next run, last success or drift count would go on alerting"
+    assert parse_metrics(text)['idp_agent_job_next_run_timestamp_seconds{job="sync:hr"}'] == AT.timestamp()
+
+
+def test_next_runs_are_those_of_the_jobs_scheduled_now() -> None:
+    metrics = Metrics()
+    metrics.set_next_runs({"drift": AT, "sync:hr": AT})
+    metrics.record(RunRecord("drift", "succeeded", 1.0, AT))
+    metrics.set_next_runs({"sync:hr": AT.replace(hour=11)})
+    values = parse_metrics(_render(metrics))
+    assert 'idp_agent_job_next_run_timestamp_seconds{job="drift"}' not in values, "no longer scheduled"
+    assert values['idp_agent_job_runs_total{job="drift",outcome="succeeded"}'] == 1
+    assert values['idp_agent_job_next_run_timestamp_seconds{job="sync:hr"}'] == AT.replace(hour=11).timestamp()
+
+
+def test_runs_the_scheduler_dropped_count_as_skipped_and_are_not_timed() -> None:
+    metrics = Metrics()
+    metrics.record(RunRecord("sync:hr", "skipped_running", 0.0, AT))
+    metrics.record(RunRecord("sync:hr", "skipped_missed", 0.0, AT))
+    values = parse_metrics(_render(metrics))
+    assert values['idp_agent_job_runs_total{job="sync:hr",outcome="skipped_running"}'] == 1
+    assert values['idp_agent_job_runs_total{job="sync:hr",outcome="skipped_missed"}'] == 1
+    assert values['idp_agent_job_duration_seconds_count{job="sync:hr"}'] == 0
+    assert 'idp_agent_job_last_success_timestamp_seconds{job="sync:hr"}' not in values

@@ -12,12 +12,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.locks import Locked
 from agent.store import Store, StoreError, open_store
-from agent.store.locks import lock_directory, lock_file_name, store_lock
+from agent.store.locks import advisory_lock, lock_directory, lock_file_name, store_lock
 from tests.harness.store_backends import StoreBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -209,3 +210,41 @@ def test_a_lock_name_is_required(tmp_path: Path) -> None:
         for name in ("", "a\x00b"):
             with pytest.raises(StoreError, match="needs a name"), store_lock(store, name):
                 pass
+
+
+class OpenedLockSession:
+    """Stands in for the PostgreSQL store and the lock's session: the lock is free; records how it connected."""
+
+    name = "postgresql://db/idp_agent"
+
+    def __init__(self) -> None:
+        self.arguments: dict[str, Any] = {}
+
+    def connect_dedicated(self, **arguments: Any) -> OpenedLockSession:
+        self.arguments = arguments
+        return self
+
+    def execute(self, *_query: Any) -> OpenedLockSession:
+        return self
+
+    def fetchone(self) -> tuple[bool]:
+        return (True,)
+
+    def close(self) -> None:
+        pass
+
+
+def session_settings(options: str) -> dict[str, str]:
+    """libpq `options` ("-c name=value ...") as name -> value."""
+    words = options.split()
+    return dict(value.split("=", 1) for flag, value in zip(words[::2], words[1::2], strict=True) if flag == "-c")
+
+
+def test_the_postgresql_lock_session_is_never_ended_for_being_idle() -> None:
+    """It is idle for the whole run it locks: a server's idle_session_timeout would free the lock under it."""
+    session = OpenedLockSession()
+    with advisory_lock(session, "sync-acme"):  # type: ignore[arg-type]
+        pass
+    settings = session_settings(session.arguments["options"])
+    assert settings["idle_session_timeout"] == "0"
+    assert settings["tcp_keepalives_idle"] == "30", "the keepalives are kept"
