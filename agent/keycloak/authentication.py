@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 from agent.errors import Conflict, OutcomeUnknown, Rejected
@@ -36,13 +37,17 @@ class AuthenticationCalls(GatewayBase):
         Registering twice answers 409, which here means "already registered": nothing to do.
         """
         path = admin_path(realm, "authentication", "register-required-action")
+        body = {"providerId": provider_id, "name": name}
         try:
-            self._write("POST", path, {"providerId": provider_id, "name": name})
+            self._write("POST", path, body)
         except Conflict:
             return
         except OutcomeUnknown:
-            if not any(action.provider_id == provider_id for action in self.list_required_actions(realm)):
-                self._write("POST", path, {"providerId": provider_id, "name": name})
+            if any(action.provider_id == provider_id for action in self.list_required_actions(realm)):
+                return
+            # Resent once: a 409 now means the first POST committed after the listing.
+            with suppress(Conflict):
+                self._write("POST", path, body)
 
     def update_required_action(self, realm: str, alias: str, changes: Mapping[str, Any]) -> None:
         """Overlay `changes` (enabled, defaultAction, priority, config) on the live action and PUT it whole.

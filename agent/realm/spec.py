@@ -423,16 +423,20 @@ def no_secrets_in(value: object, where: str) -> None:
             no_secrets_in(item, where)
 
 
+# Realm attributes no user manages: the agent's bookkeeping (fingerprints are hashes of secrets, ownership
+# marks) and Keycloak's client secret records. Plans leave them out; `keycloak: {attributes:}` may not set them.
+BOOKKEEPING_ATTRIBUTE_PREFIXES = ("idp-agent.", "client.secret.")
 # Keycloak keys named like a secret that hold a list of credential types (password, otp), not a secret.
 CREDENTIAL_TYPE_LISTS = frozenset({"requiredCredentials"})
 
 
 def _holds_secret_values(key: str, item: object) -> bool:
     """Whether a secret-named key holds what could be a secret: a text or a number, alone or in a list
-    (component config values are lists: bindCredential: [hunter2]). A flag (revokeRefreshToken: true) is none."""
+    (component config values are lists: bindCredential: [hunter2]), or a map (credentials: [{type: password,
+    value: ...}]). A flag (revokeRefreshToken: true) is none."""
     if isinstance(item, list | tuple):
-        return key not in CREDENTIAL_TYPE_LISTS and any(_secret_scalar(element) for element in item)
-    return _secret_scalar(item)
+        return key not in CREDENTIAL_TYPE_LISTS and any(_holds_secret_values(key, element) for element in item)
+    return isinstance(item, Mapping) or _secret_scalar(item)
 
 
 def _secret_scalar(item: object) -> bool:
@@ -551,6 +555,11 @@ class RealmSpec(Spec):
     @classmethod
     def _keycloak_keeps_no_secret(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         no_secrets_in(value, "keycloak")
+        attributes = (value or {}).get("attributes")
+        for key in attributes if isinstance(attributes, Mapping) else ():
+            if str(key).startswith(BOOKKEEPING_ATTRIBUTE_PREFIXES):
+                # Plans leave these out (they hold hashes of secrets): written here, they would change unseen.
+                raise ValueError(f"'{key}' in keycloak.attributes is the agent's or Keycloak's own bookkeeping")
         return value
 
     @field_validator("roles", "groups", "clients", "client_scopes", "ldap", "required_actions")

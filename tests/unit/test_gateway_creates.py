@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from agent.errors import Conflict, OutcomeUnknown
+from agent.keycloak.authentication import AuthenticationCalls
 from agent.keycloak.base import GatewayBase
+from agent.keycloak.models import RequiredAction
 from agent.keycloak.transport import Response
 
 pytestmark = pytest.mark.unit
@@ -105,3 +107,25 @@ def test_a_409_to_the_first_post_stays_a_conflict() -> None:
     with pytest.raises(Conflict):
         gateway.create()
     assert gateway.lookups == 0
+
+
+class ScriptedRegistration(AuthenticationCalls):
+    """register_required_action against scripted POST answers and a listing that finds nothing."""
+
+    def __init__(self, *steps: Step) -> None:
+        self.steps = list(steps)
+        self.committed: str | None = None
+        self.posts = 0
+
+    def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:
+        self.posts += 1
+        return self.steps.pop(0)(self)  # type: ignore[arg-type]
+
+    def list_required_actions(self, realm: str) -> list[RequiredAction]:
+        return []
+
+
+def test_a_registration_resent_after_a_lost_answer_that_meets_the_late_first_is_done() -> None:
+    gateway = ScriptedRegistration(lost_uncommitted, conflict_with_late_first_post)
+    gateway.register_required_action("r", "idp-agent-terms", "Terms")  # the 409 means: registered
+    assert gateway.posts == 2

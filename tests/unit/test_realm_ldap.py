@@ -428,6 +428,14 @@ def test_exported_federation_plans_empty_against_itself() -> None:
             "'bindCredential' in config is a secret",
         ),
         ("keycloak:\n  smtpServer: {host: h, password: [hunter2]}\n", "'password' in keycloak is a secret"),
+        (
+            "keycloak:\n  users:\n    - username: ann\n      credentials: [{type: password, value: hunter2}]\n",
+            "'credentials' in keycloak is a secret",
+        ),
+        (
+            "keycloak:\n  attributes: {idp-agent.managed.component.c1: abc}\n",
+            "'idp-agent.managed.component.c1' in keycloak.attributes is the agent's or Keycloak's own bookkeeping",
+        ),
     ],
 )
 def test_a_secret_in_a_map_applied_as_written_is_refused_where_it_is(

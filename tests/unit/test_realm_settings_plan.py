@@ -29,7 +29,7 @@ def test_a_plan_of_realm_attributes_leaves_out_the_agents_bookkeeping() -> None:
         {
             "realm": "acme",
             "keycloak": {
-                "attributes": {"frontendUrl": "https://new.example.org", "idp-agent.managed.component.c1": "no"}
+                "attributes": {"frontendUrl": "https://new.example.org"}  # bookkeeping may not be written here
             },
         }
     )

@@ -11,14 +11,11 @@ from agent.realm.kinds.base import LiveRealm, fingerprint_attributes, secret_cha
 from agent.realm.live import LiveReader
 from agent.realm.password_policy import PasswordPolicySpec, compile_password_policy, policies_equal
 from agent.realm.plan import Change, FieldChange, diff_fields
-from agent.realm.spec import LockoutSpec, RealmSpec, SmtpSpec
+from agent.realm.spec import BOOKKEEPING_ATTRIBUTE_PREFIXES, LockoutSpec, RealmSpec, SmtpSpec
 from agent.secrets import Secret
 
 KIND = "realm"
 SMTP_SECRET = "smtp.password"  # noqa: S105 - the name of a fingerprint, not a password
-# Realm attributes no user manages: the agent's bookkeeping (fingerprints are hashes of secrets, ownership
-# marks) and Keycloak's client secret records. Plans of `keycloak: {attributes: ...}` leave them out.
-BOOKKEEPING_ATTRIBUTE_PREFIXES = ("idp-agent.", "client.secret.")
 
 REGISTRATION_FIELDS = {
     "allowed": "registrationAllowed",
