@@ -434,3 +434,38 @@ def test_a_realm_whose_name_is_encoded_in_its_tokens_is_served(
         assert amy is not None and amy.last_name == "Changed"
     finally:
         gateway.delete_realm(name)
+
+
+def test_attributes_the_user_profile_keeps_from_admins_are_neither_shown_nor_set(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    """As the admin API: an attribute only the user may see (a private phone) is left out of the plugin's reads
+    and refused in its writes (removing it stays possible: erasing personal data); unmanaged ones follow the
+    realm's policy (admin_edit here)."""
+    ids = seed(keycloak_connection, gateway, realm)
+    gateway.update_user(realm, ids["one"], {"attributes": {"private_phone": ["+1 555 0100"], "dept": ["ops"]}})
+    private = {"name": "private_phone", "display_name": "Private phone", "view": ["user"], "edit": ["user"]}
+    apply_spec(
+        keycloak_connection,
+        spec_of({"realm": realm, "user_profile": {"unmanaged_attributes": "admin_edit", "attributes": [private]}}),
+    )
+
+    users = gateway.plugin_raw_users(realm)
+    assert users is not None
+    one = next(user for user in users if user["id"] == ids["one"])
+    assert one["attributes"]["dept"] == ["ops"] and "private_phone" not in one["attributes"]
+    by_api = gateway.get_user(realm, ids["one"])
+    assert by_api is not None  # the admin API's view: the same attributes
+    assert {name: tuple(values) for name, values in one["attributes"].items()} == dict(by_api.attributes)
+
+    refused = gateway.change_users(
+        realm,
+        [
+            UserChange(ids["one"], attributes={"private_phone": ["+1 555 0199"]}),
+            UserChange(ids["two"], attributes={"dept": ["sales"]}),
+        ],
+    )
+    assert refused == {
+        ids["one"]: "attribute 'private_phone' is not editable by administrators in the realm's user profile"
+    }
+    assert gateway.change_users(realm, [UserChange(ids["one"], attributes={"private_phone": None})]) == {}

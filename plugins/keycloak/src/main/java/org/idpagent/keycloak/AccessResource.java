@@ -78,7 +78,8 @@ public final class AccessResource {
     /**
      * {"users": [user]}: up to {@code max} users (at most {@link #MAX_PAGE}) whose id sorts after {@code after}
      * (none: from the first) and, with {@code until}, not after it, ordered by id, service accounts left out, each
-     * with attributes, required actions and the types of its stored credentials. A page shorter than asked for is
+     * with attributes (those the user profile lets admins see), required actions and the types of its stored
+     * credentials. A page shorter than asked for is
      * the last. The admin API asks view-users for its full user listing, and so does this. (Earlier packs paged by
      * username under {@code users}: that path is gone, so an older agent gets 404 and reads the admin API, rather
      * than sending usernames where ids are compared.)
@@ -182,7 +183,9 @@ public final class AccessResource {
         }
         String last = (String) rows.get(rows.size() - 1)[0];
         Map<String, Map<String, List<String>>> attributes = new HashMap<>();
-        pageQuery(ATTRIBUTES, after, last).forEach(row -> attributes
+        // As the admin API shows them: attributes the user profile hides from admins are left out.
+        AdminAttributes shown = AdminAttributes.of(session);
+        pageQuery(ATTRIBUTES, after, last).filter(row -> shown.readable((String) row[1])).forEach(row -> attributes
                 .computeIfAbsent((String) row[0], key -> new TreeMap<>())
                 .computeIfAbsent((String) row[1], key -> new ArrayList<>())
                 // Long values (over 255 characters) are kept in their own column.

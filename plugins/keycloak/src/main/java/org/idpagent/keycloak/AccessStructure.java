@@ -110,7 +110,7 @@ final class AccessStructure {
         found.put("enabled", user.isEnabled());
         found.put("createdTimestamp", user.getCreatedTimestamp());
         found.put("serviceAccountClientId", client.getClientId());
-        found.put("attributes", customAttributes(user));
+        found.put("attributes", customAttributes(user, AdminAttributes.of(session)));
         found.put("requiredActions", user.getRequiredActionsStream().toList());
         grants(found, user);
         found.put("groups", user.getGroupsStream().map(ModelToRepresentation::buildGroupPath).toList());
@@ -118,12 +118,14 @@ final class AccessStructure {
     }
 
     /**
-     * The user's own attributes, as the export has them: the model's map also holds the profile's fields (username,
-     * email, names), which the representation carries apart.
+     * The user's own attributes, as the export has them (the model's map also holds the profile's fields: username,
+     * email, names, which the representation carries apart), and as the admin API shows them: those the user
+     * profile hides from admins left out.
      */
-    private static Map<String, List<String>> customAttributes(UserModel user) {
+    private static Map<String, List<String>> customAttributes(UserModel user, AdminAttributes shown) {
         Map<String, List<String>> attributes = new TreeMap<>(user.getAttributes());
         attributes.keySet().removeAll(PROFILE_FIELDS);
+        attributes.keySet().removeIf(name -> !shown.readable(name));
         return attributes;
     }
 

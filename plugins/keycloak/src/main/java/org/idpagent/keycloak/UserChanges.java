@@ -97,6 +97,7 @@ public final class UserChanges {
 
     private final KeycloakSession session;
     private final RealmModel realm;
+    private AdminAttributes adminAttributes;
 
     UserChanges(KeycloakSession session, RealmModel realm) {
         this.session = session;
@@ -119,6 +120,7 @@ public final class UserChanges {
         if (changes.size() > MAX_CHANGES) {
             throw new BadRequestException("at most " + MAX_CHANGES + " changes a request");
         }
+        adminAttributes = AdminAttributes.of(session);
         // In Keycloak's batch mode, as its realm import writes users: its JPA code leaves out the flush after each
         // insert, and queries do not flush first. Each of those flushes walks every entity the request has loaded,
         // so a request's cost grew with the square of its size. Nothing here reads what it wrote: each user comes
@@ -301,11 +303,16 @@ public final class UserChanges {
             }
         }
         if (change.attributes != null) {
-            for (String name : change.attributes.keySet()) {
+            for (Map.Entry<String, List<String>> attribute : change.attributes.entrySet()) {
+                String name = attribute.getKey();
                 // Keycloak stores these as the user's fields when set as attributes: written that way they would
                 // skip the checks above (a username taken or emptied).
                 if (FIELDS.contains(name)) {
                     return "'" + name + "' is a field, not an attribute: change it under fields";
+                }
+                // As the admin API takes them; removing one stays possible (erasing personal data).
+                if (attribute.getValue() != null && !adminAttributes.editable(name)) {
+                    return "attribute '" + name + "' is not editable by administrators in the realm's user profile";
                 }
             }
         }
