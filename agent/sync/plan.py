@@ -41,6 +41,11 @@ ABSENT_SANCTIONED = "absent from every source while disabled by a sanction: mark
 FOUND_DISABLED = "found disabled by someone else"
 LEFT_FOUND_DISABLED = f"employment ended; {FOUND_DISABLED}: marked as left (the retention period applies)"
 ABSENT_FOUND_DISABLED = f"absent from every source; {FOUND_DISABLED}: marked as left once a lookup confirms"
+# The marker of an account created disabled for a future hire (see representations.py); one whose hire is
+# called off before the start is a leaver's too, and the retention period must run for it.
+NOT_STARTED_MARK = "not started"
+LEFT_BEFORE_START = "employment ended before it started: marked as left (the retention period applies)"
+ABSENT_BEFORE_START = "absent from every source before the start date: marked as left once a lookup confirms"
 REMOVALS: frozenset[SyncAction] = frozenset({"disable", "revoke", "delete", "anonymise"})
 
 
@@ -291,21 +296,20 @@ def never_touched(user: User, deny_usernames: frozenset[str]) -> bool:
 
 
 def _mark_left(live: LiveUser, context: SyncContext, desired: DesiredUser | None) -> SyncItem | None:
-    """`mark-left` for a leaver's account someone else disabled and the sync has not marked yet; None for any
-    other. `desired`: the person as the sources list them, gone; None: absent, to be confirmed by lookup."""
+    """`mark-left` for a leaver's disabled account not marked as a leaver's yet: someone else disabled it, or the
+    sync created it disabled for a hire who never started; None for any other. `desired`: the person as the
+    sources list them, gone; None: absent, to be confirmed by lookup."""
     user = live.user
-    if user.enabled or live.disabled_by_sync is not None:
+    marker = live.disabled_by_sync
+    if user.enabled or (marker is not None and not marker.startswith(NOT_STARTED_MARK)):
         return None
-    sanctioned = user.id in context.sanctioned
-    if desired is not None:
-        reason = LEFT_SANCTIONED if sanctioned else LEFT_FOUND_DISABLED
+    if marker is not None:  # created for a hire who never started: the sync's own account, now a leaver's
+        reason = LEFT_BEFORE_START if desired is not None else ABSENT_BEFORE_START
+    elif user.id in context.sanctioned:
+        reason = LEFT_SANCTIONED if desired is not None else ABSENT_SANCTIONED
     else:
-        reason = ABSENT_SANCTIONED if sanctioned else ABSENT_FOUND_DISABLED
+        reason = LEFT_FOUND_DISABLED if desired is not None else ABSENT_FOUND_DISABLED
     return SyncItem("mark-left", live.external_id, user.username, user.id, desired, reason=reason)
-
-
-def _employment_ended(desired: DesiredUser, now: datetime) -> bool:
-    return desired.status != "active" or (desired.end is not None and desired.end <= now)
 
 
 def found_disabled(marker: str | None) -> bool:
@@ -348,7 +352,7 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
         )
     enable = _should_be_enabled(desired, context.now)
     if enable == user.enabled:
-        mark = _mark_left(live, context, desired) if _employment_ended(desired, context.now) else None
+        mark = _mark_left(live, context, desired) if _has_left(desired, context.now) else None
         if mark is not None:
             items.append(mark)
         return items, held
@@ -359,7 +363,7 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
         reason = "disabled by someone else before the person left; a rehire leaves it disabled"
         held = Held(desired.external_id, user.username, reason)
     elif enable and live.disabled_by_sync is not None:
-        reason = "start date reached" if live.disabled_by_sync.startswith("not started") else "rehired"
+        reason = "start date reached" if live.disabled_by_sync.startswith(NOT_STARTED_MARK) else "rehired"
         items.append(SyncItem("enable", desired.external_id, user.username, user.id, desired, reason=reason))
     elif enable:
         # Disabled by someone other than the sync (an admin, a sanction since lifted): not ours to undo.

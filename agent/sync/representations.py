@@ -14,7 +14,7 @@ from agent.sync.model import (
     SOURCE_ATTRIBUTE,
     DesiredUser,
 )
-from agent.sync.plan import Grants, desired_grants
+from agent.sync.plan import NOT_STARTED_MARK, Grants, desired_grants
 
 
 def managed_attributes(desired: DesiredUser, source: str, grants: Grants, names: Iterable[str]) -> dict[str, list[str]]:
@@ -33,7 +33,7 @@ def import_representation(
     grants = desired_grants(desired)
     attributes = managed_attributes(desired, source, grants, attribute_names)
     if not enabled:
-        attributes[DISABLED_BY_SYNC_ATTRIBUTE] = [f"not started: created {now.isoformat()}"]
+        attributes[DISABLED_BY_SYNC_ATTRIBUTE] = [f"{NOT_STARTED_MARK}: created {now.isoformat()}"]
     client_roles: dict[str, list[str]] = {}
     for client_id, role in sorted(desired.client_roles):
         client_roles.setdefault(client_id, []).append(role)

@@ -24,8 +24,10 @@ from agent.sync.model import (
     SourceRecord,
 )
 from agent.sync.plan import (
+    ABSENT_BEFORE_START,
     ABSENT_FOUND_DISABLED,
     ABSENT_SANCTIONED,
+    LEFT_BEFORE_START,
     LEFT_FOUND_DISABLED,
     LEFT_SANCTIONED,
     Grants,
@@ -182,6 +184,17 @@ def test_absent_person_whose_account_someone_else_disabled_is_marked_once_a_look
     assert actions(plan([], [live("1", "ann", enabled=False, grants=Grants())], complete=False)) == []
 
 
+def test_a_hire_called_off_before_the_start_is_marked_as_left_so_retention_applies() -> None:
+    waiting = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync="not started: created 2026-11-01")
+    called_off = desired("1", "ann", status="inactive", start=NOW + timedelta(days=10))
+    result = plan([called_off], [waiting])
+    assert [(i.action, i.reason) for i in result.items] == [("mark-left", LEFT_BEFORE_START)]  # type: ignore[attr-defined]
+    absent = plan([], [waiting])
+    assert [(i.action, i.reason) for i in absent.items] == [("mark-left", ABSENT_BEFORE_START)]  # type: ignore[attr-defined]
+    still_coming = desired("1", "ann", start=NOW + timedelta(days=10))
+    assert actions(plan([still_coming], [waiting])) == []
+
+
 def test_a_rehire_does_not_enable_an_account_someone_else_had_disabled() -> None:
     marker = f"left 2026-11-01T00:00:00+00:00: {LEFT_FOUND_DISABLED}"
     result = plan([desired("1", "ann")], [live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync=marker)])
@@ -317,7 +330,10 @@ def test_retention_needs_a_complete_read_and_spares_sanctioned_and_not_started()
     assert actions(plan([], [leaver], retention=RETAIN, complete=False)) == []
     assert actions(plan([], [leaver], retention=RETAIN, sanctioned=frozenset({"kc-1"}))) == []
     waiting = live("2", "bob", enabled=False, grants=Grants(), disabled_by_sync=f"not started: created {old}")
-    assert actions(plan([], [waiting], retention=RETAIN)) == []
+    coming = desired("2", "bob", start=NOW + timedelta(days=3))
+    assert actions(plan([coming], [waiting], retention=RETAIN)) == []
+    # Gone before the start: marked as left first (the retention period starts then), never deleted at once.
+    assert actions(plan([], [waiting], retention=RETAIN)) == [("mark-left", "2")]
 
 
 # Two accounts carrying one person's external id (a copied attribute, an account restored beside its
