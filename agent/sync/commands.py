@@ -19,7 +19,7 @@ from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.store.locks import store_lock
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
-from agent.sync.mapper_spec import load_mapper
+from agent.sync.mapper_spec import load_sync_mapper
 from agent.sync.mapping import LeftOut, MappingResult, map_sources
 from agent.sync.plan import SyncItem, SyncPlan
 from agent.sync.runner import Prepared, approve_staged, prepare_sync, run_sync
@@ -254,7 +254,7 @@ def explain_command(user: str, config_path: Path, sync_name: str | None) -> None
     """Why a person has each field and grant: every rule that granted, or did not grant, something."""
     config = load_agent_config(config_path, os.environ)
     sync = config.sync(sync_name)
-    mapper = load_mapper(config.mapper_path(sync), os.environ)
+    mapper = load_sync_mapper(config.mapper_path(sync), os.environ, sync.name, sync.sources)
     reads = [build_source(cfg).read() for cfg in config.sources if cfg.name in sync.sources]
     mapping = map_sources(reads, mapper, datetime.now(UTC))
     wanted = user.lower()

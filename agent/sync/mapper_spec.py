@@ -5,7 +5,7 @@ problem in it is reported at its file:line:col before any source is read. See ma
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -301,6 +301,27 @@ class MapperSpec(Spec):
 def load_mapper(path: Path, env: Mapping[str, str]) -> MapperSpec:
     """Read and validate one mapper file; raises ConfigErrors with every problem at its file:line:col."""
     return mapper_from_document(load_document(path, env=env, base_dir=path.parent))
+
+
+def load_sync_mapper(path: Path, env: Mapping[str, str], sync: str, read_sources: Collection[str]) -> MapperSpec:
+    """A sync's mapper, also checked against the sources the sync reads: a source the mapper maps but the sync
+    does not read lists nobody, so everyone it alone lists would be taken for a leaver (and no leaver lookup
+    would ask it)."""
+    document = load_document(path, env=env, base_dir=path.parent)
+    spec = mapper_from_document(document)
+    at = _Locator(document)
+    problems = [
+        at.key(
+            ("sources", name),
+            f"source '{name}' is not read by sync '{sync}' (it reads: {', '.join(read_sources) or 'nothing'})",
+            "list it under the sync's sources in the agent config, or leave it out of this mapper",
+        )
+        for name in spec.sources
+        if name not in read_sources
+    ]
+    if problems:
+        raise ConfigErrors(problems)
+    return spec
 
 
 def mapper_from_document(document: Document) -> MapperSpec:

@@ -27,7 +27,7 @@ from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
 from agent.sync.guard import Verdict, check_safety
 from agent.sync.leavers import LeaverLookup
 from agent.sync.live import check_realm_keeps_attributes
-from agent.sync.mapper_spec import MapperSpec, load_mapper
+from agent.sync.mapper_spec import MapperSpec, load_sync_mapper
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE, Source, SourceRead
 from agent.sync.people_changes import Targets, read_realm_targets, with_client_roles
@@ -101,7 +101,7 @@ def prepare_sync(
 ) -> Prepared:
     """Read the sources and Keycloak, and plan. Keycloak is read briefly with the records of the last run
     (see agent/sync/quick_read.py) unless `full_read`, or the last full read is `full_read_every` old."""
-    mapper = load_mapper(config.mapper_path(sync), env)
+    mapper = load_sync_mapper(config.mapper_path(sync), env, sync.name, sync.sources)
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
     attribute_names = tuple(mapper.attributes)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="keycloak-read") as pool:
@@ -436,7 +436,7 @@ def approve_staged(
 ) -> tuple[Run, SyncOutcome]:
     """Apply exactly the removal set staged by `run_id`: absent leavers still confirmed by exact lookup, and
     each removal left out when its user changed since in a way that forbids it (see `changed_since_staged`)."""
-    mapper = load_mapper(config.mapper_path(sync), env)
+    mapper = load_sync_mapper(config.mapper_path(sync), env, sync.name, sync.sources)
     waiting = store.staging.staged(run_id)
     if waiting is not None and waiting.realm != mapper.realm:
         raise ConfigError(

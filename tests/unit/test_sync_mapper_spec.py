@@ -8,7 +8,7 @@ import pytest
 
 from agent.config.diagnostics import ConfigErrors
 from agent.config.source import parse_document
-from agent.sync.mapper_spec import MapperSpec, load_mapper, mapper_from_document
+from agent.sync.mapper_spec import MapperSpec, load_mapper, load_sync_mapper, mapper_from_document
 
 pytestmark = pytest.mark.unit
 
@@ -328,6 +328,18 @@ def test_load_mapper_reports_the_path(tmp_path: Path) -> None:
     (problem,) = caught.value.diagnostics
     assert (problem.file, problem.line, problem.col) == (str(path), 4, 1)
     assert "duplicate key 'id'" in problem.message
+
+
+def test_a_source_the_mapper_maps_but_the_sync_does_not_read_is_an_error_at_it(tmp_path: Path) -> None:
+    """Otherwise nobody would be listed by it, and everyone only it lists taken for a leaver."""
+    path = tmp_path / "mapper.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    with pytest.raises(ConfigErrors) as caught:
+        load_sync_mapper(path, {}, "workforce", ("ldap", "extra"))
+    (problem,) = caught.value.diagnostics
+    assert (problem.file, problem.line, problem.col) == (str(path), *position_of(BASE, "hr: {priority"))
+    assert problem.message == "source 'hr' is not read by sync 'workforce' (it reads: ldap, extra)"
+    assert load_sync_mapper(path, {}, "workforce", ("hr", "ldap")).realm == "workforce"
 
 
 @pytest.mark.parametrize(
