@@ -54,6 +54,10 @@ for command in (validate_command, plan_command, apply_command, export_command, s
     cli.add_command(command)
 
 
+# A usage error (unknown option, missing path) is an error: exit 1 as any other.
+USAGE_ERROR_EXIT = 1
+
+
 def main() -> None:
     """Console entry point: agent errors become a message and exit code 1, never a traceback."""
     try:
@@ -64,7 +68,9 @@ def main() -> None:
         sys.exit(done.exit_code)
     except click.ClickException as error:
         error.show()
-        sys.exit(error.exit_code)
+        # Click's usage errors exit 2, which here means "changes pending" (plan, sync plan, report --check): a
+        # misspelt path or option must fail a CI step that accepts 0 and 2, not pass it.
+        sys.exit(USAGE_ERROR_EXIT if isinstance(error, click.UsageError) else error.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)

@@ -35,7 +35,7 @@ from agent.store import Store, system_clock
 from agent.store.appeals import Decision
 from agent.store.db import open_store
 from agent.store.locks import store_lock
-from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
+from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, optional_agent_config
 
 EXIT_OK = 0
 EXIT_PENDING = 2  # decided, but the sanction's end is not yet verified in Keycloak (enforce retries)
@@ -56,7 +56,7 @@ actor_option = click.option(
 
 def _agent_config(config_path: Path) -> AgentConfig | None:
     """The agent config when the file exists (for its policy location and smtp:); appeals work without one."""
-    return load_agent_config(config_path, os.environ) if config_path.is_file() else None
+    return optional_agent_config(config_path, os.environ)
 
 
 def _policy(config: AgentConfig | None, policy_path: Path | None) -> SanctionPolicy:

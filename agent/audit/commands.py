@@ -21,7 +21,7 @@ from agent.audit.view import (
 )
 from agent.store import JournalHead, Store, StoreError
 from agent.store.db import open_store
-from agent.sync.agent_config import DEFAULT_CONFIG_FILE, load_agent_config
+from agent.sync.agent_config import DEFAULT_CONFIG_FILE, optional_agent_config
 
 EXIT_OK = 0
 EXIT_BROKEN = 1
@@ -37,9 +37,8 @@ def resolve_store_url(config_path: Path, store_url: str | None) -> str | None:
     """--store, else the config's `store:` (when the file exists), else None (the default store)."""
     if store_url:
         return store_url
-    if config_path.is_file():
-        return load_agent_config(config_path, os.environ).store
-    return None
+    config = optional_agent_config(config_path, os.environ)
+    return None if config is None else config.store
 
 
 @click.group("audit")

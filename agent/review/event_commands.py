@@ -11,7 +11,7 @@ from agent.keycloak import KeycloakGateway
 from agent.review.events import event_settings, harvest_events
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import open_store
-from agent.sync.agent_config import DEFAULT_CONFIG_FILE, load_agent_config
+from agent.sync.agent_config import DEFAULT_CONFIG_FILE, optional_agent_config
 
 MASTER_REALM = "master"
 
@@ -31,7 +31,8 @@ def events_group() -> None:
 )  # fmt: skip
 def harvest_command(realms: tuple[str, ...], config_path: Path) -> None:
     """Copy LOGIN and LOGIN_ERROR events into the store, from where the last harvest of each realm stopped."""
-    store_url = load_agent_config(config_path, os.environ).store if config_path.is_file() else None
+    config = optional_agent_config(config_path, os.environ)
+    store_url = None if config is None else config.store
     gateway = KeycloakGateway.connect(resolve_keycloak_connection()).read_only()
     try:
         with open_store(store_url) as store:

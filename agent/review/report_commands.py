@@ -26,7 +26,7 @@ from agent.review.snapshot import take_snapshot
 from agent.review.sources import SourceIds, read_source_ids, targets_realm
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
-from agent.sync.agent_config import DEFAULT_CONFIG_FILE, load_agent_config
+from agent.sync.agent_config import DEFAULT_CONFIG_FILE, optional_agent_config
 
 EXIT_OK = 0
 EXIT_FAILED_CONTROLS = 2
@@ -61,8 +61,8 @@ def write_outputs(out: Path | None, stem: str, formats: Sequence[str], render: C
 
 def open_agent_store(config_path: Path) -> Store:
     """The store idp-agent.yaml names (the default store without a config file)."""
-    store_url = load_agent_config(config_path, os.environ).store if config_path.is_file() else None
-    return open_store(store_url)
+    config = optional_agent_config(config_path, os.environ)
+    return open_store(None if config is None else config.store)
 
 
 SOURCES_INCOMPLETE = "sources not read completely: orphan and leaver findings from source data skipped"
@@ -72,10 +72,8 @@ def read_sources(config_path: Path, realm: str, now: datetime) -> SourceIds | No
     """What the sources of the syncs into `realm` say about its people, read as a sync reads them. None
     without a config file or a sync into the realm, and when a read was incomplete (said on stderr): absence
     from a broken feed proves nothing."""
-    if not config_path.is_file():
-        return None
-    config = load_agent_config(config_path, os.environ)
-    if not targets_realm(config, realm, os.environ):
+    config = optional_agent_config(config_path, os.environ)
+    if config is None or not targets_realm(config, realm, os.environ):
         return None
     ids = read_source_ids(config, realm, os.environ, now)
     if ids is None:

@@ -10,7 +10,7 @@ import click
 
 from agent.store.db import open_store
 from agent.store.retention import RetentionPolicy, prune_store
-from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
+from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, optional_agent_config
 
 
 def retention_policy(config: AgentConfig | None) -> RetentionPolicy:
@@ -39,7 +39,7 @@ def store_group() -> None:
 def prune_command(dry_run: bool, config_path: Path) -> None:
     """Delete finished runs, decided or expired staged sets and login events older than daemon.retention
     allows (400 days by default). The journal, running runs and sets awaiting approval are kept."""
-    config = load_agent_config(config_path, os.environ) if config_path.is_file() else None
+    config = optional_agent_config(config_path, os.environ)
     with open_store(None if config is None else config.store) as store:
         report = prune_store(store, retention_policy(config), datetime.now(UTC), dry_run=dry_run, actor="cli")
     click.echo(report.describe())

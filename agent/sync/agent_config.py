@@ -8,11 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
+import click
 import pydantic
+from click.core import ParameterSource
 from pydantic import Field, model_validator
 
 from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
-from agent.config.source import load_document
+from agent.config.source import Document, load_document
 from agent.config.values import Duration, NonEmpty, Spec
 from agent.daemon.config import DaemonSpec
 from agent.notify.config import SmtpConfig
@@ -126,6 +128,25 @@ class AgentConfig(Spec):
         return sync.mapper if sync.mapper.is_absolute() else self.base_dir / sync.mapper
 
 
+def optional_agent_config(path: Path, env: Mapping[str, str]) -> AgentConfig | None:
+    """For commands that also work without an agent config (on the default store): the config at `path`, or None
+    when there is no file and none was named. A file named with --config (or its environment variable) that is
+    not there is an error: a misspelt name must not quietly pick the default store (pruning, auditing or
+    appealing in another store than meant)."""
+    if path.is_file() or _named_by_the_caller("config_path"):
+        return load_agent_config(path, env)
+    return None
+
+
+def _named_by_the_caller(parameter: str) -> bool:
+    """Whether the running click command's `parameter` was given rather than left at its default."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return False
+    source = context.get_parameter_source(parameter)
+    return source is not None and source not in {ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP}
+
+
 def load_agent_config(path: Path, env: Mapping[str, str]) -> AgentConfig:
     """The config at `path`, validated; raises ConfigErrors with every problem."""
     if not path.is_file():
@@ -150,16 +171,42 @@ def load_agent_config(path: Path, env: Mapping[str, str]) -> AgentConfig:
 
 
 def load_retention_presets(path: Path, env: Mapping[str, str]) -> dict[str, RetentionSpec]:
+    """policies/retention.yaml: `presets: {name: {keep_for, then}}`. No file: no presets. Every problem of the file
+    is reported at once, at its place (a typo such as `preset:` would otherwise read as "none defined")."""
+    if path.is_dir():
+        raise ConfigErrors([Diagnostic(str(path), 1, 1, "a folder, not a retention presets file")])
     if not path.is_file():
         return {}
     document = load_document(path, env=env, base_dir=path.parent)
-    raw = (document.data or {}).get("presets") or {}
+    problems = _retention_file_shape(document)
+    if problems:
+        raise ConfigErrors(problems)
     presets = {}
-    for name, body in raw.items():
+    for name, body in ((document.data or {}).get("presets") or {}).items():
         try:
             presets[str(name)] = RetentionSpec.model_validate(body)
         except pydantic.ValidationError as error:
-            raise ConfigErrors(
-                diagnostics_from_validation_error(error, document, prefix=("presets", name), model=RetentionSpec)
-            ) from None
+            problems += diagnostics_from_validation_error(
+                error, document, prefix=("presets", name), model=RetentionSpec
+            )
+    if problems:
+        raise ConfigErrors(problems)
     return presets
+
+
+def _retention_file_shape(document: Document) -> list[Diagnostic]:
+    hint = "write presets: {standard: {keep_for: 90d, then: delete}}"
+    data = document.data
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return [Diagnostic(document.name, 1, 1, "a retention presets file is a mapping with `presets:`", hint)]
+    problems = []
+    for key in sorted(set(data) - {"presets"}, key=str):
+        where = document.key_position_of((key,))
+        problems.append(Diagnostic(document.name, where.line, where.col, f"unknown key '{key}'", hint))
+    presets = data.get("presets")
+    if presets is not None and not isinstance(presets, dict):
+        where = document.position_of(("presets",))
+        problems.append(Diagnostic(document.name, where.line, where.col, "presets is a mapping of names", hint))
+    return problems

@@ -6,6 +6,7 @@ The journal tells the whole story and still verifies."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,8 +58,14 @@ def sanction_realm(keycloak_connection: KeycloakConnection, realm: str) -> str:
 
 
 def appeal_cli(store_url: str, tmp_path: Path, *args: str) -> Result:
-    """`idp-agent appeal ...` on the test's store, with no agent config (so no mail) and the repo's policy."""
-    scope = ["--store", store_url, "--config", str(tmp_path / "absent.yaml")]
+    """`idp-agent appeal ...` on the test's store, with an agent config without smtp: (so no mail) and the
+    repo's policy beside it."""
+    config = tmp_path / "agent" / "idp-agent.yaml"
+    if not config.is_file():
+        (config.parent / "policies").mkdir(parents=True)
+        shutil.copy(POLICY_FILE, config.parent / "policies" / "sanctions.yaml")
+        config.write_text(f"store: {store_url}\n", encoding="utf-8")
+    scope = ["--store", store_url, "--config", str(config)]
     return CliRunner().invoke(cli, ["appeal", *args, *scope], catch_exceptions=False)
 
 

@@ -24,7 +24,8 @@ POLICY_FILE = Path(__file__).resolve().parents[2] / "policies" / "sanctions.yaml
 
 
 @pytest.fixture
-def store_url(tmp_path: Path) -> str:
+def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.chdir(tmp_path)  # no idp-agent.yaml here: appeals work without an agent config
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 
@@ -37,7 +38,7 @@ def sanction_id(store_url: str) -> str:
 
 
 def appeal(store_url: str, *args: str) -> Result:
-    scope = ["--store", store_url, "--config", "/nonexistent/idp-agent.yaml"]
+    scope = ["--store", store_url]
     return CliRunner().invoke(cli, ["appeal", *args, *scope], catch_exceptions=False)
 
 
