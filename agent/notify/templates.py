@@ -4,7 +4,7 @@ English), its first line the subject, then a blank line and the body, with `stri
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,13 +108,40 @@ def render(text: str, where: str, values: Mapping[str, str]) -> RenderedMessage:
     return RenderedMessage(subject.substitute(one_line), body.substitute(values))
 
 
+def read_template(path: Path) -> str:
+    """A template file's text; a file that is not UTF-8 is a ConfigError at its place, not a crash."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})", hint="save the template as UTF-8") from None
+
+
+def notice_template_problems(folder: Path, names: Iterable[str]) -> list[str]:
+    """What would keep the notices `names` (a policy's `notify:` values) from being sent, found before anything
+    is enforced: a name without its English template, a template of it that does not parse."""
+    problems: list[str] = []
+    for name in sorted(set(names)):
+        if not _NAME.match(name):
+            problems.append(f"notice '{name}' cannot name a template file (use letters, digits, - and _)")
+            continue
+        english = folder / f"{name}.{DEFAULT_LANGUAGE}.txt"
+        if not english.is_file():
+            problems.append(f"no notice template {english} (subject line, blank line, body)")
+        for path in sorted(folder.glob(f"{name}.*.txt")):
+            try:
+                parse_template(read_template(path), str(path))
+            except ConfigError as error:
+                problems.append(str(error))
+    return problems
+
+
 def render_notice(folder: Path, recipient: Recipient, notice: SanctionNotice, level: str) -> RenderedMessage:
     """The notice for `level` in the recipient's language (else English), from the template files in `folder`."""
     for path in template_candidates(folder, level, recipient.language):
         if path.is_file():
             language = path.name.split(".")[-2]
             values = placeholder_values(recipient, notice, level, language)
-            return render(path.read_text(encoding="utf-8"), str(path), values)
+            return render(read_template(path), str(path), values)
     raise ConfigError(
         f"no notice template for level '{level}' in {folder}",
         hint=f"add {folder / f'{level}.{DEFAULT_LANGUAGE}.txt'} (subject line, blank line, body)",

@@ -14,8 +14,8 @@ from typing import Literal
 
 from agent.errors import AgentError, ConfigError, KeycloakError
 from agent.keycloak import KeycloakGateway
-from agent.notify.mail import Notifier, build_notifier, recipient_for
-from agent.notify.templates import SanctionNotice
+from agent.notify.mail import Notifier, SmtpNotifier, build_notifier, recipient_for
+from agent.notify.templates import SanctionNotice, notice_template_problems
 from agent.sanctions.executor import StepResult, Writer, apply_steps, failures
 from agent.sanctions.live import deny_reason, find_user, read_account
 from agent.sanctions.plan import (
@@ -495,9 +495,17 @@ def build_sanction_context(
     actor: str = "idp-agent",
     policy_path: Path | None = None,
 ) -> SanctionContext:
-    """The context for `realm`: the policy beside the config (or `policy_path`) and the config's notifier."""
+    """The context for `realm`: the policy beside the config (or `policy_path`) and the config's notifier, whose
+    templates for the policy's notices are checked now, before anything is enforced."""
     policy = load_sanction_policy(policy_path or policy_path_for(config), env)
-    return SanctionContext(gateway, store, realm, policy, build_notifier(config), clock, actor=actor)
+    notifier = build_notifier(config)
+    if isinstance(notifier, SmtpNotifier):
+        notices = [level.actions.notify for level in policy.levels if level.actions.notify]
+        problems = notice_template_problems(notifier.templates_dir, notices)
+        if problems:
+            hint = "fix the templates under smtp.templates, or the levels' notify:"
+            raise ConfigError("; ".join(problems), hint=hint)
+    return SanctionContext(gateway, store, realm, policy, notifier, clock, actor=actor)
 
 
 def sync_holds(config: AgentConfig, store: Store, realm: str, env: Mapping[str, str]) -> frozenset[str]:

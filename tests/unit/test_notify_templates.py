@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,8 +13,17 @@ from agent.errors import ConfigError
 from agent.keycloak.models import User
 from agent.notify import Recipient, SanctionNotice, SmtpConfig, build_notifier, language_of, recipient_for
 from agent.notify.mail import compose_message, sender_domain
-from agent.notify.templates import RenderedMessage, format_until, parse_template, render, render_notice
+from agent.notify.templates import (
+    RenderedMessage,
+    format_until,
+    notice_template_problems,
+    parse_template,
+    render,
+    render_notice,
+)
+from agent.sanctions.service import build_sanction_context
 from agent.secrets import Secret
+from agent.store import ManualClock
 from agent.sync.agent_config import AgentConfig, load_agent_config
 
 REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "policies" / "templates" / "sanctions"
@@ -159,3 +169,33 @@ def test_smtp_section_in_the_agent_config_reads_the_password_as_a_secret(tmp_pat
 
 def test_no_smtp_section_means_no_notifier() -> None:
     assert build_notifier(AgentConfig()) is None
+
+
+def test_the_shipped_policy_s_notices_all_have_templates() -> None:
+    assert notice_template_problems(REPO_TEMPLATES, ["warning", "restriction", "suspension", "ban"]) == []
+
+
+def test_notices_that_cannot_be_sent_are_found_before_anything_is_enforced(tmp_path: Path) -> None:
+    """A misspelt notify:, a placeholder that does not exist and a file that is not UTF-8: all named at once."""
+    (tmp_path / "ban.en.txt").write_text("Banned\n\nHello $usernme\n", encoding="utf-8")
+    (tmp_path / "ban.de.txt").write_bytes(b"Gesperrt\n\nHallo \xfc\n")
+    problems = notice_template_problems(tmp_path, ["ban", "warnign"])
+    assert len(problems) == 3
+    assert problems[0] == f"{tmp_path / 'ban.de.txt'}: not UTF-8 text (byte 16)"
+    assert problems[1] == f"{tmp_path / 'ban.en.txt'}: unknown placeholder(s) usernme"
+    assert problems[2] == f"no notice template {tmp_path / 'warnign.en.txt'} (subject line, blank line, body)"
+
+
+def test_a_sanction_context_with_a_notice_that_cannot_be_sent_is_refused(tmp_path: Path) -> None:
+    """Refused when the context is built: before `sanction issue` or `sanctions enforce` writes anything."""
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO_TEMPLATES, policies / "templates" / "sanctions")
+    shutil.copy(REPO_TEMPLATES.parents[1] / "sanctions.yaml", policies / "sanctions.yaml")
+    (tmp_path / "idp-agent.yaml").write_text("smtp:\n  host: smtp.example.org\n  from: iam@example.org\n")
+    config = load_agent_config(tmp_path / "idp-agent.yaml", {})
+    clock = ManualClock(datetime(2026, 12, 1, tzinfo=UTC))
+    context = build_sanction_context(config, None, None, "acme", env={}, clock=clock)  # type: ignore[arg-type]
+    assert context.notifier is not None
+    (policies / "templates" / "sanctions" / "ban.en.txt").unlink()
+    with pytest.raises(ConfigError, match=r"no notice template .*ban\.en\.txt"):
+        build_sanction_context(config, None, None, "acme", env={}, clock=clock)  # type: ignore[arg-type]
