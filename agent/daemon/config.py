@@ -29,6 +29,8 @@ from agent.config.values import Duration, NonEmpty, SecretValue, Spec
 
 JobKind = Literal["sync", "drift", "sanctions", "events", "reviews", "retention"]
 AlertReason = Literal["failure", "staged", "drift"]
+# Jobs that work on one realm, named by `realm:`.
+REALM_JOBS = frozenset({"sanctions", "events", "reviews"})
 DEFAULT_LISTEN = "127.0.0.1:9464"
 DEFAULT_MISFIRE_GRACE_SECONDS = 300
 DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 30
@@ -84,8 +86,8 @@ class JobSpec(Spec):
             raise ValueError(f"job '{self.job}': `sync` only applies to sync jobs")
         if self.apply and self.job != "drift":
             raise ValueError(f"job '{self.job}': `apply` only applies to the drift job")
-        if self.job == "reviews" and self.realm is None:
-            raise ValueError("job 'reviews' needs `realm:`")
+        if self.job in REALM_JOBS and self.realm is None:
+            raise ValueError(f"job '{self.job}' needs `realm:`")
         return self
 
 

@@ -162,10 +162,7 @@ def drift_job(run: JobRun) -> JobResult:
     from agent.realm.loader import load_realms
 
     spec = run.spec
-    paths = [run.resolve(path) for path in spec.paths]
-    missing = [str(path) for path in paths if not path.exists()]
-    if missing:
-        raise ConfigError(f"drift: no such config path: {', '.join(missing)}", hint="check daemon.jobs[].paths")
+    paths = drift_paths(spec, run.config.base_dir)
     realms = load_realms(paths, policies_dir=run.resolve(spec.policies), env=run.env)
     with session(run) as (gateway, store):
         plans = [plan_realm(gateway.read_only(), realm.spec) for realm in realms]
@@ -208,6 +205,15 @@ def drift_job(run: JobRun) -> JobResult:
 
 
 # -- jobs of other packages (lazily imported) ------------------------------------------------------
+
+
+def drift_paths(spec: JobSpec, base_dir: Path) -> list[Path]:
+    """The drift job's realm-config paths (relative ones from the agent config's folder); all must exist."""
+    paths = [path if path.is_absolute() else base_dir / path for path in spec.paths]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise ConfigError(f"drift: no such config path: {', '.join(missing)}", hint="check daemon.jobs[].paths")
+    return paths
 
 
 def _realm_of(run: JobRun) -> str:

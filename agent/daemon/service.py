@@ -45,6 +45,7 @@ from agent.daemon.jobs import (
     JobNotAvailable,
     JobResult,
     JobRun,
+    drift_paths,
     lock_name,
 )
 from agent.daemon.logs import daemon_logger, redact
@@ -54,6 +55,7 @@ from agent.locks import Locked
 from agent.store.db import open_store
 from agent.store.locks import store_lock
 from agent.sync.agent_config import AgentConfig, load_agent_config
+from agent.sync.mapper_spec import load_sync_mapper
 
 TICK_SECONDS = 0.5
 # Runs at once, bounding the load on Keycloak and the store; a due job waits for a free worker, then runs.
@@ -79,6 +81,19 @@ class ScheduledJob:
     job_id: str
     spec: JobSpec
     sync_name: str | None
+
+
+def checked_jobs(config: AgentConfig, env: Mapping[str, str]) -> list[ScheduledJob]:
+    """`scheduled_jobs`, and what each job will read checked now (a sync's mapper against its sources, a drift
+    job's realm-config paths), so that a broken reference fails the start or the reload, not every run."""
+    jobs = scheduled_jobs(config)
+    for job in jobs:
+        if job.sync_name is not None:
+            sync = config.sync(job.sync_name)
+            load_sync_mapper(config.mapper_path(sync), env, sync.name, sync.sources)
+        if job.spec.job == "drift":
+            drift_paths(job.spec, config.base_dir)
+    return jobs
 
 
 def scheduled_jobs(config: AgentConfig) -> list[ScheduledJob]:
@@ -124,7 +139,7 @@ class Daemon:
         self._active = 0
         self._active_changed = threading.Condition()
         self.config = load_agent_config(config_path, env)
-        self.jobs = scheduled_jobs(self.config)
+        self.jobs = checked_jobs(self.config, env)
         self.spec: DaemonSpec = self.config.daemon or DaemonSpec()
         self.alerter = Alerter(self.spec.alerts, self.config)
         self.listen = parse_listen(listen or self.spec.listen)
@@ -227,7 +242,7 @@ class Daemon:
         """Re-read the config; a bad one is logged and the running schedule kept."""
         try:
             config = load_agent_config(self.config_path, self.env)
-            jobs = scheduled_jobs(config)
+            jobs = checked_jobs(config, self.env)
         except (ConfigErrors, AgentError) as error:
             self.log.error(
                 "config reload failed, keeping the current schedule: %s", error, extra={"event": "reload_failed"}

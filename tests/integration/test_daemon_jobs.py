@@ -141,11 +141,13 @@ def test_staged_removals_and_failures_raise_alerts_by_webhook_and_mail(
         data["daemon"] = {
             "jobs": [
                 {"job": "sync", "every": "1h"},
-                {"job": "drift", "every": "1h", "paths": ["no-such-folder"]},  # fails: an error to alert on
+                {"job": "drift", "every": "1h", "paths": ["broken-realms"]},  # fails: an error to alert on
             ],
             "alerts": {"webhook": "${env:TEST_ALERT_WEBHOOK}", "email": ["iam-oncall@example.org"]},
         }
         config_file.write_text(yaml.safe_dump(data))
+        (setup.folder / "broken-realms").mkdir()
+        (setup.folder / "broken-realms" / "broken.yaml").write_text("realm: acme\nroles: not-a-list\n")
         env = cli_env(keycloak_connection, IDP_AGENT_STATE_DIR=str(setup.folder / "state"), TEST_ALERT_WEBHOOK=hook.url)
         with DaemonProcess(config_file, env) as daemon:
             wait_for("the staged run", lambda: daemon.runs(f"sync:{SYNC}", "staged") == 1)
@@ -160,7 +162,7 @@ def test_staged_removals_and_failures_raise_alerts_by_webhook_and_mail(
     alerts = {alert["reason"]: alert for alert in hook.received()}
     assert set(alerts) == {"staged", "failure"}
     assert "idp-agent sync approve" in alerts["staged"]["summary"]
-    assert alerts["failure"]["job"] == "drift" and "no-such-folder" in alerts["failure"]["summary"]
+    assert alerts["failure"]["job"] == "drift" and "broken.yaml" in alerts["failure"]["summary"]
     subjects = sorted(str(message["Subject"]) for message in mailbox.messages)
     assert subjects == ["[idp-agent] failure: drift", f"[idp-agent] staged: sync:{SYNC}"]
     assert all(recipients == ["iam-oncall@example.org"] for recipients in mailbox.recipients)

@@ -24,7 +24,7 @@ from agent.daemon.config import (
     parse_listen,
 )
 from agent.daemon.jobs import campaign_name, lock_name
-from agent.daemon.service import scheduled_jobs
+from agent.daemon.service import checked_jobs, scheduled_jobs
 from agent.errors import ConfigError
 from agent.sync.agent_config import load_agent_config
 
@@ -75,6 +75,8 @@ def test_default_listen_is_loopback() -> None:
         ({"job": "sanctions", "every": "5m", "apply": True}, "`apply` only applies"),
         ({"every": "5m", "surprise": 1}, "Extra inputs"),
         ({"job": "reviews", "every": "5m"}, "needs `realm:`"),
+        ({"job": "sanctions", "every": "5m"}, "job 'sanctions' needs `realm:`"),
+        ({"job": "events", "every": "5m"}, "job 'events' needs `realm:`"),
     ],
 )
 def test_job_spec_errors(fields: dict[str, Any], message: str) -> None:
@@ -186,6 +188,22 @@ def test_scheduled_jobs_errors(
 ) -> None:
     with pytest.raises(error, match=message):
         scheduled_jobs(load_agent_config(_config(tmp_path, daemon), {}))
+
+
+def test_what_the_jobs_read_is_checked_when_they_are_scheduled(tmp_path: Path) -> None:
+    """A missing mapper or realm-config folder fails the daemon's start (or a reload), not every run."""
+    path = _config(tmp_path, {"jobs": [{"job": "sync", "every": "5m"}, {"job": "drift", "every": "1h"}]})
+    config = load_agent_config(path, {})
+    with pytest.raises(ConfigErrors, match=r"m\.yaml:1:1: cannot read this file"):
+        checked_jobs(config, {})
+    (tmp_path / "m.yaml").write_text(
+        "name: people\nrealm: acme\nid: id\nsources: {hr: {priority: 1, fields: [id, username]}}\n"
+        "fields: {hr: {id: {from: id}, username: {from: id}}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"drift: no such config path: .*realm-config"):
+        checked_jobs(config, {})
+    (tmp_path / "realm-config").mkdir()
+    assert [job.job_id for job in checked_jobs(config, {})] == ["sync:people", "drift"]
 
 
 def test_webhook_must_come_from_the_environment() -> None:

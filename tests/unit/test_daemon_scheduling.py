@@ -34,7 +34,7 @@ WORKERS_BUSY = timedelta(hours=1)  # far beyond the 5 min misfire_grace of old
 
 
 def write_config(path: Path, jobs: list[str]) -> None:
-    lines = "".join(f"    - {{job: {job}, cron: {RARE}}}\n" for job in jobs)
+    lines = "".join(f"    - {{job: {job}, cron: {RARE}, realm: acme}}\n" for job in jobs)
     path.write_text(f"store: sqlite:///{path.parent / 'store.db'}\ndaemon:\n  jobs:\n{lines}", encoding="utf-8")
 
 
@@ -69,24 +69,24 @@ def run_late(daemon: Daemon, job_id: str) -> list[int]:
 def test_a_run_queued_behind_busy_workers_still_runs_once(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[ScheduledJob] = []
     monkeypatch.setattr(daemon, "_run_once", ran.append)
-    assert run_late(daemon, "sanctions") == [EVENT_JOB_EXECUTED], "dropped as missed"
-    assert [job.job_id for job in ran] == ["sanctions"]
+    assert run_late(daemon, "sanctions:acme") == [EVENT_JOB_EXECUTED], "dropped as missed"
+    assert [job.job_id for job in ran] == ["sanctions:acme"]
 
 
 def test_a_late_run_of_a_slot_another_daemon_made_is_skipped(daemon: Daemon) -> None:
     with open_store(daemon.config.store) as store:
-        store.daemon_jobs.record("sanctions", datetime.now(UTC) - timedelta(minutes=1), "succeeded", "other pid 1")
-    assert run_late(daemon, "sanctions") == [EVENT_JOB_EXECUTED]
+        store.daemon_jobs.record("sanctions:acme", datetime.now(UTC) - timedelta(minutes=1), "succeeded", "other pid 1")
+    assert run_late(daemon, "sanctions:acme") == [EVENT_JOB_EXECUTED]
     values = metrics(daemon)
-    assert values['idp_agent_job_runs_total{job="sanctions",outcome="skipped_done"}'] == 1
-    assert 'idp_agent_job_runs_total{job="sanctions",outcome="succeeded"}' not in values
+    assert values['idp_agent_job_runs_total{job="sanctions:acme",outcome="skipped_done"}'] == 1
+    assert 'idp_agent_job_runs_total{job="sanctions:acme",outcome="succeeded"}' not in values
 
 
 @pytest.mark.parametrize(
     ("event", "outcome"),
     [
-        (JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "events", "default", [datetime.now(UTC)]), "skipped_running"),
-        (JobExecutionEvent(EVENT_JOB_MISSED, "events", "default", datetime.now(UTC)), "skipped_missed"),
+        (JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "events:acme", "default", [datetime.now(UTC)]), "skipped_running"),
+        (JobExecutionEvent(EVENT_JOB_MISSED, "events:acme", "default", datetime.now(UTC)), "skipped_missed"),
     ],
 )
 def test_runs_the_scheduler_drops_are_counted_and_logged(
@@ -94,9 +94,9 @@ def test_runs_the_scheduler_drops_are_counted_and_logged(
 ) -> None:
     caplog.set_level(logging.INFO, logger="idp_agent.daemon")
     daemon.scheduler._dispatch_event(event)  # as APScheduler does when it drops the run
-    assert metrics(daemon)[f'idp_agent_job_runs_total{{job="events",outcome="{outcome}"}}'] == 1
+    assert metrics(daemon)[f'idp_agent_job_runs_total{{job="events:acme",outcome="{outcome}"}}'] == 1
     (record,) = [r for r in caplog.records if getattr(r, "event", None) == "run_skipped"]
-    assert (getattr(record, "job", None), getattr(record, "outcome", None)) == ("events", outcome)
+    assert (getattr(record, "job", None), getattr(record, "outcome", None)) == ("events:acme", outcome)
 
 
 class AnnouncedCondition(threading.Condition):
@@ -118,7 +118,7 @@ def test_a_run_starting_as_shutdown_begins_does_not_start(daemon: Daemon, monkey
     monkeypatch.setattr(daemon, "_run_once", ran.append)
     condition = AnnouncedCondition()
     daemon._active_changed = condition
-    (job,) = [job for job in daemon.jobs if job.job_id == "sanctions"]
+    (job,) = [job for job in daemon.jobs if job.job_id == "sanctions:acme"]
     worker = threading.Thread(target=daemon._run, args=[job])
     with condition:  # where shutdown counts the active runs
         worker.start()
@@ -130,18 +130,18 @@ def test_a_run_starting_as_shutdown_begins_does_not_start(daemon: Daemon, monkey
 
 
 def test_a_job_removed_by_a_reload_leaves_no_series(daemon: Daemon, config_file: Path) -> None:
-    assert 'idp_agent_job_next_run_timestamp_seconds{job="events"}' in metrics(daemon)
+    assert 'idp_agent_job_next_run_timestamp_seconds{job="events:acme"}' in metrics(daemon)
     write_config(config_file, ["sanctions"])
     assert daemon.reload()
     values = metrics(daemon)
-    assert not [name for name in values if 'job="events"' in name], "a stale next run would look overdue"
-    assert 'idp_agent_job_next_run_timestamp_seconds{job="sanctions"}' in values
+    assert not [name for name in values if 'job="events:acme"' in name], "a stale next run would look overdue"
+    assert 'idp_agent_job_next_run_timestamp_seconds{job="sanctions:acme"}' in values
 
 
 def test_the_next_runs_shown_are_those_scheduled(daemon: Daemon) -> None:
-    daemon.metrics.set_next_run("events", datetime.now(UTC))  # as a run that read the old schedule may
-    daemon.scheduler.remove_job("events")
+    daemon.metrics.set_next_run("events:acme", datetime.now(UTC))  # as a run that read the old schedule may
+    daemon.scheduler.remove_job("events:acme")
     daemon._refresh_next_runs()
     values = metrics(daemon)
-    assert 'idp_agent_job_next_run_timestamp_seconds{job="events"}' not in values
-    assert 'idp_agent_job_next_run_timestamp_seconds{job="sanctions"}' in values
+    assert 'idp_agent_job_next_run_timestamp_seconds{job="events:acme"}' not in values
+    assert 'idp_agent_job_next_run_timestamp_seconds{job="sanctions:acme"}' in values

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     config = tmp_path / "idp-agent.yaml"
-    daemon_section = "daemon:\n  jobs:\n    - {job: sanctions, every: 1h}\n"  # never started: no scheduler here
+    # Never started: no scheduler here.
+    daemon_section = "daemon:\n  jobs:\n    - {job: sanctions, every: 1h, realm: acme}\n"
     config.write_text(f"store: sqlite:///{tmp_path / 'store.db'}\n{daemon_section}", encoding="utf-8")
     made = Daemon(config, env={}, clock=system_clock, listen="127.0.0.1:0")
     yield made
