@@ -92,8 +92,16 @@ def _native_document(path: Path, env: Mapping[str, str]) -> Document:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ConfigErrors([Diagnostic(str(path), 1, 1, f"not a readable realm export: {error}")]) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("realm"), str):
+        raise ConfigErrors([Diagnostic(str(path), 1, 1, "not a realm export: an object with a 'realm' name")])
+    try:
+        converted = friendly_from_representation(raw)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        # The converter walks Keycloak's shapes (lists of objects, maps of lists): any other JSON breaks it somewhere.
+        message = "not a realm export as the admin console writes it: a part has another shape than Keycloak's"
+        raise ConfigErrors([Diagnostic(str(path), 1, 1, message)]) from None
     # Through the YAML loader, so the ${env:...} references written for secrets resolve as in YAML files.
-    friendly = yaml.safe_dump(friendly_from_representation(raw), sort_keys=False, allow_unicode=True)
+    friendly = yaml.safe_dump(converted, sort_keys=False, allow_unicode=True)
     return parse_document(friendly, str(path), env=env, base_dir=path.parent)
 
 

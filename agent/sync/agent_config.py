@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import click
 import pydantic
 from click.core import ParameterSource
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
 from agent.config.source import Document, load_document
@@ -97,16 +97,7 @@ class AgentConfig(Spec):
     base_dir: Path = Field(default=Path("."), exclude=True)
     retention_presets: dict[str, RetentionSpec] = Field(default_factory=dict, exclude=True)
 
-    @model_validator(mode="after")
-    def _sources_exist(self) -> AgentConfig:
-        names = [source.name for source in self.sources]
-        if len(names) != len(set(names)):
-            raise ValueError("two sources have the same name")
-        for sync in self.syncs:
-            unknown = sorted(set(sync.sources) - set(names))
-            if unknown:
-                raise ValueError(f"sync '{sync.name}' reads unknown source(s): {', '.join(unknown)}")
-        return self
+    path: Path = Field(default=Path(DEFAULT_CONFIG_FILE), exclude=True)  # the file it was read from, for messages
 
     def sync(self, name: str | None) -> SyncSpec:
         if name is None and len(self.syncs) == 1:
@@ -115,7 +106,7 @@ class AgentConfig(Spec):
             if sync.name == name:
                 return sync
         known = ", ".join(sync.name for sync in self.syncs) or "none configured"
-        raise ConfigErrors([Diagnostic("idp-agent.yaml", 1, 1, f"no sync named '{name}' (syncs: {known})")])
+        raise ConfigErrors([Diagnostic(str(self.path), 1, 1, f"no sync named '{name}' (syncs: {known})")])
 
     def retention(self, sync: SyncSpec) -> Retention | None:
         """The sync's retention preset from policies/retention.yaml beside this config (validated at load)."""
@@ -159,15 +150,37 @@ def load_agent_config(path: Path, env: Mapping[str, str]) -> AgentConfig:
     except pydantic.ValidationError as error:
         raise ConfigErrors(diagnostics_from_validation_error(error, document, model=AgentConfig)) from None
     presets = load_retention_presets(path.parent / RETENTION_FILE, env)
+    problems = reference_problems(config, document, presets)
+    if problems:
+        raise ConfigErrors(problems)
+    return config.model_copy(update={"base_dir": path.parent, "retention_presets": presets, "path": path})
+
+
+def reference_problems(config: AgentConfig, document: Document, presets: Mapping[str, object]) -> list[Diagnostic]:
+    """Names that must be unique or must refer to something defined, each at its place, all at once."""
+
+    def at(where: tuple[str | int, ...], message: str, hint: str = "") -> Diagnostic:
+        position = document.position_of(where)
+        return Diagnostic(document.name, position.line, position.col, message, hint)
+
+    problems: list[Diagnostic] = []
+    names: list[str] = []
+    for index, source in enumerate(config.sources):
+        if source.name in names:
+            problems.append(at(("sources", index, "name"), f"source '{source.name}' is defined twice"))
+        names.append(source.name)
+    known_sources = ", ".join(names) or "none defined"
+    known_presets = ", ".join(sorted(presets)) or "none defined"
     for index, sync in enumerate(config.syncs):
+        for position, name in enumerate(sync.sources):
+            if name not in names:
+                message = f"sync '{sync.name}' reads unknown source '{name}'"
+                problems.append(at(("syncs", index, "sources", position), message, f"sources: {known_sources}"))
         if sync.retention is not None and sync.retention not in presets:
-            position = document.position_of(("syncs", index, "retention"))
-            known = ", ".join(sorted(presets)) or "none defined"
             message = f"unknown retention preset '{sync.retention}'"
-            raise ConfigErrors(
-                [Diagnostic(str(path), position.line, position.col, message, f"presets in {RETENTION_FILE}: {known}")]
-            )
-    return config.model_copy(update={"base_dir": path.parent, "retention_presets": presets})
+            hint = f"presets in {RETENTION_FILE}: {known_presets}"
+            problems.append(at(("syncs", index, "retention"), message, hint))
+    return problems
 
 
 def load_retention_presets(path: Path, env: Mapping[str, str]) -> dict[str, RetentionSpec]:

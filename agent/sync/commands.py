@@ -18,7 +18,7 @@ from agent.locks import Locked
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.store.locks import store_lock
-from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
+from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, SyncSpec, load_agent_config
 from agent.sync.mapper_spec import load_sync_mapper
 from agent.sync.mapping import LeftOut, MappingResult, map_sources
 from agent.sync.plan import SyncItem, SyncPlan
@@ -68,11 +68,20 @@ def _session(config_path: Path, *, read_only: bool) -> Iterator[tuple[AgentConfi
         gateway.close()
 
 
+def _checked_sync(config: AgentConfig, sync_name: str | None) -> SyncSpec:
+    """The sync, its mapper read and checked against its sources before the store is opened (or made) or
+    Keycloak asked anything: config errors first, all of them, nothing touched."""
+    sync = config.sync(sync_name)
+    load_sync_mapper(config.mapper_path(sync), os.environ, sync.name, sync.sources)
+    return sync
+
+
 @contextmanager
 def _one_writer(config_path: Path, sync_name: str | None) -> Iterator[None]:
     """Hold the sync's lock; when another run (CLI or daemon) holds it, say so and exit 0."""
     config = load_agent_config(config_path, os.environ)
-    name = config.sync(sync_name).name
+    sync = _checked_sync(config, sync_name)
+    name = sync.name
     try:
         with open_store(config.store) as store, store_lock(store, f"sync-{name}"):
             yield
@@ -188,6 +197,7 @@ def sync_group() -> None:
 @full_read_option
 def plan_command(config_path: Path, sync_name: str | None, as_json: bool, full_read: bool) -> None:
     """Show what a run would do. Exit 0 nothing to do, 2 changes pending, 1 error (or a safety brake)."""
+    _checked_sync(load_agent_config(config_path, os.environ), sync_name)
     with _session(config_path, read_only=True) as (config, gateway, store):
         prepared = prepare_sync(
             config, config.sync(sync_name), gateway, store, now=datetime.now(UTC), env=os.environ, full_read=full_read

@@ -45,3 +45,18 @@ def test_a_config_file_named_but_missing_is_an_error_not_the_default_store(
     assert not (tmp_path / "state").exists()  # no store was made
     # Without --config and without a file, these work on the default store, as before.
     assert run(*arguments, cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "approve"])
+def test_a_sync_whose_mapper_cannot_be_read_touches_nothing(command: str, tmp_path: Path) -> None:
+    """The config errors come first: no store is made, no lock taken, Keycloak not asked."""
+    (tmp_path / "agent.yaml").write_text(
+        f"store: sqlite:///{tmp_path / 'store.db'}\nsources:\n  - {{name: hr, type: csv, path: hr.csv}}\n"
+        "syncs:\n  - {name: people, mapper: missing.yaml, sources: [hr]}\n",
+        encoding="utf-8",
+    )
+    arguments = ("sync", command, *(["r-1"] if command == "approve" else []), "--config", "agent.yaml")
+    done = run(*arguments, cwd=tmp_path)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "missing.yaml:1:1: cannot read this file" in done.stderr
+    assert not (tmp_path / "store.db").exists() and not (tmp_path / "state").exists()
