@@ -297,6 +297,8 @@ def test_backoff_honours_retry_after_up_to_a_cap_and_jitters_otherwise() -> None
 
     assert backoff_seconds(1, 0.5, 2.0, rng) == 2.0
     assert backoff_seconds(1, 0.5, 10_000.0, rng) == MAX_RETRY_AFTER_SECONDS
+    # "Retry-After: 0" (or a past date): the jitter is still waited.
+    assert backoff_seconds(3, 0.5, 0.0, random.Random(7)) == random.Random(7).uniform(0, 2.0) > 0
     delays = [backoff_seconds(attempt, 0.5, None, rng) for attempt in (1, 2, 3) for _ in range(50)]
     assert all(0 <= delay <= 2.0 for delay in delays)
     assert max(delays[:50]) <= 0.5 < max(delays[100:])

@@ -85,10 +85,13 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
 
 
 def backoff_seconds(attempt: int, base: float, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds before the next try after try number `attempt` (1-based): Retry-After when given, else jitter."""
-    if retry_after is not None:
-        return min(retry_after, MAX_RETRY_AFTER_SECONDS)
-    return rng.uniform(0, min(BACKOFF_CAP_SECONDS, base * 2 ** (attempt - 1)))
+    """Seconds before the next try after try number `attempt` (1-based): full jitter, or Retry-After (up to
+    MAX_RETRY_AFTER_SECONDS) when it asks for longer; the jitter stays the least wait, so a "0" or a past date
+    does not bring every try back at once (as the Keycloak client waits)."""
+    jitter = rng.uniform(0, min(BACKOFF_CAP_SECONDS, base * 2 ** (attempt - 1)))
+    if retry_after is None:
+        return jitter
+    return max(min(retry_after, MAX_RETRY_AFTER_SECONDS), jitter)
 
 
 def _tls_reason(error: BaseException) -> str:
