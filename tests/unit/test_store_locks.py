@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,59 +79,53 @@ def test_stores_do_not_share_locks(store: Store, store_backend: StoreBackend) ->
         pass
 
 
-def test_a_holder_killed_by_sigkill_frees_the_lock(store: Store, store_backend: StoreBackend) -> None:
-    script = (
-        "import sys, time\n"
-        "from agent.store import open_store\n"
-        "from agent.store.locks import store_lock\n"
-        "with open_store(sys.argv[1]) as store, store_lock(store, 'sync-acme'):\n"
-        "    print('held', flush=True)\n"
-        "    time.sleep(600)\n"
+@contextmanager
+def child_holding_the_lock(url: str, *under_the_lock: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A process that takes 'sync-acme', runs `under_the_lock` (which prints one line), then sleeps; yields it
+    and that line, and SIGKILLs it at the end."""
+    script = "\n".join(
+        [
+            "import sys, time",
+            "from agent.store import open_store",
+            "from agent.store.locks import store_lock",
+            "from agent.store.runs import NewItem",
+            "with open_store(sys.argv[1]) as store, store_lock(store, 'sync-acme'):",
+            *(f"    {line}" for line in under_the_lock),
+            "    time.sleep(600)",
+        ]
     )
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, store_backend.url], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
-    )
+    child = subprocess.Popen([sys.executable, "-c", script, url], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
         ready, _, _ = select.select([child.stdout], [], [], WAIT_S)
-        assert ready and child.stdout.readline().strip() == "held", "the child did not take the lock"
-        with pytest.raises(Locked, match=f"pid {child.pid}"), store_lock(store, "sync-acme"):
-            pytest.fail("held by the child")
+        assert ready, "the child did not take the lock"
+        yield child, child.stdout.readline().strip()
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+
+
+def test_a_holder_killed_by_sigkill_frees_the_lock(store: Store, store_backend: StoreBackend) -> None:
+    with child_holding_the_lock(store_backend.url, "print('held', flush=True)") as (child, said):
+        assert said == "held"
+        with pytest.raises(Locked, match=f"pid {child.pid}"), store_lock(store, "sync-acme"):
+            pytest.fail("held by the child")
     assert wait_until_free(store, "sync-acme"), f"the lock was not freed within {WAIT_S}s of the holder's death"
 
 
 def test_a_run_whose_holder_was_killed_ends_as_interrupted_when_the_lock_is_next_taken(
     store: Store, store_backend: StoreBackend
 ) -> None:
-    script = (
-        "import sys, time\n"
-        "from agent.store import open_store\n"
-        "from agent.store.locks import store_lock\n"
-        "from agent.store.runs import NewItem\n"
-        "with open_store(sys.argv[1]) as store, store_lock(store, 'sync-acme'):\n"
-        "    run = store.runs.start_run('sync', 'acme')\n"
-        "    store.runs.add_items(run.id, [NewItem('ann', 'update', 'applied')])\n"
-        "    print(run.id, flush=True)\n"
-        "    time.sleep(600)\n"
+    starts_a_run = (
+        "run = store.runs.start_run('sync', 'acme')",
+        "store.runs.add_items(run.id, [NewItem('ann', 'update', 'applied')])",
+        "print(run.id, flush=True)",
     )
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, store_backend.url], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert child.stdout is not None
-        ready, _, _ = select.select([child.stdout], [], [], WAIT_S)
-        assert ready, "the child did not start its run"
-        run_id = child.stdout.readline().strip()
+    with child_holding_the_lock(store_backend.url, *starts_a_run) as (_, run_id):
         with pytest.raises(Locked), store_lock(store, "sync-acme"):
             pytest.fail("held by the child")
         running = store.runs.get_run(run_id)
         assert running is not None and running.status == "running"  # its holder is alive: left alone
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
     assert wait_until_free(store, "sync-acme")
     ended = store.runs.get_run(run_id)
     assert ended is not None and ended.status == "failed" and ended.finished_at is not None
