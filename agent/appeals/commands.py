@@ -29,7 +29,8 @@ from agent.keycloak import KeycloakGateway
 from agent.locks import Locked
 from agent.notify import build_notifier
 from agent.sanctions.policy import DEFAULT_POLICY_FILE, SanctionPolicy, load_sanction_policy
-from agent.sanctions.service import SanctionContext, policy_path_for
+from agent.sanctions.service import SanctionContext
+from agent.sanctions.wiring import policy_path_for
 from agent.settings import resolve_keycloak_connection
 from agent.store import Store, system_clock
 from agent.store.appeals import Decision

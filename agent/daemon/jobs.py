@@ -224,7 +224,7 @@ def _realm_of(run: JobRun) -> str:
 
 def sanctions_job(run: JobRun) -> JobResult:
     """`idp-agent sanctions enforce`: apply pending sanctions, re-assert active ones, lift expired ones."""
-    build_context = _optional("agent.sanctions.service", "build_sanction_context", "sanctions enforce")
+    build_context = _optional("agent.sanctions.wiring", "build_sanction_context", "sanctions enforce")
     enforce = _optional("agent.sanctions.service", "enforce_sanctions", "sanctions enforce")
     realm = _realm_of(run)
     with session(run) as (gateway, store):

@@ -11,10 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from agent.config.diagnostics import is_secret_key
 from agent.config.values import Duration, FromEnv, GroupPath, NonEmpty, SecretValue, Spec
 from agent.realm.password_policy import PasswordPolicySpec
-from agent.secrets import Secret
+from agent.realm.written_maps import no_bookkeeping_in, no_secrets_in
 
 ManageMode = Literal["owned", "full", "no-delete"]
 
@@ -408,41 +407,6 @@ class UserProfileSpec(Spec):
         return self
 
 
-def no_secrets_in(value: object, where: str) -> None:
-    """ValueError for a secret in a map applied as written: there it would be shown in plans (and compared with
-    Keycloak's masked copy, so never equal), and a ${env:} or ${file:} value could not be sent at all."""
-    if isinstance(value, Secret):
-        raise ValueError(f"{where} takes no ${{env:}} or ${{file:}} secret: {WHERE_HIDDEN_VALUES_GO}")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if is_secret_key(str(key)) and _holds_secret_values(str(key), item):
-                raise ValueError(f"'{key}' in {where} is a secret: {WHERE_HIDDEN_VALUES_GO}")
-            no_secrets_in(item, where)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            no_secrets_in(item, where)
-
-
-# Realm attributes no user manages: the agent's bookkeeping (fingerprints are hashes of secrets, ownership
-# marks) and Keycloak's client secret records. Plans leave them out; `keycloak: {attributes:}` may not set them.
-BOOKKEEPING_ATTRIBUTE_PREFIXES = ("idp-agent.", "client.secret.")
-# Keycloak keys named like a secret that hold a list of credential types (password, otp), not a secret.
-CREDENTIAL_TYPE_LISTS = frozenset({"requiredCredentials"})
-
-
-def _holds_secret_values(key: str, item: object) -> bool:
-    """Whether a secret-named key holds what could be a secret: a text or a number, alone or in a list
-    (component config values are lists: bindCredential: [hunter2]), or a map (credentials: [{type: password,
-    value: ...}]). A flag (revokeRefreshToken: true) is none."""
-    if isinstance(item, list | tuple):
-        return key not in CREDENTIAL_TYPE_LISTS and any(_holds_secret_values(key, element) for element in item)
-    return isinstance(item, Mapping) or _secret_scalar(item)
-
-
-def _secret_scalar(item: object) -> bool:
-    return isinstance(item, str | Secret | int | float) and not isinstance(item, bool)
-
-
 def _config_values(value: object) -> object:
     """Component config is lists of strings in Keycloak; YAML scalars (true, 30) are written as strings."""
     if not isinstance(value, Mapping):
@@ -462,10 +426,6 @@ def _config_scalar(value: object) -> object:
     return value
 
 
-# Where secrets go instead, each kept hidden in plans and sent from ${env:} or ${file:}.
-WHERE_HIDDEN_VALUES_GO = (
-    "write it under bind_credential (LDAP), smtp.password or a client's secret, from ${env:} or ${file:}"
-)
 ComponentConfig = Annotated[dict[str, tuple[str, ...]], BeforeValidator(_config_values)]
 SyncPeriod = Annotated[Duration | Literal["off"], Field(description="a duration such as 1d, or off")]
 
@@ -555,11 +515,7 @@ class RealmSpec(Spec):
     @classmethod
     def _keycloak_keeps_no_secret(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         no_secrets_in(value, "keycloak")
-        attributes = (value or {}).get("attributes")
-        for key in attributes if isinstance(attributes, Mapping) else ():
-            if str(key).startswith(BOOKKEEPING_ATTRIBUTE_PREFIXES):
-                # Plans leave these out (they hold hashes of secrets): written here, they would change unseen.
-                raise ValueError(f"'{key}' in keycloak.attributes is the agent's or Keycloak's own bookkeeping")
+        no_bookkeeping_in((value or {}).get("attributes"))
         return value
 
     @field_validator("roles", "groups", "clients", "client_scopes", "ldap", "required_actions")

@@ -26,11 +26,11 @@ from agent.sanctions.service import (
     EnforceReport,
     SanctionContext,
     SanctionError,
-    build_sanction_context,
     enforce_sanctions,
     issue_sanction,
     lift_sanction,
 )
+from agent.sanctions.wiring import build_sanction_context
 from agent.settings import resolve_keycloak_connection
 from agent.store.clock import system_clock
 from agent.store.db import Store, open_store

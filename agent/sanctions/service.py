@@ -9,13 +9,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Literal
 
 from agent.errors import AgentError, ConfigError, KeycloakError
 from agent.keycloak import KeycloakGateway
-from agent.notify.mail import Notifier, SmtpNotifier, build_notifier, recipient_for
-from agent.notify.templates import SanctionNotice, notice_template_problems
+from agent.notify.mail import Notifier, recipient_for
+from agent.notify.templates import SanctionNotice
 from agent.sanctions.executor import StepResult, Writer, apply_steps, failures
 from agent.sanctions.live import deny_reason, find_user, read_account
 from agent.sanctions.plan import (
@@ -31,14 +30,13 @@ from agent.sanctions.plan import (
     verify_restore,
     wanted_attributes,
 )
-from agent.sanctions.policy import DEFAULT_POLICY_FILE, SanctionPolicy, load_sanction_policy
+from agent.sanctions.policy import SanctionPolicy
 from agent.store.clock import Clock
 from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.runs import RunStatus
 from agent.store.sanctions import OPEN_STATES, EndState, NewSanction, Sanction
 from agent.store.values import JsonValue
-from agent.sync.agent_config import AgentConfig
 
 
 class SanctionError(AgentError):
@@ -474,43 +472,3 @@ def _journal(
         reason=reason, details=details,
     )  # fmt: skip
     context.store.journal.append_many([entry])
-
-
-# -- wiring: the CLI, the daemon and the sync build these from the agent config ------------------------------
-
-
-def policy_path_for(config: AgentConfig) -> Path:
-    """policies/sanctions.yaml beside the agent config."""
-    return config.base_dir / DEFAULT_POLICY_FILE
-
-
-def build_sanction_context(
-    config: AgentConfig,
-    gateway: KeycloakGateway,
-    store: Store,
-    realm: str,
-    *,
-    env: Mapping[str, str],
-    clock: Clock,
-    actor: str = "idp-agent",
-    policy_path: Path | None = None,
-) -> SanctionContext:
-    """The context for `realm`: the policy beside the config (or `policy_path`) and the config's notifier, whose
-    templates for the policy's notices are checked now, before anything is enforced."""
-    policy = load_sanction_policy(policy_path or policy_path_for(config), env)
-    notifier = build_notifier(config)
-    if isinstance(notifier, SmtpNotifier):
-        notices = [level.actions.notify for level in policy.levels if level.actions.notify]
-        problems = notice_template_problems(notifier.templates_dir, notices)
-        if problems:
-            hint = "fix the templates under smtp.templates, or the levels' notify:"
-            raise ConfigError("; ".join(problems), hint=hint)
-    return SanctionContext(gateway, store, realm, policy, notifier, clock, actor=actor)
-
-
-def sync_holds(config: AgentConfig, store: Store, realm: str, env: Mapping[str, str]) -> frozenset[str]:
-    """Users whose `enabled` the sync must leave alone: those under an access-holding sanction (any open one
-    when the config has no sanction policy beside it)."""
-    path = policy_path_for(config)
-    policy = load_sanction_policy(path, env) if path.is_file() else None
-    return sanctioned_user_ids(store, realm, policy)

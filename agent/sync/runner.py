@@ -16,7 +16,7 @@ from typing import cast
 from agent.collector import fewer_collections
 from agent.errors import ConfigError, Interrupted, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
-from agent.sanctions.service import sync_holds
+from agent.sanctions.wiring import sync_holds
 from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.runs import ItemAction, NewItem, Run, RunStatus

@@ -21,7 +21,7 @@ from agent.notify.templates import (
     render,
     render_notice,
 )
-from agent.sanctions.service import build_sanction_context
+from agent.sanctions.wiring import build_sanction_context
 from agent.secrets import Secret
 from agent.store import ManualClock
 from agent.sync.agent_config import AgentConfig, load_agent_config

@@ -11,7 +11,8 @@ from agent.realm.kinds.base import LiveRealm, fingerprint_attributes, secret_cha
 from agent.realm.live import LiveReader
 from agent.realm.password_policy import PasswordPolicySpec, compile_password_policy, policies_equal
 from agent.realm.plan import Change, FieldChange, diff_fields
-from agent.realm.spec import BOOKKEEPING_ATTRIBUTE_PREFIXES, LockoutSpec, RealmSpec, SmtpSpec
+from agent.realm.spec import LockoutSpec, RealmSpec, SmtpSpec
+from agent.realm.written_maps import BOOKKEEPING_ATTRIBUTE_PREFIXES
 from agent.secrets import Secret
 
 KIND = "realm"

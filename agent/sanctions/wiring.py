@@ -1,0 +1,54 @@
+"""Wiring: the CLI, the daemon and the sync build a sanction context, or ask which users a sanction holds,
+from the agent config (the policy beside it, its notifier)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from agent.errors import ConfigError
+from agent.keycloak import KeycloakGateway
+from agent.notify.mail import SmtpNotifier, build_notifier
+from agent.notify.templates import notice_template_problems
+from agent.sanctions.policy import DEFAULT_POLICY_FILE, load_sanction_policy
+from agent.sanctions.service import SanctionContext, sanctioned_user_ids
+from agent.store.clock import Clock
+from agent.store.db import Store
+from agent.sync.agent_config import AgentConfig
+
+
+def policy_path_for(config: AgentConfig) -> Path:
+    """policies/sanctions.yaml beside the agent config."""
+    return config.base_dir / DEFAULT_POLICY_FILE
+
+
+def build_sanction_context(
+    config: AgentConfig,
+    gateway: KeycloakGateway,
+    store: Store,
+    realm: str,
+    *,
+    env: Mapping[str, str],
+    clock: Clock,
+    actor: str = "idp-agent",
+    policy_path: Path | None = None,
+) -> SanctionContext:
+    """The context for `realm`: the policy beside the config (or `policy_path`) and the config's notifier, whose
+    templates for the policy's notices are checked now, before anything is enforced."""
+    policy = load_sanction_policy(policy_path or policy_path_for(config), env)
+    notifier = build_notifier(config)
+    if isinstance(notifier, SmtpNotifier):
+        notices = [level.actions.notify for level in policy.levels if level.actions.notify]
+        problems = notice_template_problems(notifier.templates_dir, notices)
+        if problems:
+            hint = "fix the templates under smtp.templates, or the levels' notify:"
+            raise ConfigError("; ".join(problems), hint=hint)
+    return SanctionContext(gateway, store, realm, policy, notifier, clock, actor=actor)
+
+
+def sync_holds(config: AgentConfig, store: Store, realm: str, env: Mapping[str, str]) -> frozenset[str]:
+    """Users whose `enabled` the sync must leave alone: those under an access-holding sanction (any open one
+    when the config has no sanction policy beside it)."""
+    path = policy_path_for(config)
+    policy = load_sanction_policy(path, env) if path.is_file() else None
+    return sanctioned_user_ids(store, realm, policy)
