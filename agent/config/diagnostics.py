@@ -8,9 +8,9 @@ from __future__ import annotations
 import difflib
 import re
 import types
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin
 
 import pydantic
 from pydantic_core import ErrorDetails
@@ -33,6 +33,8 @@ _MSG_PREFIXES = ("Value error, ", "Assertion failed, ")
 _MAX_LISTED_FIELDS = 12
 # difflib's default cutoff (0.6) suggests 'client' for 'length'; typos and shortened names score 0.75 and up.
 _CLOSE_ENOUGH = 0.7
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
@@ -81,6 +83,15 @@ class Diagnostics:
         """Raise ConfigErrors with everything collected so far; do nothing when there is nothing."""
         if self._items:
             raise ConfigErrors(self._items)
+
+
+def collected(load: Callable[[], T]) -> tuple[T | None, list[Diagnostic]]:
+    """`load()` and no problems, or None and the problems it raised: so that the next file is read and checked
+    too, and every file's problems are reported in one round."""
+    try:
+        return load(), []
+    except ConfigErrors as errors:
+        return None, list(errors.diagnostics)
 
 
 def diagnostics_from_validation_error(

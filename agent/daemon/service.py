@@ -55,7 +55,7 @@ from agent.locks import Locked
 from agent.store.db import open_store
 from agent.store.locks import store_lock
 from agent.sync.agent_config import AgentConfig, load_agent_config
-from agent.sync.mapper_spec import load_sync_mapper
+from agent.sync.config_files import load_sync_files
 
 TICK_SECONDS = 0.5
 # Runs at once, bounding the load on Keycloak and the store; a due job waits for a free worker, then runs.
@@ -90,7 +90,7 @@ def checked_jobs(config: AgentConfig, env: Mapping[str, str]) -> list[ScheduledJ
     for job in jobs:
         if job.sync_name is not None:
             sync = config.sync(job.sync_name)
-            load_sync_mapper(config.mapper_path(sync), env, sync.name, sync.sources)
+            load_sync_files(config, sync, env)
         if job.spec.job == "drift":
             drift_paths(job.spec, config.base_dir)
     return jobs

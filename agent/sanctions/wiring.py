@@ -1,5 +1,5 @@
-"""Wiring: the CLI, the daemon and the sync build a sanction context, or ask which users a sanction holds,
-from the agent config (the policy beside it, its notifier)."""
+"""Wiring: the CLI and the daemon build a sanction context from the agent config (the policy beside it, its
+notifier)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from agent.keycloak import KeycloakGateway
 from agent.notify.mail import SmtpNotifier, build_notifier
 from agent.notify.templates import notice_template_problems
 from agent.sanctions.policy import DEFAULT_POLICY_FILE, load_sanction_policy
-from agent.sanctions.service import SanctionContext, sanctioned_user_ids
+from agent.sanctions.service import SanctionContext
 from agent.store.clock import Clock
 from agent.store.db import Store
 from agent.sync.agent_config import AgentConfig
@@ -44,11 +44,3 @@ def build_sanction_context(
             hint = "fix the templates under smtp.templates, or the levels' notify:"
             raise ConfigError("; ".join(problems), hint=hint)
     return SanctionContext(gateway, store, realm, policy, notifier, clock, actor=actor)
-
-
-def sync_holds(config: AgentConfig, store: Store, realm: str, env: Mapping[str, str]) -> frozenset[str]:
-    """Users whose `enabled` the sync must leave alone: those under an access-holding sanction (any open one
-    when the config has no sanction policy beside it)."""
-    path = policy_path_for(config)
-    policy = load_sanction_policy(path, env) if path.is_file() else None
-    return sanctioned_user_ids(store, realm, policy)

@@ -13,7 +13,7 @@ import pydantic
 from click.core import ParameterSource
 from pydantic import Field
 
-from agent.config.diagnostics import ConfigErrors, Diagnostic, diagnostics_from_validation_error
+from agent.config.diagnostics import ConfigErrors, Diagnostic, collected, diagnostics_from_validation_error
 from agent.config.source import Document, load_document
 from agent.config.values import Duration, NonEmpty, Spec
 from agent.daemon.config import DaemonSpec
@@ -144,20 +144,27 @@ def load_agent_config(path: Path, env: Mapping[str, str]) -> AgentConfig:
         raise ConfigErrors(
             [Diagnostic(str(path), 1, 1, "no agent config file", "create idp-agent.yaml (see the example in the repo)")]
         )
-    document = load_document(path, env=env, base_dir=path.parent)
+    # The retention presets beside it are read and checked whatever this file holds: both files' problems at once.
+    presets, problems = collected(lambda: load_retention_presets(path.parent / RETENTION_FILE, env))
+    document, read_problems = collected(lambda: load_document(path, env=env, base_dir=path.parent))
+    if document is None:
+        raise ConfigErrors([*read_problems, *problems])
     try:
         config = AgentConfig.model_validate(document.data or {})
     except pydantic.ValidationError as error:
-        raise ConfigErrors(diagnostics_from_validation_error(error, document, model=AgentConfig)) from None
-    presets = load_retention_presets(path.parent / RETENTION_FILE, env)
-    problems = reference_problems(config, document, presets)
+        problems += diagnostics_from_validation_error(error, document, model=AgentConfig)
+        raise ConfigErrors(problems) from None
+    problems += reference_problems(config, document, presets)
     if problems:
         raise ConfigErrors(problems)
-    return config.model_copy(update={"base_dir": path.parent, "retention_presets": presets, "path": path})
+    return config.model_copy(update={"base_dir": path.parent, "retention_presets": presets or {}, "path": path})
 
 
-def reference_problems(config: AgentConfig, document: Document, presets: Mapping[str, object]) -> list[Diagnostic]:
-    """Names that must be unique or must refer to something defined, each at its place, all at once."""
+def reference_problems(
+    config: AgentConfig, document: Document, presets: Mapping[str, object] | None
+) -> list[Diagnostic]:
+    """Names that must be unique or must refer to something defined, each at its place, all at once. `presets`
+    None: the presets file has problems of its own (reported with these), so preset names are not checked."""
 
     def at(where: tuple[str | int, ...], message: str, hint: str = "") -> Diagnostic:
         position = document.position_of(where)
@@ -170,13 +177,13 @@ def reference_problems(config: AgentConfig, document: Document, presets: Mapping
             problems.append(at(("sources", index, "name"), f"source '{source.name}' is defined twice"))
         names.append(source.name)
     known_sources = ", ".join(names) or "none defined"
-    known_presets = ", ".join(sorted(presets)) or "none defined"
+    known_presets = ", ".join(sorted(presets or {})) or "none defined"
     for index, sync in enumerate(config.syncs):
         for position, name in enumerate(sync.sources):
             if name not in names:
                 message = f"sync '{sync.name}' reads unknown source '{name}'"
                 problems.append(at(("syncs", index, "sources", position), message, f"sources: {known_sources}"))
-        if sync.retention is not None and sync.retention not in presets:
+        if sync.retention is not None and presets is not None and sync.retention not in presets:
             message = f"unknown retention preset '{sync.retention}'"
             hint = f"presets in {RETENTION_FILE}: {known_presets}"
             problems.append(at(("syncs", index, "retention"), message, hint))

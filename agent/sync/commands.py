@@ -19,6 +19,7 @@ from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.store.locks import store_lock
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, SyncSpec, load_agent_config
+from agent.sync.config_files import load_sync_files
 from agent.sync.mapper_spec import load_sync_mapper
 from agent.sync.mapping import LeftOut, MappingResult, map_sources
 from agent.sync.plan import SyncItem, SyncPlan
@@ -72,7 +73,7 @@ def _checked_sync(config: AgentConfig, sync_name: str | None) -> SyncSpec:
     """The sync, its mapper read and checked against its sources before the store is opened (or made) or
     Keycloak asked anything: config errors first, all of them, nothing touched."""
     sync = config.sync(sync_name)
-    load_sync_mapper(config.mapper_path(sync), os.environ, sync.name, sync.sources)
+    load_sync_files(config, sync, os.environ)
     return sync
 
 

@@ -16,18 +16,19 @@ from typing import cast
 from agent.collector import fewer_collections
 from agent.errors import ConfigError, Interrupted, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
-from agent.sanctions.wiring import sync_holds
+from agent.sanctions.service import sanctioned_user_ids
 from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.runs import ItemAction, NewItem, Run, RunStatus
 from agent.store.staging import RemovalAction, StagedRemoval
 from agent.store.sync_records import SyncRecords
 from agent.sync.agent_config import AgentConfig, SyncSpec
+from agent.sync.config_files import load_sync_files
 from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
 from agent.sync.guard import Verdict, check_safety
 from agent.sync.leavers import LeaverLookup
 from agent.sync.live import check_realm_keeps_attributes
-from agent.sync.mapper_spec import MapperSpec, load_sync_mapper
+from agent.sync.mapper_spec import MapperSpec
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE, Source, SourceRead
 from agent.sync.people_changes import Targets, read_realm_targets, with_client_roles
@@ -101,7 +102,8 @@ def prepare_sync(
 ) -> Prepared:
     """Read the sources and Keycloak, and plan. Keycloak is read briefly with the records of the last run
     (see agent/sync/quick_read.py) unless `full_read`, or the last full read is `full_read_every` old."""
-    mapper = load_sync_mapper(config.mapper_path(sync), env, sync.name, sync.sources)
+    files = load_sync_files(config, sync, env)
+    mapper = files.mapper
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
     attribute_names = tuple(mapper.attributes)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="keycloak-read") as pool:
@@ -124,7 +126,7 @@ def prepare_sync(
         source=sync.name,
         now=now,
         # S19: users under a sanction that holds their access keep it as the sanction engine set it.
-        sanctioned=sanctioned | sync_holds(config, store, mapper.realm, env),
+        sanctioned=sanctioned | sanctioned_user_ids(store, mapper.realm, files.policy),
         deny_usernames=sync.denied,
         managed_attributes=attribute_names,
         complete=all(source_read.complete for source_read in reads.values()),
@@ -436,7 +438,9 @@ def approve_staged(
 ) -> tuple[Run, SyncOutcome]:
     """Apply exactly the removal set staged by `run_id`: absent leavers still confirmed by exact lookup, and
     each removal left out when its user changed since in a way that forbids it (see `changed_since_staged`)."""
-    mapper = load_sync_mapper(config.mapper_path(sync), env, sync.name, sync.sources)
+    # Both files are read before the approval is recorded: a broken one must not use up the approval.
+    files = load_sync_files(config, sync, env)
+    mapper = files.mapper
     waiting = store.staging.staged(run_id)
     if waiting is not None and waiting.realm != mapper.realm:
         raise ConfigError(
@@ -449,7 +453,7 @@ def approve_staged(
         reason=f"approved {len(staged.items)} staged removal(s)",
     )  # fmt: skip
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
-    holds = ApprovalHolds(sync, sync_holds(config, store, staged.realm, env))
+    holds = ApprovalHolds(sync, sanctioned_user_ids(store, staged.realm, files.policy))
     items, left_out = _items_from_staged(staged.items, gateway, staged.realm, holds)
     plan = SyncPlan(staged.realm, sync.name, tuple(items))
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from agent.config.diagnostics import ConfigErrors
 from agent.keycloak import KeycloakGateway
 from agent.sanctions.service import issue_sanction
 from agent.secrets import Secret
@@ -177,3 +178,26 @@ def test_a_client_role_no_one_is_granted_any_more_is_revoked(setup: SyncSetup, g
     assert run.status == "succeeded", run.summary
     for user in managed(gateway, setup.realm).values():
         assert gateway.user_client_roles(setup.realm, user.id, client_uuid) == [], user.username
+
+
+def test_a_broken_sanction_policy_fails_the_approval_before_it_is_recorded(
+    setup: SyncSetup, gateway: KeycloakGateway, tmp_path: Path
+) -> None:
+    """The policy says which sanctions hold an account: read before the approval is recorded, so a typo in it
+    does not use up the one approval a staged set gets; fixed, the same set is approved and applied."""
+    setup.run(hr_config(setup, [hr_row(i) for i in range(10)]))
+    config = hr_config(setup, [hr_row(i) for i in range(3, 10)], **BRAKES)
+    run, _, _ = setup.run(config)
+    assert run.status == "staged"
+    policy = tmp_path / "policies" / "sanctions.yaml"
+    good = policy.read_text(encoding="utf-8")
+    policy.write_text(good + "\nunknown_key: 1\n", encoding="utf-8")
+
+    with pytest.raises(ConfigErrors, match=r"sanctions\.yaml:\d+:1: unknown field 'unknown_key'"):
+        approve(setup, config, run.id)
+    assert all(enabled_by_username(gateway, setup.realm).values())
+
+    policy.write_text(good, encoding="utf-8")
+    approved, items = approve(setup, config, run.id)
+    assert approved.status == "succeeded"
+    assert [(item.action, item.outcome) for item in items] == [("disable", "applied")] * 3
