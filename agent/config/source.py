@@ -45,6 +45,9 @@ _KINDS = {
     _TIMESTAMP: "a date",
 }
 _NUMBER_TAGS = frozenset({f"{_TAG}int", f"{_TAG}float"})
+_BOOL_TAG = f"{_TAG}bool"
+# YAML 1.2 (and JSON) booleans; YAML 1.1 also reads yes/no/on/off so, and a country code NO becomes false.
+_PLAIN_BOOLEANS = frozenset({"true", "false"})
 # Numbers YAML 1.1 reads other than a reader would: 0123 (octal, 83), 12:30 (base 60, 750), 0x1F, 1_000.
 _OTHER_NUMBER = re.compile(r"[-+]?(0[0-9_]+|0[xXoObB].*|.*[:_].*)")
 _REFERENCE_OR_ESCAPE = re.compile(r"\$\$\{|\$\{")
@@ -419,6 +422,11 @@ class _Walker:
         if node.tag in _NUMBER_TAGS and _reads_as_another_number(str(node.value)):
             message = f"YAML 1.1 reads '{node.value}' as the number {value}, not as written"
             self._report(node, message, f'quote it if it is text: "{node.value}"; else write {value}')
+            return None
+        if node.tag == _BOOL_TAG and str(node.value).lower() not in _PLAIN_BOOLEANS:
+            written = "true" if value else "false"
+            message = f"YAML 1.1 reads '{node.value}' as the boolean {written}, not as written"
+            self._report(node, message, f'quote it if it is text: "{node.value}"; else write {written}')
             return None
         return value
 

@@ -75,7 +75,7 @@ def test_key_position_of(path: tuple[str | int, ...], expected: Position) -> Non
 
 
 def test_data_is_plain_python() -> None:
-    document = parse_document(NESTED + "count: 3\nratio: 0.5\nenabled: yes\nsince: 2024-01-31\nnote: ~\n", "t.yaml")
+    document = parse_document(NESTED + "count: 3\nratio: 0.5\nenabled: true\nsince: 2024-01-31\nnote: ~\n", "t.yaml")
     assert document.data == {
         "realm": "acme",
         "groups": [
@@ -373,3 +373,21 @@ def test_a_number_yaml_reads_otherwise_than_written_is_an_error_at_its_place(tex
 @pytest.mark.parametrize("text", ["n: 10\n", "n: -5\n", "n: 0\n", "r: 0.5\n", "v: 1.10\n", 'zip: "01234"\n'])
 def test_numbers_written_as_read_stay_numbers(text: str) -> None:
     assert parse_document(text, "t.yaml").data
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("country: NO\n", "'NO' as the boolean false"), ("remote: yes\n", "'yes' as the boolean true"),
+     ("tags: [a, Off]\n", "'Off' as the boolean false"), ("x: {on: 1, v: on}\n", "'on' as the boolean true")],
+)  # fmt: skip
+def test_a_yaml_1_1_boolean_word_is_an_error_at_its_place(text: str, shown: str) -> None:
+    with pytest.raises(ConfigErrors) as raised:
+        parse_document(text, "t.yaml")
+    [problem] = [item for item in raised.value.diagnostics if "as the boolean" in item.message]
+    assert problem.line == 1 and problem.col == text.rindex(shown.split("'")[1]) + 1 and shown in problem.message
+    assert "quote it if it is text" in problem.hint
+
+
+@pytest.mark.parametrize(("text", "value"), [("a: true\n", True), ("a: False\n", False), ('a: "no"\n', "no")])
+def test_true_and_false_stay_booleans_and_quoted_words_text(text: str, value: object) -> None:
+    assert parse_document(text, "t.yaml").data == {"a": value}
