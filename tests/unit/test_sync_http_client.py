@@ -187,3 +187,18 @@ def test_a_value_headers_cannot_carry_fails_the_read_without_showing_it(
     )
     assert "canary" not in read.problem and "\u2603" not in read.problem and "position" not in read.problem
     assert hr.seen == []
+
+
+def test_a_retry_after_longer_than_waited_for_ends_the_read_as_incomplete_at_once(
+    serve: Callable[[Route], Server],
+) -> None:
+    """Told to come back in an hour, the client neither waits an hour nor asks again sooner than told."""
+    hr = serve(lambda path: (503, {"Retry-After": "3600"}, b""))
+    slept: list[float] = []
+    options = _options(f"{hr.url()}/people").model_copy(update={"max_attempts": 4})
+
+    with pytest.raises(FetchFailed) as failed, JsonClient(options, sleep=slept.append) as client:
+        client.get(f"{hr.url()}/people")
+
+    assert "HTTP 503" in str(failed.value) and "Retry-After 3600 s, more than the 60 s waited for" in str(failed.value)
+    assert slept == [] and len(hr.seen) == 1

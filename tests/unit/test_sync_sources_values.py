@@ -292,14 +292,17 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=now) == expected
 
 
-def test_backoff_honours_retry_after_up_to_a_cap_and_jitters_otherwise() -> None:
+def test_backoff_honours_retry_after_up_to_a_cap_gives_up_beyond_and_jitters_otherwise() -> None:
     rng = random.Random(7)
 
     assert backoff_seconds(1, 0.5, 2.0, rng) == 2.0
-    assert backoff_seconds(1, 0.5, 10_000.0, rng) == MAX_RETRY_AFTER_SECONDS
+    assert backoff_seconds(1, 0.5, MAX_RETRY_AFTER_SECONDS, rng) == MAX_RETRY_AFTER_SECONDS
+    assert backoff_seconds(1, 0.5, MAX_RETRY_AFTER_SECONDS + 1, rng) is None
     # "Retry-After: 0" (or a past date): the jitter is still waited.
     assert backoff_seconds(3, 0.5, 0.0, random.Random(7)) == random.Random(7).uniform(0, 2.0) > 0
-    delays = [backoff_seconds(attempt, 0.5, None, rng) for attempt in (1, 2, 3) for _ in range(50)]
+    answers = [backoff_seconds(attempt, 0.5, None, rng) for attempt in (1, 2, 3) for _ in range(50)]
+    delays = [delay for delay in answers if delay is not None]
+    assert len(delays) == len(answers)
     assert all(0 <= delay <= 2.0 for delay in delays)
     assert max(delays[:50]) <= 0.5 < max(delays[100:])
 

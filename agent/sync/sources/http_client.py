@@ -84,14 +84,17 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
     return scheme, parts.hostname or "", port or DEFAULT_PORTS.get(scheme)
 
 
-def backoff_seconds(attempt: int, base: float, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds before the next try after try number `attempt` (1-based): full jitter, or Retry-After (up to
-    MAX_RETRY_AFTER_SECONDS) when it asks for longer; the jitter stays the least wait, so a "0" or a past date
-    does not bring every try back at once (as the Keycloak client waits)."""
+def backoff_seconds(attempt: int, base: float, retry_after: float | None, rng: random.Random) -> float | None:
+    """Seconds before the next try after try number `attempt` (1-based): full jitter, or Retry-After when it asks
+    for longer; the jitter stays the least wait, so a "0" or a past date does not bring every try back at once.
+    None, give up, when Retry-After asks for more than MAX_RETRY_AFTER_SECONDS: coming back sooner than asked
+    would only earn another refusal, and waiting would stall the run (the Keycloak client does the same)."""
     jitter = rng.uniform(0, min(BACKOFF_CAP_SECONDS, base * 2 ** (attempt - 1)))
     if retry_after is None:
         return jitter
-    return max(min(retry_after, MAX_RETRY_AFTER_SECONDS), jitter)
+    if retry_after > MAX_RETRY_AFTER_SECONDS:
+        return None
+    return max(retry_after, jitter)
 
 
 def _tls_reason(error: BaseException) -> str:
@@ -173,7 +176,11 @@ class JsonClient:
                     raise FetchFailed(f"{where}: {problem}")
                 retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             if attempt < attempts:
-                self._sleep(backoff_seconds(attempt, self._options.backoff_seconds, retry_after, self._rng))
+                delay = backoff_seconds(attempt, self._options.backoff_seconds, retry_after, self._rng)
+                if delay is None:
+                    asked = f"Retry-After {retry_after:.0f} s, more than the {MAX_RETRY_AFTER_SECONDS:.0f} s waited for"
+                    raise FetchFailed(f"{where}: {problem} ({asked}, after {attempt} attempt(s))")
+                self._sleep(delay)
         raise FetchFailed(f"{where}: {problem} (after {attempts} attempts)")
 
     def _send(self, url: str, params: QueryParams) -> tuple[requests.Response, bytes]:
