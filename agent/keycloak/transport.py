@@ -191,10 +191,12 @@ class Transport:
     ) -> Response | None:
         """Send one logical request; None for a 404 when `missing_ok`, else our error types.
 
-        `reads_only` marks a POST that changes nothing (a realm export): allowed read-only, not a write.
+        `reads_only` marks a POST that changes nothing (a realm export): allowed read-only, not a write, and
+        resent like a GET (a 503 or a lost answer in the read phase must not stop the run).
         """
         if read_only and method not in {"GET", "HEAD"} and not reads_only:
             raise ReadOnlyViolation(f"read-only gateway refused {method} {path}")
+        idempotent = method in IDEMPOTENT_METHODS or reads_only
         attempt = 0
         reauthenticated = False
         # An earlier attempt may have been processed though its answer was lost (only idempotent methods are resent).
@@ -213,7 +215,7 @@ class Transport:
                 attempt += 1
                 continue
             except requests.RequestException as error:
-                if method not in IDEMPOTENT_METHODS and not _never_sent(error):
+                if not idempotent and not _never_sent(error):
                     raise OutcomeUnknown(
                         f"{method} {path}: connection lost before the answer ({type(error).__name__})",
                         hint="the write may have been applied; it is verified by lookup, never replayed blindly",
@@ -233,13 +235,13 @@ class Transport:
                 self.tokens.invalidate(token)
                 reauthenticated = True
                 continue
-            if raw.status_code in ANSWER_LOST_STATUSES and method not in IDEMPOTENT_METHODS:
+            if raw.status_code in ANSWER_LOST_STATUSES and not idempotent:
                 raise OutcomeUnknown(
                     f"{method} {path} answered {raw.status_code}: a proxy stopped waiting for Keycloak",
                     status=raw.status_code,
                     hint="the write may have been applied; it is verified by lookup, never replayed blindly",
                 )
-            delay = self._resend_delay(method, raw, attempt)
+            delay = self._resend_delay(idempotent, raw, attempt)
             if delay is not None:
                 may_have_applied = may_have_applied or raw.status_code in ANSWER_LOST_STATUSES
                 self._sleep(delay)
@@ -250,12 +252,12 @@ class Transport:
                 return Response(raw.status_code, None, None)
             return self._finish(method, path, raw, missing_ok)
 
-    def _resend_delay(self, method: str, raw: requests.Response, attempt: int) -> float | None:
+    def _resend_delay(self, idempotent: bool, raw: requests.Response, attempt: int) -> float | None:
         """Seconds to wait before sending again after this answer; None when the answer is final."""
         if raw.status_code not in RETRYABLE_STATUSES:
             return None
         # A 429 means the request was refused before processing, so even a POST may be resent.
-        if method not in IDEMPOTENT_METHODS and raw.status_code != 429:
+        if not idempotent and raw.status_code != 429:
             return None
         return self._retry_delay(attempt, parse_retry_after(raw.headers.get("Retry-After")))
 

@@ -8,6 +8,7 @@ a truncated body, or an injected status such as 429 with Retry-After. It never f
 from __future__ import annotations
 
 import http.client
+import random
 import re
 import socket
 import struct
@@ -24,7 +25,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 @dataclass
 class Fault:
-    """Applies to `times` matching requests, after letting the first `skip` matching ones through.
+    """Applies to `times` matching requests, after letting the first `skip` matching ones through; with `share`
+    below 1, to each matching request only with that probability (drawn from the proxy's seeded generator; a
+    request it spares is offered to the next fault). `applied` counts the requests it was applied to.
 
     `method` "WRITE" matches every method but GET and HEAD.
     """
@@ -37,6 +40,8 @@ class Fault:
     status: int = 503
     retry_after: str | None = None
     delay_seconds: float = 0.0
+    share: float = 1.0
+    applied: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.times <= 0:
@@ -63,6 +68,7 @@ class ProxyState:
     faults: list[Fault] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -71,7 +77,10 @@ class ProxyState:
                     if fault.skip > 0:
                         fault.skip -= 1
                         continue
+                    if fault.share < 1 and self.rng.random() >= fault.share:
+                        continue
                     fault.times -= 1
+                    fault.applied += 1
                     return fault
         return None
 
@@ -169,9 +178,9 @@ class _ProxyServer(ThreadingHTTPServer):
 class FaultProxy:
     """Start with `with FaultProxy(upstream_url) as proxy:`; `proxy.url` replaces Keycloak's URL."""
 
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, seed: int = 0) -> None:
         parts = urlsplit(upstream_url)
-        self.state = ProxyState(parts.hostname or "127.0.0.1", parts.port or 80)
+        self.state = ProxyState(parts.hostname or "127.0.0.1", parts.port or 80, rng=random.Random(seed))
         self._server = _ProxyServer(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)

@@ -13,7 +13,7 @@ import pytest
 from agent.errors import Unavailable
 from agent.keycloak import KeycloakGateway, RetryPolicy, UserDraft
 from agent.settings import KeycloakConnection
-from tests.harness.fault_proxy import Fault, FaultProxy
+from tests.harness.fault_proxy import Fault, FaultKind, FaultProxy
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_seconds=0.01, cap_seconds=0.05)
 USERS_PATH = r"^/admin/realms/[^/]+/users(\?|$)"
@@ -138,3 +138,18 @@ def test_503_storm_on_get_gives_up_after_bounded_attempts(
     assert len(proxy.seen("GET", USERS_PATH)) == FAST_RETRY.max_attempts
     assert len(sleeps.waits) == FAST_RETRY.max_attempts - 1
     assert all(0 <= wait <= FAST_RETRY.cap_seconds for wait in sleeps.waits)
+
+
+@pytest.mark.parametrize("fault", ["status", "reset_after"])
+def test_a_post_that_only_reads_is_resent_like_a_get(
+    proxied: KeycloakGateway, gateway: KeycloakGateway, proxy: FaultProxy, realm: str, fault: FaultKind
+) -> None:
+    """A realm's partial export is a POST that changes nothing: a 503 or a lost answer during the sync's read
+    phase is retried, not taken for a write of unknown outcome that stops the run."""
+    gateway.create_group(realm, "staff")
+    proxy.add(Fault(fault, r"/partial-export", method="POST", status=503))
+
+    groups = proxied.list_groups(realm)
+
+    assert [group.path for group in groups] == ["/staff"]
+    assert [entry.forwarded for entry in proxy.seen("POST", r"/partial-export")] == [fault == "reset_after", True]
