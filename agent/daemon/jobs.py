@@ -22,7 +22,6 @@ from agent.keycloak.transport import Response, Transport
 from agent.paths import state_dir
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
-from agent.store.journal import NewEntry
 from agent.sync.agent_config import AgentConfig
 
 # How a job stops on SIGTERM: "own" (it asks `stopping` before each item and stops between items),
@@ -158,7 +157,8 @@ def sync_job(run: JobRun) -> JobResult:
 def drift_job(run: JobRun) -> JobResult:
     """Plan every realm in realm-config against Keycloak; drift is alerted, or applied when `apply: true`."""
     from agent.realm.backups import save_backup
-    from agent.realm.engine import apply_plan, plan_realm
+    from agent.realm.engine import plan_realm
+    from agent.realm.journal import apply_journalled
     from agent.realm.loader import load_realms
 
     spec = run.spec
@@ -175,30 +175,14 @@ def drift_job(run: JobRun) -> JobResult:
             return JobResult("drift", f"drift: {found} change(s) pending in {described}", drift_changes=found)
         applied = failed = 0
         for plan in drifted:
-            store_run = store.runs.start_run("drift-apply", plan.realm, summary=f"daemon run {run.run_id}")
             if plan.realm_exists:  # as `idp-agent apply` does: a realm export first
                 save_backup(gateway, plan.realm, state_dir() / "backups")
-
-            def journal(change: Any, why: str = "", *, realm: str = plan.realm, run_id: str = store_run.id) -> None:
-                entry = NewEntry(
-                    actor=f"daemon:{run.job_id}",
-                    action=f"realm.{change.action}",
-                    subject=f"{change.kind} {change.key}",
-                    realm=realm,
-                    run_id=run_id,
-                    reason=f"refused by Keycloak: {why}" if why else "drift from realm-config",
-                )
-                store.journal.append_many([entry])
-                run.checkpoint()
-
-            try:
-                result = apply_plan(gateway, plan, on_applied=journal, on_failed=journal)
-            except Exception:
-                store.runs.finish_run(store_run.id, "failed", summary="stopped; the next drift check converges")
-                raise
+            result = apply_journalled(
+                gateway, plan, store, run_kind="drift-apply", actor=f"daemon:{run.job_id}",
+                reason="drift from realm-config", summary=f"daemon run {run.run_id}", checkpoint=run.checkpoint,
+            )  # fmt: skip
             applied += len(result.applied)
             failed += len(result.failed)
-            store.runs.finish_run(store_run.id, "succeeded" if result.ok else "failed")
     outcome: JobOutcome = "failed" if failed else "drift"
     summary = f"drift in {described}: {applied} change(s) applied, {failed} failed"
     return JobResult(outcome, summary, changes=applied, failures=failed, drift_changes=found)

@@ -13,13 +13,16 @@ from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway
 from agent.paths import state_dir
 from agent.realm.backups import save_backup
-from agent.realm.engine import apply_plan, plan_realm
+from agent.realm.engine import plan_realm
+from agent.realm.journal import apply_journalled
 from agent.realm.loader import SourcedRealm, load_realms
 from agent.realm.native import friendly_from_representation
 from agent.realm.plan import Change, Plan
 from agent.realm.render import render_json, render_text
 from agent.realm.schema import realm_config_schema_text
 from agent.settings import resolve_keycloak_connection
+from agent.store.db import Store, open_store
+from agent.sync.agent_config import load_agent_config
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -88,7 +91,7 @@ def _report_failed(change: Change, why: str) -> None:
     click.echo(f"  FAILED {change.action} {change.kind} {change.key}: {why}", err=True)
 
 
-def _apply_one(gateway: KeycloakGateway, plan: Plan, backups_dir: Path) -> bool:
+def _apply_one(gateway: KeycloakGateway, plan: Plan, backups_dir: Path, store: Store, actor: str) -> bool:
     if plan.is_empty:
         click.echo(f"realm {plan.realm}: no changes")
         return True
@@ -97,7 +100,10 @@ def _apply_one(gateway: KeycloakGateway, plan: Plan, backups_dir: Path) -> bool:
         click.echo(f"realm {plan.realm}: backup saved to {backup}")
     else:
         click.echo(f"realm {plan.realm}: creating")
-    result = apply_plan(gateway, plan, on_applied=_report_applied, on_failed=_report_failed)
+    result = apply_journalled(
+        gateway, plan, store, run_kind="apply", actor=actor, reason="realm-config applied",
+        on_applied=_report_applied, on_failed=_report_failed,
+    )  # fmt: skip
     counts = plan.counts()
     click.echo(
         f"realm {plan.realm}: {len(result.applied)} change(s) applied ({counts['create']} create, "
@@ -118,11 +124,23 @@ def _apply_one(gateway: KeycloakGateway, plan: Plan, backups_dir: Path) -> bool:
     default=None,
     help="where realm exports are saved before changes [default: <state dir>/backups]",
 )
-def apply_command(
-    paths: tuple[Path, ...], policies_dir: Path, only_realms: tuple[str, ...], dry_run: bool, backups_dir: Path | None
-) -> None:
-    """Apply the plan in dependency order. Exit 0 done (or nothing to do), 1 on any error."""
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="an agent config whose `store:` keeps the journal of the changes [default: the store in the state dir]",
+)  # fmt: skip
+@click.option("--store", "store_url", default=None, help="the store URL (overrides the config's)")
+@click.option("--actor", default=lambda: os.environ.get("USER", "operator"), help="who applies (journalled)")
+def apply_command(  # noqa: PLR0917  # click passes options positionally
+    paths: tuple[Path, ...], policies_dir: Path, only_realms: tuple[str, ...], dry_run: bool, backups_dir: Path | None,
+    config_path: Path | None, store_url: str | None, actor: str,
+) -> None:  # fmt: skip
+    """Apply the plan in dependency order, each change journalled in the store (a run of kind `apply`; see
+    `idp-agent audit show`). Exit 0 done (or nothing to do), 1 on any error."""
     realms = _load(paths, policies_dir, only_realms)
+    # The agent config is read only when named: a CI job that applies realm-config need not have the secrets
+    # of the sync's sources. A bad one fails here, before any call to Keycloak.
+    if store_url is None and config_path is not None:
+        store_url = load_agent_config(config_path, os.environ).store
     gateway = _gateway(read_only=dry_run)
     plans = [plan_realm(gateway, realm.spec) for realm in realms]
     if dry_run:
@@ -130,7 +148,8 @@ def apply_command(
         click.echo("dry run: nothing was written")
         return
     backups = backups_dir or state_dir() / "backups"
-    results = [_apply_one(gateway, plan, backups) for plan in plans]
+    with open_store(store_url) as store:
+        results = [_apply_one(gateway, plan, backups, store, actor) for plan in plans]
     sys.exit(EXIT_OK if all(results) else EXIT_ERROR)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from agent.keycloak import KeycloakGateway
 from agent.settings import KeycloakConnection
+from agent.store.db import open_store
 from tests.conftest import realm_name_for
 from tests.harness.cli import cli_env
 from tests.harness.fault_proxy import FaultProxy
@@ -145,3 +146,20 @@ def test_plan_apply_exit_codes_and_no_secret_in_output(
     assert backups, "apply that changed something saved a backup"
     for backup in backups:
         assert canary not in backup.read_text()
+
+    # N6: each apply that changed something is a run in the store beside the backups, every change journalled,
+    # the refused one with Keycloak's reason; N7: no secret in the journal either.
+    with open_store(f"sqlite:///{workdir / 'state' / 'idp-agent.db'}") as store:
+        runs = [run for run in reversed(store.runs.list_runs("apply")) if run.realm == cli_realm]
+        entries = [entry for entry in store.journal.entries() if entry.realm == cli_realm]
+        verified = store.journal.verify()
+    assert [run.status for run in runs] == ["succeeded", "failed"]
+    assert {entry.run_id for entry in entries} == {run.id for run in runs}
+    first = [entry for entry in entries if entry.run_id == runs[0].id]
+    assert (first[0].action, first[0].subject) == ("realm.create", f"realm {cli_realm}")
+    assert len(first) == sum(line.startswith("  created ") for line in applied.stdout.splitlines())
+    [refused] = [entry for entry in entries if entry.run_id == runs[1].id]
+    assert refused.action == "realm.update" and refused.reason.startswith("refused by Keycloak:")
+    assert all(canary not in f"{entry.reason} {entry.details}" for entry in entries)
+    assert all(entry.actor == env.get("USER", "operator") for entry in entries)
+    assert verified.ok
