@@ -31,7 +31,7 @@ from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserChange, default_role_name
 from agent.store.sync_records import UserRecord
 from agent.sync.live import full_representation
-from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, Found
+from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, Found
 from agent.sync.people_changes import (
     PEOPLE_PER_REQUEST,
     ChangeBuilder,
@@ -42,7 +42,7 @@ from agent.sync.people_changes import (
     split_people,
     still_existing,
 )
-from agent.sync.plan import Grants, SyncItem, SyncPlan, desired_grants
+from agent.sync.plan import Grants, SyncItem, SyncPlan, desired_grants, recorded_grants
 from agent.sync.quick_read import user_record
 from agent.sync.representations import import_representation, managed_attributes
 from agent.sync.worker_map import ordered_map, windows
@@ -354,6 +354,8 @@ class SyncExecutor:
         assert item.user_id is not None
         if item.action in {"grant", "revoke"}:
             self._change_grants(item.user_id, item.grants, person, add=item.action == "grant")
+            if item.action == "revoke" and item.desired is None:
+                self._forget_revoked(item, person)
             return ItemResult(item, "applied", ", ".join(item.grants.describe()), item.user_id)
         if item.action == "update":
             return self._update(item, person)
@@ -390,6 +392,20 @@ class SyncExecutor:
                 self._gateway.add_client_roles_to_user(self._realm, user_id, client_uuid, [role])
             else:
                 self._gateway.remove_client_roles_from_user(self._realm, user_id, client_uuid, [role])
+
+    def _forget_revoked(self, item: SyncItem, person: _Person) -> None:
+        """An approved revoke (a staged removal, applied without the run's desired state): the sync's record of
+        what it granted forgets the grant too, in the same write as the revoke where people go in bulk. The plan
+        compares the record with the rules, so a record left as it was would plan, and stage, the same revoke
+        at every run after, and the brakes would hold back everything else."""
+        assert item.user_id is not None
+        if person.recorded is None:
+            live = self._gateway.get_user(self._realm, item.user_id)
+            if live is None:
+                raise Rejected(f"user {item.user_id} no longer exists in realm '{self._realm}'")
+            person.recorded = recorded_grants(live)
+        person.recorded = person.recorded - item.grants
+        self._put(item.user_id, person, {}, {GRANTS_ATTRIBUTE: [person.recorded.to_json()]})
 
     def _put(self, user_id: str, person: _Person, changes: Mapping[str, Any], attributes: Mapping[str, Any]) -> None:
         """Write the person whole: their current representation with `changes` and the sync's own attributes
@@ -553,6 +569,8 @@ class _Person:
         self.representation: dict[str, Any] | None = None
         if live is not None and change is None:
             self.representation = full_representation(live)
+        # What the sync's record says it granted, as read (None: not read); kept up to date by approved revokes.
+        self.recorded: Grants | None = None if live is None else recorded_grants(live)
         self.grants_refused = Grants()
         self.revokes_refused = Grants()
 

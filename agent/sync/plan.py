@@ -144,9 +144,14 @@ class LiveUser:
         return cls(
             user=user,
             external_id=_first(attributes.get(EXTERNAL_ID_ATTRIBUTE)) or "",
-            recorded_grants=Grants.from_json(_first(attributes.get(GRANTS_ATTRIBUTE))),
+            recorded_grants=recorded_grants(user),
             disabled_by_sync=_first(attributes.get(DISABLED_BY_SYNC_ATTRIBUTE)),
         )
+
+
+def recorded_grants(user: User) -> Grants:
+    """What the sync's record on the user (idp-agent.grants) says the sync granted them."""
+    return Grants.from_json(_first(user.attributes.get(GRANTS_ATTRIBUTE)))
 
 
 def _first(values: tuple[str, ...] | None) -> str | None:

@@ -454,11 +454,11 @@ def approve_staged(
     )  # fmt: skip
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
     holds = ApprovalHolds(sync, sanctioned_user_ids(store, staged.realm, files.policy))
-    items, left_out = _items_from_staged(staged.items, gateway, staged.realm, holds)
+    items, left_out, users = _items_from_staged(staged.items, gateway, staged.realm, holds)
     plan = SyncPlan(staged.realm, sync.name, tuple(items))
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
     store.runs.add_items(run.id, left_out)
-    prepared = Prepared(sync, mapper, {}, MappingResult((), ()), plan, Verdict(False, False, ()), {}, sources)
+    prepared = Prepared(sync, mapper, {}, MappingResult((), ()), plan, Verdict(False, False, ()), users, sources)
     outcome = execute(prepared, gateway, store, run, now=now)
     store.sync_records.update(sync.name, staged.realm, upsert=(), forget=_touched(outcome))
     status: RunStatus = "failed" if outcome.failed else "succeeded"
@@ -496,14 +496,17 @@ def changed_since_staged(removal: StagedRemoval, user: User, holds: ApprovalHold
 
 def _items_from_staged(
     staged: tuple[StagedRemoval, ...], gateway: KeycloakGateway, realm: str, holds: ApprovalHolds
-) -> tuple[list[SyncItem], list[NewItem]]:
-    """The staged removals as plan items, and the ones left out (as skipped run items, with why)."""
+) -> tuple[list[SyncItem], list[NewItem], dict[str, User]]:
+    """The staged removals as plan items, the ones left out (as skipped run items, with why), and the users
+    as read for them (the executor writes on from these: an approved revoke also updates their grants record)."""
     items: list[SyncItem] = []
     left_out: list[NewItem] = []
+    users: dict[str, User] = {}
     for removal in staged:
-        user = gateway.get_user(realm, removal.user_id)
+        user = users.get(removal.user_id) or gateway.get_user(realm, removal.user_id)
         if user is None:
             continue  # gone since: nothing left to remove
+        users[user.id] = user
         why = changed_since_staged(removal, user, holds)
         if why is not None:
             action: ItemAction = "disable" if removal.action == "confirm-leaver" else removal.action
@@ -518,7 +521,7 @@ def _items_from_staged(
         legacy_candidate = removal.action == "disable" and removal.reason == ABSENT_FROM_SOURCES
         step: SyncAction = "confirm-leaver" if legacy_candidate else removal.action
         items.append(SyncItem(step, removal.external_id, user.username, user.id, reason=removal.reason))
-    return items, left_out
+    return items, left_out, users
 
 
 __all__ = ["Prepared", "SourceUnavailable", "approve_staged", "prepare_sync", "run_sync"]

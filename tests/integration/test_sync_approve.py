@@ -201,3 +201,30 @@ def test_a_broken_sanction_policy_fails_the_approval_before_it_is_recorded(
     approved, items = approve(setup, config, run.id)
     assert approved.status == "succeeded"
     assert [(item.action, item.outcome) for item in items] == [("disable", "applied")] * 3
+
+
+@pytest.mark.parametrize("keycloak_write", ["plugin", "admin-api"])
+def test_after_an_approval_of_revokes_the_next_run_has_nothing_left_to_remove(
+    keycloak_write: str, keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The sync remembers what it granted on each user (idp-agent.grants); an approval that revokes a grant
+    must update that record too, or every later run plans the same revokes, stages them again, and applies
+    nothing else (joiners included)."""
+    setup = make_sync_setup(keycloak_connection, realm, tmp_path, keycloak_write=keycloak_write)
+    setup.run(hr_config(setup, [hr_row(i, Department="Finance") for i in range(10)]))
+    config = hr_config(setup, [hr_row(i, Department="Sales" if i < 3 else "Finance") for i in range(10)], **BRAKES)
+    run, _, _ = setup.run(config)
+    assert run.status == "staged"
+    approved, _ = approve(setup, config, run.id)
+    assert approved.status == "succeeded"
+
+    rows = [hr_row(i, Department="Sales" if i < 3 else "Finance") for i in range(10)] + [hr_row(10)]
+    after, prepared, _ = setup.run(hr_config(setup, rows, **BRAKES))
+
+    assert after.status == "succeeded", after.summary
+    # What the staged run held back besides its removals (the movers' department) goes now; no revoke again.
+    planned = sorted((item.action, item.username, item.reason) for item in prepared.plan.items)
+    movers = [("update", f"person00{i}", "source data changed") for i in range(3)]
+    assert planned == [("create", "person010", "joiner"), *movers], planned
+    again, prepared, _ = setup.run(hr_config(setup, rows, **BRAKES))
+    assert again.status == "succeeded" and prepared.plan.is_empty
