@@ -9,11 +9,14 @@ a fresh database each run, from a build for postgres cached next to the stack's.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -22,7 +25,7 @@ from agent import paths
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.stack import keycloak, processes
-from agent.stack.java import find_java
+from agent.stack.java import JavaRuntime, find_java
 from agent.stack.keycloak import KeycloakDatabase, KeycloakInstance, KeycloakPorts
 from agent.stack.postgres import DURABLE_SETTINGS, SUPERUSER, PostgresServer
 
@@ -39,12 +42,51 @@ def analyze(database_url: str) -> None:
         connection.execute("ANALYZE")
 
 
+@dataclass
+class KeycloakOnPostgres:
+    """A Keycloak on a PostgreSQL of its own that can be killed and started again on the same data (S11)."""
+
+    instance: KeycloakInstance
+    ports: KeycloakPorts
+    java: JavaRuntime
+    database: KeycloakDatabase
+    database_url: str
+    admin_password: Secret
+    echo: Callable[[str], None]
+
+    @property
+    def connection(self) -> KeycloakConnection:
+        return KeycloakConnection(
+            url=keycloak.urls(self.ports)[0],
+            auth_realm="master",
+            client_id="admin-cli",
+            username=ADMIN_USER,
+            password=self.admin_password,
+            verify=True,
+        )
+
+    def start(self) -> None:
+        self.echo(f"Starting Keycloak {keycloak.KEYCLOAK_VERSION} on PostgreSQL (log: {self.instance.log_path}) ...")
+        pid = self.instance.start(self.ports, self.java, ADMIN_USER, self.admin_password, self.database)
+        self.instance.wait_ready(self.ports, pid, READY_TIMEOUT_SECONDS)
+
+    def kill(self) -> None:
+        """SIGKILL of Keycloak's process group, as a crashed server dies (PostgreSQL keeps running)."""
+        kill_process_group(self.instance)
+
+
+def kill_process_group(instance: KeycloakInstance) -> None:
+    pid = instance.pid()
+    if pid is None:
+        raise RuntimeError(f"no Keycloak running from {instance.directory}")
+    os.killpg(pid, signal.SIGKILL)
+    if processes.wait_until(lambda: instance.pid() is None, timeout_seconds=60.0) != "ready":
+        raise RuntimeError(f"Keycloak from {instance.directory} did not die within 60 s of SIGKILL")
+
+
 @contextmanager
-def keycloak_on_postgres(
-    echo: Callable[[str], None] = print,
-) -> Iterator[tuple[Callable[[], None], KeycloakConnection]]:
-    """Start PostgreSQL and a Keycloak on it, yield a call that runs `analyze` on its database and the admin
-    connection, stop both (by their own pids)."""
+def restartable_keycloak_on_postgres(echo: Callable[[str], None] = print) -> Iterator[KeycloakOnPostgres]:
+    """Start PostgreSQL and a Keycloak on it; stop both at the end (by their own pids)."""
     java = find_java()
     build = keycloak.ensure_build(paths.cache_dir(), java, echo, db_kind=keycloak.POSTGRES)
     root = Path(tempfile.mkdtemp(prefix="idp-agent-bench-kc-"))
@@ -60,23 +102,22 @@ def keycloak_on_postgres(
         )
         http = processes.free_port()
         ports = KeycloakPorts(http=http, management=processes.free_port(exclude=frozenset({http})))
-        admin_password = Secret(secrets.token_urlsafe(18))
         instance.prepare_home(build.home)
-        echo(f"Starting Keycloak {keycloak.KEYCLOAK_VERSION} on PostgreSQL (log: {instance.log_path}) ...")
-        pid = instance.start(ports, java, ADMIN_USER, admin_password, database)
-        instance.wait_ready(ports, pid, READY_TIMEOUT_SECONDS)
-        yield (
-            lambda: analyze(database_url),
-            KeycloakConnection(
-                url=keycloak.urls(ports)[0],
-                auth_realm="master",
-                client_id="admin-cli",
-                username=ADMIN_USER,
-                password=admin_password,
-                verify=True,
-            ),
-        )
+        admin_password = Secret(secrets.token_urlsafe(18))
+        running = KeycloakOnPostgres(instance, ports, java, database, database_url, admin_password, echo)
+        running.start()
+        yield running
     finally:
         instance.stop()
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def keycloak_on_postgres(
+    echo: Callable[[str], None] = print,
+) -> Iterator[tuple[Callable[[], None], KeycloakConnection]]:
+    """Start PostgreSQL and a Keycloak on it, yield a call that runs `analyze` on its database and the admin
+    connection, stop both (by their own pids)."""
+    with restartable_keycloak_on_postgres(echo) as running:
+        yield (lambda: analyze(running.database_url)), running.connection

@@ -1,9 +1,10 @@
 """S11 of RELIABILITY.md: Keycloak killed in the middle of a sync, restarted later.
 
-    .venv/bin/python -m benchmarks.outage_bench [--users N] [--out FILE.json]
+    .venv/bin/python -m benchmarks.outage_bench [--users N] [--keycloak-db dev-file|postgres] [--out FILE.json]
 
-A Keycloak of its own (the stack in .state/outage, H2 files; its build is the cached one), an HR CSV of N people
-(default 2,000) and a sync run as an operator runs it (`idp-agent sync run`, a process of its own). Three rounds:
+A Keycloak of its own (the stack in .state/outage on H2 files, or with `--keycloak-db postgres` a throwaway one on
+a PostgreSQL with durable commits; the builds are the cached ones), an HR CSV of N people (default 2,000) and a
+sync run as an operator runs it (`idp-agent sync run`, a process of its own). Four rounds:
 
 1. **down at the start**: Keycloak stopped before the run. The run must end with an error, decide nothing (no run
    journalled as succeeded, no baseline of the source recorded) and touch nothing.
@@ -29,14 +30,15 @@ import argparse
 import csv
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -53,7 +55,8 @@ from agent.store.db import open_store
 from agent.store.sanctions import Sanction
 from agent.sync.agent_config import AgentConfig, load_agent_config
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE
-from benchmarks.common import machine, write_results
+from benchmarks.common import KEYCLOAK_DBS, machine, write_results
+from benchmarks.keycloak_postgres import kill_process_group, restartable_keycloak_on_postgres
 from benchmarks.sync_bench import prepare_realm
 
 STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "outage"
@@ -163,21 +166,45 @@ def managed_by_person(gateway: KeycloakGateway) -> dict[str, list[Any]]:
     return found
 
 
-def kill_keycloak() -> None:
-    """SIGKILL the process group of the stack's kc.sh: Keycloak dies as a crashed server does, mid-transaction."""
-    pid = KeycloakInstance(STATE_DIR / "keycloak").pid()
-    if pid is None:
-        raise RuntimeError("the outage stack's Keycloak is not running")
-    os.killpg(pid, signal.SIGKILL)
-    while KeycloakInstance(STATE_DIR / "keycloak").pid() is not None:
-        time.sleep(POLL_SECONDS)
+class RestartableKeycloak(Protocol):
+    @property
+    def connection(self) -> KeycloakConnection: ...
+
+    def start(self) -> None: ...
+
+    def kill(self) -> None: ...
 
 
-def start_keycloak() -> KeycloakConnection:
-    stack.up(STATE_DIR, components=("keycloak",), echo=lambda line: print(f"[stack] {line}", flush=True))
-    connection = stack.running_keycloak_connection(STATE_DIR)
-    assert connection is not None
-    return connection
+class StackKeycloak:
+    """The outage stack's Keycloak, on H2 files in .state/outage."""
+
+    @property
+    def connection(self) -> KeycloakConnection:
+        connection = stack.running_keycloak_connection(STATE_DIR)
+        if connection is None:
+            raise RuntimeError("the outage stack's Keycloak is not running")
+        return connection
+
+    def start(self) -> None:
+        stack.up(STATE_DIR, components=("keycloak",), echo=lambda line: print(f"[stack] {line}", flush=True))
+
+    def kill(self) -> None:
+        """SIGKILL of the process group of the stack's kc.sh: Keycloak dies as a crashed server does."""
+        kill_process_group(KeycloakInstance(STATE_DIR / "keycloak"))
+
+
+@contextmanager
+def keycloak_to_kill(database: str) -> Iterator[RestartableKeycloak]:
+    if database == "postgres":
+        with restartable_keycloak_on_postgres(lambda line: print(f"[postgres] {line}", flush=True)) as on_postgres:
+            yield on_postgres
+        return
+    server = StackKeycloak()
+    server.start()
+    try:
+        yield server
+    finally:
+        stack.down(STATE_DIR, echo=lambda line: print(f"[stack] {line}", flush=True))
 
 
 def runs(config: Path) -> list[dict[str, Any]]:
@@ -194,9 +221,10 @@ def check(checks: list[dict[str, Any]], name: str, passed: bool, detail: str = "
     print(f"  {'ok  ' if passed else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
 
 
-def down_at_the_start(config: Path, connection: KeycloakConnection, checks: list[dict[str, Any]]) -> dict[str, Any]:
+def down_at_the_start(config: Path, server: RestartableKeycloak, checks: list[dict[str, Any]]) -> dict[str, Any]:
     print("\n1. Keycloak down when the run starts", flush=True)
-    kill_keycloak()
+    connection = server.connection
+    server.kill()
     env = cli_env(connection)
     began = time.perf_counter()
     code, output = finish(start_sync(config, env, "run"))
@@ -211,9 +239,10 @@ def down_at_the_start(config: Path, connection: KeycloakConnection, checks: list
 
 
 def killed_mid_sync(
-    config: Path, connection: KeycloakConnection, people: int, checks: list[dict[str, Any]]
+    config: Path, server: RestartableKeycloak, people: int, checks: list[dict[str, Any]]
 ) -> dict[str, Any]:
     print(f"\n2. Keycloak killed once {KILL_AT_SHARE:.0%} of {people} people exist", flush=True)
+    connection = server.connection
     env = cli_env(connection)
     gateway = KeycloakGateway.connect(connection)
     try:
@@ -227,7 +256,7 @@ def killed_mid_sync(
         gateway.close()
     if process.poll() is not None:
         raise RuntimeError(f"the run ended before the kill: {finish(process)[1]}")
-    kill_keycloak()
+    server.kill()
     killed = time.perf_counter()
     code, output = finish(process)
     to_exit = round(time.perf_counter() - killed, 3)
@@ -246,10 +275,11 @@ def killed_mid_sync(
     }
 
 
-def restarted(config: Path, people: int, checks: list[dict[str, Any]]) -> dict[str, Any]:
+def restarted(config: Path, server: RestartableKeycloak, people: int, checks: list[dict[str, Any]]) -> dict[str, Any]:
     print("\n3. Keycloak restarted on the same data; one run converges", flush=True)
     began = time.perf_counter()
-    connection = start_keycloak()
+    server.start()
+    connection = server.connection
     restart_seconds = round(time.perf_counter() - began, 3)
     env = cli_env(connection)
     gateway = KeycloakGateway.connect(connection)
@@ -283,11 +313,12 @@ def restarted(config: Path, people: int, checks: list[dict[str, Any]]) -> dict[s
     }
 
 
-def killed_mid_sanctions(config: Path, connection: KeycloakConnection, checks: list[dict[str, Any]]) -> dict[str, Any]:
+def killed_mid_sanctions(config: Path, server: RestartableKeycloak, checks: list[dict[str, Any]]) -> dict[str, Any]:
     print(f"\n4. Keycloak killed once {SANCTIONED // 2} of {SANCTIONED} suspensions are recorded", flush=True)
     agent_config = load_agent_config(config, {})
     usernames = [person(index)["Username"] for index in range(SANCTIONED)]
     stopped_by: list[str] = []
+    connection = server.connection
     gateway = KeycloakGateway.connect(connection)
 
     def issue_all() -> None:
@@ -307,15 +338,15 @@ def killed_mid_sanctions(config: Path, connection: KeycloakConnection, checks: l
     issuing.start()
     while sanctions_recorded(agent_config) < SANCTIONED // 2 and issuing.is_alive():
         time.sleep(POLL_SECONDS)
-    kill_keycloak()
+    server.kill()
     killed = time.perf_counter()
     issuing.join(COMMAND_TIMEOUT_SECONDS)
     gateway.close()
     to_stop = round(time.perf_counter() - killed, 3)
     check(checks, "mid-sanction: the issuing stopped at an error", bool(stopped_by), "; ".join(stopped_by))
     recorded = sanctions_by_username(agent_config)
-    connection = start_keycloak()
-    env = cli_env(connection)
+    server.start()
+    env = cli_env(server.connection)
     code, output = agent_cli(config, env, "sanctions", "enforce", "--realm", REALM)
     check(
         checks, "mid-sanction: one enforce pass after the restart puts all in force", code == 0, output.strip()[-300:]
@@ -375,17 +406,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=2000, help="people in the HR export (default 2,000)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    parser.add_argument(
+        "--keycloak-db", choices=KEYCLOAK_DBS, default="dev-file",
+        help="the outage stack's Keycloak (H2 files), or a throwaway Keycloak on PostgreSQL (durable commits)",
+    )  # fmt: skip
     options = parser.parse_args()
     workspace = STATE_DIR / "workspace"
     if workspace.exists():
         for path in sorted(workspace.rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
     config = write_workspace(workspace, options.users)
-    connection = start_keycloak()
     checks: list[dict[str, Any]] = []
-    results: dict[str, Any] = {"machine": machine(), "users": options.users, "checks": checks}
-    try:
-        gateway = KeycloakGateway.connect(connection)
+    results: dict[str, Any] = {
+        "machine": machine(), "users": options.users, "keycloak_db": options.keycloak_db, "checks": checks,
+    }  # fmt: skip
+    with keycloak_to_kill(options.keycloak_db) as server:
+        gateway = KeycloakGateway.connect(server.connection)
         try:
             if gateway.get_realm(REALM) is not None:
                 gateway.delete_realm(REALM)
@@ -395,13 +431,11 @@ def main() -> None:
             results["keycloak_version"] = gateway.server_version()
         finally:
             gateway.close()
-        results["down_at_the_start"] = down_at_the_start(config, connection, checks)
-        start_keycloak()
-        results["killed_mid_sync"] = killed_mid_sync(config, connection, options.users, checks)
-        results["restarted"] = restarted(config, options.users, checks)
-        results["killed_mid_sanction"] = killed_mid_sanctions(config, connection, checks)
-    finally:
-        stack.down(STATE_DIR, echo=lambda line: print(f"[stack] {line}", flush=True))
+        results["down_at_the_start"] = down_at_the_start(config, server, checks)
+        server.start()
+        results["killed_mid_sync"] = killed_mid_sync(config, server, options.users, checks)
+        results["restarted"] = restarted(config, server, options.users, checks)
+        results["killed_mid_sanction"] = killed_mid_sanctions(config, server, checks)
     failed = [item["check"] for item in checks if not item["passed"]]
     results["failed_checks"] = failed
     write_results(options.out, results)
