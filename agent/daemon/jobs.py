@@ -177,7 +177,7 @@ def drift_job(run: JobRun) -> JobResult:
         for plan in drifted:
             if plan.realm_exists:  # as `idp-agent apply` does: a realm export first
                 save_backup(gateway, plan.realm, state_dir() / "backups")
-            result = apply_journalled(
+            result, _ = apply_journalled(
                 gateway, plan, store, run_kind="drift-apply", actor=f"daemon:{run.job_id}",
                 reason="drift from realm-config", summary=f"daemon run {run.run_id}", checkpoint=run.checkpoint,
             )  # fmt: skip

@@ -100,7 +100,7 @@ def _apply_one(gateway: KeycloakGateway, plan: Plan, backups_dir: Path, store: S
         click.echo(f"realm {plan.realm}: backup saved to {backup}")
     else:
         click.echo(f"realm {plan.realm}: creating")
-    result = apply_journalled(
+    result, run = apply_journalled(
         gateway, plan, store, run_kind="apply", actor=actor, reason="realm-config applied",
         on_applied=_report_applied, on_failed=_report_failed,
     )  # fmt: skip
@@ -109,6 +109,7 @@ def _apply_one(gateway: KeycloakGateway, plan: Plan, backups_dir: Path, store: S
         f"realm {plan.realm}: {len(result.applied)} change(s) applied ({counts['create']} create, "
         f"{counts['update']} update, {counts['delete']} delete), {len(result.failed)} failed"
     )
+    click.echo(f"realm {plan.realm}: journalled as run {run.id} in {store.db.name}")
     return result.ok
 
 

@@ -11,6 +11,8 @@ from agent.realm.engine import ApplyResult, apply_plan
 from agent.realm.plan import Change, Plan
 from agent.store.db import Store
 from agent.store.journal import NewEntry
+from agent.store.locks import store_lock
+from agent.store.runs import Run
 
 STOPPED = "stopped; the next apply converges from the live realm"
 
@@ -39,10 +41,29 @@ def apply_journalled(
     on_applied: Callable[[Change], None] = _ignore_applied,
     on_failed: Callable[[Change, str], None] = _ignore_failed,
     checkpoint: Callable[[], None] = _nothing,
-) -> ApplyResult:
-    """`apply_plan` under a run of `run_kind`: succeeded when every change was applied, failed when Keycloak
-    refused one or the apply stopped (Keycloak unavailable: the error is raised after the run is ended).
-    `checkpoint` is called after each journal entry (the daemon's stop request)."""
+) -> tuple[ApplyResult, Run]:
+    """`apply_plan` under a run of `run_kind`, holding the store's lock of the realm (two applies of one realm,
+    CLI or daemon, never interleave; Locked names the holder): succeeded when every change was applied, failed
+    when Keycloak refused one or the apply stopped (Keycloak unavailable: the error is raised after the run is
+    ended; a process killed meanwhile has its run ended as interrupted by the next holder of the lock).
+    `checkpoint` is called after each journal entry (the daemon's stop request). Returns the result and the
+    finished run."""
+    with store_lock(store, f"realm-{plan.realm}"):
+        return _apply_in_run(gateway, plan, store, run_kind, actor, reason, summary, on_applied, on_failed, checkpoint)
+
+
+def _apply_in_run(  # noqa: PLR0917  # the arguments of apply_journalled, passed on
+    gateway: KeycloakGateway,
+    plan: Plan,
+    store: Store,
+    run_kind: str,
+    actor: str,
+    reason: str,
+    summary: str,
+    on_applied: Callable[[Change], None],
+    on_failed: Callable[[Change, str], None],
+    checkpoint: Callable[[], None],
+) -> tuple[ApplyResult, Run]:
     run = store.runs.start_run(run_kind, plan.realm, summary=summary)
 
     def journal(change: Change, why: str = "") -> None:
@@ -70,5 +91,4 @@ def apply_journalled(
     except BaseException:
         store.runs.finish_run(run.id, "failed", summary=STOPPED)
         raise
-    store.runs.finish_run(run.id, "succeeded" if result.ok else "failed")
-    return result
+    return result, store.runs.finish_run(run.id, "succeeded" if result.ok else "failed")

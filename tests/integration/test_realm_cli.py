@@ -15,6 +15,7 @@ import pytest
 from agent.keycloak import KeycloakGateway
 from agent.settings import KeycloakConnection
 from agent.store.db import open_store
+from agent.store.locks import store_lock
 from tests.conftest import realm_name_for
 from tests.harness.cli import cli_env
 from tests.harness.fault_proxy import FaultProxy
@@ -163,3 +164,23 @@ def test_plan_apply_exit_codes_and_no_secret_in_output(
     assert all(canary not in f"{entry.reason} {entry.details}" for entry in entries)
     assert all(entry.actor == env.get("USER", "operator") for entry in entries)
     assert verified.ok
+
+
+def test_an_apply_of_a_realm_another_apply_holds_changes_nothing(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, workdir: Path, cli_realm: str
+) -> None:
+    """Two applies of one realm (CI and the daemon's drift apply, say) never interleave: the second is refused
+    naming the holder, and writes nothing."""
+    (workdir / "realm-config" / f"{cli_realm}.yaml").write_text(f"realm: {cli_realm}\nroles:\n  - name: user\n")
+    env = cli_env(keycloak_connection, IDP_AGENT_STATE_DIR=str(workdir / "state"))
+    store_url = f"sqlite:///{workdir / 'state' / 'idp-agent.db'}"
+
+    with open_store(store_url) as store, store_lock(store, f"realm-{cli_realm}"):
+        refused = run_cli(["apply", "--store", store_url], env, workdir)
+    assert refused.returncode == 1
+    assert f"locked by another run of 'realm-{cli_realm}'" in refused.stderr
+    assert gateway.get_realm(cli_realm) is None
+
+    applied = run_cli(["apply", "--store", store_url], env, workdir)
+    assert applied.returncode == 0, applied.stderr
+    assert "journalled as run " in applied.stdout and str(workdir / "state" / "idp-agent.db") in applied.stdout
