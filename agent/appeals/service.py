@@ -10,8 +10,9 @@ from datetime import datetime
 
 from agent.appeals.deadlines import overdue_reasons
 from agent.appeals.decisions import AppealError, check_can_open, check_decision
+from agent.sanctions.plan import REDUCED_FROM_PREFIX, REDUCED_NOTE_PREFIX
 from agent.sanctions.policy import AppealsSpec
-from agent.sanctions.service import SanctionContext, lift_sanction, reduce_sanction
+from agent.sanctions.service import EnforceReport, SanctionContext, enforce_sanctions, lift_sanction, reduce_sanction
 from agent.store import Store
 from agent.store.appeals import Appeal, Decision, NewAppeal
 from agent.store.sanctions import Sanction
@@ -113,12 +114,51 @@ def decide_appeal(
     decided = store.appeals.decide(appeal.id, decision, actor=actor, note=note, reduced_to=reduce_to)
     details: dict[str, JsonValue] = {"decision": decision, "level": reduce_to or sanction.level, "note": note}
     journal_appeal(store, decided, action="appeal.decide", actor=actor, reason=f"appeal {decision}", extra=details)
-    why = f"appeal {appeal.id}: {note}"
-    if decision == "overturn":
+    return _carry_out(context, decided, sanction)
+
+
+def _carry_out(context: SanctionContext, decided: Appeal, sanction: Sanction) -> DecidedAppeal:
+    """What a decision does to its sanction (nothing for an uphold)."""
+    actor = decided.decided_by or context.actor
+    why = f"appeal {decided.id}: {decided.note}"
+    if decided.decision == "overturn":
         ended = lift_sanction(context, sanction.id, actor=actor, note=why, outcome="overturned")
         return DecidedAppeal(decided, ended)
-    if decision == "reduce":
-        assert reduce_to is not None  # check_decision refused a reduce without a level
-        replacement = reduce_sanction(context, sanction.id, level=reduce_to, actor=actor, note=why)
-        return DecidedAppeal(decided, require_sanction(store, sanction.id), replacement)
+    if decided.decision == "reduce":
+        assert decided.reduced_to is not None  # check_decision refused a reduce without a level
+        milder = _replacement_of(context.store, sanction)
+        if milder is None:
+            milder = reduce_sanction(context, sanction.id, level=decided.reduced_to, actor=actor, note=why)
+        else:  # added before the process stopped: only the end of the old one is left to do
+            note = f"{REDUCED_NOTE_PREFIX}{milder.level} ({milder.id}): {why}"
+            lift_sanction(context, sanction.id, actor=actor, note=note)
+        return DecidedAppeal(decided, require_sanction(context.store, sanction.id), milder)
     return DecidedAppeal(decided, sanction)
+
+
+def _replacement_of(store: Store, sanction: Sanction) -> Sanction | None:
+    """The milder sanction a reduction of `sanction` added, if one was added."""
+    marker = f"{REDUCED_FROM_PREFIX}{sanction.id}:"
+    found = store.sanctions.list(realm=sanction.realm, user_id=sanction.user_id)
+    return next((other for other in found if other.note.startswith(marker)), None)
+
+
+def finish_decisions(context: SanctionContext) -> list[DecidedAppeal]:
+    """Decisions recorded whose sanction change did not follow (the process stopped between the two): an
+    overturn or a reduction whose sanction is still open and not being ended is carried out now. The enforce
+    pass calls this first, so a decision is never lost to a crash (N3), and deciding again is not needed."""
+    finished: list[DecidedAppeal] = []
+    for appeal in context.store.appeals.list(realm=context.realm):
+        if appeal.decision not in {"overturn", "reduce"}:
+            continue
+        sanction = context.store.sanctions.get(appeal.sanction_id)
+        if sanction is None or not sanction.is_open or sanction.ending is not None:
+            continue
+        finished.append(_carry_out(context, appeal, sanction))
+    return finished
+
+
+def enforce_with_appeals(context: SanctionContext) -> tuple[list[DecidedAppeal], EnforceReport]:
+    """The enforcement pass (CLI and daemon): unfinished appeal decisions first, then `enforce_sanctions`."""
+    finished = finish_decisions(context)
+    return finished, enforce_sanctions(context)

@@ -209,14 +209,14 @@ def _realm_of(run: JobRun) -> str:
 def sanctions_job(run: JobRun) -> JobResult:
     """`idp-agent sanctions enforce`: apply pending sanctions, re-assert active ones, lift expired ones."""
     build_context = _optional("agent.sanctions.wiring", "build_sanction_context", "sanctions enforce")
-    enforce = _optional("agent.sanctions.service", "enforce_sanctions", "sanctions enforce")
+    enforce = _optional("agent.appeals.service", "enforce_with_appeals", "sanctions enforce")
     realm = _realm_of(run)
     with session(run) as (gateway, store):
         context = build_context(
             run.config, gateway, store, realm, env=run.env, clock=run.clock, actor=f"daemon:{run.job_id}"
         )
-        report = enforce(context)
-    changes = len(report.applied) + len(report.reasserted) + len(report.lifted)
+        finished, report = enforce(context)
+    changes = len(finished) + len(report.applied) + len(report.reasserted) + len(report.lifted)
     pending = len(report.pending)
     summary = (
         f"sanctions in {realm}: {len(report.applied)} applied, {len(report.reasserted)} re-asserted, "

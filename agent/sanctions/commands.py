@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from agent.appeals.service import enforce_with_appeals
 from agent.config.values import parse_duration
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway
@@ -26,7 +27,6 @@ from agent.sanctions.service import (
     EnforceReport,
     SanctionContext,
     SanctionError,
-    enforce_sanctions,
     issue_sanction,
     lift_sanction,
 )
@@ -280,10 +280,13 @@ def enforce_command(realm: str | None, config_path: Path, policy_path: Path | No
     """Apply pending sanctions, re-assert active ones (undoing changes made by hand), lift expired ones.
     Exit 0 all in force or restored, 2 some still pending (retried next pass), 1 error."""
     with _context(config_path, realm, policy_path, "idp-agent") as context:
-        report = enforce_sanctions(context)
+        finished, report = enforce_with_appeals(context)
     if as_json:
-        click.echo(json.dumps(report_json(report), indent=2, sort_keys=True))
+        click.echo(json.dumps({**report_json(report), "appeal_decisions_finished": [
+            done.appeal.id for done in finished]}, indent=2, sort_keys=True))  # fmt: skip
     else:
+        for done in finished:
+            click.echo(f"  finished appeal {done.appeal.id}: {done.appeal.status} (sanction {done.sanction.id})")
         click.echo(report_text(report))
     sys.exit(EXIT_OK if report.ok else EXIT_PENDING)
 

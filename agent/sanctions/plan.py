@@ -347,6 +347,8 @@ def verify_restore(restore: Changes, live: LiveAccount, wanted_after: AttributeV
 # How a sanction replaced by a milder one on review ends (its end note): the offence is counted once, at the
 # milder level.
 REDUCED_NOTE_PREFIX = "reduced to "
+# The milder sanction's note: how an interrupted reduction's replacement is found again.
+REDUCED_FROM_PREFIX = "reduced from "
 # The whole mark reduce_sanction writes, naming the milder sanction: a note a person types is not taken for it.
 _REDUCED_NOTE = re.compile(rf"{REDUCED_NOTE_PREFIX}\S+ \(s-[0-9a-f]+\): ")
 

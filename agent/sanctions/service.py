@@ -18,6 +18,7 @@ from agent.notify.templates import SanctionNotice
 from agent.sanctions.executor import StepResult, Writer, apply_steps, failures
 from agent.sanctions.live import deny_reason, find_user, read_account
 from agent.sanctions.plan import (
+    REDUCED_FROM_PREFIX,
     REDUCED_NOTE_PREFIX,
     Step,
     escalated_level,
@@ -237,7 +238,7 @@ def reduce_sanction(context: SanctionContext, sanction_id: str, *, level: str, a
     new = NewSanction(
         realm=sanction.realm, user_id=sanction.user_id, username=sanction.username, level=level,
         requested_level=level, reason_code=sanction.reason_code, issued_by=actor, until=sanction.until,
-        note=f"reduced from {sanction.id}: {note}", evidence=sanction.evidence,
+        note=f"{REDUCED_FROM_PREFIX}{sanction.id}: {note}", evidence=sanction.evidence,
     )  # fmt: skip
     with _run(replace(context, actor=actor), "sanction-reduce", f"{sanction.id} reduced to {level}") as scope:
         acting = scope.context

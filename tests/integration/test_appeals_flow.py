@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from agent.appeals.service import acknowledge_appeal, decide_appeal, list_appeals, open_appeal
+from agent.appeals.service import acknowledge_appeal, decide_appeal, enforce_with_appeals, list_appeals, open_appeal
 from agent.cli import cli
 from agent.keycloak import KeycloakGateway
 from agent.sanctions.service import issue_sanction
 from agent.settings import KeycloakConnection
 from agent.store import ManualClock, open_store
 from agent.store.db import Store
+from agent.store.sanctions import NewSanction
 from tests.harness.cli import keycloak_env
 from tests.harness.sanctions import POLICY_FILE, access_of, context_for, make_member, prepare_realm, sanction_policy
 
@@ -161,3 +162,51 @@ def test_uphold_changes_nothing_in_keycloak(
     assert (result.appeal.decision, result.sanction.state) == ("uphold", "active")
     assert access_of(gateway, realm, user_id) == during
     assert not during.enabled
+
+
+def test_an_overturn_cut_off_after_its_decision_is_finished_by_the_enforce_pass(
+    gateway: KeycloakGateway, sanction_realm: str, store: Store, clock: ManualClock
+) -> None:
+    """N3: the process stopped between recording the decision and ending the sanction (deciding again is
+    refused: the appeal is decided). The next enforce pass carries the decision out, once."""
+    realm = sanction_realm
+    user_id = make_member(gateway, realm, "dan")
+    before = access_of(gateway, realm, user_id)
+    context = context_for(gateway, store, realm, clock)
+    sanction = issue_sanction(context, "dan", level="suspension", reason_code="fraud")
+    appeal = open_appeal(store, context.policy.appeals, sanction.id, text="not me", actor="dan")
+    store.appeals.decide(appeal.id, "overturn", actor="lead", note="wrong account", reduced_to=None)  # then killed
+
+    finished, report = enforce_with_appeals(context)
+
+    assert [done.appeal.id for done in finished] == [appeal.id]
+    assert store.sanctions.get(sanction.id).state == "overturned"  # type: ignore[union-attr]
+    assert access_of(gateway, realm, user_id) == before
+    assert report.ok and report.reasserted == []  # the pass did not put the suspension back
+    again, _ = enforce_with_appeals(context)
+    assert again == []
+
+
+def test_a_reduction_cut_off_after_the_milder_sanction_ends_the_old_one_without_a_second_milder(
+    gateway: KeycloakGateway, sanction_realm: str, store: Store, clock: ManualClock
+) -> None:
+    realm = sanction_realm
+    user_id = make_member(gateway, realm, "eve")
+    before = access_of(gateway, realm, user_id)
+    context = context_for(gateway, store, realm, clock)
+    sanction = issue_sanction(context, "eve", level="restriction", reason_code="spam")
+    appeal = open_appeal(store, context.policy.appeals, sanction.id, text="first time", actor="eve")
+    store.appeals.decide(appeal.id, "reduce", actor="lead", note="first offence", reduced_to="warning")
+    milder = store.sanctions.add(
+        NewSanction(realm=realm, user_id=user_id, username="eve", level="warning", requested_level="warning",
+                    reason_code="spam", issued_by="lead", until=sanction.until,
+                    note=f"reduced from {sanction.id}: appeal {appeal.id}: first offence")
+    )  # fmt: skip  # then killed, before the restriction was ended
+
+    finished, _ = enforce_with_appeals(context)
+
+    assert [(done.appeal.id, done.replacement and done.replacement.id) for done in finished] == [(appeal.id, milder.id)]
+    assert store.sanctions.get(sanction.id).state == "lifted"  # type: ignore[union-attr]
+    open_ones = store.sanctions.list(realm=realm, user_id=user_id, states=["pending", "active"])
+    assert [(one.id, one.level) for one in open_ones] == [(milder.id, "warning")]
+    assert access_of(gateway, realm, user_id) == before  # a warning takes nothing away
