@@ -20,10 +20,10 @@ from agent.sanctions.service import sanctioned_user_ids
 from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.runs import ItemAction, NewItem, Run, RunStatus
-from agent.store.staging import RemovalAction, StagedRemoval
+from agent.store.staging import RemovalAction, StagedRemoval, StagedSet
 from agent.store.sync_records import SyncRecords
 from agent.sync.agent_config import AgentConfig, SyncSpec
-from agent.sync.config_files import load_sync_files
+from agent.sync.config_files import SyncFiles, load_sync_files
 from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
 from agent.sync.guard import Verdict, check_safety
 from agent.sync.leavers import LeaverLookup
@@ -447,14 +447,18 @@ def approve_staged(
             f"run {run_id} staged removals in realm '{waiting.realm}'; sync '{sync.name}' works on '{mapper.realm}'",
             hint="name the sync that staged them with --sync",
         )
-    staged = store.staging.approve(run_id, approver)
+    sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
+    # Keycloak is read for the set before the approval is recorded: an outage now must not use it up.
+    read_for = waiting if waiting is not None and not waiting.approved else None
+    read = None if read_for is None else _read_for_approval(read_for, gateway, store, sync, files)
+    staged = store.staging.approve(run_id, approver)  # refuses a set missing, approved, expired or changed
     store.journal.append(
         actor=approver, action="sync.approve", subject=run_id, realm=staged.realm, run_id=run_id,
         reason=f"approved {len(staged.items)} staged removal(s)",
     )  # fmt: skip
-    sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
-    holds = ApprovalHolds(sync, sanctioned_user_ids(store, staged.realm, files.policy))
-    items, left_out, users = _items_from_staged(staged.items, gateway, staged.realm, holds)
+    if read is None or read_for is None or read_for.set_hash != staged.set_hash:
+        read = _read_for_approval(staged, gateway, store, sync, files)
+    items, left_out, users = read
     plan = SyncPlan(staged.realm, sync.name, tuple(items))
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
     store.runs.add_items(run.id, left_out)
@@ -463,6 +467,13 @@ def approve_staged(
     store.sync_records.update(sync.name, staged.realm, upsert=(), forget=_touched(outcome))
     status: RunStatus = "failed" if outcome.failed else "succeeded"
     return store.runs.finish_run(run.id, status, summary=f"applied the set staged by {run_id}"), outcome
+
+
+def _read_for_approval(
+    staged: StagedSet, gateway: KeycloakGateway, store: Store, sync: SyncSpec, files: SyncFiles
+) -> tuple[list[SyncItem], list[NewItem], dict[str, User]]:
+    holds = ApprovalHolds(sync, sanctioned_user_ids(store, staged.realm, files.policy))
+    return _items_from_staged(staged.items, gateway, staged.realm, holds)
 
 
 @dataclass(frozen=True)

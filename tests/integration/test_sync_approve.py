@@ -5,6 +5,7 @@ a user locked by brute-force detection keeps `enabled` as it is (precedence sanc
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 import requests
 
 from agent.config.diagnostics import ConfigErrors
-from agent.keycloak import KeycloakGateway
+from agent.errors import Unavailable
+from agent.keycloak import KeycloakGateway, RetryPolicy
 from agent.sanctions.service import issue_sanction
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
@@ -20,11 +22,13 @@ from agent.store import ManualClock, open_store
 from agent.sync.agent_config import AgentConfig
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.runner import approve_staged
+from tests.harness.fault_proxy import Fault, FaultProxy
 from tests.harness.sanctions import POLICY_FILE, START, context_for
 from tests.harness.sync_setup import HR_MAPPER, NOW, SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
 
 # 10 managed users x 20 % = a threshold of 2 removals: any run below removes at least that many.
 BRAKES = {"max_removal_ratio": 0.2, "max_shrink_ratio": 1.0}
+FAST_RETRY = RetryPolicy(max_attempts=2, base_seconds=0.01, cap_seconds=0.02)
 
 
 @pytest.fixture
@@ -228,3 +232,33 @@ def test_after_an_approval_of_revokes_the_next_run_has_nothing_left_to_remove(
     assert planned == [("create", "person010", "joiner"), *movers], planned
     again, prepared, _ = setup.run(hr_config(setup, rows, **BRAKES))
     assert again.status == "succeeded" and prepared.plan.is_empty
+
+
+def test_keycloak_unavailable_while_approving_does_not_use_up_the_approval(
+    setup: SyncSetup, gateway: KeycloakGateway, keycloak_connection: KeycloakConnection
+) -> None:
+    """The staged users are read from Keycloak before the approval is recorded: an outage then fails the
+    approval with nothing recorded, and the same set is approved once Keycloak answers."""
+    setup.run(hr_config(setup, [hr_row(i) for i in range(10)]))
+    config = hr_config(setup, [hr_row(i) for i in range(3, 10)], **BRAKES)
+    run, _, _ = setup.run(config)
+    assert run.status == "staged"
+
+    with FaultProxy(keycloak_connection.url) as proxy:
+        proxy.add(Fault("status", r"/users/[0-9a-f-]{36}$", method="GET", status=503, times=10**6))
+        down = KeycloakGateway.connect(replace(setup.connection, url=proxy.url), retry=FAST_RETRY)
+        try:
+            with setup.store(config) as store, pytest.raises(Unavailable):
+                approve_staged(
+                    run.id, approver="security-lead", config=config, sync=config.sync(SYNC), gateway=down,
+                    store=store, now=NOW, env={},
+                )  # fmt: skip
+        finally:
+            down.close()
+    with setup.store(config) as store:
+        waiting = store.staging.staged(run.id)
+    assert waiting is not None and not waiting.approved
+
+    approved, items = approve(setup, config, run.id)
+    assert approved.status == "succeeded"
+    assert [(item.action, item.outcome) for item in items] == [("disable", "applied")] * 3
