@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Literal
 
 from agent.errors import ConfigError, Rejected, SafetyStop
 from agent.keycloak import KeycloakGateway
@@ -198,7 +199,9 @@ def revoke_item(gateway: KeycloakGateway, realm: str, item: ReviewItem) -> tuple
     return "applied", f"role {item.entitlement} removed"
 
 
-def _journal_revoke(item: ReviewItem, realm: str, run_id: str, outcome: ItemOutcome, detail: str) -> NewEntry:
+def _journal_revoke(
+    item: ReviewItem, realm: str, run_id: str, outcome: ItemOutcome | Literal["intent"], detail: str
+) -> NewEntry:
     details: dict[str, str | int] = {
         "id": item.user_id, "kind": item.kind, "campaign": item.campaign, "item": item.number,
         "decision": "revoke", "outcome": outcome, "reviewer": item.decided_by or item.reviewer,
@@ -216,15 +219,20 @@ def apply_revocations(
     gateway: KeycloakGateway, store: Store, campaign: Campaign, revocations: Sequence[ReviewItem]
 ) -> tuple[str, list[ItemResult]]:
     """Revoke each item, recording its outcome, a run item and a journal entry as it happens (a close cut short
-    resumes where it stopped). Keycloak refusing one item is recorded; Keycloak unavailable stops the close."""
+    resumes where it stopped). Keycloak refusing one item is recorded; Keycloak unavailable stops the close.
+    The journal has the intent before the write and the outcome before the item is marked done: a close killed
+    in between leaves a write the journal tells of (the resumed close finds the grant gone: `skipped`)."""
     run = store.runs.start_run(CLOSE_RUN_KIND, campaign.realm, summary=f"closes campaign {campaign.name}")
     results: list[ItemResult] = []
     try:
         for item in revocations:
+            store.journal.append_many([_journal_revoke(item, campaign.realm, run.id, "intent", "")])
             try:
                 outcome, detail = revoke_item(gateway, campaign.realm, item)
             except Rejected as error:
                 outcome, detail = "failed", str(error)
+            if outcome != "skipped":
+                store.journal.append_many([_journal_revoke(item, campaign.realm, run.id, outcome, detail)])
             store.campaigns.record_outcome(campaign.name, item.number, outcome, detail)
             run_outcome: RunItemOutcome = "applied" if outcome in ("applied", "failed") else "skipped"
             run_outcome = "failed" if outcome == "failed" else run_outcome
@@ -232,8 +240,6 @@ def apply_revocations(
                 NewItem(item.username, "revoke", run_outcome, revoked=(item.grant,),
                         error="" if outcome == "applied" else detail)
             ])  # fmt: skip
-            if outcome != "skipped":
-                store.journal.append_many([_journal_revoke(item, campaign.realm, run.id, outcome, detail)])
             results.append(ItemResult(item, outcome, detail))
     except Exception:
         store.runs.finish_run(run.id, "failed", summary="stopped by an error; close the campaign again to resume")
