@@ -263,7 +263,9 @@ def show_command(sanction_id: str, as_json: bool, config_path: Path) -> None:
             click.echo(f"  {key}: {json.dumps(value, sort_keys=True)}")
     click.echo("journal:")
     for entry in entries:
-        click.echo(f"  {entry.seq:>5} {entry.at.isoformat(timespec='seconds')} {entry.actor:<12} {entry.action}")
+        outcome = entry.details.get("outcome") or ""  # a write's intent, then its outcome
+        at = entry.at.isoformat(timespec="seconds")
+        click.echo(f"  {entry.seq:>5} {at} {entry.actor:<12} {entry.action} {outcome}".rstrip())
 
 
 @click.group("sanctions")

@@ -56,9 +56,12 @@ class Writer:
 
 
 def apply_steps(writer: Writer, sanction: Sanction, steps: Sequence[Step], reason: str) -> list[StepResult]:
-    """Write each step for the sanction's user; every write is journalled with its outcome."""
+    """Write each step for the sanction's user; every write is journalled, its intent before it is sent and its
+    outcome after (a process killed in between leaves an intent without an outcome, and the next pass, which
+    finds Keycloak already as the step left it, plans no step: the journal still tells of the write)."""
     results = []
     for step in steps:
+        writer.journal(_entry(writer, sanction, StepResult(step), reason, intent=True))
         try:
             _write(writer.gateway, writer.realm, sanction.user_id, step)
             result = StepResult(step)
@@ -123,14 +126,11 @@ _TARGET_KEYS = {
 }
 
 
-def _entry(writer: Writer, sanction: Sanction, result: StepResult, reason: str) -> NewEntry:
+def _entry(writer: Writer, sanction: Sanction, result: StepResult, reason: str, *, intent: bool = False) -> NewEntry:
     step = result.step
-    details: dict[str, JsonValue] = {
-        "sanction_id": sanction.id,
-        "level": sanction.level,
-        "id": sanction.user_id,
-        "outcome": "applied" if result.ok else "failed",
-    }
+    outcome = "intent" if intent else "applied" if result.ok else "failed"
+    details: dict[str, JsonValue] = {"sanction_id": sanction.id, "level": sanction.level, "id": sanction.user_id,
+                                     "outcome": outcome}  # fmt: skip
     if step.kind in _TARGET_KEYS:
         details[_TARGET_KEYS[step.kind]] = step.target
     if step.client_id:
