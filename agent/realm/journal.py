@@ -49,46 +49,31 @@ def apply_journalled(
     `checkpoint` is called after each journal entry (the daemon's stop request). Returns the result and the
     finished run."""
     with store_lock(store, f"realm-{plan.realm}"):
-        return _apply_in_run(gateway, plan, store, run_kind, actor, reason, summary, on_applied, on_failed, checkpoint)
+        run = store.runs.start_run(run_kind, plan.realm, summary=summary)
 
+        def journal(change: Change, why: str = "") -> None:
+            entry = NewEntry(
+                actor=actor,
+                action=f"realm.{change.action}",
+                subject=f"{change.kind} {change.key}",
+                realm=plan.realm,
+                run_id=run.id,
+                reason=f"refused by Keycloak: {why}" if why else reason,
+            )
+            store.journal.append_many([entry])
+            checkpoint()
 
-def _apply_in_run(  # noqa: PLR0917  # the arguments of apply_journalled, passed on
-    gateway: KeycloakGateway,
-    plan: Plan,
-    store: Store,
-    run_kind: str,
-    actor: str,
-    reason: str,
-    summary: str,
-    on_applied: Callable[[Change], None],
-    on_failed: Callable[[Change, str], None],
-    checkpoint: Callable[[], None],
-) -> tuple[ApplyResult, Run]:
-    run = store.runs.start_run(run_kind, plan.realm, summary=summary)
+        def applied(change: Change) -> None:
+            journal(change)
+            on_applied(change)
 
-    def journal(change: Change, why: str = "") -> None:
-        entry = NewEntry(
-            actor=actor,
-            action=f"realm.{change.action}",
-            subject=f"{change.kind} {change.key}",
-            realm=plan.realm,
-            run_id=run.id,
-            reason=f"refused by Keycloak: {why}" if why else reason,
-        )
-        store.journal.append_many([entry])
-        checkpoint()
+        def failed(change: Change, why: str) -> None:
+            journal(change, why)
+            on_failed(change, why)
 
-    def applied(change: Change) -> None:
-        journal(change)
-        on_applied(change)
-
-    def failed(change: Change, why: str) -> None:
-        journal(change, why)
-        on_failed(change, why)
-
-    try:
-        result = apply_plan(gateway, plan, on_applied=applied, on_failed=failed)
-    except BaseException:
-        store.runs.finish_run(run.id, "failed", summary=STOPPED)
-        raise
-    return result, store.runs.finish_run(run.id, "succeeded" if result.ok else "failed")
+        try:
+            result = apply_plan(gateway, plan, on_applied=applied, on_failed=failed)
+        except BaseException:
+            store.runs.finish_run(run.id, "failed", summary=STOPPED)
+            raise
+        return result, store.runs.finish_run(run.id, "succeeded" if result.ok else "failed")
