@@ -226,10 +226,17 @@ def prune_store(
     """One retention pass. Staged sets go before runs (a run whose set stays is kept). Each batch is its own
     transaction, so a long pass never holds the store; `should_stop` is asked before each batch, and a pass
     stopped half-way (counts of what it did delete are still journalled) is finished by the next one.
-    A pass that deleted anything is journalled as one entry with the counts (never what was deleted)."""
+    A pass with anything to delete journals its intent first (the counts it found), then what it deleted
+    (counts only, never what): a process killed between batches leaves the intent in the journal."""
     found = cutoffs(policy, now)
+    planned = _dry_run(store, found)
     if dry_run:
-        return _dry_run(store, found)
+        return planned
+    if planned.total:
+        store.journal.append(
+            actor=actor, action="store.prune", subject="store", realm="", reason=_prune_reason(policy),
+            details={"outcome": "intent", **planned.counts()},
+        )  # fmt: skip
     runs_cut = utc_text(found.runs)
     staged_sets, staged_items = _prune_staged_sets(store, runs_cut, policy.batch_size, should_stop)
     runs, run_items = _prune_runs(store, runs_cut, policy.batch_size, should_stop)
@@ -237,14 +244,14 @@ def prune_store(
     report = PruneReport(found, False, runs, run_items, staged_sets, staged_items, login_events)
     if report.total:
         store.journal.append(
-            actor=actor,
-            action="store.prune",
-            subject="store",
-            realm="",
-            reason=(
-                f"retention: runs and staged sets older than {policy.runs_max_age.days}d, "
-                f"login events older than {policy.logins_max_age.days}d"
-            ),
-            details=dict(report.counts()),
-        )
+            actor=actor, action="store.prune", subject="store", realm="", reason=_prune_reason(policy),
+            details={"outcome": "applied", **report.counts()},
+        )  # fmt: skip
     return report
+
+
+def _prune_reason(policy: RetentionPolicy) -> str:
+    return (
+        f"retention: runs and staged sets older than {policy.runs_max_age.days}d, "
+        f"login events older than {policy.logins_max_age.days}d"
+    )

@@ -196,9 +196,10 @@ def test_a_pass_deletes_old_data_and_keeps_the_rest(
 
     entries = list(store.journal.entries())
     assert entries[: len(journal_before)] == journal_before, "no journal entry deleted or changed"
-    (prune_entry,) = entries[len(journal_before) :]
+    intent, prune_entry = entries[len(journal_before) :]
+    assert (intent.action, intent.details["outcome"]) == ("store.prune", "intent"), "journalled before deleting"
     assert (prune_entry.actor, prune_entry.action) == ("test-retention", "store.prune")
-    assert dict(prune_entry.details) == expected, "counts only"
+    assert dict(prune_entry.details) == {"outcome": "applied", **expected}, "counts only"
     assert store.journal.verify().ok
 
     again = prune_store(store, POLICY, NOW)
@@ -216,7 +217,8 @@ def test_a_pass_asked_to_stop_deletes_no_further_batch(store: Store, clock: Manu
 
     report = prune_store(store, POLICY, NOW, should_stop=stop_after_first_batch)
     assert report.counts() == {"runs": 0, "run_items": 0, "staged_sets": 2, "staged_items": 4, "login_events": 0}
-    assert dict(list(store.journal.entries())[-1].details) == report.counts(), "what it did delete is journalled"
+    last = dict(list(store.journal.entries())[-1].details)
+    assert last == {"outcome": "applied", **report.counts()}, "what it did delete is journalled"
     assert prune_store(store, POLICY, NOW).counts()["runs"] == 4, "the next pass finishes the job"
     assert store.journal.verify().ok
 
@@ -244,6 +246,7 @@ def test_the_daemon_job_prunes_with_the_configured_policy(tmp_path: Path) -> Non
     assert "deleted: 1 runs, 3 run items" in result.summary
     with open_store(config.store) as store:
         assert store.runs.get_run(old) is None and store.runs.get_run(recent) is not None
-        (entry,) = store.journal.entries()
+        intent, entry = store.journal.entries()
+        assert intent.details["outcome"] == "intent"
         assert entry.actor == "daemon:retention" and entry.details["runs"] == 1
         assert store.journal.verify().ok
