@@ -25,11 +25,13 @@ from agent.review.campaigns import (
     reviewer_sheet,
     start_campaign,
 )
-from agent.review.evidence import write_evidence
+from agent.review.evidence import sha256_of, write_evidence
 from agent.review.policy import REVIEW_POLICY_FILE, load_review_policy
 from agent.review.report_commands import DEFAULT_POLICIES, config_option, open_agent_store, require_realm
 from agent.review.snapshot import take_snapshot
 from agent.settings import resolve_keycloak_connection
+from agent.store.campaigns import Campaign
+from agent.store.db import Store
 from agent.store.locks import store_lock
 from agent.sync.guard import MAX_REMOVAL_RATIO, MAX_REMOVALS, SafetyLimits
 
@@ -189,9 +191,17 @@ def close_command(  # noqa: PLR0917  # click passes options positionally
     limits = SafetyLimits(max_removals=max_revocations, max_removal_ratio=max_revocation_ratio)
     if dry_run:
         sys.exit(show_close_plan(name, actor, limits, confirm_revocations, config_path))
+    folder = out or state_dir() / "evidence" / name
     gateway = KeycloakGateway.connect(resolve_keycloak_connection())
     try:
         with open_agent_store(config_path) as store, store_lock(store, f"review-{name}"):
+            closed = store.campaigns.get(name)
+            if closed is not None and not closed.is_open and not evidence_written(store, name):
+                # Closed by a close that stopped before its evidence was written: write it now, once.
+                click.echo(f"campaign {name} was closed at {closed.closed_at}; its evidence was not written yet")
+                manifest = _write_evidence(store, closed, folder, actor)
+                click.echo(f"evidence: {folder} (manifest {manifest.name})")
+                return
             report = close_campaign(
                 gateway, store, name, actor=actor, limits=limits, confirmed_revocations=confirm_revocations
             )
@@ -199,13 +209,32 @@ def close_command(  # noqa: PLR0917  # click passes options positionally
             if report.failed:
                 click.echo("the campaign stays open: close it again to retry the failed revocations", err=True)
                 sys.exit(EXIT_ERROR)
-            folder = out or state_dir() / "evidence" / name
-            manifest = write_evidence(folder, report.campaign, store.campaigns.items(name), store.journal.head())
+            manifest = _write_evidence(store, report.campaign, folder, actor)
     except Locked as locked:
         raise ConfigError(str(locked), hint="another close of this campaign is running") from None
     finally:
         gateway.close()
     click.echo(f"evidence: {folder} (manifest {manifest.name})")
+
+
+EVIDENCE_ACTION = "review.evidence"
+
+
+def evidence_written(store: Store, name: str) -> bool:
+    """Whether the campaign's evidence bundle was written (journalled when it was)."""
+    return any(entry.action == EVIDENCE_ACTION for entry in store.journal.entries(subject=name))
+
+
+def _write_evidence(store: Store, campaign: Campaign, folder: Path, actor: str) -> Path:
+    """The bundle, then a journal entry naming its folder and the manifest's sha256 (so a close cut off between
+    closing and this is finished by the next `review close`, and a bundle is never written twice)."""
+    manifest = write_evidence(folder, campaign, store.campaigns.items(campaign.name), store.journal.head())
+    store.journal.append(
+        actor=actor, action=EVIDENCE_ACTION, subject=campaign.name, realm=campaign.realm, run_id=campaign.run_id,
+        reason=f"evidence bundle written to {folder}",
+        details={"campaign": campaign.name, "evidence": f"{manifest.name} sha256:{sha256_of(manifest.read_bytes())}"},
+    )  # fmt: skip
+    return manifest
 
 
 @review_group.command("list")

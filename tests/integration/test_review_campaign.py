@@ -16,6 +16,7 @@ from pathlib import Path
 from selenium.webdriver.common.by import By
 
 from agent.keycloak import KeycloakGateway, UserDraft
+from agent.review.campaigns import close_campaign
 from agent.settings import KeycloakConnection
 from agent.store import open_store
 from agent.store.locks import store_lock
@@ -183,7 +184,7 @@ def test_campaign_start_export_decide_close_applies_and_journals_revocations(
         ]  # fmt: skip
         assert store.journal.verify().ok
         actions = [entry.action for entry in store.journal.entries(subject="q4")]
-        assert actions == ["review.decide", "review.close"]
+        assert actions == ["review.decide", "review.close", "review.evidence"]
 
     manifest = json.loads((evidence / "manifest.json").read_text(encoding="utf-8"))
     assert {entry["name"] for entry in manifest["files"]} == {"report.html", "decisions.csv", "decisions.json"}
@@ -208,3 +209,31 @@ def test_campaign_start_export_decide_close_applies_and_journals_revocations(
     again = operator.review("close", "--campaign", "q4", "--actor", "olivia")
     assert again.returncode == 1
     assert "was closed" in again.stderr
+
+
+def test_a_close_cut_off_before_its_evidence_is_finished_by_the_next_close(
+    gateway: KeycloakGateway, realm: str, keycloak_connection: KeycloakConnection, tmp_path: Path
+) -> None:
+    """The campaign closed (its revocations done, journalled) but the process stopped before the evidence
+    bundle was written: the next `review close` writes it, and journals it, once."""
+    seed(gateway, realm)
+    operator = Operator(tmp_path, operator_env(keycloak_connection, tmp_path))
+    started = operator.review(
+        "start", "--campaign", "q1", "--realm", realm, "--scope", "privileged", "--due", "2026-12-31",
+        "--default", "keep", "--policies", str(tmp_path / "policies"), "--actor", "olivia",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        close_campaign(gateway, store, "q1", actor="olivia")  # then killed: no evidence yet
+
+    evidence = tmp_path / "evidence"
+    finished = operator.review("close", "--campaign", "q1", "--actor", "olivia", "--out", str(evidence))
+
+    assert finished.returncode == 0, finished.stderr
+    assert "its evidence was not written yet" in finished.stdout
+    manifest = (evidence / "manifest.json").read_bytes()
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        [written] = [entry for entry in store.journal.entries(subject="q1") if entry.action == "review.evidence"]
+    assert written.details["evidence"] == f"manifest.json sha256:{hashlib.sha256(manifest).hexdigest()}"
+    again = operator.review("close", "--campaign", "q1", "--actor", "olivia", "--out", str(evidence))
+    assert again.returncode == 1 and "was closed" in again.stderr
