@@ -52,7 +52,7 @@ from agent.store.db import open_store
 from agent.sync import executor, people_changes, runner
 from agent.sync.agent_config import load_agent_config
 from agent.sync.guard import MAX_REMOVALS
-from agent.sync.mapper_spec import load_mapper
+from agent.sync.mapper_file import load_mapper
 from agent.sync.mapping import map_sources
 from agent.sync.model import BatchLookup, Found, NotFound, Source, SourceRead
 from agent.sync.quick_read import read_live_directory

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.sync.agent_config import AgentConfig
-from agent.sync.mapper_spec import load_mapper
+from agent.sync.mapper_file import load_mapper
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.sources import build_source
 

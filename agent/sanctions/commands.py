@@ -37,7 +37,7 @@ from agent.store.db import Store, open_store
 from agent.store.locks import store_lock
 from agent.store.sanctions import OPEN_STATES, Sanction
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, load_agent_config
-from agent.sync.mapper_spec import load_mapper
+from agent.sync.mapper_file import load_mapper
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -20,7 +20,7 @@ from agent.store.db import Store, open_store
 from agent.store.locks import store_lock
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, SyncSpec, load_agent_config
 from agent.sync.config_files import load_sync_files
-from agent.sync.mapper_spec import load_sync_mapper
+from agent.sync.mapper_file import load_sync_mapper
 from agent.sync.mapping import LeftOut, MappingResult, map_sources
 from agent.sync.plan import SyncItem, SyncPlan
 from agent.sync.runner import Prepared, approve_staged, prepare_sync, run_sync

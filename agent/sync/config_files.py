@@ -11,7 +11,8 @@ from agent.config.diagnostics import ConfigErrors, collected
 from agent.sanctions.policy import SanctionPolicy, load_sanction_policy
 from agent.sanctions.wiring import policy_path_for
 from agent.sync.agent_config import AgentConfig, SyncSpec
-from agent.sync.mapper_spec import MapperSpec, load_sync_mapper
+from agent.sync.mapper_file import load_sync_mapper
+from agent.sync.mapper_spec import MapperSpec
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import pytest
 from agent.config.source import parse_document
 from agent.errors import SourceUnavailable
 from agent.sync.leavers import LeaverLookup
-from agent.sync.mapper_spec import MapperSpec, mapper_from_document
+from agent.sync.mapper_file import mapper_from_document
+from agent.sync.mapper_spec import MapperSpec
 from agent.sync.model import Found, NotFound, SourceRead, SourceRecord
 from agent.sync.sources.common import settle_lookups
 

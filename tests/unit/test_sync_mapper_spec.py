@@ -8,7 +8,8 @@ import pytest
 
 from agent.config.diagnostics import ConfigErrors
 from agent.config.source import parse_document
-from agent.sync.mapper_spec import MapperSpec, load_mapper, load_sync_mapper, mapper_from_document
+from agent.sync.mapper_file import load_mapper, load_sync_mapper, mapper_from_document
+from agent.sync.mapper_spec import MapperSpec
 
 pytestmark = pytest.mark.unit
 

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from agent.config.source import parse_document
 from agent.errors import ConfigError
 from agent.stack.demo_directory import FIRST_EMPLOYEE_NUMBER, GROUPS, PEOPLE, group_dn
-from agent.sync.mapper_spec import MapperSpec, load_mapper, mapper_from_document
+from agent.sync.mapper_file import load_mapper, mapper_from_document
+from agent.sync.mapper_spec import MapperSpec
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import DesiredUser, SourceRead, SourceRecord
 from agent.sync.transforms import (

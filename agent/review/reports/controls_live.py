@@ -107,7 +107,7 @@ def retention_by_realm(agent_config: Path, env: Mapping[str, str]) -> dict[str, 
     if not agent_config.is_file():
         return {}
     from agent.sync.agent_config import load_agent_config
-    from agent.sync.mapper_spec import load_mapper
+    from agent.sync.mapper_file import load_mapper
 
     config = load_agent_config(agent_config, env)
     facts: dict[str, tuple[str, ...]] = {}
