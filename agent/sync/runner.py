@@ -448,16 +448,15 @@ def approve_staged(
             hint="name the sync that staged them with --sync",
         )
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
-    # Keycloak is read for the set before the approval is recorded: an outage now must not use it up.
-    read_for = waiting if waiting is not None and not waiting.approved else None
-    read = None if read_for is None else _read_for_approval(read_for, gateway, store, sync, files)
-    staged = store.staging.approve(run_id, approver)  # refuses a set missing, approved, expired or changed
+    # Keycloak is read for the set before the approval is recorded: an outage now must not use it up. A set
+    # missing or approved already is not read: the approval below refuses it with why (and a changed one).
+    read = None if waiting is None or waiting.approved else _read_for_approval(waiting, gateway, store, sync, files)
+    staged = store.staging.approve(run_id, approver)
+    assert read is not None  # approve refused a set missing or approved already
     store.journal.append(
         actor=approver, action="sync.approve", subject=run_id, realm=staged.realm, run_id=run_id,
         reason=f"approved {len(staged.items)} staged removal(s)",
     )  # fmt: skip
-    if read is None or read_for is None or read_for.set_hash != staged.set_hash:
-        read = _read_for_approval(staged, gateway, store, sync, files)
     items, left_out, users = read
     plan = SyncPlan(staged.realm, sync.name, tuple(items))
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
