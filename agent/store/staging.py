@@ -1,3 +1,4 @@
+# ruff: noqa: S608  # every SQL text here is fixed; values only ever go in as `?` parameters
 """Staged removal sets: the exact removals a run computed but did not apply, kept until approved once.
 
 `sync approve RUN_ID` applies exactly the set returned by `approve`, never a set computed again: the hash
@@ -115,6 +116,29 @@ class Staging:
         with self._db.transaction() as tx:
             return read_staged(tx, run_id)
 
+    def supersede(self, run_id: str) -> list[str]:
+        """Expire now the sets still awaiting approval that earlier runs of the same sync (runs of the same
+        store lock, or of none, in the same realm) staged, `run_id` having computed the removals again: an old
+        set applied after its removals were computed anew (a source fixed meanwhile) would remove people the
+        sources keep. This also ends a set whose run was cut off before it finished as staged (it can never be
+        approved). The run ids whose sets expired, oldest first."""
+        with self._db.transaction(write=True) as tx:
+            head = _run_head(tx, run_id)
+            same_sync, params = _runs_of_same_sync(head, run_id)
+            now = utc_text(self._db.now())
+            # Sets still awaiting approval, of runs of the same sync started no later than this one.
+            waiting = (
+                "approved_at IS NULL AND (expires_at IS NULL OR expires_at > ?) AND run_id IN"
+                f" (SELECT id FROM runs WHERE {same_sync} AND started_at <= ?)"
+            )
+            started = text(head, "started_at")
+            rows = tx.query(
+                f"SELECT run_id FROM staged_sets WHERE {waiting} ORDER BY staged_at, run_id",
+                (now, *params, started),
+            )
+            tx.execute(f"UPDATE staged_sets SET expires_at = ? WHERE {waiting}", (now, now, *params, started))
+        return [text(row, "run_id") for row in rows]
+
     def approve(self, run_id: str, approver: str) -> StagedSet:
         """Mark the set approved by `approver`, exactly once; the caller then applies exactly the set returned.
         Refused when there is no set, it was approved already, it expired, it changed, or its run did not
@@ -123,7 +147,8 @@ class Staging:
         with self._db.transaction(write=True) as tx:
             current = read_staged(tx, run_id)
             now = self._db.now()
-            check_approvable(current, run_id, now)
+            superseded_by = _later_run(tx, run_id) if current is not None and current.expired(now) else None
+            check_approvable(current, run_id, now, superseded_by)
             run = get_run(tx, run_id)
             if run is None or run.status != "staged":
                 status = "missing" if run is None else run.status
@@ -141,7 +166,35 @@ class Staging:
         return approved
 
 
-def check_approvable(current: StagedSet | None, run_id: str, now: datetime) -> None:
+# Runs of one sync: those of the same store lock ("sync-<name>", or none for a run started without one), of
+# kind sync, in the same realm. Only fixed text goes into the SQL; the values are parameters.
+def _runs_of_same_sync(head: Row, run_id: str) -> tuple[str, tuple[str, ...]]:
+    """A WHERE condition on `runs` for the other runs of `run_id`'s sync (`head`: its row), and its parameters."""
+    lock = optional_text(head, "lock_name")
+    same_lock = "lock_name IS NULL" if lock is None else "lock_name = ?"
+    condition = f"kind = 'sync' AND realm = ? AND {same_lock} AND id <> ?"
+    return condition, (text(head, "realm"), *(() if lock is None else (lock,)), run_id)
+
+
+def _run_head(tx: Transaction, run_id: str) -> Row:
+    head = tx.query_one("SELECT realm, lock_name, started_at FROM runs WHERE id = ?", (run_id,))
+    if head is None:
+        raise StoreError(f"no run {run_id}")
+    return head
+
+
+def _later_run(tx: Transaction, run_id: str) -> str | None:
+    """The newest run of the same sync and realm since `run_id` (a run of it since superseded its set)."""
+    head = _run_head(tx, run_id)
+    same_sync, params = _runs_of_same_sync(head, run_id)
+    row = tx.query_one(
+        f"SELECT id FROM runs WHERE {same_sync} AND started_at >= ? ORDER BY started_at DESC, id DESC LIMIT 1",
+        (*params, text(head, "started_at")),
+    )
+    return None if row is None else text(row, "id")
+
+
+def check_approvable(current: StagedSet | None, run_id: str, now: datetime, superseded_by: str | None = None) -> None:
     if current is None:
         raise ApprovalError(f"run {run_id} has no staged removal set", hint="`idp-agent sync runs` lists the runs")
     if current.approved:
@@ -149,6 +202,12 @@ def check_approvable(current: StagedSet | None, run_id: str, now: datetime) -> N
             f"the removal set of run {run_id} was approved already, by {current.approved_by} at "
             f"{utc_text(current.approved_at) if current.approved_at else '?'}",
             hint="an approved set is applied once; run the sync again to compute a new one",
+        )
+    if current.expired(now) and superseded_by is not None:
+        raise ApprovalError(
+            f"the removal set of run {run_id} was superseded by run {superseded_by}, which computed the removals "
+            "again: an older set is never applied",
+            hint="review and approve the newest staged run (`idp-agent sync runs`), or run the sync again",
         )
     if current.expired(now):
         raise ApprovalError(

@@ -18,6 +18,7 @@ from agent.locks import Locked
 from agent.settings import resolve_keycloak_connection
 from agent.store.db import Store, open_store
 from agent.store.locks import store_lock
+from agent.store.staging import StagedSet
 from agent.sync.agent_config import DEFAULT_CONFIG_FILE, AgentConfig, SyncSpec, load_agent_config
 from agent.sync.config_files import load_sync_files
 from agent.sync.mapper_file import load_sync_mapper
@@ -314,6 +315,9 @@ def show_command(run_id: str, config_path: Path) -> None:
         click.echo(f"run {run.id}: {run.kind} on {run.realm}, {run.status}, started {run.started_at.isoformat()}")
         if run.summary:
             click.echo(f"  {run.summary}")
+        staged = store.staging.staged(run_id)
+        if staged is not None:
+            click.echo(f"  {staged_set_state(staged, datetime.now(UTC))}")
         for item in store.runs.run_items(run_id):
             changes = ", ".join(
                 f"{k}: {item.before.get(k)} -> {v}" for k, v in item.after.items() if k != "external_id"
@@ -322,3 +326,13 @@ def show_command(run_id: str, config_path: Path) -> None:
             detail = "; ".join(part for part in (changes, grants, item.error) if part)
             click.echo(f"  {item.seq:4} {item.action:8} {item.outcome:8} {item.subject}  {detail}")
         click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(run.counts.items())))
+
+
+def staged_set_state(staged: StagedSet, now: datetime) -> str:
+    """Where a run's staged removal set stands: approved, expired (superseded), or awaiting approval."""
+    size = f"staged set of {len(staged.items)} removal(s)"
+    if staged.approved_at is not None:
+        return f"{size}: approved by {staged.approved_by} at {staged.approved_at.isoformat()}"
+    if staged.expires_at is not None and staged.expired(now):
+        return f"{size}: expired at {staged.expires_at.isoformat()} (a later run computed the removals again)"
+    return f"{size}: awaiting approval (idp-agent sync approve {staged.run_id})"

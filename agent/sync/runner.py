@@ -385,6 +385,8 @@ def run_sync(
     verdict = prepared.verdict
     if verdict.stop:
         return store.runs.finish_run(run.id, "stopped", summary="; ".join(verdict.reasons)), prepared, None
+    # A stopped run's reads are not trusted, so it leaves earlier sets as they are; this one computed anew.
+    _supersede_staged(store, run.id, prepared)
     if verdict.stage:
         store.staging.stage_removals(run.id, prepared.plan.realm, staged_removals(prepared.plan))
         summary = "; ".join(verdict.reasons) + f". Nothing applied. Review, then: idp-agent sync approve {run.id}"
@@ -402,6 +404,21 @@ def run_sync(
             store.baselines.record_good_read(name, len(read.records), now)
     status: RunStatus = "failed" if outcome.failed else "succeeded"
     return store.runs.finish_run(run.id, status, summary=run_summary(prepared)), prepared, outcome
+
+
+def _supersede_staged(store: Store, run_id: str, prepared: Prepared) -> None:
+    """Earlier sets of this sync still awaiting approval can no longer be approved, each journalled as such."""
+    superseded = store.staging.supersede(run_id)
+    entries = [
+        NewEntry(
+            actor=f"sync:{prepared.sync.name}", action="sync.staged-superseded", subject=old_run,
+            realm=prepared.plan.realm, run_id=run_id,
+            reason=f"run {run_id} computed the removals again; the set staged by {old_run} can no longer be approved",
+        )
+        for old_run in superseded
+    ]  # fmt: skip
+    if entries:
+        store.journal.append_many(entries)
 
 
 # Why a sync set to read through the plugin pack read the admin API: said in the run's summary, as the run is

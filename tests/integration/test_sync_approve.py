@@ -18,7 +18,7 @@ from agent.keycloak import KeycloakGateway, RetryPolicy
 from agent.sanctions.service import issue_sanction
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
-from agent.store import ManualClock, open_store
+from agent.store import ApprovalError, ManualClock, open_store
 from agent.sync.agent_config import AgentConfig
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.runner import approve_staged
@@ -262,3 +262,28 @@ def test_keycloak_unavailable_while_approving_does_not_use_up_the_approval(
     approved, items = approve(setup, config, run.id)
     assert approved.status == "succeeded"
     assert [(item.action, item.outcome) for item in items] == [("disable", "applied")] * 3
+
+
+def test_a_set_computed_again_since_cannot_be_approved(setup: SyncSetup, gateway: KeycloakGateway) -> None:
+    """HR marks three people terminated by mistake and the set is staged; HR is fixed and the next run finds
+    nothing to remove. Approving the old set then would disable three people HR keeps: it is refused, nobody
+    is disabled, and the journal says which run superseded the set."""
+    setup.run(hr_config(setup, [hr_row(i) for i in range(10)]))
+    wrong = hr_config(setup, [hr_row(i, Status="Terminated") if i < 3 else hr_row(i) for i in range(10)], **BRAKES)
+    staged, _, _ = setup.run(wrong)
+    assert staged.status == "staged"
+    fixed = hr_config(setup, [hr_row(i) for i in range(10)], **BRAKES)
+    later, prepared, _ = setup.run(fixed)
+    assert later.status == "succeeded" and prepared.plan.is_empty
+
+    with pytest.raises(ApprovalError, match=f"superseded by run {later.id}"):
+        approve(setup, fixed, staged.id)
+
+    assert all(enabled_by_username(gateway, setup.realm).values())
+    with setup.store(fixed) as store:
+        entries = [entry for entry in store.journal.entries() if entry.action.startswith("sync.")]
+        waiting = store.staging.staged(staged.id)
+    assert [(entry.action, entry.subject, entry.run_id) for entry in entries] == [
+        ("sync.staged-superseded", staged.id, later.id)
+    ]
+    assert waiting is not None and not waiting.approved

@@ -106,3 +106,42 @@ def test_plan_exits_1_with_every_config_error_at_its_place(
     errors = [line for line in done.stderr.splitlines() if line.startswith(f"{mapper}:")]
     assert len(errors) == 2, done.stderr
     assert all(line.split(":")[1].isdigit() and line.split(":")[2].isdigit() for line in errors)
+
+
+def test_show_says_where_a_staged_set_stands_and_approve_refuses_a_superseded_one(
+    setup: SyncSetup, keycloak_connection: KeycloakConnection
+) -> None:
+    """Through the commands (each holding the sync's lock): a staged run's set awaits approval until a later
+    run computes the removals again; from then `show` says it expired and `approve` refuses it (exit 1)."""
+    hr_config(setup, [hr_row(i) for i in range(10)])
+    assert sync(setup, "run").exit_code == EXIT_OK
+    brakes = {"max_removal_ratio": 0.2, "max_shrink_ratio": 1.0}
+    hr_config(setup, [hr_row(i) for i in range(3, 10)], **brakes)
+    staged = sync(setup, "run")
+    assert staged.exit_code == EXIT_PENDING, staged.output
+    staged_id = sync(setup, "runs").output.splitlines()[0].split()[0]
+    waiting = sync(setup, "show", staged_id).output.splitlines()
+    assert waiting[2] == f"  staged set of 3 removal(s): awaiting approval (idp-agent sync approve {staged_id})"
+
+    hr_config(setup, [hr_row(i) for i in range(10)], **brakes)  # the three are back in HR
+    assert sync(setup, "run").exit_code == EXIT_OK
+    later_id = sync(setup, "runs").output.splitlines()[0].split()[0]
+
+    expired = sync(setup, "show", staged_id).output.splitlines()
+    assert expired[2].startswith("  staged set of 3 removal(s): expired at ")
+    command = [
+        sys.executable,
+        "-m",
+        "agent",
+        "sync",
+        "approve",
+        staged_id,
+        "--config",
+        str(setup.folder / "idp-agent.yaml"),
+    ]
+    refused = subprocess.run(
+        command, check=False, env=cli_env(keycloak_connection), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == EXIT_ERROR, refused.stdout + refused.stderr
+    assert f"superseded by run {later_id}" in refused.stderr
+    assert "Traceback" not in refused.stderr

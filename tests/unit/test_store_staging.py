@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent.store import ApprovalError, ManualClock, StagedRemoval, Store, StoreError, open_store
-from agent.store.runs import Run
+from agent.store.runs import Run, holding
 from tests.harness.store_backends import StoreBackend
 
 T0 = datetime(2026, 11, 29, 16, 55, 1, tzinfo=UTC)
@@ -107,6 +107,38 @@ def test_a_set_is_approved_only_once_its_run_finished_as_staged(store: Store) ->
         store.staging.approve(run.id, "ops-alice")
     with pytest.raises(ApprovalError, match="has no staged removal set"):
         store.staging.approve("20261129T000000Z-0000", "ops-alice")
+
+
+def test_a_later_run_of_the_same_sync_supersedes_the_sets_awaiting_approval(store: Store, clock: ManualClock) -> None:
+    """Once a run computed the removals again (a source fixed meanwhile, say), an older set is never applied;
+    sets of another sync (another lock), another realm or already approved are left as they are."""
+    with holding("sync-hr"):
+        approved, pending = staged_run(store), staged_run(store)
+        store.staging.approve(approved.id, "ops-alice")
+        cut_off = store.runs.start_run("sync", "acme")  # killed between staging and finishing as staged
+        store.staging.stage_removals(cut_off.id, "acme", REMOVALS)
+    with holding("sync-ldap"):
+        other_sync = staged_run(store)
+    with holding("sync-hr"):
+        other_realm = store.runs.start_run("sync", "globex")
+        store.staging.stage_removals(other_realm.id, "globex", REMOVALS)
+        store.runs.finish_run(other_realm.id, "staged")
+        clock.advance(timedelta(minutes=15))
+        later = store.runs.start_run("sync", "acme")
+
+    assert sorted(store.staging.supersede(later.id)) == sorted([pending.id, cut_off.id])
+
+    assert store.staging.supersede(later.id) == []  # once
+    with pytest.raises(ApprovalError, match=f"superseded by run {later.id}") as caught:
+        store.staging.approve(pending.id, "ops-alice")
+    assert "newest staged run" in caught.value.hint
+    for kept in (other_sync, other_realm):
+        assert store.staging.approve(kept.id, "ops-alice").approved
+    for expired in (pending, cut_off):
+        staged = store.staging.staged(expired.id)
+        assert staged is not None and staged.expires_at == T0 + timedelta(minutes=15) and not staged.approved
+    approved_set = store.staging.staged(approved.id)
+    assert approved_set is not None and approved_set.expires_at is None
 
 
 def test_a_set_changed_in_the_file_is_refused(store: Store, store_backend: StoreBackend) -> None:
