@@ -34,7 +34,7 @@ from agent.sanctions.plan import (
 from agent.sanctions.policy import SanctionPolicy
 from agent.store.clock import Clock
 from agent.store.db import Store
-from agent.store.journal import NewEntry
+from agent.store.journal import JournalEntry, NewEntry
 from agent.store.runs import RunStatus
 from agent.store.sanctions import OPEN_STATES, EndState, NewSanction, Sanction
 from agent.store.values import JsonValue
@@ -144,7 +144,9 @@ def issue_sanction(
         sanction = acting.store.sanctions.add(new)
         escalation = f" (escalated from {level})" if final_level != level else ""
         reason = f"{final_level}{escalation}: {reason_code}"
-        _journal(acting, sanction, "sanction.issue", reason, _issue_details(sanction))
+        _journal(
+            acting, sanction, "sanction.issue", reason, _issue_details(sanction, _notice_template(acting, sanction))
+        )
         outcome = enforce_one(acting, sanction)  # enforced at once; the notice, which may fail, comes after
         _notify(acting, sanction)
         return scope.done(outcome)
@@ -169,11 +171,13 @@ def _check_targets_exist(context: SanctionContext, level: str) -> None:
             )
 
 
-def _issue_details(sanction: Sanction) -> dict[str, JsonValue]:
+def _issue_details(sanction: Sanction, notice: str | None = None) -> dict[str, JsonValue]:
     details: dict[str, JsonValue] = {
         "sanction_id": sanction.id, "level": sanction.level, "reason_code": sanction.reason_code,
         "id": sanction.user_id, "until": sanction.until.isoformat() if sanction.until else None,
     }  # fmt: skip
+    if notice is not None:
+        details["notice"] = notice  # owed from now on: a pass sends it if this command is cut off before it
     if sanction.note:
         details["note"] = sanction.note
     if sanction.evidence:
@@ -181,28 +185,67 @@ def _issue_details(sanction: Sanction) -> dict[str, JsonValue]:
     return details
 
 
+def _notice_template(context: SanctionContext, sanction: Sanction) -> str | None:
+    """The notice the sanction's level sends, when there is one and a notifier to send it."""
+    template = context.policy.level(sanction.level).actions.notify
+    return None if context.notifier is None else template
+
+
+# A notice is tried at issue and by the enforce passes after it, this many times in all (a mail server that
+# refuses it for good must not be asked on every pass for ever); the journal keeps each attempt.
+MAX_NOTICE_ATTEMPTS = 5
+IN_FORCE = frozenset({"applied", "reasserted", "unchanged"})  # the outcomes of a sanction verified in force
+
+
+def notice_owed(entries: Sequence[JournalEntry], sanction_id: str) -> bool:
+    """Whether the notice recorded as owed when the sanction was issued (its issue entry names it) has yet to
+    go out: neither sent nor skipped (no address), and tried fewer than MAX_NOTICE_ATTEMPTS times. A notice
+    sent but not journalled before a kill goes out again: better twice than never."""
+    mine = [entry for entry in entries if entry.details.get("sanction_id") == sanction_id]
+    if not any(entry.action == "sanction.issue" and "notice" in entry.details for entry in mine):
+        return False
+    outcomes = [entry.details.get("outcome") for entry in mine if entry.action == "sanction.notify"]
+    return not {"applied", "skipped"} & set(outcomes) and outcomes.count("failed") < MAX_NOTICE_ATTEMPTS
+
+
+def _notify_if_owed(context: SanctionContext, sanction: Sanction) -> None:
+    """Send a notice owed since the sanction was issued (the issuing command cut off, the mail server down)."""
+    if _notice_template(context, sanction) is None:
+        return
+    entries = context.store.journal.entries(subject=sanction.username, since=sanction.issued_at)
+    if notice_owed(entries, sanction.id):
+        _notify(context, sanction)
+
+
 def _notify(context: SanctionContext, sanction: Sanction) -> None:
     """E-mail the notice the level names, when a notifier is configured; a failure is journalled, not fatal
-    (the sanction stands whether or not the mail went out)."""
-    template = context.policy.level(sanction.level).actions.notify
+    (the sanction stands whether or not the mail went out), and the next enforce pass tries again."""
+    template = _notice_template(context, sanction)
     if template is None or context.notifier is None:
         return
     try:
         user = context.gateway.get_user(context.realm, sanction.user_id)
     except KeycloakError as error:
-        _journal(context, sanction, "sanction.notify", template, {"outcome": "failed", "error": str(error)})
+        _journal(context, sanction, "sanction.notify", template, _notice_details(sanction, "failed", str(error)))
         return
     recipient = None if user is None else recipient_for(user)
     if recipient is None:
-        _journal(context, sanction, "sanction.notify", "no e-mail address", {"outcome": "skipped"})
+        _journal(context, sanction, "sanction.notify", "no e-mail address", _notice_details(sanction, "skipped"))
         return
     notice = SanctionNotice(sanction.id, sanction.reason_code, sanction.until, sanction.note)
     try:
         context.notifier.notify(recipient, notice, template)
     except AgentError as error:
-        _journal(context, sanction, "sanction.notify", template, {"outcome": "failed", "error": str(error)})
+        _journal(context, sanction, "sanction.notify", template, _notice_details(sanction, "failed", str(error)))
         return
-    _journal(context, sanction, "sanction.notify", template, {"outcome": "applied"})
+    _journal(context, sanction, "sanction.notify", template, _notice_details(sanction, "applied"))
+
+
+def _notice_details(sanction: Sanction, outcome: str, error: str = "") -> dict[str, JsonValue]:
+    details: dict[str, JsonValue] = {"sanction_id": sanction.id, "outcome": outcome}
+    if error:
+        details["error"] = error
+    return details
 
 
 # -- lifting and reducing --------------------------------------------------------------------------------
@@ -314,6 +357,8 @@ def enforce_sanctions(context: SanctionContext) -> EnforceReport:
             current = context.store.sanctions.get(sanction.id) or sanction  # a lift earlier may hand over
             outcome = enforce_one(acting, current)
             _count(report, outcome)
+            if outcome.kind in IN_FORCE and outcome.sanction.ending is None:
+                _notify_if_owed(acting, outcome.sanction)
     except Exception:
         context.store.runs.finish_run(run.id, "failed", summary="stopped by an error; the next pass resumes")
         raise

@@ -75,6 +75,7 @@ DETAIL_KEYS: frozenset[str] = frozenset(
         "drift",
         "sessions_ended",
         "consents_revoked",
+        "notice",
         # access-review campaigns
         "campaign",
         "item",

@@ -12,9 +12,10 @@ import pytest
 
 from agent.keycloak import KeycloakGateway
 from agent.notify import NotifyError, Recipient, SanctionNotice, SmtpConfig, SmtpNotifier, build_notifier
-from agent.sanctions.service import issue_sanction
+from agent.sanctions.service import MAX_NOTICE_ATTEMPTS, enforce_sanctions, issue_sanction
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
+from agent.stack.processes import free_port
 from agent.store import ManualClock, open_store
 from agent.sync.agent_config import load_agent_config
 from tests.harness.certificates import TestPki, write_test_pki
@@ -148,3 +149,52 @@ def test_issuing_a_warning_mails_the_user_in_their_language(
     assert [entry.details.get("outcome") for entry in sent] == ["applied"]
     # Enforced at once, then the notice (which may fail without holding the sanction back).
     assert actions[0] == "sanction.issue" and actions[-1] == "sanction.notify" and len(actions) > 2, actions
+
+
+class CutOff(BaseException):
+    """The issuing process killed after the sanction was enforced, before its notice went out."""
+
+
+class CutOffNotifier:
+    def notify(self, recipient: Recipient, notice: SanctionNotice, template: str) -> None:
+        raise CutOff
+
+
+def test_a_notice_not_sent_at_issue_is_sent_by_the_next_enforce_passes_once(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str, tmp_path: Path
+) -> None:
+    """A notice owed when a sanction is issued (its issue entry names it) is not lost when the mail server is
+    down or the issuing command is cut off between enforcing and mailing: the enforce passes send it, once,
+    and stop asking a server that keeps refusing after MAX_NOTICE_ATTEMPTS tries in all."""
+    prepare_realm(keycloak_connection, realm)
+    for name in ("erin", "finn", "gus"):
+        make_member(gateway, realm, name)
+    clock = ManualClock(START)
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}", now=clock) as store:
+        base = context_for(gateway, store, realm, clock)
+        down = replace(base, notifier=SmtpNotifier(smtp_config(free_port()), TEMPLATES))  # nothing listens
+        issue_sanction(down, "erin", level="warning", reason_code="spam")
+        with pytest.raises(CutOff):
+            issue_sanction(replace(base, notifier=CutOffNotifier()), "finn", level="warning", reason_code="spam")
+        issue_sanction(base, "gus", level="warning", reason_code="spam")  # no notifier: no notice owed, ever
+
+        with smtp_server() as (port, mailbox):
+            up = replace(base, notifier=SmtpNotifier(smtp_config(port), TEMPLATES))
+            enforce_sanctions(up)
+            enforce_sanctions(up)
+        assert sorted(mailbox.recipients) == [["erin@example.org"], ["finn@example.org"]]
+
+        refused = issue_sanction(down, "gus", level="warning", reason_code="other")
+        for _ in range(MAX_NOTICE_ATTEMPTS + 2):
+            enforce_sanctions(down)
+        attempts = [
+            entry.details["outcome"]
+            for entry in store.journal.entries(subject="gus")
+            if entry.action == "sanction.notify" and entry.details.get("sanction_id") == refused.id
+        ]
+        sent = [
+            (entry.subject, entry.details["outcome"]) for entry in store.journal.entries()
+            if entry.action == "sanction.notify" and entry.subject != "gus"
+        ]  # fmt: skip
+    assert attempts == ["failed"] * MAX_NOTICE_ATTEMPTS
+    assert sorted(sent) == [("erin", "applied"), ("erin", "failed"), ("finn", "applied")]
