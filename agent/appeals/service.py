@@ -53,20 +53,22 @@ def open_appeal(store: Store, deadlines: AppealsSpec, sanction_id: str, *, text:
     sanction = require_sanction(store, sanction_id)
     check_can_open(sanction)
     new = NewAppeal(sanction.id, sanction.realm, sanction.username, text, actor)
-    appeal = store.appeals.open(
-        new, acknowledge_within=deadlines.acknowledge_within, decide_within=deadlines.decide_within
-    )
-    journal_appeal(store, appeal, action="appeal.open", actor=actor, reason="appeal opened",
-                   extra={"level": sanction.level})  # fmt: skip
+    with store.atomic():  # never an appeal without its journal entry
+        appeal = store.appeals.open(
+            new, acknowledge_within=deadlines.acknowledge_within, decide_within=deadlines.decide_within
+        )
+        journal_appeal(store, appeal, action="appeal.open", actor=actor, reason="appeal opened",
+                       extra={"level": sanction.level})  # fmt: skip
     return appeal
 
 
 def acknowledge_appeal(store: Store, appeal_id: str, *, actor: str) -> Appeal:
     """Confirm receipt (stops the acknowledge deadline); a second acknowledgement changes nothing."""
-    before = require_appeal(store, appeal_id)
-    appeal = store.appeals.acknowledge(appeal_id, actor)
-    if before.acknowledged_at is None:
-        journal_appeal(store, appeal, action="appeal.acknowledge", actor=actor, reason="appeal acknowledged")
+    with store.atomic():
+        before = require_appeal(store, appeal_id)
+        appeal = store.appeals.acknowledge(appeal_id, actor)
+        if before.acknowledged_at is None:
+            journal_appeal(store, appeal, action="appeal.acknowledge", actor=actor, reason="appeal acknowledged")
     return appeal
 
 
@@ -111,9 +113,10 @@ def decide_appeal(
         raise AppealError(f"appeal {appeal.id} is in realm '{appeal.realm}', not '{context.realm}'")
     sanction = require_sanction(store, appeal.sanction_id)
     check_decision(appeal, sanction, decision, reduce_to, context.policy)
-    decided = store.appeals.decide(appeal.id, decision, actor=actor, note=note, reduced_to=reduce_to)
     details: dict[str, JsonValue] = {"decision": decision, "level": reduce_to or sanction.level, "note": note}
-    journal_appeal(store, decided, action="appeal.decide", actor=actor, reason=f"appeal {decision}", extra=details)
+    with store.atomic():
+        decided = store.appeals.decide(appeal.id, decision, actor=actor, note=note, reduced_to=reduce_to)
+        journal_appeal(store, decided, action="appeal.decide", actor=actor, reason=f"appeal {decision}", extra=details)
     return _carry_out(context, decided, sanction)
 
 

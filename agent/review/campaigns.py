@@ -137,20 +137,21 @@ def reviewer_sheet(store: Store, name: str, reviewer: str) -> str:
 
 
 def record_sheet(store: Store, name: str, text: str, source: str) -> int:
-    """Check the whole sheet, then record its decisions in one transaction, and journal who decided what."""
+    """Check the whole sheet, then record its decisions and journal who decided what, in one transaction."""
     campaign = open_campaign(store, name)
     if not campaign.is_open:
         raise ConfigError(f"campaign '{name}' is closed; its decisions are final")
     decisions = parse_sheet(text, source, store.campaigns.items(name))
-    count = store.campaigns.record_decisions(name, decisions)
-    for reviewer in sorted({decision.decided_by for decision in decisions}):
-        mine = [d for d in decisions if d.decided_by == reviewer]
-        revoked = sum(1 for d in mine if d.decision == "revoke")
-        store.journal.append(
-            actor=reviewer, action="review.decide", subject=name, realm=campaign.realm,
-            reason=f"{len(mine)} decision(s) from {source}",
-            details={"campaign": name, "count": len(mine), "revoked": revoked},
-        )  # fmt: skip
+    with store.atomic():  # the decisions and the entries saying who made them, together
+        count = store.campaigns.record_decisions(name, decisions)
+        for reviewer in sorted({decision.decided_by for decision in decisions}):
+            mine = [d for d in decisions if d.decided_by == reviewer]
+            revoked = sum(1 for d in mine if d.decision == "revoke")
+            store.journal.append(
+                actor=reviewer, action="review.decide", subject=name, realm=campaign.realm,
+                reason=f"{len(mine)} decision(s) from {source}",
+                details={"campaign": name, "count": len(mine), "revoked": revoked},
+            )  # fmt: skip
     return count
 
 

@@ -141,12 +141,12 @@ def issue_sanction(
     )  # fmt: skip
     with _run(context, "sanction-issue", f"{final_level} for {user.username}") as scope:
         acting = scope.context
-        sanction = acting.store.sanctions.add(new)
         escalation = f" (escalated from {level})" if final_level != level else ""
         reason = f"{final_level}{escalation}: {reason_code}"
-        _journal(
-            acting, sanction, "sanction.issue", reason, _issue_details(sanction, _notice_template(acting, sanction))
-        )
+        with acting.store.atomic():  # never a sanction without its issue entry (and the notice it owes)
+            sanction = acting.store.sanctions.add(new)
+            details = _issue_details(sanction, _notice_template(acting, sanction))
+            _journal(acting, sanction, "sanction.issue", reason, details)
         outcome = enforce_one(acting, sanction)  # enforced at once; the notice, which may fail, comes after
         _notify(acting, sanction)
         return scope.done(outcome)
@@ -265,9 +265,10 @@ def lift_sanction(
     kind = "sanction-lift" if outcome == "lifted" else "sanction-overturn"
     with _run(replace(context, actor=actor), kind, f"{sanction.id} {outcome}") as scope:
         acting = scope.context
-        ending = acting.store.sanctions.save(replace(sanction, ending=outcome, ended_by=actor, end_note=note))
         action = "sanction.lift" if outcome == "lifted" else "sanction.overturn"
-        _journal(acting, ending, action, note, {"sanction_id": sanction.id, "level": sanction.level})
+        with acting.store.atomic():
+            ending = acting.store.sanctions.save(replace(sanction, ending=outcome, ended_by=actor, end_note=note))
+            _journal(acting, ending, action, note, {"sanction_id": sanction.id, "level": sanction.level})
         return scope.done(enforce_one(acting, ending))
 
 
@@ -285,9 +286,10 @@ def reduce_sanction(context: SanctionContext, sanction_id: str, *, level: str, a
     )  # fmt: skip
     with _run(replace(context, actor=actor), "sanction-reduce", f"{sanction.id} reduced to {level}") as scope:
         acting = scope.context
-        milder = acting.store.sanctions.add(new)
-        details = {**_issue_details(milder), "decision": f"from {sanction.id}"}
-        _journal(acting, milder, "sanction.reduce", note, details)
+        with acting.store.atomic():
+            milder = acting.store.sanctions.add(new)
+            details = {**_issue_details(milder), "decision": f"from {sanction.id}"}
+            _journal(acting, milder, "sanction.reduce", note, details)
         milder = scope.done(enforce_one(acting, milder))
         reduced = f"{REDUCED_NOTE_PREFIX}{level} ({milder.id}): {note}"
         ended = lift_sanction(acting, sanction.id, actor=actor, note=reduced)

@@ -184,9 +184,26 @@ class Database(ABC):
         return moment.astimezone(UTC)
 
     @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One write transaction for everything the block does on this thread through the store (a record and
+        the journal entry that tells of it, say): all of it is committed when the block ends, or none. A
+        conflict inside (a unique key drawn twice) rolls the whole block back rather than being retried."""
+        with self.transaction(write=True) as joined:
+            self._local.joined = joined
+            try:
+                yield
+            finally:
+                self._local.joined = None
+
+    @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[Transaction]:
         """One transaction, committed when the block ends and rolled back if it raises. `write=True` takes the
-        writer lock at BEGIN. Transactions do not nest: a second one on the same thread is a bug."""
+        writer lock at BEGIN. Transactions do not nest: a second one on the same thread is a bug, except in an
+        `atomic` block, whose transaction it joins."""
+        joined: Transaction | None = getattr(self._local, "joined", None)
+        if joined is not None:
+            yield joined
+            return
         if getattr(self._local, "active", False):
             raise StoreError("a store transaction is already open on this thread; they do not nest")
         connection = self._connection()

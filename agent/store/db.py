@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 
@@ -55,6 +56,10 @@ class Store:
     def path(self) -> Path | None:
         """The SQLite file; None for a store on PostgreSQL."""
         return self.db.path
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """Everything the block writes to the store on this thread, in one transaction (see Database.atomic)."""
+        return self.db.atomic()
 
     def close(self) -> None:
         self.db.close()

@@ -408,8 +408,13 @@ def run_sync(
 
 def _supersede_staged(store: Store, run_id: str, prepared: Prepared) -> None:
     """Earlier sets of this sync still awaiting approval can no longer be approved, each journalled as such."""
-    superseded = store.staging.supersede(run_id)
-    entries = [
+    with store.atomic():
+        superseded = store.staging.supersede(run_id)
+        store.journal.append_many(_superseded_entries(superseded, run_id, prepared))
+
+
+def _superseded_entries(superseded: list[str], run_id: str, prepared: Prepared) -> list[NewEntry]:
+    return [
         NewEntry(
             actor=f"sync:{prepared.sync.name}", action="sync.staged-superseded", subject=old_run,
             realm=prepared.plan.realm, run_id=run_id,
@@ -417,8 +422,6 @@ def _supersede_staged(store: Store, run_id: str, prepared: Prepared) -> None:
         )
         for old_run in superseded
     ]  # fmt: skip
-    if entries:
-        store.journal.append_many(entries)
 
 
 # Why a sync set to read through the plugin pack read the admin API: said in the run's summary, as the run is
@@ -468,12 +471,13 @@ def approve_staged(
     # Keycloak is read for the set before the approval is recorded: an outage now must not use it up. A set
     # missing or approved already is not read: the approval below refuses it with why (and a changed one).
     read = None if waiting is None or waiting.approved else _read_for_approval(waiting, gateway, store, sync, files)
-    staged = store.staging.approve(run_id, approver)
+    with store.atomic():  # the approval and its journal entry, together
+        staged = store.staging.approve(run_id, approver)
+        store.journal.append(
+            actor=approver, action="sync.approve", subject=run_id, realm=staged.realm, run_id=run_id,
+            reason=f"approved {len(staged.items)} staged removal(s)",
+        )  # fmt: skip
     assert read is not None  # approve refused a set missing or approved already
-    store.journal.append(
-        actor=approver, action="sync.approve", subject=run_id, realm=staged.realm, run_id=run_id,
-        reason=f"approved {len(staged.items)} staged removal(s)",
-    )  # fmt: skip
     items, left_out, users = read
     plan = SyncPlan(staged.realm, sync.name, tuple(items))
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")

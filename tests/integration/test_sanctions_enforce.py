@@ -15,6 +15,7 @@ from agent.sanctions.service import SanctionError, enforce_sanctions, issue_sanc
 from agent.settings import KeycloakConnection
 from agent.store import ManualClock, open_store
 from agent.store.db import Store
+from agent.store.journal import JournalEntry, NewEntry
 from tests.harness.sanctions import (
     START,
     TokenClient,
@@ -262,3 +263,34 @@ def test_a_level_gone_from_the_policy_is_pending_and_the_pass_goes_on(
     assert "level 'restriction' is not in the sanction policy" in report.pending[restriction.id]
     assert access_of(gateway, sanction_realm, bob).enabled
     assert store.runs.get_run(report.run_id).status == "failed"  # type: ignore[union-attr]  # pending: not ok
+
+
+class Killed(BaseException):
+    """The issuing process cut off between recording the sanction and journalling it."""
+
+
+def test_a_sanction_is_never_recorded_without_its_issue_entry(
+    gateway: KeycloakGateway, sanction_realm: str, store: Store, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut off after the sanction row is written and before its issue entry: neither is kept, so no pass
+    enforces a sanction the journal never told of; issued again, both are there and it is enforced."""
+    user_id = make_member(gateway, sanction_realm, "hal")
+    context = context_for(gateway, store, sanction_realm, clock)
+    append_many = store.journal.append_many
+
+    def killed_at_the_issue_entry(entries: list[NewEntry]) -> list[JournalEntry]:
+        if any(entry.action == "sanction.issue" for entry in entries):
+            raise Killed
+        return append_many(entries)
+
+    monkeypatch.setattr(store.journal, "append_many", killed_at_the_issue_entry)
+    with pytest.raises(Killed):
+        issue_sanction(context, "hal", level="suspension", reason_code="spam")
+    monkeypatch.undo()
+
+    assert store.sanctions.list(realm=sanction_realm) == []
+    assert gateway.get_user(sanction_realm, user_id).enabled  # type: ignore[union-attr]
+    sanction = issue_sanction(context, "hal", level="suspension", reason_code="spam")
+    issued = [entry for entry in store.journal.entries(subject="hal") if entry.action == "sanction.issue"]
+    assert [entry.details["sanction_id"] for entry in issued] == [sanction.id]
+    assert not gateway.get_user(sanction_realm, user_id).enabled  # type: ignore[union-attr]

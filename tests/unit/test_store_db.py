@@ -308,3 +308,29 @@ def test_a_naive_clock_is_refused(store_backend: StoreBackend) -> None:
         open_store(store_backend.url, now=lambda: datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
         ManualClock(datetime(2026, 1, 1))
+
+
+class Killed(BaseException):
+    """The process cut off between two writes of one atomic block."""
+
+
+def test_an_atomic_block_commits_all_its_writes_or_none(store_backend: StoreBackend) -> None:
+    """A record and the journal entry that tells of it: cut off between them, neither is kept."""
+    with open_store(store_backend.url) as store:
+        with pytest.raises(Killed), store.atomic():
+            run = store.runs.start_run("sanction-issue", "acme")
+            store.journal.append(actor="ops", action="sanction.issue", subject="erin", realm="acme", run_id=run.id)
+            raise Killed
+        assert store.runs.list_runs() == [] and store.journal.entries() == []
+
+        with store.atomic():
+            run = store.runs.start_run("sanction-issue", "acme")
+            store.journal.append(actor="ops", action="sanction.issue", subject="erin", realm="acme", run_id=run.id)
+        assert [r.id for r in store.runs.list_runs()] == [run.id]
+        assert [e.run_id for e in store.journal.entries()] == [run.id]
+        assert store.journal.verify().ok
+
+
+def test_transactions_still_do_not_nest_outside_an_atomic_block(store_backend: StoreBackend) -> None:
+    with open_store(store_backend.url) as store, store.db.transaction(), pytest.raises(StoreError, match="do not nest"):
+        store.runs.list_runs()
