@@ -212,7 +212,8 @@ def _notify_if_owed(context: SanctionContext, sanction: Sanction) -> None:
     """Send a notice owed since the sanction was issued (the issuing command cut off, the mail server down)."""
     if _notice_template(context, sanction) is None:
         return
-    entries = context.store.journal.entries(subject=sanction.username, since=sanction.issued_at)
+    # By subject only, not also by time: the hosts that issue and enforce may disagree on the time.
+    entries = context.store.journal.entries(subject=sanction.username)
     if notice_owed(entries, sanction.id):
         _notify(context, sanction)
 

@@ -186,8 +186,13 @@ class Database(ABC):
     @contextmanager
     def atomic(self) -> Iterator[None]:
         """One write transaction for everything the block does on this thread through the store (a record and
-        the journal entry that tells of it, say): all of it is committed when the block ends, or none. A
-        conflict inside (a unique key drawn twice) rolls the whole block back rather than being retried."""
+        the journal entry that tells of it, say): all of it is committed when the block ends, or none. Inside,
+        each of the store's own transactions is a savepoint, so one that fails (a unique key drawn twice, and
+        retried) is undone alone, as it would be on its own; an atomic block inside another is one too."""
+        if getattr(self._local, "joined", None) is not None:
+            with self.transaction(write=True):
+                yield
+            return
         with self.transaction(write=True) as joined:
             self._local.joined = joined
             try:
@@ -199,10 +204,11 @@ class Database(ABC):
     def transaction(self, *, write: bool = False) -> Iterator[Transaction]:
         """One transaction, committed when the block ends and rolled back if it raises. `write=True` takes the
         writer lock at BEGIN. Transactions do not nest: a second one on the same thread is a bug, except in an
-        `atomic` block, whose transaction it joins."""
+        `atomic` block, where it is a savepoint of the block's transaction."""
         joined: Transaction | None = getattr(self._local, "joined", None)
         if joined is not None:
-            yield joined
+            with self._savepoint(joined):
+                yield joined
             return
         if getattr(self._local, "active", False):
             raise StoreError("a store transaction is already open on this thread; they do not nest")
@@ -230,6 +236,24 @@ class Database(ABC):
             raise
         finally:
             self._local.active = False
+
+    @contextmanager
+    def _savepoint(self, transaction: Transaction) -> Iterator[None]:
+        """A savepoint of the open transaction: released when the block ends, rolled back to if it raises."""
+        depth = getattr(self._local, "savepoints", 0) + 1
+        self._local.savepoints = depth
+        name = f"idp_agent_{depth}"  # fixed text and a number: nothing from outside goes into the SQL
+        try:
+            transaction.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                with suppress(Exception):  # the error that got here matters more than a failed undo
+                    transaction.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                raise
+            transaction.execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._local.savepoints = depth - 1
 
     def close(self) -> None:
         """Close every thread's connection; the Database cannot be used afterwards."""

@@ -347,9 +347,19 @@ RUN_LOCKS = Migration(
     ),
 )
 
+STAGED_SUPERSEDED = Migration(
+    12,
+    "staged_superseded",
+    (
+        # The later run of the same sync that computed the removals again: its set can no longer be approved.
+        # A mark, not a time compared with the approver's clock (hosts sharing a store disagree on the time).
+        "ALTER TABLE staged_sets ADD COLUMN superseded_by TEXT",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     RUNS, STAGING, BASELINES, JOURNAL, SANCTIONS, LOGIN_EVENTS, APPEALS, REVIEW_CAMPAIGNS, DAEMON_JOBS,
-    SYNC_USER_RECORDS, RUN_LOCKS,
+    SYNC_USER_RECORDS, RUN_LOCKS, STAGED_SUPERSEDED,
 )  # fmt: skip
 
 

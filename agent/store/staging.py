@@ -53,6 +53,7 @@ class StagedSet:
     expires_at: datetime | None
     approved_by: str | None
     approved_at: datetime | None
+    superseded_by: str | None = None  # the later run of the same sync that computed the removals again
 
     @property
     def approved(self) -> bool:
@@ -117,26 +118,24 @@ class Staging:
             return read_staged(tx, run_id)
 
     def supersede(self, run_id: str) -> list[str]:
-        """Expire now the sets still awaiting approval that earlier runs of the same sync (runs of the same
-        store lock, or of none, in the same realm) staged, `run_id` having computed the removals again: an old
-        set applied after its removals were computed anew (a source fixed meanwhile) would remove people the
-        sources keep. This also ends a set whose run was cut off before it finished as staged (it can never be
-        approved). The run ids whose sets expired, oldest first."""
+        """Mark the sets still awaiting approval that other runs of the same sync (runs of the same store lock,
+        or of none, in the same realm: under the lock, earlier ones) staged as superseded by `run_id`, which
+        computed the removals again: an old set applied after its removals were computed anew (a source fixed
+        meanwhile) would remove people the sources keep. This also ends a set whose run was cut off before it
+        finished as staged (it can never be approved). Each also expires now, which is when retention counts
+        it ended. The run ids whose sets were superseded, oldest first."""
         with self._db.transaction(write=True) as tx:
-            head = _run_head(tx, run_id)
-            same_sync, params = _runs_of_same_sync(head, run_id)
-            now = utc_text(self._db.now())
-            # Sets still awaiting approval, of runs of the same sync started no later than this one.
+            same_sync, params = _same_sync_runs(tx, run_id)
             waiting = (
-                "approved_at IS NULL AND (expires_at IS NULL OR expires_at > ?) AND run_id IN"
-                f" (SELECT id FROM runs WHERE {same_sync} AND started_at <= ?)"
+                f"approved_at IS NULL AND superseded_by IS NULL AND run_id IN (SELECT id FROM runs WHERE {same_sync})"
             )
-            started = text(head, "started_at")
-            rows = tx.query(
-                f"SELECT run_id FROM staged_sets WHERE {waiting} ORDER BY staged_at, run_id",
-                (now, *params, started),
+            rows = tx.query(f"SELECT run_id FROM staged_sets WHERE {waiting} ORDER BY staged_at, run_id", params)
+            now = utc_text(self._db.now())
+            ends = "CASE WHEN expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END"
+            tx.execute(
+                f"UPDATE staged_sets SET superseded_by = ?, expires_at = {ends} WHERE {waiting}",
+                (run_id, now, now, *params),
             )
-            tx.execute(f"UPDATE staged_sets SET expires_at = ? WHERE {waiting}", (now, now, *params, started))
         return [text(row, "run_id") for row in rows]
 
     def approve(self, run_id: str, approver: str) -> StagedSet:
@@ -147,8 +146,7 @@ class Staging:
         with self._db.transaction(write=True) as tx:
             current = read_staged(tx, run_id)
             now = self._db.now()
-            superseded_by = _later_run(tx, run_id) if current is not None and current.expired(now) else None
-            check_approvable(current, run_id, now, superseded_by)
+            check_approvable(current, run_id, now)
             run = get_run(tx, run_id)
             if run is None or run.status != "staged":
                 status = "missing" if run is None else run.status
@@ -166,35 +164,19 @@ class Staging:
         return approved
 
 
-# Runs of one sync: those of the same store lock ("sync-<name>", or none for a run started without one), of
-# kind sync, in the same realm. Only fixed text goes into the SQL; the values are parameters.
-def _runs_of_same_sync(head: Row, run_id: str) -> tuple[str, tuple[str, ...]]:
-    """A WHERE condition on `runs` for the other runs of `run_id`'s sync (`head`: its row), and its parameters."""
+def _same_sync_runs(tx: Transaction, run_id: str) -> tuple[str, tuple[str, ...]]:
+    """A WHERE condition on `runs` for the other runs of `run_id`'s sync, and its parameters: runs of the same
+    store lock ("sync-<name>", or none for a run started without one), of kind sync, in the same realm."""
+    head = tx.query_one("SELECT realm, lock_name FROM runs WHERE id = ?", (run_id,))
+    if head is None:
+        raise StoreError(f"no run {run_id} to supersede staged removal sets with")
     lock = optional_text(head, "lock_name")
     same_lock = "lock_name IS NULL" if lock is None else "lock_name = ?"
     condition = f"kind = 'sync' AND realm = ? AND {same_lock} AND id <> ?"
     return condition, (text(head, "realm"), *(() if lock is None else (lock,)), run_id)
 
 
-def _run_head(tx: Transaction, run_id: str) -> Row:
-    head = tx.query_one("SELECT realm, lock_name, started_at FROM runs WHERE id = ?", (run_id,))
-    if head is None:
-        raise StoreError(f"no run {run_id}")
-    return head
-
-
-def _later_run(tx: Transaction, run_id: str) -> str | None:
-    """The newest run of the same sync and realm since `run_id` (a run of it since superseded its set)."""
-    head = _run_head(tx, run_id)
-    same_sync, params = _runs_of_same_sync(head, run_id)
-    row = tx.query_one(
-        f"SELECT id FROM runs WHERE {same_sync} AND started_at >= ? ORDER BY started_at DESC, id DESC LIMIT 1",
-        (*params, text(head, "started_at")),
-    )
-    return None if row is None else text(row, "id")
-
-
-def check_approvable(current: StagedSet | None, run_id: str, now: datetime, superseded_by: str | None = None) -> None:
+def check_approvable(current: StagedSet | None, run_id: str, now: datetime) -> None:
     if current is None:
         raise ApprovalError(f"run {run_id} has no staged removal set", hint="`idp-agent sync runs` lists the runs")
     if current.approved:
@@ -203,10 +185,10 @@ def check_approvable(current: StagedSet | None, run_id: str, now: datetime, supe
             f"{utc_text(current.approved_at) if current.approved_at else '?'}",
             hint="an approved set is applied once; run the sync again to compute a new one",
         )
-    if current.expired(now) and superseded_by is not None:
+    if current.superseded_by is not None:
         raise ApprovalError(
-            f"the removal set of run {run_id} was superseded by run {superseded_by}, which computed the removals "
-            "again: an older set is never applied",
+            f"the removal set of run {run_id} was superseded by run {current.superseded_by}, which computed the "
+            "removals again: an older set is never applied",
             hint="review and approve the newest staged run (`idp-agent sync runs`), or run the sync again",
         )
     if current.expired(now):
@@ -255,4 +237,5 @@ def _set_from_rows(head: Row, rows: list[Row]) -> StagedSet:
         expires_at=None if expires is None else parse_utc(expires),
         approved_by=optional_text(head, "approved_by"),
         approved_at=None if approved_at is None else parse_utc(approved_at),
+        superseded_by=optional_text(head, "superseded_by"),
     )

@@ -333,6 +333,8 @@ def staged_set_state(staged: StagedSet, now: datetime) -> str:
     size = f"staged set of {len(staged.items)} removal(s)"
     if staged.approved_at is not None:
         return f"{size}: approved by {staged.approved_by} at {staged.approved_at.isoformat()}"
+    if staged.superseded_by is not None:
+        return f"{size}: superseded by run {staged.superseded_by}, which computed the removals again"
     if staged.expires_at is not None and staged.expired(now):
-        return f"{size}: expired at {staged.expires_at.isoformat()} (a later run computed the removals again)"
+        return f"{size}: expired at {staged.expires_at.isoformat()}"
     return f"{size}: awaiting approval (idp-agent sync approve {staged.run_id})"

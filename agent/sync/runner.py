@@ -385,7 +385,8 @@ def run_sync(
     verdict = prepared.verdict
     if verdict.stop:
         return store.runs.finish_run(run.id, "stopped", summary="; ".join(verdict.reasons)), prepared, None
-    # A stopped run's reads are not trusted, so it leaves earlier sets as they are; this one computed anew.
+    # A stopped run's reads are not trusted, so it leaves earlier sets as they are; any other computed its plan
+    # anew (one whose read was incomplete, without the leaver phase: the next complete run stages those again).
     _supersede_staged(store, run.id, prepared)
     if verdict.stage:
         store.staging.stage_removals(run.id, prepared.plan.realm, staged_removals(prepared.plan))

@@ -127,8 +127,11 @@ def test_show_says_where_a_staged_set_stands_and_approve_refuses_a_superseded_on
     assert sync(setup, "run").exit_code == EXIT_OK
     later_id = sync(setup, "runs").output.splitlines()[0].split()[0]
 
-    expired = sync(setup, "show", staged_id).output.splitlines()
-    assert expired[2].startswith("  staged set of 3 removal(s): expired at ")
+    superseded = sync(setup, "show", staged_id).output.splitlines()
+    assert (
+        superseded[2]
+        == f"  staged set of 3 removal(s): superseded by run {later_id}, which computed the removals again"
+    )
     command = [
         sys.executable,
         "-m",

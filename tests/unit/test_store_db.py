@@ -76,7 +76,7 @@ def test_fresh_store_is_private_wal_with_foreign_keys(tmp_path: Path) -> None:
             assert tx.query_one("PRAGMA foreign_keys") == {"foreign_keys": 1}
             assert tx.query_one("PRAGMA busy_timeout") == {"timeout": 10_000}
         with pytest.raises(StoreError, match="FOREIGN KEY"), store.db.transaction(write=True) as tx:
-            tx.execute("INSERT INTO staged_sets VALUES ('no-such-run', 'r', 'h', 0, 't', NULL, NULL, NULL)")
+            tx.execute("INSERT INTO staged_sets VALUES ('no-such-run', 'r', 'h', 0, 't', NULL, NULL, NULL, NULL)")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -334,3 +334,22 @@ def test_an_atomic_block_commits_all_its_writes_or_none(store_backend: StoreBack
 def test_transactions_still_do_not_nest_outside_an_atomic_block(store_backend: StoreBackend) -> None:
     with open_store(store_backend.url) as store, store.db.transaction(), pytest.raises(StoreError, match="do not nest"):
         store.runs.list_runs()
+
+
+def test_a_failed_write_inside_an_atomic_block_is_undone_alone(store_backend: StoreBackend) -> None:
+    """Inside a block each store transaction is a savepoint: a unique key drawn twice fails that write only
+    (PostgreSQL would otherwise refuse every later statement of the block), so an id retry works as outside."""
+    with open_store(store_backend.url) as store:
+        with store.atomic():
+            run = store.runs.start_run("sync", "acme")
+            with pytest.raises(StoreError), store.db.transaction(write=True) as tx:
+                tx.execute(
+                    "INSERT INTO runs (id, kind, realm, sources, started_at, status, counts, summary)"
+                    " VALUES (?, 'sync', 'acme', '[]', 't', 'running', '{}', '')",
+                    (run.id,),
+                )
+            with store.atomic():  # a block inside a block: one more savepoint, and the outer goes on after it
+                store.journal.append(actor="ops", action="sync.run", subject=run.id, realm="acme", run_id=run.id)
+            store.journal.append(actor="ops", action="sync.note", subject=run.id, realm="acme", run_id=run.id)
+        assert [r.id for r in store.runs.list_runs()] == [run.id]
+        assert [e.action for e in store.journal.entries()] == ["sync.run", "sync.note"]

@@ -136,9 +136,23 @@ def test_a_later_run_of_the_same_sync_supersedes_the_sets_awaiting_approval(stor
         assert store.staging.approve(kept.id, "ops-alice").approved
     for expired in (pending, cut_off):
         staged = store.staging.staged(expired.id)
-        assert staged is not None and staged.expires_at == T0 + timedelta(minutes=15) and not staged.approved
+        assert staged is not None and not staged.approved and staged.superseded_by == later.id
+        assert staged.expires_at == T0 + timedelta(minutes=15)  # when retention counts it ended
     approved_set = store.staging.staged(approved.id)
     assert approved_set is not None and approved_set.expires_at is None
+
+
+def test_supersession_is_a_mark_not_a_time_hosts_may_disagree_on(store: Store, clock: ManualClock) -> None:
+    """The run that computes the removals again may run on a host whose clock is behind the one that staged
+    the set, and the approver's clock may be behind both: the set is refused all the same."""
+    with holding("sync-hr"):
+        staged = staged_run(store)
+        clock.advance(timedelta(minutes=-10))  # a host 10 minutes behind
+        later = store.runs.start_run("sync", "acme")
+    assert store.staging.supersede(later.id) == [staged.id]
+    clock.advance(timedelta(minutes=-10))
+    with pytest.raises(ApprovalError, match=f"superseded by run {later.id}"):
+        store.staging.approve(staged.id, "ops-alice")
 
 
 def test_a_set_changed_in_the_file_is_refused(store: Store, store_backend: StoreBackend) -> None:

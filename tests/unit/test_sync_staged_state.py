@@ -34,9 +34,14 @@ def test_an_approved_set_names_who_approved_it_and_when() -> None:
     )
 
 
-def test_a_superseded_set_is_expired_from_its_expiry_on_not_before() -> None:
-    superseded = replace(WAITING, expires_at=NOW)
-    assert staged_set_state(superseded, NOW).endswith(
-        "expired at 2026-12-01T09:00:00+00:00 (a later run computed the removals again)"
-    )
-    assert "awaiting approval" in staged_set_state(superseded, NOW - timedelta(seconds=1))
+def test_a_superseded_set_names_the_run_that_superseded_it_whatever_the_clock() -> None:
+    superseded = replace(WAITING, superseded_by="20261201T083000Z-cd34", expires_at=NOW)
+    expected = "staged set of 1 removal(s): superseded by run 20261201T083000Z-cd34, which computed the removals again"
+    assert staged_set_state(superseded, NOW) == expected
+    assert staged_set_state(superseded, NOW - timedelta(hours=1)) == expected
+
+
+def test_a_set_past_its_expiry_says_when_it_expired() -> None:
+    expiring = replace(WAITING, expires_at=NOW)
+    assert staged_set_state(expiring, NOW) == "staged set of 1 removal(s): expired at 2026-12-01T09:00:00+00:00"
+    assert "awaiting approval" in staged_set_state(expiring, NOW - timedelta(seconds=1))
