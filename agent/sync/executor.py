@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from agent.errors import Interrupted, Rejected, SourceUnavailable
+from agent.errors import Conflict, Interrupted, Rejected, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserChange, default_role_name
 from agent.store.sync_records import UserRecord
@@ -342,7 +342,9 @@ class SyncExecutor:
         for item in sorted(items, key=lambda step: order[step.action]):
             try:
                 done.results.append(self._apply_step(item, person))
-            except Rejected as error:
+            except (Rejected, Conflict) as error:
+                # This person's change only (an e-mail or username another account holds answers 409): the
+                # others' changes go on, and the next run tries it again.
                 done.results.append(ItemResult(item, "failed", str(error), item.user_id))
                 person.note_failed(item)
             except Exception as error:  # noqa: BLE001 - handed to the calling thread, which raises it

@@ -11,7 +11,7 @@ from typing import Any
 import ldap3
 import pytest
 
-from agent.keycloak import KeycloakGateway
+from agent.keycloak import KeycloakGateway, UserDraft
 from agent.settings import KeycloakConnection
 from agent.sync.agent_config import AgentConfig
 from agent.sync.runner import approve_staged
@@ -222,3 +222,24 @@ def test_s06_a_uid_renamed_in_ldap_keeps_the_same_keycloak_user_and_its_grants(
     assert not [item for item in prepared.plan.items if item.action in {"create", "confirm-leaver"}]
     run, prepared, _ = setup.run(config)
     assert not prepared.plan.items  # converged
+
+
+@pytest.mark.parametrize("keycloak_write", ["plugin", "admin-api"])
+def test_an_update_keycloak_refuses_as_a_clash_fails_that_person_and_the_run_goes_on(
+    keycloak_write: str, keycloak_connection: KeycloakConnection, realm: str, tmp_path: Path, gateway: KeycloakGateway
+) -> None:
+    """HR gives person001 the e-mail of an account outside the sync (Keycloak answers the update 409): that
+    person's update fails with why, everyone else's change is made, and the next run is not stopped there."""
+    setup = make_sync_setup(keycloak_connection, realm, tmp_path, keycloak_write=keycloak_write)
+    setup.run(hr_config(setup, [hr_row(i) for i in range(4)]))
+    gateway.create_user(setup.realm, UserDraft(username="helpdesk", email="helpdesk@example.org"))
+    rows = [hr_row(1, Email="helpdesk@example.org")] + [hr_row(i, LastName="Changed") for i in (0, 2, 3)]
+
+    run, _, _ = setup.run(hr_config(setup, rows))
+
+    with setup.store(hr_config(setup, rows)) as store:
+        outcomes = {(item.subject, item.action): item.outcome for item in store.runs.run_items(run.id)}
+    assert outcomes[("person001", "update")] == "failed", outcomes
+    assert [outcomes[(f"person00{i}", "update")] for i in (0, 2, 3)] == ["applied"] * 3
+    names = {user.username: user.last_name for user in managed(gateway, setup.realm).values()}
+    assert names == {"person000": "Changed", "person001": "Son1", "person002": "Changed", "person003": "Changed"}
