@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from agent.errors import Conflict, Interrupted, Rejected, SourceUnavailable
+from agent.errors import Conflict, Interrupted, Rejected, SourceUnavailable, Unavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserChange, default_role_name
 from agent.store.sync_records import UserRecord
@@ -257,9 +257,13 @@ class SyncExecutor:
         done = Done()
         try:
             answer = self._gateway.import_users(self._realm, [representation for _, representation in batch])
-        except Rejected as error:
-            done.results = [ItemResult(item, "failed", f"batch refused by Keycloak: {error}") for item, _ in batch]
-            return done
+        except (Rejected, Conflict) as error:
+            return self._import_one_by_one(batch, error)
+        except Unavailable as error:
+            if error.status != 500:  # Keycloak unreachable or overloaded: the run stops, the next one goes on
+                done.error = error
+                return done
+            return self._import_one_by_one(batch, error)  # failed inside Keycloak, the transaction rolled back
         except Exception as error:  # noqa: BLE001 - handed to the calling thread, which raises it
             done.error = error
             return done
@@ -280,6 +284,21 @@ class SyncExecutor:
                 done.error = error
                 break
         done.results = [settled[index] for index in sorted(settled)]
+        return done
+
+    def _import_one_by_one(self, batch: list[tuple[SyncItem, dict[str, Any]]], error: Exception) -> Done:
+        """A batch is one transaction, so one joiner Keycloak cannot create (a group deleted since the plan was
+        made, a value it cannot keep) fails all of it; the batches are the same at every run, so its batch-mates
+        would never be created. Alone, each joiner ends as it would on its own."""
+        if len(batch) == 1:
+            return Done([ItemResult(batch[0][0], "failed", f"refused by Keycloak: {error}")])
+        done = Done()
+        for pair in batch:
+            alone = self._import_batch([pair])
+            done.results.extend(alone.results)
+            if alone.error is not None:
+                done.error = alone.error
+                break
         return done
 
     def _settle_import(self, item: SyncItem, imported: Any, representation: Mapping[str, Any]) -> ItemResult:

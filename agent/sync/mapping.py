@@ -360,13 +360,22 @@ def _zone(chosen: tuple[SourceValue, Mapped] | None) -> tzinfo:
         raise Refused(f"timezone: unknown time zone {shown(name)}") from None
 
 
+# Keycloak keeps a username and an e-mail in columns of 255 characters: a longer one fails the whole import
+# transaction it is in (HTTP 500), so it is a bad record, rejected with why, not sent.
+MAX_NAME_LENGTH = 255
+
+
 def _require_names(values: Mapping[str, Value]) -> None:
     username = values.get("username")
     if not isinstance(username, str) or not username:
         raise Refused("no username: no source gives one")
+    if len(username) > MAX_NAME_LENGTH:
+        raise Refused(f"username: longer than Keycloak keeps ({len(username)} characters, at most {MAX_NAME_LENGTH})")
     email = values.get("email")
     if isinstance(email, str) and not _EMAIL.fullmatch(email):
         raise Refused("email: not an email address")
+    if isinstance(email, str) and len(email) > MAX_NAME_LENGTH:
+        raise Refused(f"email: longer than Keycloak keeps ({len(email)} characters, at most {MAX_NAME_LENGTH})")
 
 
 def _instant(value: Value | None) -> datetime | None:

@@ -243,3 +243,31 @@ def test_an_update_keycloak_refuses_as_a_clash_fails_that_person_and_the_run_goe
     assert [outcomes[(f"person00{i}", "update")] for i in (0, 2, 3)] == ["applied"] * 3
     names = {user.username: user.last_name for user in managed(gateway, setup.realm).values()}
     assert names == {"person000": "Changed", "person001": "Son1", "person002": "Changed", "person003": "Changed"}
+
+
+def test_a_joiner_keycloak_cannot_create_does_not_keep_its_batch_mates_out(
+    setup: SyncSetup, gateway: KeycloakGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin deletes group /finance while the run goes on, after the plan was made: the import batch that
+    puts person003 in it fails inside Keycloak (500, rolled back). Its batch-mates are created one by one and
+    only person003 fails, with why; the run is not stopped, and the batch is not failed whole at every run."""
+    setup.run(hr_config(setup, [hr_row(0)]))
+    rows = [hr_row(0)] + [hr_row(i, Department="Finance" if i == 3 else "Sales") for i in range(1, 6)]
+    import_users = KeycloakGateway.import_users
+
+    def group_deleted_meanwhile(self: KeycloakGateway, realm: str, users: Any) -> Any:
+        finance = self.find_group_by_path(realm, "/finance")
+        if finance is not None:
+            self.delete_group(realm, finance.id)
+        return import_users(self, realm, users)
+
+    monkeypatch.setattr(KeycloakGateway, "import_users", group_deleted_meanwhile)
+    run, _, _ = setup.run(hr_config(setup, rows))
+
+    with setup.store(hr_config(setup, rows)) as store:
+        outcomes = {item.subject: (item.outcome, item.error) for item in store.runs.run_items(run.id)}
+    assert outcomes["person003"][0] == "failed" and "refused by Keycloak" in outcomes["person003"][1]
+    assert [outcomes[f"person00{i}"][0] for i in (1, 2, 4, 5)] == ["applied"] * 4
+    assert sorted(user.username for user in managed(gateway, setup.realm).values()) == [
+        "person000", "person001", "person002", "person004", "person005"
+    ]  # fmt: skip

@@ -316,6 +316,10 @@ def test_template_fallback_transliterates_only_when_asked() -> None:
         pytest.param({"EmployeeID": " "}, "missing id (EmployeeID is empty)", id="blank-id"),
         pytest.param({"EmployeeID": None}, "missing id (EmployeeID is empty)", id="no-id-column"),
         pytest.param({"Email": "not-an-address"}, "email: not an email address", id="bad-email"),
+        pytest.param({"LastName": "L" * 260}, "username: longer than Keycloak keeps (264 characters", id="long-name"),
+        pytest.param(
+            {"Email": "e" * 244 + "@example.org"}, "email: longer than Keycloak keeps (256 characters", id="long-email"
+        ),
         pytest.param({"StartDate": "x" * 100}, "start_date: '" + "x" * 37 + "...' is not a date", id="long-value-cut"),
     ],
 )
