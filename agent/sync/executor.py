@@ -42,7 +42,7 @@ from agent.sync.people_changes import (
     split_people,
     still_existing,
 )
-from agent.sync.plan import Grants, SyncItem, SyncPlan, desired_grants, recorded_grants
+from agent.sync.plan import REHIRED, Grants, SyncItem, SyncPlan, desired_grants, recorded_grants
 from agent.sync.quick_read import user_record
 from agent.sync.representations import import_representation, managed_attributes
 from agent.sync.worker_map import ordered_map, windows
@@ -474,8 +474,22 @@ class SyncExecutor:
         if self._locked(item.user_id):
             # Enabling resets brute-force failures: a locked account is never unlocked by the sync.
             return ItemResult(item, "skipped", "locked by brute-force detection; left as it is", item.user_id)
+        if item.reason == REHIRED:
+            # Sessions kept from before the person left would resume once enabled, were the leaving cut off
+            # between the disable and the logout: the rehire starts with none.
+            self._end_sessions(item.user_id, person)
         self._put(item.user_id, person, {"enabled": True}, {DISABLED_BY_SYNC_ATTRIBUTE: None})
         return ItemResult(item, "applied", item.reason, item.user_id)
+
+    def _end_sessions(self, user_id: str, person: _Person) -> None:
+        """Log the user out everywhere, revoke consents and offline tokens: in the person's bulk change (one
+        transaction with the rest of it), or through the admin API."""
+        if person.change is not None:
+            person.change.end_sessions = True
+            return
+        self._gateway.logout_user(self._realm, user_id)
+        for client_id in self._gateway.list_consents(self._realm, user_id):
+            self._gateway.revoke_consent(self._realm, user_id, client_id)
 
     def _disable(self, item: SyncItem, reason: str, person: _Person) -> ItemResult:
         """Disable, end every session, revoke consents and offline tokens (a disable alone leaves them)."""
@@ -486,12 +500,7 @@ class SyncExecutor:
             return ItemResult(item, "skipped", reason, item.user_id)
         marker = {DISABLED_BY_SYNC_ATTRIBUTE: [f"left {self._now.isoformat()}: {reason}"]}
         self._put(item.user_id, person, {"enabled": False}, marker)
-        if person.change is not None:
-            person.change.end_sessions = True
-            return ItemResult(item, "applied", reason, item.user_id)
-        self._gateway.logout_user(self._realm, item.user_id)
-        for client_id in self._gateway.list_consents(self._realm, item.user_id):
-            self._gateway.revoke_consent(self._realm, item.user_id, client_id)
+        self._end_sessions(item.user_id, person)
         return ItemResult(item, "applied", reason, item.user_id)
 
     def _realm_settings(self) -> Mapping[str, Any]:

@@ -331,6 +331,9 @@ def _held_reason(user: User, context: SyncContext) -> str | None:
     return None
 
 
+REHIRED = "rehired"  # an enable's reason for a person back within retention (whose old sessions must not resume)
+
+
 def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -> tuple[list[SyncItem], Held | None]:
     items: list[SyncItem] = []
     held: Held | None = None
@@ -368,7 +371,7 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
         reason = "disabled by someone else before the person left; a rehire leaves it disabled"
         held = Held(desired.external_id, user.username, reason)
     elif enable and live.disabled_by_sync is not None:
-        reason = "start date reached" if live.disabled_by_sync.startswith(NOT_STARTED_MARK) else "rehired"
+        reason = "start date reached" if live.disabled_by_sync.startswith(NOT_STARTED_MARK) else REHIRED
         items.append(SyncItem("enable", desired.external_id, user.username, user.id, desired, reason=reason))
     elif enable:
         # Disabled by someone other than the sync (an admin, a sanction since lifted): not ours to undo.

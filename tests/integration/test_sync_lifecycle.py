@@ -33,6 +33,7 @@ from agent.sync.model import (
 )
 from agent.sync.plan import FOUND_DISABLED, SyncContext, SyncPlan, plan_sync
 from agent.sync.quick_read import read_live_directory
+from tests.harness.offline_tokens import offline_login, refresh_status
 from tests.harness.realm_steps import apply_spec, spec_of
 
 SOURCE = "hr-sync"
@@ -438,3 +439,30 @@ def test_leavers_an_admin_disabled_first_are_marked_and_removed_after_retention(
         ("delete", "72"),
     ]
     assert all(gateway.get_user(sync_realm, user_id) is None for user_id in ids.values())
+
+
+def test_a_rehire_whose_leaving_was_cut_off_before_its_sessions_ended_gets_none_of_them_back(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    """A leaver's disable is written first and the sessions are ended after it: a run cut off (or a logout
+    Keycloak refused) in between leaves a disabled, marked account whose offline session Keycloak keeps, and no
+    later run plans anything for it. A disabled user's tokens do not work, but a rehire would resume that
+    session: enabling a rehire ends whatever sessions and consents the account still has first."""
+    realm = sync_realm
+    cal = person("1003", "cal")
+    sync(keycloak_connection, realm, [cal])
+    user = user_of(gateway, realm, "1003")
+    gateway.set_password(realm, user.id, Secret("Cal-password-1!"))
+    gateway.update_user(realm, user.id, {"requiredActions": []})
+    offline = offline_login(keycloak_connection, realm, "cal", "Cal-password-1!")
+    # What the cut-off leaving left: disabled and marked by the sync, the offline session still there.
+    attributes = {name: list(values) for name, values in user.attributes.items()}
+    attributes[DISABLED_BY_SYNC_ATTRIBUTE] = [f"left {NOW.isoformat()}: employment ended"]
+    gateway.update_user(realm, user.id, {"enabled": False, "attributes": attributes})
+
+    plan, _ = sync(keycloak_connection, realm, [cal])
+
+    assert [(i.action, i.reason) for i in plan.items] == [("enable", "rehired")]
+    assert user_of(gateway, realm, "1003").enabled
+    assert refresh_status(keycloak_connection, realm, offline) == 400
+    assert gateway.list_consents(realm, user.id) == []

@@ -17,6 +17,7 @@ from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from tests.harness.accounts import realm_admin_user
 from tests.harness.federation import add_disabled_ldap_federation
+from tests.harness.offline_tokens import offline_login, refresh_status
 from tests.harness.realm_steps import apply_spec, spec_of
 
 PASSWORD = "Changes-password-1!"
@@ -170,34 +171,14 @@ def test_a_user_manager_changes_people_groups_and_roles_but_grants_no_admin_role
     assert gateway.user_client_roles(realm, ids["one"], management.id) == []
 
 
-def _offline_login(connection: KeycloakConnection, realm: str, username: str) -> str:
-    answer = requests.post(
-        f"{connection.url}/realms/{realm}/protocol/openid-connect/token",
-        data={"grant_type": "password", "client_id": "admin-cli", "username": username, "password": PASSWORD,
-              "scope": "openid offline_access"},
-        timeout=30,
-    )  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["refresh_token"])
-
-
-def _refresh(connection: KeycloakConnection, realm: str, token: str) -> int:
-    answer = requests.post(
-        f"{connection.url}/realms/{realm}/protocol/openid-connect/token",
-        data={"grant_type": "refresh_token", "client_id": "admin-cli", "refresh_token": token},
-        timeout=30,
-    )
-    return answer.status_code
-
-
 def test_ending_sessions_logs_out_and_revokes_consents_and_offline_tokens(
     keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
 ) -> None:
     ids = seed(keycloak_connection, gateway, realm)
     for name in ("one", "two"):
         gateway.set_password(realm, ids[name], Secret(PASSWORD))
-    leaver_offline, leaver_online = (_offline_login(keycloak_connection, realm, "one") for _ in range(2))
-    stayer = _offline_login(keycloak_connection, realm, "two")
+    leaver_offline, leaver_online = (offline_login(keycloak_connection, realm, "one", PASSWORD) for _ in range(2))
+    stayer = offline_login(keycloak_connection, realm, "two", PASSWORD)
     assert gateway.list_consents(realm, ids["one"]) == ["admin-cli"]  # the offline token is listed as a grant
 
     refused = gateway.change_users(
@@ -209,9 +190,9 @@ def test_ending_sessions_logs_out_and_revokes_consents_and_offline_tokens(
     assert one is not None and not one.enabled and one.attributes["left"] == ("today",)
     assert gateway._get(admin_path(realm, "users", ids["one"], "sessions")) == []
     assert gateway.list_consents(realm, ids["one"]) == []
-    assert _refresh(keycloak_connection, realm, leaver_offline) == 400
-    assert _refresh(keycloak_connection, realm, leaver_online) == 400
-    assert _refresh(keycloak_connection, realm, stayer) == 200  # only the leaver's sessions end
+    assert refresh_status(keycloak_connection, realm, leaver_offline) == 400
+    assert refresh_status(keycloak_connection, realm, leaver_online) == 400
+    assert refresh_status(keycloak_connection, realm, stayer) == 200  # only the leaver's sessions end
 
 
 def test_the_plugin_declines_where_the_admin_api_must_make_the_change(
