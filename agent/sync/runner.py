@@ -484,7 +484,13 @@ def approve_staged(
     run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
     store.runs.add_items(run.id, left_out)
     prepared = Prepared(sync, mapper, {}, MappingResult((), ()), plan, Verdict(False, False, ()), users, sources)
-    outcome = execute(prepared, gateway, store, run, now=now)
+    try:
+        outcome = execute(prepared, gateway, store, run, now=now)
+    except Exception:
+        # What was applied is in the run and the journal; the next sync run plans the rest again.
+        summary = f"stopped by an error while applying the set staged by {run_id}; the next sync run converges"
+        store.runs.finish_run(run.id, "failed", summary=summary)
+        raise
     store.sync_records.update(sync.name, staged.realm, upsert=(), forget=_touched(outcome))
     status: RunStatus = "failed" if outcome.failed else "succeeded"
     return store.runs.finish_run(run.id, status, summary=f"applied the set staged by {run_id}"), outcome

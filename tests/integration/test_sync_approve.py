@@ -287,3 +287,36 @@ def test_a_set_computed_again_since_cannot_be_approved(setup: SyncSetup, gateway
         ("sync.staged-superseded", staged.id, later.id)
     ]
     assert waiting is not None and not waiting.approved
+
+
+def test_an_approval_stopped_by_an_outage_ends_its_run_as_failed_and_the_next_run_converges(
+    setup: SyncSetup, gateway: KeycloakGateway, keycloak_connection: KeycloakConnection
+) -> None:
+    """Keycloak stops taking writes while the approved set is applied: the approval's run ends as failed at
+    once (not left running for the next lock holder to call interrupted), and once Keycloak answers, the next
+    sync run stages what is left (below the threshold: applies it)."""
+    setup.run(hr_config(setup, [hr_row(i) for i in range(10)]))
+    config = hr_config(setup, [hr_row(i) for i in range(3, 10)], **BRAKES)
+    run, _, _ = setup.run(config)
+    assert run.status == "staged"
+
+    with FaultProxy(keycloak_connection.url) as proxy:
+        proxy.add(Fault("status", r"/users", method="WRITE", status=503, times=10**6))  # not the token endpoint
+        down = KeycloakGateway.connect(replace(setup.connection, url=proxy.url), retry=FAST_RETRY)
+        try:
+            with setup.store(config) as store, pytest.raises(Unavailable):
+                approve_staged(
+                    run.id, approver="security-lead", config=config, sync=config.sync(SYNC), gateway=down,
+                    store=store, now=NOW, env={},
+                )  # fmt: skip
+        finally:
+            down.close()
+    with setup.store(config) as store:
+        [approval] = [r for r in store.runs.list_runs() if r.kind == "sync-approve"]
+    assert approval.status == "failed" and "stopped by an error" in approval.summary
+    assert all(enabled_by_username(gateway, setup.realm).values())
+
+    after, _, _ = setup.run(hr_config(setup, [hr_row(i) for i in range(3, 10)], **{**BRAKES, "max_removal_ratio": 0.5}))
+    assert after.status == "succeeded", after.summary
+    states = enabled_by_username(gateway, setup.realm)
+    assert {name for name, on in states.items() if not on} == {"person000", "person001", "person002"}
