@@ -596,9 +596,9 @@ class _Person:
 
     def __init__(self, live: User | None, change: ChangeBuilder | None = None) -> None:
         self.change = change
+        # Never the representation read for the plan: a PUT writes every attribute, so one written since (a
+        # sanction's, an admin's) would be undone; it is read again before the person's first write.
         self.representation: dict[str, Any] | None = None
-        if live is not None and change is None:
-            self.representation = full_representation(live)
         # What the sync's record says it granted, as read (None: not read); kept up to date by approved revokes.
         self.recorded: Grants | None = None if live is None else recorded_grants(live)
         self.grants_refused = Grants()

@@ -466,3 +466,30 @@ def test_a_rehire_whose_leaving_was_cut_off_before_its_sessions_ended_gets_none_
     assert user_of(gateway, realm, "1003").enabled
     assert refresh_status(keycloak_connection, realm, offline) == 400
     assert gateway.list_consents(realm, user.id) == []
+
+
+def test_an_attribute_written_after_the_plan_was_made_is_kept_by_the_update(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    """A sanction (or an admin) writes an attribute on a person between the sync's read and its update: the
+    update writes the sync's own fields and attributes and keeps that one (a PUT with the user as read for
+    the plan would drop it, undoing the sanction's attribute until its next pass)."""
+    realm = sync_realm
+    sync(keycloak_connection, realm, [person("1004", "dee")])
+    moved = person("1004", "dee", last_name="Moved", attributes={"department": ("Finance",)})
+    plan = plan_for(gateway, realm, [moved], NOW)
+    live = read_live_directory(gateway, realm, SOURCE).by_user_id()
+    user = user_of(gateway, realm, "1004")
+    written = {name: list(values) for name, values in user.attributes.items()} | {"sanction_level": ["restriction"]}
+    gateway.update_user(realm, user.id, {"attributes": written})  # after the read, before the update
+
+    executor = SyncExecutor(
+        gateway, plan, now=NOW, attribute_names=ATTRIBUTES, lookup=Directory({"1004"}).lookup, live_users=live,
+        in_bulk=IN_BULK,
+    )  # fmt: skip
+    outcome = executor.run()
+
+    assert not outcome.failed, outcome.failed
+    after = user_of(gateway, realm, "1004")
+    assert (after.last_name, after.attributes["department"]) == ("Moved", ("Finance",))
+    assert after.attributes["sanction_level"] == ("restriction",)
