@@ -86,6 +86,10 @@ class FakeGateway:
     def __init__(self, answer: dict[str, str] | None) -> None:
         self.answer = answer
         self.calls: list[tuple[str, Any]] = []
+        self.users = {f"id-{n}": User.from_json(raw_user(n)) for n in (1, 2, 3)}
+
+    def get_user(self, realm: str, user_id: str) -> User | None:
+        return self.users.get(user_id)  # read again before a person's first write through the admin API
 
     def change_users(self, realm: str, changes: Sequence[UserChange]) -> dict[str, str] | None:
         self.calls.append(("change_users", [change.user_id for change in changes]))
