@@ -249,15 +249,17 @@ def execute(
     via_plugin = prepared.live_read is not None and prepared.live_read.via_plugin
 
     def record(results: Sequence[ItemResult]) -> None:
-        # One store transaction per chunk of results, not per result (a disk flush each).
+        # One store transaction per chunk of results, not per result (a disk flush each): the run's items, the
+        # journal's outcomes and the records all, or none of them.
         nonlocal done
-        store.runs.add_items(run.id, [_store_item(result) for result in results])
-        # Skipped steps too: each closes an intent recorded before the step ran.
-        store.journal.append_many([_journal_entry(r, prepared.sync.name, realm, run.id) for r in results])
-        # Users created now, as Keycloak accepted them: the next run's quick read needs no full read of them.
-        created = [result.created for result in results if result.created is not None]
-        if created and not via_plugin:
-            store.sync_records.update(prepared.sync.name, realm, upsert=created, forget=())
+        with store.atomic():
+            store.runs.add_items(run.id, [_store_item(result) for result in results])
+            # Skipped steps too: each closes an intent recorded before the step ran.
+            store.journal.append_many([_journal_entry(r, prepared.sync.name, realm, run.id) for r in results])
+            # Users created now, as Keycloak accepted them: the next run's quick read needs no full read of them.
+            created = [result.created for result in results if result.created is not None]
+            if created and not via_plugin:
+                store.sync_records.update(prepared.sync.name, realm, upsert=created, forget=())
         done += len(results)
         if progress is not None:
             progress(done, total)
