@@ -221,12 +221,18 @@ class Transport:
                         hint="the write may have been applied; it is verified by lookup, never replayed blindly",
                     ) from None
                 delay = self._retry_delay(attempt, None)
+                may_have_applied = may_have_applied or not _never_sent(error)
+                if delay is None and may_have_applied and method in {"PUT", "DELETE"} and not reads_only:
+                    # A write sent whose answers were all lost: made or not, nobody can say (its caller journals so).
+                    raise OutcomeUnknown(
+                        f"{method} {path}: no answer after {attempt + 1} attempts ({type(error).__name__})",
+                        hint="the write may have been applied; the next run reads it again",
+                    ) from None
                 if delay is None:
                     raise Unavailable(
                         f"{method} {path}: Keycloak unreachable after {attempt + 1} attempts ({type(error).__name__})",
                         hint=f"check that Keycloak is running at {self.connection.url}",
                     ) from None
-                may_have_applied = may_have_applied or not _never_sent(error)
                 self._sleep(delay)
                 attempt += 1
                 continue

@@ -25,7 +25,8 @@ RunStatus = Literal["running", "succeeded", "failed", "stopped", "staged", "appr
 ItemAction = Literal[
     "create", "update", "disable", "enable", "mark-left", "delete", "anonymise", "grant", "revoke", "skip", "reject"
 ]
-ItemOutcome = Literal["applied", "failed", "staged", "skipped"]
+# "unknown": a write sent whose answer never came (it may or may not have been made; the next run reads again).
+ItemOutcome = Literal["applied", "failed", "staged", "skipped", "unknown"]
 
 RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
 # What finish_run may set; "approved" is set only by approving the run's staged removal set.

@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from agent.errors import Conflict, Interrupted, Rejected, SourceUnavailable, Unavailable
+from agent.errors import Conflict, Interrupted, OutcomeUnknown, Rejected, SourceUnavailable, Unavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserChange, default_role_name
 from agent.store.sync_records import UserRecord
@@ -55,7 +55,7 @@ IMPORT_BATCH_SIZE = 20
 WORKERS = 4
 # Items per window: intents, then results, each recorded in one store transaction (one disk flush each).
 RECORD_CHUNK = 100
-Outcome = Literal["applied", "failed", "skipped"]
+Outcome = Literal["applied", "failed", "skipped", "unknown"]
 # Fields of a user's representation that say whether and how they may log in; written only on purpose.
 ACCOUNT_STATE_FIELDS = frozenset({"enabled", "requiredActions"})
 
@@ -101,6 +101,23 @@ class Done:
 
     results: list[ItemResult] = field(default_factory=list)
     error: Exception | None = None
+
+
+def with_every_outcome(unit: _Work, done: Done) -> Done:
+    """A unit an error stopped, with an outcome for each of its items left without one, as each has an intent in
+    the journal: `unknown` where a write went out and no answer came back, `skipped` where the agent was
+    stopping before sending it, else `failed` (Keycloak answered no, or could not be reached)."""
+    if done.error is None:
+        return done
+    answered = {id(result.item) for result in done.results}
+    missing = [item for item in unit.items if id(item) not in answered]
+    outcome: Outcome = "failed"
+    if isinstance(done.error, OutcomeUnknown):
+        outcome = "unknown"
+    elif isinstance(done.error, Interrupted):
+        outcome = "skipped"
+    detail = f"not finished: {done.error}"
+    return Done([*done.results, *(ItemResult(item, outcome, detail, item.user_id) for item in missing)], done.error)
 
 
 class SyncExecutor:
@@ -182,8 +199,10 @@ class SyncExecutor:
         def unless_stopping(unit: _Work) -> Done:
             # Asked to stop (SIGTERM): no new unit starts; those under way finish and are recorded.
             if self._should_stop():
-                return Done(error=Interrupted("stopped between items: the agent is shutting down"))
-            return unit.send()
+                return with_every_outcome(
+                    unit, Done(error=Interrupted("stopped between items: the agent is shutting down"))
+                )
+            return with_every_outcome(unit, unit.send())
 
         cut_short = False
 

@@ -5,16 +5,19 @@ rows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import ldap3
 import pytest
 
+from agent.errors import KeycloakError
 from agent.keycloak import KeycloakGateway, UserDraft
 from agent.settings import KeycloakConnection
 from agent.sync.agent_config import AgentConfig
 from agent.sync.runner import approve_staged
+from tests.harness.fault_proxy import Fault, FaultProxy
 from tests.harness.ldap_directory import SUFFIX, DirectoryFactory, numbered_people
 from tests.harness.sync_setup import NOW, SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
 
@@ -271,3 +274,31 @@ def test_a_joiner_keycloak_cannot_create_does_not_keep_its_batch_mates_out(
     assert sorted(user.username for user in managed(gateway, setup.realm).values()) == [
         "person000", "person001", "person002", "person004", "person005"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "outcome"), [("status", "failed"), ("reset_after", "unknown")])
+def test_n6_a_run_stopped_by_keycloak_closes_every_intent_with_an_outcome(
+    kind: str, outcome: str, setup: SyncSetup, keycloak_connection: KeycloakConnection
+) -> None:
+    """Keycloak stops answering the people's changes (a 503 every time; or the change made and its answer lost,
+    every time): the run stops, and each change announced by an intent in the journal ends with an outcome,
+    `failed` where Keycloak said no, `unknown` where no answer came; none is left open. The next run, with
+    Keycloak back, makes every change."""
+    setup.run(hr_config(setup, [hr_row(i) for i in range(6)]))
+    changed = hr_config(setup, [hr_row(i, LastName="Renamed") for i in range(6)])
+    with FaultProxy(keycloak_connection.url) as proxy:
+        proxy.add(Fault(kind, r"/idp-agent/users/changes", method="PUT", status=503, times=10**6))  # type: ignore[arg-type]
+        with pytest.raises(KeycloakError):
+            setup.run_through(changed, replace(setup.connection, url=proxy.url))
+
+    with setup.store(changed) as store:
+        assert store.journal.verify().ok
+        updates = [e for e in store.journal.entries() if e.action == "user.update"]
+        [stopped] = [run for run in store.runs.list_runs(kind="sync", limit=1)]
+    intents = sorted(e.subject for e in updates if e.details["outcome"] == "intent")
+    closed = sorted(e.subject for e in updates if e.details["outcome"] == outcome)
+    assert intents == [f"person00{i}" for i in range(6)] and closed == intents
+    assert stopped.status == "failed" and stopped.counts == {f"update.{outcome}": 6}
+
+    again, _, _ = setup.run(changed)
+    assert again.status == "succeeded", again.summary
