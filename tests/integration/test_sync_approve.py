@@ -52,6 +52,23 @@ def approve(setup: SyncSetup, config: AgentConfig, run_id: str) -> tuple[Any, An
         gateway.close()
 
 
+def approve_through(
+    outage: Fault, setup: SyncSetup, config: AgentConfig, run_id: str, connection: KeycloakConnection
+) -> None:
+    """Approve `run_id` through a fault proxy giving `outage`: the approval raises Unavailable."""
+    with FaultProxy(connection.url) as proxy:
+        proxy.add(outage)
+        down = KeycloakGateway.connect(replace(setup.connection, url=proxy.url), retry=FAST_RETRY)
+        try:
+            with setup.store(config) as store, pytest.raises(Unavailable):
+                approve_staged(
+                    run_id, approver="security-lead", config=config, sync=config.sync(SYNC), gateway=down,
+                    store=store, now=NOW, env={},
+                )  # fmt: skip
+        finally:
+            down.close()
+
+
 def enabled_by_username(gateway: KeycloakGateway, realm: str) -> dict[str, bool]:
     return {user.username: user.enabled for user in managed(gateway, realm).values()}
 
@@ -244,17 +261,8 @@ def test_keycloak_unavailable_while_approving_does_not_use_up_the_approval(
     run, _, _ = setup.run(config)
     assert run.status == "staged"
 
-    with FaultProxy(keycloak_connection.url) as proxy:
-        proxy.add(Fault("status", r"/users/[0-9a-f-]{36}$", method="GET", status=503, times=10**6))
-        down = KeycloakGateway.connect(replace(setup.connection, url=proxy.url), retry=FAST_RETRY)
-        try:
-            with setup.store(config) as store, pytest.raises(Unavailable):
-                approve_staged(
-                    run.id, approver="security-lead", config=config, sync=config.sync(SYNC), gateway=down,
-                    store=store, now=NOW, env={},
-                )  # fmt: skip
-        finally:
-            down.close()
+    outage = Fault("status", r"/users/[0-9a-f-]{36}$", method="GET", status=503, times=10**6)
+    approve_through(outage, setup, config, run.id, keycloak_connection)
     with setup.store(config) as store:
         waiting = store.staging.staged(run.id)
     assert waiting is not None and not waiting.approved
@@ -300,17 +308,8 @@ def test_an_approval_stopped_by_an_outage_ends_its_run_as_failed_and_the_next_ru
     run, _, _ = setup.run(config)
     assert run.status == "staged"
 
-    with FaultProxy(keycloak_connection.url) as proxy:
-        proxy.add(Fault("status", r"/users", method="WRITE", status=503, times=10**6))  # not the token endpoint
-        down = KeycloakGateway.connect(replace(setup.connection, url=proxy.url), retry=FAST_RETRY)
-        try:
-            with setup.store(config) as store, pytest.raises(Unavailable):
-                approve_staged(
-                    run.id, approver="security-lead", config=config, sync=config.sync(SYNC), gateway=down,
-                    store=store, now=NOW, env={},
-                )  # fmt: skip
-        finally:
-            down.close()
+    outage = Fault("status", r"/users", method="WRITE", status=503, times=10**6)  # not the token endpoint
+    approve_through(outage, setup, config, run.id, keycloak_connection)
     with setup.store(config) as store:
         [approval] = [r for r in store.runs.list_runs() if r.kind == "sync-approve"]
     assert approval.status == "failed" and "stopped by an error" in approval.summary
