@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
-from agent.errors import Conflict, Interrupted, OutcomeUnknown, Rejected, SourceUnavailable, Unavailable
+from agent.errors import Conflict, Interrupted, Rejected, SourceUnavailable, Unavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserChange, default_role_name
-from agent.store.sync_records import UserRecord
 from agent.sync.live import full_representation
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, Found
+from agent.sync.outcomes import Done, ItemResult, SyncOutcome, Work, settled, with_every_outcome
 from agent.sync.people_changes import (
     PEOPLE_PER_REQUEST,
     ChangeBuilder,
@@ -55,69 +54,8 @@ IMPORT_BATCH_SIZE = 20
 WORKERS = 4
 # Items per window: intents, then results, each recorded in one store transaction (one disk flush each).
 RECORD_CHUNK = 100
-Outcome = Literal["applied", "failed", "skipped", "unknown"]
 # Fields of a user's representation that say whether and how they may log in; written only on purpose.
 ACCOUNT_STATE_FIELDS = frozenset({"enabled", "requiredActions"})
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    item: SyncItem
-    outcome: Outcome
-    detail: str = ""
-    user_id: str | None = None
-    # A user created now: the sync's record of it (see agent/sync/quick_read.py), from what Keycloak accepted.
-    created: UserRecord | None = None
-
-
-@dataclass
-class SyncOutcome:
-    results: list[ItemResult] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for result in self.results:
-            key = f"{result.item.action}:{result.outcome}"
-            totals[key] = totals.get(key, 0) + 1
-        return totals
-
-    @property
-    def failed(self) -> list[ItemResult]:
-        return [result for result in self.results if result.outcome == "failed"]
-
-
-@dataclass(frozen=True)
-class _Work:
-    """One unit for the workers (an import batch, a group of people's changes, one person's steps): the call
-    that makes it, and the plan items it covers (recorded as intents before it is sent)."""
-
-    send: Callable[[], Done]
-    items: list[SyncItem]
-
-
-@dataclass
-class Done:
-    """What one unit of work (an import batch, one person's steps) produced; `error` stops the run."""
-
-    results: list[ItemResult] = field(default_factory=list)
-    error: Exception | None = None
-
-
-def with_every_outcome(unit: _Work, done: Done) -> Done:
-    """A unit an error stopped, with an outcome for each of its items left without one, as each has an intent in
-    the journal: `unknown` where a write went out and no answer came back, `skipped` where the agent was
-    stopping before sending it, else `failed` (Keycloak answered no, or could not be reached)."""
-    if done.error is None:
-        return done
-    answered = {id(result.item) for result in done.results}
-    missing = [item for item in unit.items if id(item) not in answered]
-    outcome: Outcome = "failed"
-    if isinstance(done.error, OutcomeUnknown):
-        outcome = "unknown"
-    elif isinstance(done.error, Interrupted):
-        outcome = "skipped"
-    detail = f"not finished: {done.error}"
-    return Done([*done.results, *(ItemResult(item, outcome, detail, item.user_id) for item in missing)], done.error)
 
 
 class SyncExecutor:
@@ -180,23 +118,23 @@ class SyncExecutor:
             # for an import; the workers go from the last import batches to the first changes without a pause.
             self._apply_all(
                 itertools.chain(
-                    (_Work(partial(self._import_batch, batch), [item for item, _ in batch])
+                    (Work(partial(self._import_batch, batch), [item for item, _ in batch])
                      for batch in self._import_batches()),
-                    (_Work(partial(self._apply_people, group), [step for steps in group for step in steps])
+                    (Work(partial(self._apply_people, group), [step for steps in group for step in steps])
                      for group in in_groups(together, PEOPLE_PER_REQUEST)),
-                    (_Work(partial(self._apply_person, steps), steps) for steps in alone),
+                    (Work(partial(self._apply_person, steps), steps) for steps in alone),
                 )
             )  # fmt: skip
         finally:
             self._flush()
         return self.outcome
 
-    def _apply_all(self, units: Iterable[_Work]) -> None:
+    def _apply_all(self, units: Iterable[Work]) -> None:
         """Run every unit on the workers without a pause between windows: a window's intents are recorded
         (one transaction) when its first unit is about to be sent, while earlier units are still running, and
         results are recorded in plan order as they come back (one transaction per RECORD_CHUNK)."""
 
-        def unless_stopping(unit: _Work) -> Done:
+        def unless_stopping(unit: Work) -> Done:
             # Asked to stop (SIGTERM): no new unit starts; those under way finish and are recorded.
             if self._should_stop():
                 return with_every_outcome(
@@ -206,7 +144,7 @@ class SyncExecutor:
 
         cut_short = False
 
-        def announced() -> Iterator[_Work]:
+        def announced() -> Iterator[Work]:
             nonlocal cut_short
             for window in windows(units, lambda unit: unit.items, RECORD_CHUNK):
                 if self._should_stop():
@@ -634,15 +572,3 @@ class _Person:
         refused this run must not be recorded as given (or it is never tried again), and a revoke refused must
         stay recorded (or the grant becomes an admin's, never removed)."""
         return (desired - self.grants_refused) | self.revokes_refused
-
-
-def settled(results: list[ItemResult], refused: Mapping[str, str]) -> list[ItemResult]:
-    """A person's step results once their change was sent: as they were, or, for a person whose change
-    Keycloak refused, every applied step failed with its reason (nothing of the change was made)."""
-    reason = {user_id: f"refused by Keycloak: {why}" for user_id, why in refused.items()}
-    return [
-        replace(result, outcome="failed", detail=reason[result.user_id])
-        if result.outcome == "applied" and result.user_id in reason
-        else result
-        for result in results
-    ]

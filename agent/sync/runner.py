@@ -24,13 +24,14 @@ from agent.store.staging import RemovalAction, StagedRemoval, StagedSet
 from agent.store.sync_records import SyncRecords
 from agent.sync.agent_config import AgentConfig, SyncSpec
 from agent.sync.config_files import SyncFiles, load_sync_files
-from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
+from agent.sync.executor import SyncExecutor
 from agent.sync.guard import Verdict, check_safety
 from agent.sync.leavers import LeaverLookup
 from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE, Source, SourceRead
+from agent.sync.outcomes import ItemResult, SyncOutcome
 from agent.sync.people_changes import Targets, read_realm_targets, with_client_roles
 from agent.sync.plan import (
     ABSENT_FROM_SOURCES,

@@ -21,7 +21,7 @@ from agent.keycloak import KeycloakGateway, UserDraft
 from agent.keycloak.transport import admin_path
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
-from agent.sync.executor import SyncExecutor, SyncOutcome
+from agent.sync.executor import SyncExecutor
 from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.model import (
     DISABLED_BY_SYNC_ATTRIBUTE,
@@ -31,6 +31,7 @@ from agent.sync.model import (
     NotFound,
     SourceRecord,
 )
+from agent.sync.outcomes import SyncOutcome
 from agent.sync.plan import FOUND_DISABLED, SyncContext, SyncPlan, plan_sync
 from agent.sync.quick_read import read_live_directory
 from tests.harness.offline_tokens import offline_login, refresh_status

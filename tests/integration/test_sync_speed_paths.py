@@ -13,8 +13,9 @@ import pytest
 from agent.keycloak import KeycloakGateway
 from agent.settings import KeycloakConnection
 from agent.sync import executor as executor_module
-from agent.sync.executor import ItemResult, SyncExecutor, SyncOutcome
+from agent.sync.executor import SyncExecutor
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, DesiredUser, NotFound
+from agent.sync.outcomes import ItemResult, SyncOutcome
 from agent.sync.plan import SyncContext, SyncPlan, plan_sync
 from agent.sync.quick_read import read_live_directory
 from tests.harness.realm_steps import apply_spec, spec_of

@@ -13,9 +13,10 @@ from typing import Any, cast
 import pytest
 
 from agent.keycloak import KeycloakGateway
-from agent.sync.executor import Done, ItemResult, SyncExecutor, _Work
+from agent.sync.executor import SyncExecutor
 from agent.sync.live import full_representation, split_directory
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
+from agent.sync.outcomes import Done, ItemResult, Work
 from agent.sync.plan import Grants, SyncItem, SyncPlan
 from agent.sync.worker_map import ordered_map, windows
 
@@ -172,7 +173,7 @@ def test_the_workers_are_kept_busy_across_windows_and_each_intent_precedes_its_w
         attribute_names=(), lookup=lambda _: None, live_users={}, on_intents=intents, workers=4,
     )  # fmt: skip
     units = [batch(index) for index in range(15)]
-    executor._apply_all(_Work(partial(work, unit), unit) for unit in units)
+    executor._apply_all(Work(partial(work, unit), unit) for unit in units)
 
     assert [result.item.external_id for result in executor.outcome.results] == [
         item.external_id for unit in units for item in unit
