@@ -84,9 +84,16 @@ def sanctioned_user_ids(store: Store, realm: str, policy: SanctionPolicy | None 
     sync must not change their `enabled`. Without a policy every open sanction counts; with one, only levels
     that change access (a warning does not stop a leaver being disabled)."""
     open_ones = store.sanctions.list(realm=realm, states=OPEN_STATES)
-    return frozenset(
-        s.user_id for s in open_ones if policy is None or _holds_access(policy, s.level) or s.ending is not None
-    )
+    return frozenset(s.user_id for s in open_ones if _holds(s, policy))
+
+
+def access_held(store: Store, realm: str, user_id: str, policy: SanctionPolicy | None = None) -> bool:
+    """Whether a sanction holds this one user's access now (as `sanctioned_user_ids` counts them)."""
+    return any(_holds(s, policy) for s in store.sanctions.list(realm=realm, user_id=user_id, states=OPEN_STATES))
+
+
+def _holds(sanction: Sanction, policy: SanctionPolicy | None) -> bool:
+    return policy is None or _holds_access(policy, sanction.level) or sanction.ending is not None
 
 
 def _holds_access(policy: SanctionPolicy, level: str) -> bool:

@@ -55,6 +55,7 @@ WORKERS = 4
 # Items per window: intents, then results, each recorded in one store transaction (one disk flush each).
 RECORD_CHUNK = 100
 # Fields of a user's representation that say whether and how they may log in; written only on purpose.
+SANCTIONED_SINCE_PLAN = "under a sanction issued since the plan was made: only the sanction engine enables it"
 ACCOUNT_STATE_FIELDS = frozenset({"enabled", "requiredActions"})
 
 
@@ -75,12 +76,15 @@ class SyncExecutor:
         should_stop: Callable[[], bool] = lambda: False,
         in_bulk: bool = True,
         targets: Targets | None = None,
+        sanctioned: Callable[[str], bool] = lambda user_id: False,
     ) -> None:
         """`on_results` receives results in chunks (one store transaction each); else `on_result` one by one.
         `on_intents` receives each window's items before any of them is written. All are called on the thread
         that calls `run`. `lookup` must be safe to call from several threads. `in_bulk`: people's changes go
         to the plugin many at a time where it takes them (see agent/sync/people_changes.py). `targets`: the realm's
-        groups and roles as the plan saw them, else read here when a grant or revoke needs them."""
+        groups and roles as the plan saw them, else read here when a grant or revoke needs them. `sanctioned`
+        says whether a sanction holds a user's access now: asked again before an account is enabled, as a
+        sanction may have been issued since the plan was made. It must be safe to call from several threads."""
         self._gateway = gateway
         self._plan = plan
         self._realm = plan.realm
@@ -94,6 +98,7 @@ class SyncExecutor:
         self._should_stop = should_stop
         self.outcome = SyncOutcome()
         self._targets = targets
+        self._sanctioned = sanctioned
         # Until the plugin turns a bulk change down: then the admin API for the rest of the run.
         self._in_bulk = in_bulk
         self._unrecorded: list[ItemResult] = []
@@ -428,6 +433,9 @@ class SyncExecutor:
 
     def _enable(self, item: SyncItem, person: _Person) -> ItemResult:
         assert item.user_id is not None
+        if self._sanctioned(item.user_id):
+            # Precedence sanction > source data: the plan held sanctioned users, but not one sanctioned since.
+            return ItemResult(item, "skipped", SANCTIONED_SINCE_PLAN, item.user_id)
         if self._locked(item.user_id):
             # Enabling resets brute-force failures: a locked account is never unlocked by the sync.
             return ItemResult(item, "skipped", "locked by brute-force detection; left as it is", item.user_id)

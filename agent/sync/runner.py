@@ -16,7 +16,8 @@ from typing import cast
 from agent.collector import fewer_collections
 from agent.errors import ConfigError, Interrupted, SourceUnavailable
 from agent.keycloak import KeycloakGateway, User
-from agent.sanctions.service import sanctioned_user_ids
+from agent.sanctions.policy import SanctionPolicy
+from agent.sanctions.service import access_held, sanctioned_user_ids
 from agent.store.db import Store
 from agent.store.journal import NewEntry
 from agent.store.runs import ItemAction, NewItem, Run, RunStatus
@@ -76,6 +77,8 @@ class Prepared:
     live_read: LiveRead | None = None
     # The realm's groups and roles as read for the plan; None: the executor reads them (approving a staged set).
     targets: Targets | None = None
+    # Which sanction levels hold access (None: every open sanction does).
+    policy: SanctionPolicy | None = None
 
 
 def known_targets(
@@ -149,7 +152,9 @@ def prepare_sync(
         read = read_full(gateway, mapper.realm, sync.name, editable=editable)
         plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
-    return Prepared(sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read, known)
+    return Prepared(
+        sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read, known, files.policy
+    )
 
 
 def read_keycloak_early(
@@ -284,6 +289,7 @@ def execute(
         should_stop=should_stop,
         in_bulk=prepared.sync.keycloak_write == "plugin",
         targets=prepared.targets,
+        sanctioned=lambda user_id: access_held(store, realm, user_id, prepared.policy),
     )
     try:
         return executor.run()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,8 @@ from agent.keycloak import KeycloakGateway
 from agent.sanctions.service import KEPT_DISABLED_NOTE, enforce_sanctions, issue_sanction
 from agent.settings import KeycloakConnection
 from agent.store import ManualClock, open_store
+from agent.sync import runner
+from agent.sync.executor import SANCTIONED_SINCE_PLAN
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE
 from agent.sync.plan import LEFT_SANCTIONED
 from tests.harness.sanctions import POLICY_FILE, START, context_for
@@ -143,3 +146,31 @@ def test_s19_a_suspension_ends_after_the_person_left_or_came_back(setup: SyncSet
         "person002": True,
         "person003": True,
     }
+
+
+def test_s19_a_ban_issued_while_the_sync_plans_a_rehire_keeps_the_account_disabled(
+    setup: SyncSetup, gateway: KeycloakGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everyone = [hr_row(i) for i in range(3)]
+    setup.run(hr_config(setup, everyone, **NO_BRAKES))
+    setup.run(hr_config(setup, [hr_row(0), hr_row(1), hr_row(2, Status="Terminated")], **NO_BRAKES))
+    assert not enabled(gateway, setup.realm)["person002"]
+    config = hr_config(setup, everyone, **NO_BRAKES)  # rehired in HR
+    planned = runner.prepare_sync
+    clock = ManualClock(START)
+
+    def ban_once_planned(*args: Any, **kwargs: Any) -> runner.Prepared:
+        # The plan saw no sanction; a moderator bans the person before the sync writes.
+        prepared = planned(*args, **kwargs)
+        with open_store(config.store, now=clock) as store:
+            issue_sanction(
+                context_for(gateway, store, setup.realm, clock), "person002", level="ban", reason_code="fraud"
+            )
+        return prepared
+
+    monkeypatch.setattr(runner, "prepare_sync", ban_once_planned)
+    run, prepared, outcome = setup.run(config)
+
+    assert [(item.action, item.username) for item in prepared.plan.items] == [("enable", "person002")]
+    assert [(r.outcome, r.detail) for r in outcome.results] == [("skipped", SANCTIONED_SINCE_PLAN)]
+    assert run.status == "succeeded" and not enabled(gateway, setup.realm)["person002"]
