@@ -28,9 +28,9 @@ Ratio = Annotated[float, Field(gt=0, le=1)]
 
 
 class SafetySpec(Spec):
-    """Removals (disables and grant removals) at or above min(max_removals, max_removal_ratio x managed users)
-    stop the run and are staged for approval; a source that shrank by more than max_shrink_ratio since its
-    last good read stops the run."""
+    """Removals (disables, deletes and grant removals) at or above min(max_removals, max_removal_ratio x the
+    enabled managed users) stop the run and are staged for approval; a source that shrank by more than
+    max_shrink_ratio since its last good read stops the run."""
 
     max_removals: int = Field(default=MAX_REMOVALS, ge=1)
     max_removal_ratio: Ratio = MAX_REMOVAL_RATIO

@@ -35,9 +35,9 @@ class Verdict:
         return not (self.stop or self.stage)
 
 
-def removal_threshold(managed_users: int, limits: SafetyLimits) -> int:
-    """Removals at or above this stop the run: min(count, share of the managed users), at least 1."""
-    by_share = math.ceil(managed_users * limits.max_removal_ratio)
+def removal_threshold(enabled_users: int, limits: SafetyLimits) -> int:
+    """Removals at or above this stop the run: min(count, share of the enabled managed users), at least 1."""
+    by_share = math.ceil(enabled_users * limits.max_removal_ratio)
     return max(1, min(limits.max_removals, by_share))
 
 
@@ -68,11 +68,11 @@ def check_safety(
     if suspects:
         return Verdict(stop=True, stage=False, reasons=tuple(suspects))
     removals = len(plan.removals)
-    threshold = removal_threshold(plan.managed_users, limits)
+    threshold = removal_threshold(plan.enabled_users, limits)
     if removals and removals >= threshold:
         reason = (
-            f"{removals} removals (disables and grant removals) reach the threshold of {threshold} "
-            f"(min of {limits.max_removals} and {limits.max_removal_ratio:.0%} of {plan.managed_users} managed users)"
+            f"{removals} removals (disables, deletes and grant removals) reach the threshold of {threshold} (min of "
+            f"{limits.max_removals} and {limits.max_removal_ratio:.0%} of {plan.enabled_users} enabled managed users)"
         )
         return Verdict(stop=False, stage=True, reasons=(reason,))
     return Verdict(stop=False, stage=False, reasons=())

@@ -190,6 +190,9 @@ class SyncPlan:
     held: tuple[Held, ...] = ()
     leaver_phase: bool = True  # False when a source read was incomplete: no leaver was planned
     managed_users: int = 0
+    # Of those, the enabled: the removal brake's share is of the people who hold access now, not of the
+    # leavers kept disabled for retention (1,200 of them beside 300 staff would let 299 disables through).
+    enabled_users: int = 0
     # Ids of people inactive in the sources who never had an account: nothing to do, and not an error (an HR
     # export keeps years of leavers; reporting each as rejected at every run would bury the real rejects).
     never_created: tuple[str, ...] = ()
@@ -479,6 +482,7 @@ def plan_sync(
         tuple(held),
         leaver_phase=context.complete,
         managed_users=len(accounts),
+        enabled_users=sum(1 for account in accounts if account.user.enabled),
         never_created=tuple(never_created),
     )
 

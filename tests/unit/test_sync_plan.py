@@ -285,6 +285,17 @@ def test_removals_at_or_above_the_threshold_are_staged(removals: int, staged: bo
     assert verdict.stage is staged and not verdict.stop
 
 
+def test_the_removal_share_is_of_the_enabled_accounts_not_of_leavers_kept_disabled() -> None:
+    """300 staff and 1,200 leavers kept for retention: 60 disables (20 % of the staff) are staged."""
+    staff = [live(str(i), f"u{i}", grants=Grants()) for i in range(300)]
+    kept = [live(f"x{i}", f"x{i}", enabled=False, grants=Grants(), disabled_by_sync="left") for i in range(1200)]
+    keep = [desired(str(i), f"u{i}") for i in range(60, 300)]
+    result = plan(keep, staff + kept)
+    assert (result.managed_users, result.enabled_users, len(result.removals)) == (1500, 300, 60)
+    verdict = check_safety(result, {"hr": read("hr", 240)}, {}, SafetyLimits(max_shrink_ratio=1.0))  # type: ignore[arg-type]
+    assert verdict.stage and "of 300 enabled managed users" in verdict.reasons[0]
+
+
 @pytest.mark.parametrize(
     ("count", "baseline", "suspect"),
     [(0, None, True), (0, 10, True), (79, 100, True), (80, 100, False), (5, None, False)],
