@@ -15,11 +15,12 @@ from typing import Any
 
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway, User, UserDraft
+from agent.keycloak.models import UserProfileConfig
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.plan import Grants, LiveUser
 
-# Unmanaged attributes must be kept for admins, or Keycloak silently drops the sync's bookkeeping.
-KEEPS_ATTRIBUTES = frozenset({"ENABLED", "ADMIN_EDIT"})
+# The sync's bookkeeping on each user: whoever can edit it decides whether the sync manages the account.
+BOOKKEEPING_ATTRIBUTES = (SOURCE_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, DISABLED_BY_SYNC_ATTRIBUTE)
 # Users per listing request. Keycloak's cost per user of a full listing grows with the page above a few
 # hundred (5,000 users: about the same time in pages of 50 to 250, 2.5x in pages of 1,000, more beyond).
 LISTING_PAGE_SIZE = 200
@@ -36,16 +37,43 @@ class LiveDirectory:
 
 
 def check_realm_keeps_attributes(gateway: KeycloakGateway, realm: str, attribute_names: Iterable[str]) -> None:
-    """Fail before any write when the user profile would drop the attributes the sync writes."""
-    profile = gateway.get_user_profile(realm)
-    declared = {str(attribute.get("name")) for attribute in profile.attributes}
-    if profile.unmanaged_attribute_policy in KEEPS_ATTRIBUTES:
-        return
-    missing = sorted(set(attribute_names) - declared)
-    raise ConfigError(
-        f"realm '{realm}' would silently drop the attributes the sync writes ({', '.join(missing[:5])}...)",
-        hint="set `user_profile: {unmanaged_attributes: admin_edit}` in its realm-config and apply it",
-    )
+    """Fail before any write when the user profile would drop the attributes the sync writes, or lets users
+    edit its bookkeeping (see `attribute_problems`)."""
+    problems = attribute_problems(gateway.get_user_profile(realm), attribute_names)
+    if problems:
+        raise ConfigError(
+            f"realm '{realm}' {'; and '.join(problems)}",
+            hint="set `user_profile: {unmanaged_attributes: admin_edit}` in its realm-config and apply it",
+        )
+
+
+def attribute_problems(profile: UserProfileConfig, attribute_names: Iterable[str]) -> list[str]:
+    """What the realm's user profile does wrong to the attributes the sync writes: drops them (an unmanaged
+    attribute is kept only where admins may edit it), or lets users edit its bookkeeping from the account
+    console (`ENABLED`, or declared so): a user who removes their source or changes their id is then no
+    longer the sync's, and is never disabled when they leave."""
+    declared = {str(attribute.get("name")): attribute for attribute in profile.attributes}
+    policy = profile.unmanaged_attribute_policy
+    dropped = sorted(
+        name for name in set(attribute_names) | set(BOOKKEEPING_ATTRIBUTES)
+        if name not in declared and policy not in {"ENABLED", "ADMIN_EDIT"}
+    )  # fmt: skip
+    editable = [
+        name for name in BOOKKEEPING_ATTRIBUTES
+        if (name in declared and _users_edit(declared[name])) or (name not in declared and policy == "ENABLED")
+    ]  # fmt: skip
+    problems: list[str] = []
+    if dropped:
+        problems.append(f"would silently drop the attributes the sync writes ({', '.join(dropped[:5])}...)")
+    if editable:
+        problems.append(f"lets users edit the sync's bookkeeping ({', '.join(editable)}) from the account console")
+    return problems
+
+
+def _users_edit(attribute: Mapping[str, Any]) -> bool:
+    permissions = attribute.get("permissions")
+    edit = permissions.get("edit") if isinstance(permissions, Mapping) else None
+    return isinstance(edit, list) and "user" in edit
 
 
 def split_directory(

@@ -353,6 +353,19 @@ def test_realm_that_drops_attributes_is_refused_before_any_write(gateway: Keyclo
         check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
 
 
+def test_realm_that_lets_users_edit_the_syncs_bookkeeping_is_refused(gateway: KeycloakGateway, realm: str) -> None:
+    """With unmanaged attributes ENABLED, a user could remove their own idp-agent.source from the account
+    console and never be disabled when they leave."""
+    from dataclasses import replace
+
+    from agent.errors import ConfigError
+
+    profile = gateway.get_user_profile(realm)
+    gateway.update_user_profile(realm, replace(profile, unmanaged_attribute_policy="ENABLED"))
+    with pytest.raises(ConfigError, match="lets users edit the sync's bookkeeping"):
+        check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
+
+
 def test_rename_in_a_realm_that_forbids_it_is_held_not_failed(
     keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
 ) -> None:
