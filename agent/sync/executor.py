@@ -29,7 +29,7 @@ from agent.errors import Conflict, Interrupted, Rejected, SourceUnavailable, Una
 from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserChange, default_role_name
 from agent.sync.live import full_representation
-from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, Found
+from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, Found, Left
 from agent.sync.outcomes import Done, ItemResult, SyncOutcome, Work, settled, with_every_outcome
 from agent.sync.people_changes import (
     PEOPLE_PER_REQUEST,
@@ -516,35 +516,37 @@ class SyncExecutor:
         return True
 
     def _confirm_leaver(self, item: SyncItem, person: _Person) -> ItemResult:
-        unconfirmed = self._unconfirmed(item, "left enabled")
-        if unconfirmed is not None:
-            return unconfirmed
-        return self._disable(item, "left: absent from the source, confirmed by an exact lookup", person)
+        gone = self._confirmed_gone(item, "left enabled")
+        if isinstance(gone, ItemResult):
+            return gone
+        return self._disable(item, gone, person)
 
     def _mark_left(self, item: SyncItem, person: _Person) -> ItemResult:
         """Mark a leaver's account that someone else disabled (no change of access); one absent from the
         sources (no `desired`) once a lookup confirms."""
         assert item.user_id is not None
         if item.desired is None:
-            unconfirmed = self._unconfirmed(item, "not marked")
-            if unconfirmed is not None:
-                return unconfirmed
+            gone = self._confirmed_gone(item, "not marked")
+            if isinstance(gone, ItemResult):
+                return gone
         self._put(
             item.user_id, person, {}, {DISABLED_BY_SYNC_ATTRIBUTE: [f"left {self._now.isoformat()}: {item.reason}"]}
         )
         return ItemResult(item, "applied", item.reason, item.user_id)
 
-    def _unconfirmed(self, item: SyncItem, outcome: str) -> ItemResult | None:
-        """The result for a leaver candidate an exact lookup does not confirm (found, or not answered); None
-        once confirmed gone."""
+    def _confirmed_gone(self, item: SyncItem, outcome: str) -> ItemResult | str:
+        """Why a leaver candidate is gone, as an exact lookup confirms it (absent, or found saying they left);
+        or the result for one it does not confirm (found active, or not answered)."""
         try:
             answer = self._lookup(item.external_id)
         except SourceUnavailable as error:
             return ItemResult(item, "failed", f"not confirmed, {outcome}: {error}", item.user_id)
+        if isinstance(answer, Left):
+            return f"left: {answer.reason} (found by an exact lookup outside the listing)"
         if isinstance(answer, Found):
             reason = "still in the source (left out of the listing: a scope or filter change?)"
             return ItemResult(item, "skipped", reason, item.user_id)
-        return None
+        return "left: absent from the source, confirmed by an exact lookup"
 
 
 def _one_by_one(on_result: Callable[[ItemResult], None]) -> Callable[[Sequence[ItemResult]], None]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 from agent.errors import SourceUnavailable
 from agent.sync.mapper_spec import MapperSpec
-from agent.sync.model import BatchLookup, Found, NotFound, Source
+from agent.sync.mapping import listed_ids, record_says_left
+from agent.sync.model import BatchLookup, Found, Left, NotFound, Source, SourceRead
 
 Answer = TypeVar("Answer")
+# Ids a source's lookup is proven on: one deleted from the source since the listing does not fail the proof.
+CONTROLS = 3
 
 
 class LeaverLookup:
@@ -24,15 +28,41 @@ class LeaverLookup:
     from memory, and every id it could not settle is asked alone, as without it. Safe from several threads
     once `prefetch` has returned; `start_prefetch` runs it on a thread of its own, and lookups wait for it."""
 
-    def __init__(self, sources: Mapping[str, Source], mapper: MapperSpec) -> None:
+    def __init__(
+        self,
+        sources: Mapping[str, Source],
+        mapper: MapperSpec,
+        controls: Mapping[str, Sequence[str]] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """`controls`: per source, ids its listing returned this run (see `listed_ids`). Before a source
+        confirms anyone gone, its lookup must find one of them: a lookup that searches another field than the
+        listing (an id_attribute, lookup_by or id transform that does not match the mapper's id) or another
+        place (a wrong lookup_url answering 404) finds no one, and would confirm every candidate gone.
+        `now`: a record found is read as of then, and answered `Left` when it says its person left (None: a
+        record found is `Found`)."""
         self._creating = [sources[name] for name in mapper.sources if name in sources and mapper.creates_users(name)]
+        self._mapper = mapper
+        self._now = now
+        self._controls = controls or {}
+        self._proven: set[str] = set()
+        self._proving = threading.Lock()
         self._unavailable: dict[str, SourceUnavailable] = {}  # source name -> its first failure in this run
         self._answers: dict[str, Found | NotFound] = {}
         self._lock = threading.Lock()
         self._prefetching: threading.Thread | None = None
         self._prefetch_error: Exception | None = None
 
-    def __call__(self, external_id: str) -> Found | NotFound:
+    def __call__(self, external_id: str) -> Found | NotFound | Left:
+        answer = self._find(external_id)
+        if isinstance(answer, Found) and self._now is not None:
+            reason = record_says_left(answer.record, answer.record.source, self._mapper, self._now)
+            if reason is not None:
+                return Left(answer.record, reason)
+        return answer
+
+    def _find(self, external_id: str) -> Found | NotFound:
         self.join_prefetch()
         if self._prefetch_error is not None:
             # Not a source being down (recorded as in a lookup): something unforeseen, which stops the run.
@@ -92,8 +122,32 @@ class LeaverLookup:
         if failed is not None:
             raise SourceUnavailable(f"{failed} (not asked again in this run)")
         try:
+            self._prove(source)
             return question()
         except SourceUnavailable as error:
             with self._lock:
                 self._unavailable.setdefault(source.name, error)
             raise
+
+    def _prove(self, source: Source) -> None:
+        """Once per run and source: its lookup finds an id its listing returned, or SourceUnavailable."""
+        with self._proving:
+            if source.name in self._proven:
+                return
+            controls = self._controls.get(source.name, ())
+            if controls and not any(isinstance(source.lookup(wanted), Found) for wanted in controls):
+                raise SourceUnavailable(
+                    f"source '{source.name}': its exact lookup found none of {len(controls)} id(s) its listing "
+                    "returned in this run, so it cannot tell who is gone (check that the lookup searches the field "
+                    "the mapper's id comes from: id_field, id_attribute, lookup_by, lookup_url)"
+                )
+            self._proven.add(source.name)
+
+
+def listed_controls(reads: Mapping[str, SourceRead], mapper: MapperSpec) -> dict[str, tuple[str, ...]]:
+    """Per source that creates users, a few ids its complete read listed: what its lookup is proven on."""
+    return {
+        name: listed_ids(read, mapper, CONTROLS)
+        for name, read in reads.items()
+        if read.complete and mapper.creates_users(name)
+    }

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agent.errors import ConfigError
 from agent.sync.conditions import DateValue, Value, condition_holds, texts_of
 from agent.sync.mapper_spec import STATUS_VALUES, FieldSpec, GrantSpec, MapperSpec, RuleSpec
-from agent.sync.model import DesiredUser, RejectedRecord, SourceRead, TraceStep
+from agent.sync.model import DesiredUser, RejectedRecord, SourceRead, SourceRecord, TraceStep
 from agent.sync.record_mapping import Mapped, Refused, SourceValue, map_record, shown
 from agent.sync.transforms import WrittenDate
 
@@ -197,6 +197,20 @@ def map_sources(reads: Sequence[SourceRead], spec: MapperSpec, now: datetime, *,
     )
 
 
+def listed_ids(read: SourceRead, spec: MapperSpec, most: int) -> tuple[str, ...]:
+    """Up to `most` ids of records `read` listed, as the mapper makes them: what the source's exact lookup
+    must find, were it searching the same field, the same way, as the listing."""
+    order = _Plan.of(spec, traced=False).field_order[read.source]
+    ids: list[str] = []
+    for record in read.records:
+        outcome = map_record(record, read.source, spec, order)
+        if isinstance(outcome, Mapped) and outcome.external_id not in ids:
+            ids.append(outcome.external_id)
+            if len(ids) == most:
+                break
+    return tuple(ids)
+
+
 # --- join on the id ---------------------------------------------------------------------------------
 
 
@@ -311,15 +325,7 @@ def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, no
                 defaulted = name in givers[0].defaulted
                 trace.append(shared.field_step(spec, name, givers[0].source, losers, defaulted=defaulted))
     zone = _zone(chosen.get("timezone"))
-    values: dict[str, Value] = {}
-    for name, (value, item) in chosen.items():
-        if isinstance(value, WrittenDate):
-            end_of_day = spec.fields[item.source][name].end_of_day
-            values[name] = DateValue(
-                value.instant(zone, end_of_day=end_of_day), value.text(zone, end_of_day=end_of_day)
-            )
-        else:
-            values[name] = value
+    values = _placed(chosen, spec, zone)
     _require_names(values)
     start, end = _instant(values.get("start_date")), _instant(values.get("end_date"))
     # An end before the start is an earlier employment; one at the start ends this one at once (inactive).
@@ -334,6 +340,40 @@ def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, no
         trace.append(shared.step(what, because))
     refs = tuple((item.source, item.record.where) for item in ordered)
     return _Person(external_id, refs, values, zone, status, start, end, tuple(trace))
+
+
+def _placed(chosen: Mapping[str, tuple[SourceValue, Mapped]], spec: MapperSpec, zone: tzinfo) -> dict[str, Value]:
+    """The chosen values, dates placed in the worker's zone (at the end of that day where the field says so)."""
+    values: dict[str, Value] = {}
+    for name, (value, item) in chosen.items():
+        if isinstance(value, WrittenDate):
+            end_of_day = spec.fields[item.source][name].end_of_day
+            values[name] = DateValue(
+                value.instant(zone, end_of_day=end_of_day), value.text(zone, end_of_day=end_of_day)
+            )
+        else:
+            values[name] = value
+    return values
+
+
+def record_says_left(record: SourceRecord, source: str, spec: MapperSpec, now: datetime) -> str | None:
+    """Why one record, on its own, says its person has left (status inactive, or an end date passed); None
+    when it does not, or cannot be read. For a record found by exact lookup outside the listing: a listing
+    filtered to active people (`active eq true`, AD's disabled-account bit) drops a leaver from the read, and
+    the lookup, which ignores the filter, finds them, inactive."""
+    outcome = map_record(record, source, spec, _Plan.of(spec, traced=False).field_order[source])
+    if not isinstance(outcome, Mapped):
+        return None
+    chosen = {name: (value, outcome) for name, value in outcome.values.items()}
+    values = _placed(chosen, spec, _zone(chosen.get("timezone")))
+    start, end = _instant(values.get("start_date")), _instant(values.get("end_date"))
+    if start is not None and end is not None and end < start:
+        end = None  # an earlier employment, as when merging
+    try:
+        status, (_, because) = _status(values.get("status"), chosen.get("status"), end, now)
+    except Refused:
+        return None
+    return because if status == "inactive" else None
 
 
 def _origin(spec: MapperSpec, name: str, source: str, losers: tuple[str, ...], defaulted: bool) -> str:

@@ -59,6 +59,15 @@ class NotFound:
     """The source answered, and has no record with that id."""
 
 
+@dataclass(frozen=True)
+class Left:
+    """The source has the record, and the record says the person left (`reason`): found by an exact lookup
+    outside a listing that shows only the active."""
+
+    record: SourceRecord
+    reason: str
+
+
 class Source(Protocol):
     """A source of identities. `read` never raises for source trouble: it returns an incomplete read.
     `lookup` asks for exactly one record by immutable id (to confirm a leaver before disabling); it raises

@@ -27,7 +27,7 @@ from agent.sync.agent_config import AgentConfig, SyncSpec
 from agent.sync.config_files import SyncFiles, load_sync_files
 from agent.sync.executor import SyncExecutor
 from agent.sync.guard import Verdict, check_safety
-from agent.sync.leavers import LeaverLookup
+from agent.sync.leavers import LeaverLookup, listed_controls
 from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec
 from agent.sync.mapping import MappingResult, map_sources
@@ -273,7 +273,7 @@ def execute(
     def intend(items: Sequence[SyncItem]) -> None:
         store.journal.append_many([_intent_entry(item, prepared.sync.name, realm, run.id) for item in items])
 
-    lookup = LeaverLookup(prepared.sources, prepared.mapper)
+    lookup = LeaverLookup(prepared.sources, prepared.mapper, listed_controls(prepared.reads, prepared.mapper), now=now)
     # Leavers are confirmed by source in batches first (while the joiners are created); each is still confirmed
     # before it is disabled.
     lookup.start_prefetch([item.external_id for item in prepared.plan.to_confirm])
@@ -481,17 +481,19 @@ def approve_staged(
     # Keycloak is read for the set before the approval is recorded: an outage now must not use it up. A set
     # missing or approved already is not read: the approval below refuses it with why (and a changed one).
     read = None if waiting is None or waiting.approved else _read_for_approval(waiting, gateway, store, sync, files)
-    with store.atomic():  # the approval and its journal entry, together
+    # The approval, its journal entry and the run that applies it, together: an agent stopped in between
+    # neither uses up the approval without a run nor leaves a run without its approval.
+    with store.atomic():
         staged = store.staging.approve(run_id, approver)
         store.journal.append(
             actor=approver, action="sync.approve", subject=run_id, realm=staged.realm, run_id=run_id,
             reason=f"approved {len(staged.items)} staged removal(s)",
         )  # fmt: skip
-    assert read is not None  # approve refused a set missing or approved already
-    items, left_out, users = read
+        assert read is not None  # approve refused a set missing or approved already
+        items, left_out, users = read
+        run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
+        store.runs.add_items(run.id, left_out)
     plan = SyncPlan(staged.realm, sync.name, tuple(items))
-    run = store.runs.start_run("sync-approve", staged.realm, sources=tuple(sources), summary=f"approves {run_id}")
-    store.runs.add_items(run.id, left_out)
     prepared = Prepared(sync, mapper, {}, MappingResult((), ()), plan, Verdict(False, False, ()), users, sources)
     try:
         outcome = execute(prepared, gateway, store, run, now=now)

@@ -19,6 +19,7 @@ from agent.sanctions.service import issue_sanction
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.store import ApprovalError, ManualClock, open_store
+from agent.store.runs import Runs
 from agent.sync.agent_config import AgentConfig
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.runner import approve_staged
@@ -266,6 +267,36 @@ def test_keycloak_unavailable_while_approving_does_not_use_up_the_approval(
     with setup.store(config) as store:
         waiting = store.staging.staged(run.id)
     assert waiting is not None and not waiting.approved
+
+    approved, items = approve(setup, config, run.id)
+    assert approved.status == "succeeded"
+    assert [(item.action, item.outcome) for item in items] == [("disable", "applied")] * 3
+
+
+class Stopped(BaseException):
+    """The agent stopped (killed, or a signal) at a given point."""
+
+
+def test_an_agent_stopped_before_the_approvals_run_starts_leaves_the_set_to_approve_again(
+    setup: SyncSetup, gateway: KeycloakGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup.run(hr_config(setup, [hr_row(i) for i in range(10)]))
+    config = hr_config(setup, [hr_row(i) for i in range(3, 10)], **BRAKES)
+    run, _, _ = setup.run(config)
+    assert run.status == "staged"
+    start_run = Runs.start_run
+
+    def stopped_once(self: Runs, kind: str, *args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(Runs, "start_run", start_run)
+        raise Stopped("the agent stopped after recording the approval")
+
+    monkeypatch.setattr(Runs, "start_run", stopped_once)
+    with pytest.raises(Stopped):
+        approve(setup, config, run.id)
+    with setup.store(config) as store:
+        waiting = store.staging.staged(run.id)
+        assert waiting is not None and not waiting.approved
+        assert not [e for e in store.journal.entries() if e.action == "sync.approve"]
 
     approved, items = approve(setup, config, run.id)
     assert approved.status == "succeeded"

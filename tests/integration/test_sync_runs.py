@@ -132,11 +132,15 @@ def directory_setup(setup: SyncSetup, ldap_directory: DirectoryFactory) -> Itera
 
 
 def ldap_config(
-    setup: SyncSetup, directory: Any, uids: list[str] | None, *, id_attribute: str = "employeeNumber"
-) -> AgentConfig:
+    setup: SyncSetup, directory: Any, uids: list[str] | None, *, id_attribute: str = "employeeNumber",
+    id_from: str | None = None, listing: str | None = None, status_from: str | None = None,
+) -> AgentConfig:  # fmt: skip
+    """`id_from`: the LDAP attribute the mapper's id comes from, when not `id_attribute` (a mismatch).
+    `listing`: the filter (else by `uids`); `status_from`: an attribute whose value `terminated` is inactive."""
     admin = directory.admin
     setup.env = {"TEST_LDAP_PASSWORD": admin.bind_password.reveal()}
-    listing = "(objectClass=inetOrgPerson)" if uids is None else "(|" + "".join(f"(uid={u})" for u in uids) + ")"
+    if listing is None:
+        listing = "(objectClass=inetOrgPerson)" if uids is None else "(|" + "".join(f"(uid={u})" for u in uids) + ")"
     source = {
         "name": "ldap",
         "type": "ldap",
@@ -149,22 +153,23 @@ def ldap_config(
         "id_attribute": id_attribute,
         "lookup_base_dn": SUFFIX,
     }
-    mapper = {
-        "name": SYNC,
-        "id": "employee_id",
-        "sources": {
-            "ldap": {"priority": 10, "fields": ["employee_id", "username", "email", "first_name", "last_name"]}
-        },
-        "fields": {
-            "ldap": {
-                "employee_id": {"from": id_attribute},
-                "username": {"from": "uid"},
-                "email": {"from": "mail"},
-                "first_name": {"from": "givenName"},
-                "last_name": {"from": "sn"},
-            }
-        },
+    decided = ["employee_id", "username", "email", "first_name", "last_name"]
+    fields: dict[str, Any] = {
+        "employee_id": {"from": id_from or id_attribute},
+        "username": {"from": "uid"},
+        "email": {"from": "mail"},
+        "first_name": {"from": "givenName"},
+        "last_name": {"from": "sn"},
     }
+    if status_from is not None:
+        decided.append("status")
+        fields["status"] = {
+            "from": status_from,
+            "map": {"terminated": "inactive"},
+            "default": "active",
+        }
+    mapper = {"name": SYNC, "id": "employee_id", "sources": {"ldap": {"priority": 10, "fields": decided}},
+              "fields": {"ldap": fields}}  # fmt: skip
     return setup.config(sources=[source], mapper=mapper, safety={"max_removal_ratio": 1.0, "max_shrink_ratio": 1.0})
 
 
@@ -188,6 +193,57 @@ def test_s05_a_narrower_filter_disables_only_those_really_deleted(
     assert disabled == {"10007", "10008", "10009"}
     skipped = [r for r in outcome.results if r.outcome == "skipped"]
     assert len(skipped) == 3 and all("scope or filter change" in r.detail for r in skipped)
+
+
+def test_s05_a_lookup_searching_another_attribute_than_the_mappers_id_confirms_no_one_gone(
+    directory_setup: tuple[SyncSetup, Any], gateway: KeycloakGateway
+) -> None:
+    """The mapper's id comes from employeeNumber, the source's id_attribute says uid: its exact lookup searches
+    (uid=10005) and finds no one. A narrower filter then drops 6 people who are still in
+    the directory; none of them may be disabled on the word of that lookup."""
+    setup, directory = directory_setup
+    run, _, _ = setup.run(ldap_config(setup, directory, None))
+    assert run.status == "succeeded" and len(managed(gateway, setup.realm)) == 10
+
+    mismatched = ldap_config(setup, directory, [f"user{i:05d}" for i in range(4)], id_attribute="uid",
+                             id_from="employeeNumber")  # fmt: skip
+    run, _, outcome = setup.run(mismatched)
+
+    assert all(user.enabled for user in managed(gateway, setup.realm).values())
+    failed = [r for r in outcome.results if r.outcome == "failed"]
+    assert len(failed) == 6 and run.status == "failed"
+    assert all("its exact lookup found none of 3 id(s) its listing returned" in r.detail for r in failed)
+
+
+def test_a_leaver_a_listing_of_the_active_leaves_out_is_found_inactive_by_the_lookup_and_disabled(
+    directory_setup: tuple[SyncSetup, Any], gateway: KeycloakGateway
+) -> None:
+    """The listing shows the active only (a filter on employeeType, as on AD's disabled bit); the exact lookup,
+    which ignores the filter, finds the two marked terminated: they left, and are disabled. One is still
+    active (the listing left them out for another reason): found, and left enabled."""
+    setup, directory = directory_setup
+    active_only = "(&(objectClass=inetOrgPerson)(!(employeeType=terminated))(!(uid=user00009)))"
+    config = ldap_config(setup, directory, None, listing="(objectClass=inetOrgPerson)", status_from="employeeType")
+    run, _, _ = setup.run(config)
+    assert run.status == "succeeded" and len(managed(gateway, setup.realm)) == 10
+    admin = directory.admin
+    connection = ldap3.Connection(admin.url, admin.bind_dn, admin.bind_password.reveal(), auto_bind=True)
+    for index in (1, 2):
+        assert connection.modify(
+            f"uid=user{index:05d},ou=people,{SUFFIX}", {"employeeType": [(ldap3.MODIFY_REPLACE, ["terminated"])]}
+        )
+    connection.unbind()
+
+    run, _, outcome = setup.run(ldap_config(setup, directory, None, listing=active_only, status_from="employeeType"))
+
+    assert run.status == "succeeded"
+    assert {eid for eid, user in managed(gateway, setup.realm).items() if not user.enabled} == {"10001", "10002"}
+    details = sorted((r.outcome, r.detail) for r in outcome.results)
+    assert details == [
+        ("applied", "left: ldap says inactive (found by an exact lookup outside the listing)"),
+        ("applied", "left: ldap says inactive (found by an exact lookup outside the listing)"),
+        ("skipped", "still in the source (left out of the listing: a scope or filter change?)"),
+    ]
 
 
 def test_s06_a_uid_renamed_in_ldap_keeps_the_same_keycloak_user_and_its_grants(

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
 from agent.config.source import parse_document
 from agent.errors import SourceUnavailable
-from agent.sync.leavers import LeaverLookup
+from agent.sync.leavers import LeaverLookup, listed_controls
 from agent.sync.mapper_file import mapper_from_document
 from agent.sync.mapper_spec import MapperSpec
-from agent.sync.model import Found, NotFound, SourceRead, SourceRecord
+from agent.sync.model import Found, Left, NotFound, SourceRead, SourceRecord
 from agent.sync.sources.common import settle_lookups
 
 pytestmark = pytest.mark.unit
@@ -227,3 +228,95 @@ def test_settle_lookups_says_not_found_only_when_sure(
     requested: list[str], returned: list[tuple[str, ...]], settled: dict[str, int | None]
 ) -> None:
     assert settle_lookups(requested, returned) == settled
+
+
+def test_a_lookup_that_finds_none_of_the_ids_its_listing_returned_confirms_no_one() -> None:
+    """A lookup searching another field than the listing (say entryUUID for an employeeNumber id) finds no one:
+    every candidate would be 'confirmed' gone. It is proven on ids the listing returned first."""
+    hr = FakeSource("hr", frozenset({"e1", "e2"}))
+    broken = FakeSource("ldap")  # its listing returned e1 and e2, its lookup finds neither
+    lookup = LeaverLookup({"hr": hr, "ldap": broken}, mapper(), {"hr": ("e1",), "ldap": ("e1", "e2")})
+    with pytest.raises(SourceUnavailable, match=r"source 'ldap': its exact lookup found none of 2 id\(s\)"):
+        lookup("e9")
+    with pytest.raises(SourceUnavailable, match=r"not asked again in this run"):
+        lookup("e8")
+    assert hr.asked == ["e1", "e9", "e8"]  # proven once, on its first control
+    assert broken.asked == ["e1", "e2"]  # the candidates themselves were never asked of it
+
+
+def test_a_lookup_proven_once_answers_for_the_rest_of_the_run() -> None:
+    hr, ldap = FakeSource("hr", frozenset({"e1"})), FakeSource("ldap", frozenset({"e2"}))
+    # e0 is no longer in hr (deleted since the listing): one found control is enough.
+    lookup = LeaverLookup({"hr": hr, "ldap": ldap}, mapper(), {"hr": ("e0", "e1"), "ldap": ("e2",)})
+    assert lookup("e3") == NotFound() and lookup("e4") == NotFound()
+    assert hr.asked == ["e0", "e1", "e3", "e4"]
+    assert ldap.asked == ["e2", "e3", "e4"]
+
+
+def test_the_controls_are_ids_the_complete_reads_listed_as_the_mapper_makes_them() -> None:
+    records = tuple(SourceRecord("hr", {"ID": f" E{i} ", "Mail": f"p{i}@example.com"}) for i in range(5))
+    spec = mapper_from_document(
+        parse_document(MAPPER.replace("{from: ID}", "{from: ID, transform: [strip, lower]}"), "m.yaml")
+    )
+    reads = {
+        "hr": SourceRead("hr", (SourceRecord("hr", {"Mail": "no-id@example.com"}), *records), complete=True),
+        "ldap": SourceRead("ldap", (SourceRecord("ldap", {"employeeNumber": "e7", "uid": "x"}),), complete=False),
+    }
+    assert listed_controls(reads, spec) == {"hr": ("e0", "e1", "e2")}  # the record without an id maps to none
+
+
+STATUS_MAPPER = """\
+name: test
+realm: workforce
+id: eid
+sources:
+  hr: {priority: 20, fields: [eid, status, end_date, timezone], creates_users: true}
+  ldap: {priority: 10, fields: [username], creates_users: true}
+fields:
+  hr:
+    eid: {from: ID}
+    status: {from: Status, map: {Active: active, Terminated: inactive}}
+    end_date: {from: EndDate, date: "%Y-%m-%d", end_of_day: true}
+    timezone: {from: TimeZone, default: UTC}
+  ldap:
+    eid: {from: employeeNumber}
+    username: {from: uid}
+"""
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+class RecordSource(FakeSource):
+    """A source whose lookup finds whole records (as a listing filtered to the active would leave them out)."""
+
+    def __init__(self, name: str, records: dict[str, dict[str, str]]) -> None:
+        super().__init__(name, frozenset(records))
+        self.records = records
+
+    def lookup(self, external_id: str) -> Found | NotFound:
+        found = super().lookup(external_id)
+        return Found(SourceRecord(self.name, self.records[external_id])) if isinstance(found, Found) else found
+
+
+@pytest.mark.parametrize(
+    ("fields", "left"),
+    [
+        ({"Status": "Terminated"}, "hr says inactive"),
+        ({"Status": "Active", "EndDate": "2026-11-30"}, "end_date 2026-12-01T00:00:00+00:00 has passed"),
+        ({"Status": "Active", "EndDate": "2026-12-01", "TimeZone": "Pacific/Auckland"}, "end_date"),
+        ({"Status": "Active", "EndDate": "2026-12-01", "TimeZone": "America/New_York"}, None),
+        ({"Status": "Active"}, None),
+        ({"Status": "Retired"}, None),  # a value the mapper cannot read: not taken as a leaver
+    ],
+)
+def test_a_record_found_outside_the_listing_that_says_its_person_left_is_answered_left(
+    fields: dict[str, str], left: str | None
+) -> None:
+    spec = mapper_from_document(parse_document(STATUS_MAPPER, "mappers/test.yaml"))
+    hr = RecordSource("hr", {"e1": {"ID": "e1", **fields}})
+    answer = LeaverLookup({"hr": hr, "ldap": FakeSource("ldap")}, spec, now=NOW)("e1")
+    if left is None:
+        assert isinstance(answer, Found)
+    else:
+        assert isinstance(answer, Left) and answer.reason.startswith(left)
+    # Without a time to judge it by, a record found is found.
+    assert isinstance(LeaverLookup({"hr": hr, "ldap": FakeSource("ldap")}, spec)("e1"), Found)
