@@ -419,8 +419,13 @@ class SyncExecutor:
         person.representation = body
 
     def _update(self, item: SyncItem, person: _Person) -> ItemResult:
-        assert item.user_id is not None and item.desired is not None
+        assert item.user_id is not None
         changes = {name: wanted for name, _, wanted in item.fields if not name.startswith("attributes.")}
+        if item.desired is None:
+            # A leaver's reissued email released (plan._release_email): the account is not in the sources, so
+            # nothing else of it is written.
+            self._put(item.user_id, person, changes, {})
+            return ItemResult(item, "applied", item.reason, item.user_id)
         recorded = person.recordable(desired_grants(item.desired))
         owned: dict[str, list[str] | None] = dict(
             managed_attributes(item.desired, self._plan.source, recorded, self._attribute_names)

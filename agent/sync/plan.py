@@ -334,6 +334,8 @@ def _held_reason(user: User, context: SyncContext) -> str | None:
     return None
 
 
+# An update that takes a reissued email off a leaver's disabled account (no desired state: nothing else changes).
+RELEASED_EMAIL = "email released"
 REHIRED = "rehired"  # an enable's reason for a person back within retention (whose old sessions must not resume)
 
 
@@ -385,18 +387,55 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
     return items, held
 
 
-def _plan_joiner(desired: DesiredUser, taken: Mapping[str, str], context: SyncContext) -> SyncItem | RejectedRecord:
+def _plan_joiner(
+    desired: DesiredUser, taken: Mapping[str, str], releasable: dict[str, LiveUser]
+) -> tuple[list[SyncItem], Held | None] | RejectedRecord:
+    """The create; or, where a leaver's disabled account holds the email, its release (the account is created at
+    the next run, once the email is free). `releasable` loses the email it gives."""
+    leaver = releasable.pop((desired.email or "").lower(), None)
+    if leaver is not None and f"username:{desired.username.lower()}" not in taken:
+        return [_release_email(leaver, desired)], Held(desired.external_id, desired.username, _waits_for_email(leaver))
     for key, value in (("username", desired.username.lower()), ("email", (desired.email or "").lower())):
         owner = taken.get(f"{key}:{value}") if value else None
         if owner is not None:
-            # Never link a new hire to an account the sync does not manage (a leaver's reissued email...).
+            # Never link a new hire to another account (one the sync does not manage, a person still here...).
             return RejectedRecord(
                 desired.source,
                 "",
                 f"{key} '{value}' belongs to another account ({owner}); not linked",
                 desired.external_id,
             )
-    return SyncItem("create", desired.external_id, desired.username.lower(), None, desired, reason="joiner")
+    return [SyncItem("create", desired.external_id, desired.username.lower(), None, desired, reason="joiner")], None
+
+
+def _left_emails(accounts: Iterable[LiveUser], active: set[str]) -> dict[str, LiveUser]:
+    """Emails a new hire may take from the account that holds them: a leaver's, which the sync disabled when
+    they left, and who is not back (S06: HR reissued the address). An email two accounts hold is not among them."""
+    holders: dict[str, list[LiveUser]] = {}
+    for live in accounts:
+        email = (live.user.email or "").lower()
+        if email:
+            holders.setdefault(email, []).append(live)
+    return {
+        email: only
+        for email, (only, *others) in holders.items()
+        if not others and not only.user.enabled and left_at(only.disabled_by_sync) is not None
+        and only.external_id not in active
+    }  # fmt: skip
+
+
+def _release_email(leaver: LiveUser, hire: DesiredUser) -> SyncItem:
+    """The leaver's account gives up the email reissued to `hire` (the account, its grants and data stay)."""
+    reason = f"{RELEASED_EMAIL}: reissued to new hire {hire.external_id}"
+    fields = (("email", leaver.user.email, None),)
+    return SyncItem("update", leaver.external_id, leaver.user.username, leaver.user.id, fields=fields, reason=reason)
+
+
+def _waits_for_email(leaver: LiveUser) -> str:
+    return (
+        f"email held by the disabled account of leaver '{leaver.user.username}': released in this run, the "
+        "account is created at the next"
+    )
 
 
 def _has_left(desired: DesiredUser, now: datetime) -> bool:
@@ -405,8 +444,8 @@ def _has_left(desired: DesiredUser, now: datetime) -> bool:
 
 
 def _taken_names(all_users: Iterable[User]) -> dict[str, str]:
-    """username:/email: keys of every existing account: a joiner never takes over one of them, not even a
-    leaver's (whose email HR may have reissued to the new hire)."""
+    """username:/email: keys of every existing account: a joiner never takes over one of them (a leaver's
+    account gives up a reissued email first: see `_left_emails`)."""
     taken: dict[str, str] = {}
     for user in all_users:
         taken[f"username:{user.username.lower()}"] = user.username
@@ -439,6 +478,8 @@ def plan_sync(
     never_created: list[str] = []
     seen: set[str] = set()
     desired_users_list = sorted(desired_users, key=lambda user: user.external_id)
+    active = {user.external_id for user in desired_users_list if user.status == "active"}
+    releasable = _left_emails(accounts, active)
     for desired in desired_users_list:
         seen.add(desired.external_id)
         if desired.username.lower() in context.deny_usernames:
@@ -460,19 +501,18 @@ def plan_sync(
             rejects.append(RejectedRecord(desired.source, "", problem, desired.external_id))
             continue
         if current is None:
-            outcome = _plan_joiner(desired, taken, context)
-            if isinstance(outcome, SyncItem):
-                items.append(outcome)
-            else:
-                rejects.append(outcome)
-            continue
-        planned, hold = _plan_existing(desired, current, context)
+            joiner = _plan_joiner(desired, taken, releasable)
+            if isinstance(joiner, RejectedRecord):
+                rejects.append(joiner)
+                continue
+            planned, hold = joiner
+        else:
+            planned, hold = _plan_existing(desired, current, context)
         items.extend(planned)
         if hold is not None:
             held.append(hold)
     if context.complete:
         items.extend(_leaver_candidates(accounts, seen | context.still_listed, context, held))
-        active = {user.external_id for user in desired_users_list if user.status == "active"}
         items.extend(_past_retention(accounts, active | context.still_listed, context, held, shared))
     return SyncPlan(
         context.realm,

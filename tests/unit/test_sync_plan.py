@@ -432,3 +432,32 @@ def test_an_approval_deletes_no_one_under_a_sanction_since_it_was_staged() -> No
         sanctioned = replace(holds, sanctioned=frozenset({user.id}))
         assert "under a sanction" in (changed_since_staged(removal, user, sanctioned) or ""), action
     assert changed_since_staged(StagedRemoval(user.id, "1", "delete", "retention"), user, holds) is None
+
+
+LEFT = "left 2026-01-01T00:00:00+00:00: employment ended"
+
+
+@pytest.mark.parametrize(
+    ("holders", "hire_status", "released"),
+    [
+        ([("9", False, LEFT)], "active", True),  # a leaver the sync disabled: the email goes to the new hire
+        ([("9", False, None)], "active", False),  # disabled by someone else, never marked as left
+        ([("9", True, None)], "active", False),  # still working here
+        ([("9", False, LEFT), ("8", False, LEFT)], "active", False),  # two accounts hold it
+        ([("9", False, LEFT)], "inactive", False),  # the hire left too: no account, nothing to release
+    ],
+)
+def test_a_reissued_email_is_released_only_from_the_one_account_of_a_person_who_left(
+    holders: list[tuple[str, bool, str | None]], hire_status: str, released: bool
+) -> None:
+    users = [
+        live(eid, f"old{eid}", enabled=on, disabled_by_sync=marker, email="lead@example.org", user_id=f"id-{eid}")
+        for eid, on, marker in holders
+    ]
+    result = plan([desired("1", "fay", email="lead@example.org", status=hire_status)], users)
+    if released:
+        assert actions(result) == [("update", "9")]
+        assert result.items[0].fields == (("email", "lead@example.org", None),)  # type: ignore[attr-defined]
+        assert [h.username for h in result.held] == ["fay"]  # type: ignore[attr-defined]
+    else:
+        assert not {("update", "9"), ("create", "1")} & set(actions(result))
