@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import get_args
+from typing import cast, get_args
 
 import pytest
 
@@ -35,6 +35,7 @@ from agent.sync.plan import (
     SyncAction,
     SyncContext,
     SyncItem,
+    SyncPlan,
     managed_live_users,
     plan_sync,
 )
@@ -290,9 +291,9 @@ def test_the_removal_share_is_of_the_enabled_accounts_not_of_leavers_kept_disabl
     staff = [live(str(i), f"u{i}", grants=Grants()) for i in range(300)]
     kept = [live(f"x{i}", f"x{i}", enabled=False, grants=Grants(), disabled_by_sync="left") for i in range(1200)]
     keep = [desired(str(i), f"u{i}") for i in range(60, 300)]
-    result = plan(keep, staff + kept)
+    result = cast(SyncPlan, plan(keep, staff + kept))
     assert (result.managed_users, result.enabled_users, len(result.removals)) == (1500, 300, 60)
-    verdict = check_safety(result, {"hr": read("hr", 240)}, {}, SafetyLimits(max_shrink_ratio=1.0))  # type: ignore[arg-type]
+    verdict = check_safety(result, {"hr": read("hr", 240)}, {}, SafetyLimits(max_shrink_ratio=1.0))
     assert verdict.stage and "of 300 enabled managed users" in verdict.reasons[0]
 
 
