@@ -115,6 +115,7 @@ class HrState:
     basic: tuple[str, str] | None = None
     lookup_status: int | None = None  # answer every lookup with this status instead
     lookup_null: bool = False  # answer every lookup 200 with a JSON null
+    lookup_page_404: bool = False  # answer every lookup 404 with an HTML page (a gateway's, not the API's)
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -287,6 +288,8 @@ def _scim(state: HrState, path: str, params: Mapping[str, str]) -> tuple[int, by
     if path != "/scim/v2/Users":
         if state.lookup_null:
             return _json(200, None)
+        if state.lookup_page_404:
+            return 404, b"<html><body>Not Found</body></html>", {"Content-Type": "text/html"}
         if state.lookup_status is not None:
             return _json(state.lookup_status, {"status": str(state.lookup_status)})
         wanted = unquote(path.removeprefix("/scim/v2/Users/"))

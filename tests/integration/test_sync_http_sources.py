@@ -599,6 +599,14 @@ def test_scim_lookup_by_id(hr: HrServer) -> None:
     assert source.lookup("scim-E99999") == NotFound()
 
 
+def test_a_scim_404_that_is_no_scim_error_is_not_taken_as_no_such_user(hr: HrServer) -> None:
+    """A gateway's 404 page (a route missing while the service redeploys) says nothing about the user."""
+    hr.state.lookup_page_404 = True
+
+    with pytest.raises(SourceUnavailable, match="answered 404 without a SCIM error; not taken as 'no such user'"):
+        _scim(hr).lookup("scim-E99999")
+
+
 @pytest.mark.parametrize(
     ("wanted", "expected"),
     [

@@ -149,7 +149,8 @@ class JsonClient:
         self._session.close()
 
     def get(self, url: str, params: QueryParams = (), *, not_found_ok: bool = False) -> JsonAnswer:
-        """The JSON answer of a 2xx (or of a 404 when `not_found_ok`, with body None); FetchFailed otherwise."""
+        """The JSON answer of a 2xx (or of a 404 when `not_found_ok`, with its JSON body, None when it has
+        none); FetchFailed otherwise."""
         where = f"GET {safe_url(url)}"
         attempts = self._options.max_attempts
         for attempt in range(1, attempts + 1):
@@ -167,7 +168,7 @@ class JsonClient:
             else:
                 raw, content = sent
                 if raw.status_code == NOT_FOUND and not_found_ok:
-                    return JsonAnswer(raw.status_code, None, raw.headers, _links(raw), raw.url)
+                    return JsonAnswer(raw.status_code, _json_or_none(content), raw.headers, _links(raw), raw.url)
                 if 200 <= raw.status_code < 300:
                     body = _json_body(content, raw.status_code, where)
                     return JsonAnswer(raw.status_code, body, raw.headers, _links(raw), raw.url)
@@ -273,6 +274,13 @@ def _json_body(content: bytes, status: int, where: str) -> Any:
         return json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise FetchFailed(f"{where}: the answer is not JSON (HTTP {status})") from None
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def _links(raw: requests.Response) -> dict[str, str]:

@@ -20,6 +20,7 @@ from agent.sync.sources.config import ScimSourceConfig
 from agent.sync.sources.http_client import NOT_FOUND, FetchFailed, JsonClient, safe_url
 
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 SINGLE_VALUED = (
     "id",
     "externalId",
@@ -206,10 +207,24 @@ def _lookup_by_id(config: ScimSourceConfig, client: JsonClient, external_id: str
     url = f"{config.base_url}/Users/{quote(external_id, safe='')}"
     answer = client.get(url, not_found_ok=True)
     if answer.status == NOT_FOUND:
+        if not _scim_error(answer.body):
+            # A proxy's or gateway's page (a route missing during a redeploy) says nothing of the user.
+            raise SourceUnavailable(
+                f"source {config.name}: GET {safe_url(url)} answered 404 without a SCIM error; not taken as "
+                "'no such user'"
+            )
         return NotFound()
     if not isinstance(answer.body, Mapping) or answer.body.get("id") != external_id:
         raise SourceUnavailable(f"source {config.name}: GET {safe_url(url)} did not answer the user asked for")
     return Found(SourceRecord(config.name, flatten_user(answer.body), f"GET {safe_url(url)}"))
+
+
+def _scim_error(body: object) -> bool:
+    """Whether a body is a SCIM error (RFC 7644 3.12: every error of a service provider is one)."""
+    if not isinstance(body, Mapping):
+        return False
+    schemas = body.get("schemas")
+    return (isinstance(schemas, list) and SCIM_ERROR in schemas) or str(body.get("status")) == str(NOT_FOUND)
 
 
 def _lookup_by_external_id(config: ScimSourceConfig, client: JsonClient, external_id: str) -> Found | NotFound:
