@@ -54,8 +54,9 @@ IMPORT_BATCH_SIZE = 20
 WORKERS = 4
 # Items per window: intents, then results, each recorded in one store transaction (one disk flush each).
 RECORD_CHUNK = 100
-# Fields of a user's representation that say whether and how they may log in; written only on purpose.
+# Why an enable planned before a sanction was issued is not made.
 SANCTIONED_SINCE_PLAN = "under a sanction issued since the plan was made: only the sanction engine enables it"
+# Fields of a user's representation that say whether and how they may log in; written only on purpose.
 ACCOUNT_STATE_FIELDS = frozenset({"enabled", "requiredActions"})
 
 
