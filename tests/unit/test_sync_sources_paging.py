@@ -153,7 +153,8 @@ def test_without_paging_one_page_is_all() -> None:
 
 
 class FakeServer:
-    """Stands in for a JsonClient: answers the bodies in turn, whatever is asked (then an empty page), or 404."""
+    """Stands in for a JsonClient: answers the bodies in turn, whatever is asked (then an empty page), or 404
+    (with a SCIM error, as a SCIM service provider's)."""
 
     def __init__(self, bodies: Sequence[Any] = (), *, status: int = 200) -> None:
         self.bodies = list(bodies)
@@ -169,7 +170,7 @@ class FakeServer:
     def get(self, url: str, params: Sequence[tuple[str, str]] = (), *, not_found_ok: bool = False) -> JsonAnswer:
         self.urls.append(url)
         if self.status == NOT_FOUND:
-            return JsonAnswer(NOT_FOUND, None, {}, {}, url)
+            return JsonAnswer(NOT_FOUND, {"schemas": [scim.SCIM_ERROR], "status": "404"}, {}, {}, url)
         body = self.bodies.pop(0) if self.bodies else {"items": [], "Resources": [], "totalResults": 0}
         return JsonAnswer(self.status, body, {}, {}, url)
 
