@@ -445,6 +445,16 @@ class ImportedUser:
 
 
 @dataclass(frozen=True)
+class DirectAccess:
+    """What a user holds themselves, not through a group or a composite role: group memberships (paths), realm
+    role names, client roles as (clientId, role name)."""
+
+    groups: frozenset[str] = frozenset()
+    realm_roles: frozenset[str] = frozenset()
+    client_roles: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
 class UserChange:
     """What to change of one user, naming only what changes (the idp-agent plugin's `users/changes`): profile
     fields (None clears one), attributes (None removes one), groups by id, realm roles by name, client roles as

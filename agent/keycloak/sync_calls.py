@@ -8,6 +8,7 @@ from typing import Any
 from agent.errors import AuthError, Conflict, OutcomeUnknown, Rejected, Unavailable
 from agent.keycloak.base import PAGE_SIZE, GatewayBase
 from agent.keycloak.models import (
+    DirectAccess,
     ImportedUser,
     User,
     UserChange,
@@ -73,6 +74,33 @@ class SyncCalls(GatewayBase):
 
     def user_group_paths(self, realm: str, user_id: str) -> list[str]:
         return [str(raw["path"]) for raw in self._paged(admin_path(realm, "users", user_id, "groups"))]
+
+    def direct_access(self, realm: str, user_id: str, *, groups: bool = True, roles: bool = True) -> DirectAccess:
+        """The user's direct group memberships (one read, unless not asked for) and role mappings (one read,
+        likewise); nothing of a user that is gone."""
+        paths = self._group_paths_if_found(realm, user_id) if groups else []
+        mappings = self._lookup(admin_path(realm, "users", user_id, "role-mappings")) if roles else {}
+        if paths is None or mappings is None:
+            return DirectAccess()
+        client_roles = {
+            (str(found.get("client") or client), str(role["name"]))
+            for client, found in (mappings.get("clientMappings") or {}).items()
+            for role in found.get("mappings") or ()
+        }
+        return DirectAccess(
+            groups=frozenset(paths),
+            realm_roles=frozenset(str(role["name"]) for role in mappings.get("realmMappings") or ()),
+            client_roles=frozenset(client_roles),
+        )
+
+    def _group_paths_if_found(self, realm: str, user_id: str) -> list[str] | None:
+        """`user_group_paths`, or None for a user that is gone (a first page that was full is read again whole)."""
+        page = self._lookup(admin_path(realm, "users", user_id, "groups"), {"first": 0, "max": PAGE_SIZE})
+        if page is None:
+            return None
+        if len(page) < PAGE_SIZE:
+            return [str(group["path"]) for group in page]
+        return self.user_group_paths(realm, user_id)
 
     def remove_user_from_group(self, realm: str, user_id: str, group_id: str) -> None:
         self._write("DELETE", admin_path(realm, "users", user_id, "groups", group_id))

@@ -28,6 +28,7 @@ from typing import Any
 from agent.errors import Conflict, Interrupted, Rejected, SourceUnavailable, Unavailable
 from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserChange, default_role_name
+from agent.sync.grants import GrantRecord, Grants, grant_record
 from agent.sync.live import full_representation
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, Found, Left
 from agent.sync.outcomes import Done, ItemResult, SyncOutcome, Work, settled, with_every_outcome
@@ -41,7 +42,7 @@ from agent.sync.people_changes import (
     split_people,
     still_existing,
 )
-from agent.sync.plan import REHIRED, Grants, SyncItem, SyncPlan, desired_grants, recorded_grants
+from agent.sync.plan import REHIRED, SyncItem, SyncPlan, desired_grants
 from agent.sync.quick_read import user_record
 from agent.sync.representations import import_representation, managed_attributes
 from agent.sync.worker_map import ordered_map, windows
@@ -387,8 +388,8 @@ class SyncExecutor:
             live = self._gateway.get_user(self._realm, item.user_id)
             if live is None:
                 raise Rejected(f"user {item.user_id} no longer exists in realm '{self._realm}'")
-            person.recorded = recorded_grants(live)
-        person.recorded = person.recorded - item.grants
+            person.recorded = grant_record(live)
+        person.recorded = GrantRecord(person.recorded.given - item.grants, person.recorded.held)
         self._put(item.user_id, person, {}, {GRANTS_ATTRIBUTE: [person.recorded.to_json()]})
 
     def _put(self, user_id: str, person: _Person, changes: Mapping[str, Any], attributes: Mapping[str, Any]) -> None:
@@ -427,7 +428,8 @@ class SyncExecutor:
             # nothing else of it is written.
             self._put(item.user_id, person, changes, {})
             return ItemResult(item, "applied", item.reason, item.user_id)
-        recorded = person.recordable(desired_grants(item.desired))
+        # Grants the person holds by other means are recorded apart: the sync never removes them.
+        recorded = GrantRecord(person.recordable(desired_grants(item.desired) - item.found_held), item.found_held)
         owned: dict[str, list[str] | None] = dict(
             managed_attributes(item.desired, self._plan.source, recorded, self._attribute_names)
         )
@@ -573,7 +575,7 @@ class _Person:
         # sanction's, an admin's) would be undone; it is read again before the person's first write.
         self.representation: dict[str, Any] | None = None
         # What the sync's record says it granted, as read (None: not read); kept up to date by approved revokes.
-        self.recorded: Grants | None = None if live is None else recorded_grants(live)
+        self.recorded: GrantRecord | None = None if live is None else grant_record(live)
         self.grants_refused = Grants()
         self.revokes_refused = Grants()
 

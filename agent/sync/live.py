@@ -16,8 +16,9 @@ from typing import Any
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway, User, UserDraft
 from agent.keycloak.models import UserProfileConfig
+from agent.sync.grants import GrantRecord
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
-from agent.sync.plan import Grants, LiveUser
+from agent.sync.plan import LiveUser
 
 # The sync's bookkeeping on each user: whoever can edit it decides whether the sync manages the account.
 BOOKKEEPING_ATTRIBUTES = (SOURCE_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, DISABLED_BY_SYNC_ATTRIBUTE)
@@ -107,23 +108,24 @@ class _Interner:
 
     def __init__(self) -> None:
         self._values: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._grants: dict[str | None, Grants] = {}
+        self._records: dict[str | None, GrantRecord] = {}
 
     def values(self, raw: Iterable[Any]) -> tuple[str, ...]:
         values = tuple(sys.intern(str(value)) for value in raw or ())
         return self._values.setdefault(values, values)
 
     def live_user(self, user: User) -> LiveUser:
-        """LiveUser.from_user, with one Grants per distinct recorded grant set (three sets each, per user)."""
-        recorded = _first(user.attributes.get(GRANTS_ATTRIBUTE))
-        grants = self._grants.get(recorded)
-        if grants is None:
-            grants = self._grants[recorded] = Grants.from_json(recorded)
+        """LiveUser.from_user, with one record per distinct recorded text (six sets each, per user)."""
+        text = _first(user.attributes.get(GRANTS_ATTRIBUTE))
+        record = self._records.get(text)
+        if record is None:
+            record = self._records[text] = GrantRecord.from_json(text)
         return LiveUser(
             user=user,
             external_id=_first(user.attributes.get(EXTERNAL_ID_ATTRIBUTE)) or "",
-            recorded_grants=grants,
+            recorded_grants=record.given,
             disabled_by_sync=_first(user.attributes.get(DISABLED_BY_SYNC_ATTRIBUTE)),
+            found_held=record.held,
         )
 
 

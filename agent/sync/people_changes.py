@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 from agent.errors import Rejected
 from agent.keycloak import KeycloakGateway, Role
 from agent.keycloak.models import UserChange
-from agent.sync.plan import Grants, SyncItem
+from agent.sync.grants import Grants
+from agent.sync.plan import SyncItem
 
 # Steps that can be part of one change. Enabling reads the brute-force state first (a locked account is
 # never unlocked by the sync); deleting and anonymising are rare: people with those take the admin API.

@@ -7,17 +7,16 @@ by the immutable id stored on the user, never by username or email).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from agent.keycloak import User
+from agent.sync.grants import GrantRecord, Grants, grant_record
 from agent.sync.model import (
     DISABLED_BY_SYNC_ATTRIBUTE,
     EXTERNAL_ID_ATTRIBUTE,
-    GRANTS_ATTRIBUTE,
     SOURCE_ATTRIBUTE,
     DesiredUser,
     RejectedRecord,
@@ -68,90 +67,32 @@ def left_at(marker: str | None) -> datetime | None:
         return None
 
 
-@dataclass(frozen=True)
-class Grants:
-    """Groups and roles; as recorded on a user, exactly those the sync itself gave."""
-
-    groups: frozenset[str] = frozenset()
-    realm_roles: frozenset[str] = frozenset()
-    client_roles: frozenset[tuple[str, str]] = frozenset()
-
-    def __sub__(self, other: Grants) -> Grants:
-        return Grants(
-            self.groups - other.groups,
-            self.realm_roles - other.realm_roles,
-            self.client_roles - other.client_roles,
-        )
-
-    def __or__(self, other: Grants) -> Grants:
-        return Grants(
-            self.groups | other.groups,
-            self.realm_roles | other.realm_roles,
-            self.client_roles | other.client_roles,
-        )
-
-    def __bool__(self) -> bool:
-        return bool(self.groups or self.realm_roles or self.client_roles)
-
-    def describe(self) -> list[str]:
-        return sorted(
-            [f"group {g}" for g in self.groups]
-            + [f"role {r}" for r in self.realm_roles]
-            + [f"role {c}/{r}" for c, r in self.client_roles]
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "groups": sorted(self.groups),
-                "realm_roles": sorted(self.realm_roles),
-                "client_roles": sorted([list(pair) for pair in self.client_roles]),
-            },
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, text: str | None) -> Grants:
-        if not text:
-            return cls()
-        try:
-            raw = json.loads(text)
-        except ValueError:
-            return cls()
-        return cls(
-            frozenset(raw.get("groups") or ()),
-            frozenset(raw.get("realm_roles") or ()),
-            frozenset(tuple(pair) for pair in raw.get("client_roles") or ()),
-        )
-
-
 def desired_grants(user: DesiredUser) -> Grants:
     return Grants(user.groups, user.realm_roles, user.client_roles)
 
 
 @dataclass(frozen=True)
 class LiveUser:
-    """A Keycloak user the sync manages, with what it recorded on the user."""
+    """A Keycloak user the sync manages, with what it recorded on the user: the grants it gave, and those a rule
+    wanted that the person already held (see agent/sync/grants.py)."""
 
     user: User
     external_id: str
     recorded_grants: Grants
     disabled_by_sync: str | None
+    found_held: Grants = field(default_factory=Grants)
 
     @classmethod
     def from_user(cls, user: User) -> LiveUser:
         attributes = user.attributes
+        record = grant_record(user)
         return cls(
             user=user,
             external_id=_first(attributes.get(EXTERNAL_ID_ATTRIBUTE)) or "",
-            recorded_grants=recorded_grants(user),
+            recorded_grants=record.given,
             disabled_by_sync=_first(attributes.get(DISABLED_BY_SYNC_ATTRIBUTE)),
+            found_held=record.held,
         )
-
-
-def recorded_grants(user: User) -> Grants:
-    """What the sync's record on the user (idp-agent.grants) says the sync granted them."""
-    return Grants.from_json(_first(user.attributes.get(GRANTS_ATTRIBUTE)))
 
 
 def _first(values: tuple[str, ...] | None) -> str | None:
@@ -160,7 +101,9 @@ def _first(values: tuple[str, ...] | None) -> str | None:
 
 @dataclass(frozen=True)
 class SyncItem:
-    """One step for one person. `fields` are (field, live, desired) for updates; `grants` for grant/revoke."""
+    """One step for one person. `fields` are (field, live, desired) for updates; `grants` for grant/revoke;
+    `found_held` for updates: the desired grants the person holds by other means (an admin's), recorded as not
+    the sync's."""
 
     action: SyncAction
     external_id: str
@@ -170,6 +113,7 @@ class SyncItem:
     fields: tuple[tuple[str, str | None, str | None], ...] = ()
     grants: Grants = field(default_factory=Grants)
     reason: str = ""
+    found_held: Grants = field(default_factory=Grants)
 
 
 @dataclass(frozen=True)
@@ -350,12 +294,19 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
             "changes (set registration.edit_username: true); other changes are applied"
         )
         held = Held(desired.external_id, user.username, reason)
-    grants_changed = desired_grants(desired) != live.recorded_grants
-    if fields or grants_changed:
+    wanted = desired_grants(desired)
+    # Held by other means when a rule first wanted them: never the sync's to remove, forgotten when no rule wants
+    # them any more (the grant itself stays).
+    still_held = live.found_held & wanted
+    record = GrantRecord(wanted - still_held, still_held)
+    if fields or record != GrantRecord(live.recorded_grants, live.found_held):
         reason = "source data changed" if fields else "grants changed"
-        items.append(SyncItem("update", desired.external_id, user.username, user.id, desired, fields, reason=reason))
-    added = desired_grants(desired) - live.recorded_grants
-    removed = live.recorded_grants - desired_grants(desired)
+        items.append(
+            SyncItem("update", desired.external_id, user.username, user.id, desired, fields, reason=reason,
+                     found_held=still_held)
+        )  # fmt: skip
+    added = wanted - live.recorded_grants - still_held
+    removed = live.recorded_grants - wanted
     if added:
         items.append(SyncItem("grant", desired.external_id, user.username, user.id, desired, grants=added))
     if removed:

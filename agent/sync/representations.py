@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from agent.sync.grants import GrantRecord
 from agent.sync.model import (
     DISABLED_BY_SYNC_ATTRIBUTE,
     EXTERNAL_ID_ATTRIBUTE,
@@ -14,14 +15,16 @@ from agent.sync.model import (
     SOURCE_ATTRIBUTE,
     DesiredUser,
 )
-from agent.sync.plan import NOT_STARTED_MARK, Grants, desired_grants
+from agent.sync.plan import NOT_STARTED_MARK, desired_grants
 
 
-def managed_attributes(desired: DesiredUser, source: str, grants: Grants, names: Iterable[str]) -> dict[str, list[str]]:
+def managed_attributes(
+    desired: DesiredUser, source: str, record: GrantRecord, names: Iterable[str]
+) -> dict[str, list[str]]:
     """The attributes the sync owns on a user: copied source attributes and its own bookkeeping."""
     values = {name: list(desired.attributes.get(name, ())) for name in names}
     values.update(
-        {EXTERNAL_ID_ATTRIBUTE: [desired.external_id], SOURCE_ATTRIBUTE: [source], GRANTS_ATTRIBUTE: [grants.to_json()]}
+        {EXTERNAL_ID_ATTRIBUTE: [desired.external_id], SOURCE_ATTRIBUTE: [source], GRANTS_ATTRIBUTE: [record.to_json()]}
     )
     return {name: value for name, value in values.items() if value}
 
@@ -30,8 +33,8 @@ def import_representation(
     desired: DesiredUser, *, source: str, default_role: str, enabled: bool, now: datetime,
     attribute_names: Iterable[str], default_actions: Iterable[str],
 ) -> dict[str, Any]:  # fmt: skip
-    grants = desired_grants(desired)
-    attributes = managed_attributes(desired, source, grants, attribute_names)
+    # A joiner's grants are all the sync's: it creates the account with them.
+    attributes = managed_attributes(desired, source, GrantRecord(desired_grants(desired)), attribute_names)
     if not enabled:
         attributes[DISABLED_BY_SYNC_ATTRIBUTE] = [f"{NOT_STARTED_MARK}: created {now.isoformat()}"]
     client_roles: dict[str, list[str]] = {}

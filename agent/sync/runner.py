@@ -26,6 +26,8 @@ from agent.store.sync_records import SyncRecords
 from agent.sync.agent_config import AgentConfig, SyncSpec
 from agent.sync.config_files import SyncFiles, load_sync_files
 from agent.sync.executor import SyncExecutor
+from agent.sync.found_held import settle_found_held
+from agent.sync.grants import Grants
 from agent.sync.guard import Verdict, check_safety
 from agent.sync.leavers import LeaverLookup, listed_controls
 from agent.sync.live import check_realm_keeps_attributes
@@ -37,7 +39,6 @@ from agent.sync.people_changes import Targets, read_realm_targets, with_client_r
 from agent.sync.plan import (
     ABSENT_FROM_SOURCES,
     NEVER_TOUCHED,
-    Grants,
     LiveUser,
     SyncAction,
     SyncContext,
@@ -151,6 +152,8 @@ def prepare_sync(
     else:
         read = read_full(gateway, mapper.realm, sync.name, editable=editable)
         plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
+    # After the refreshes: the people granted something are read as they are now, just before the writes.
+    plan = settle_found_held(gateway, plan, sync=sync.name, journal_of=store.journal.entries)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
     return Prepared(
         sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read, known, files.policy
@@ -224,7 +227,7 @@ def _journal_entry(result: ItemResult, sync: str, realm: str, run_id: str) -> Ne
     )
 
 
-def _intent_entry(item: SyncItem, sync: str, realm: str, run_id: str) -> NewEntry:
+def intent_entry(item: SyncItem, sync: str, realm: str, run_id: str) -> NewEntry:
     """Recorded before the write is sent: a crash between the two leaves an intent without an outcome."""
     details: dict[str, str] = {"outcome": "intent"}
     if item.user_id:
@@ -271,7 +274,7 @@ def execute(
             progress(done, total)
 
     def intend(items: Sequence[SyncItem]) -> None:
-        store.journal.append_many([_intent_entry(item, prepared.sync.name, realm, run.id) for item in items])
+        store.journal.append_many([intent_entry(item, prepared.sync.name, realm, run.id) for item in items])
 
     lookup = LeaverLookup(prepared.sources, prepared.mapper, listed_controls(prepared.reads, prepared.mapper), now=now)
     # Leavers are confirmed by source in batches first (while the joiners are created); each is still confirmed

@@ -6,6 +6,7 @@ import pytest
 
 from agent.errors import Conflict, ReadOnlyViolation
 from agent.keycloak import Group, KeycloakGateway, UserDraft
+from agent.keycloak.models import DirectAccess
 from agent.settings import KeycloakConnection
 from tests.conftest import realm_name_for
 
@@ -149,3 +150,31 @@ def test_groups_read_the_same_by_export_and_by_paging(
     assert shape(by_export) == shape(by_paging)
     assert [g.path for g in by_export].index("/dept") < [g.path for g in by_export].index("/dept/team/night")
     assert ("/dept/team", ("clerk",)) in {(g.path, g.realm_roles) for g in by_export}
+
+
+def test_direct_access_is_what_the_user_holds_themselves_and_nothing_of_a_user_gone(
+    gateway: KeycloakGateway, realm: str
+) -> None:
+    """Direct memberships and role mappings only: a role held through a group is not the user's own grant."""
+    user_id = gateway.create_user(realm, UserDraft("held"))
+    parent = gateway.create_group(realm, "parent")
+    child = gateway.create_group(realm, "child", parent)
+    gateway.create_realm_role(realm, "own")
+    gateway.create_realm_role(realm, "through-group")
+    app = gateway.create_client(realm, {"clientId": "app", "publicClient": False})
+    gateway.create_client_role(realm, app, "viewer")
+    gateway.add_user_to_group(realm, user_id, child)
+    own, through_group = gateway.get_realm_role(realm, "own"), gateway.get_realm_role(realm, "through-group")
+    assert own is not None and through_group is not None
+    gateway.change_group_realm_roles(realm, child, add=[through_group], remove=[])
+    gateway.add_realm_roles_to_user(realm, user_id, [own])
+    gateway.add_client_roles_to_user(realm, user_id, app, gateway.list_client_roles(realm, app))
+
+    access = gateway.direct_access(realm, user_id)
+
+    assert access.groups == {"/parent/child"}
+    assert "own" in access.realm_roles and "through-group" not in access.realm_roles
+    assert access.client_roles == {("app", "viewer")}
+    assert gateway.direct_access(realm, user_id, roles=False).realm_roles == frozenset()
+    gateway.delete_user(realm, user_id)
+    assert gateway.direct_access(realm, user_id) == DirectAccess()

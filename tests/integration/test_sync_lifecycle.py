@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -21,7 +22,11 @@ from agent.keycloak import KeycloakGateway, UserDraft
 from agent.keycloak.transport import admin_path
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
+from agent.store.db import open_store
+from agent.store.journal import JournalEntry
 from agent.sync.executor import SyncExecutor
+from agent.sync.found_held import FOUND_HELD, settle_found_held
+from agent.sync.grants import GrantRecord, Grants, grant_record
 from agent.sync.live import check_realm_keeps_attributes
 from agent.sync.model import (
     DISABLED_BY_SYNC_ATTRIBUTE,
@@ -32,8 +37,9 @@ from agent.sync.model import (
     SourceRecord,
 )
 from agent.sync.outcomes import SyncOutcome
-from agent.sync.plan import FOUND_DISABLED, SyncContext, SyncPlan, plan_sync
+from agent.sync.plan import FOUND_DISABLED, SyncContext, SyncItem, SyncPlan, plan_sync
 from agent.sync.quick_read import read_live_directory
+from agent.sync.runner import intent_entry
 from tests.harness.offline_tokens import offline_login, refresh_status
 from tests.harness.realm_steps import apply_spec, spec_of
 
@@ -93,27 +99,31 @@ class Directory:
 
 
 def plan_for(
-    gateway: KeycloakGateway, realm: str, people: Iterable[DesiredUser], now: datetime, **context: Any
-) -> SyncPlan:
+    gateway: KeycloakGateway, realm: str, people: Iterable[DesiredUser], now: datetime,
+    journal: Sequence[JournalEntry] = (), **context: Any,
+) -> SyncPlan:  # fmt: skip
+    """As a run plans (runner.prepare_sync): then what the people granted something already hold is read."""
     directory = read_live_directory(gateway, realm, SOURCE)
     settings = SyncContext(
         realm=realm, source=SOURCE, now=now, managed_attributes=ATTRIBUTES,
         usernames_editable=directory.usernames_editable, **context,
     )  # fmt: skip
-    return plan_sync(list(people), [], directory.managed, directory.all_users, settings)
+    plan = plan_sync(list(people), [], directory.managed, directory.all_users, settings)
+    return settle_found_held(gateway, plan, sync=SOURCE, journal_of=lambda username: journal)
 
 
 def sync(
     connection: KeycloakConnection, realm: str, people: list[DesiredUser], *, now: datetime = NOW,
-    present: set[str] | None = None, settles: bool = True, **context: Any,
+    present: set[str] | None = None, settles: bool = True, journal: Sequence[JournalEntry] = (), **context: Any,
 ) -> tuple[SyncPlan, SyncOutcome]:  # fmt: skip
     """One sync run, then the proof that it converged: a second plan is empty and writes nothing (unless
-    `settles` is False: a run that leaves work for the next on purpose)."""
+    `settles` is False: a run that leaves work for the next on purpose). `journal`: what the store's journal
+    holds about the people (the same for each of them)."""
     gateway = KeycloakGateway.connect(connection)
     lookup = Directory(present if present is not None else {p.external_id for p in people}).lookup
     try:
         check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
-        plan = plan_for(gateway, realm, people, now, **context)
+        plan = plan_for(gateway, realm, people, now, journal, **context)
         live = read_live_directory(gateway, realm, SOURCE).by_user_id()
         executor = SyncExecutor(
             gateway, plan, now=now, attribute_names=ATTRIBUTES, lookup=lookup, live_users=live, in_bulk=IN_BULK
@@ -222,6 +232,77 @@ def test_joiner_mover_rename_leaver_rehire(
     plan, _ = sync(keycloak_connection, realm, [renamed, bob])
     assert [(i.action, i.reason) for i in plan.items] == [("enable", "rehired")]
     assert user_of(gateway, realm, "1002").id == left.id and user_of(gateway, realm, "1002").enabled
+
+
+def test_grants_an_admin_gave_by_hand_stay_when_a_rule_that_wanted_them_too_stops(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
+) -> None:
+    """The sync removes only grants it gave. An admin put ann in /hand-made and gave her finance-approver and
+    ledger's auditor by hand; then a rule wants all three (and /sales, which she does not hold). Only /sales is
+    granted, the admin's three are recorded as found held, and when the rule stops wanting all four only /sales
+    is removed."""
+    realm = sync_realm
+    ann = person("1001", "ann")
+    sync(keycloak_connection, realm, [ann])
+    user = user_of(gateway, realm, "1001")
+    hand_made = gateway.find_group_by_path(realm, "/hand-made")
+    approver = gateway.get_realm_role(realm, "finance-approver")
+    assert hand_made is not None and approver is not None
+    ledger = gateway.create_client(realm, {"clientId": "ledger", "publicClient": False})
+    gateway.create_client_role(realm, ledger, "auditor")
+    gateway.add_user_to_group(realm, user.id, hand_made.id)
+    gateway.add_realm_roles_to_user(realm, user.id, [approver])
+    gateway.add_client_roles_to_user(realm, user.id, ledger, gateway.list_client_roles(realm, ledger))
+    wanted = person(
+        "1001", "ann", groups=frozenset({"/staff", "/hand-made", "/sales"}),
+        realm_roles=frozenset({"employee", "finance-approver"}), client_roles=frozenset({("ledger", "auditor")}),
+    )  # fmt: skip
+
+    plan, _ = sync(keycloak_connection, realm, [wanted])
+
+    assert [item.grants for item in plan.of("grant")] == [Grants(groups=frozenset({"/sales"}))]
+    held = Grants(frozenset({"/hand-made"}), frozenset({"finance-approver"}), frozenset({("ledger", "auditor")}))
+    [update] = plan.of("update")
+    assert update.found_held == held and FOUND_HELD in update.reason
+    given = Grants(groups=frozenset({"/staff", "/sales"}), realm_roles=frozenset({"employee"}))
+    assert grant_record(user_of(gateway, realm, "1001")) == GrantRecord(given, held)
+
+    plan, _ = sync(keycloak_connection, realm, [ann])
+
+    assert [item.grants for item in plan.of("revoke")] == [Grants(groups=frozenset({"/sales"}))]
+    assert groups_of(gateway, realm, user.id) == {"/staff", "/hand-made"}
+    assert "finance-approver" in {role.name for role in gateway.user_realm_roles(realm, user.id)}
+    assert [role.name for role in gateway.user_client_roles(realm, user.id, ledger)] == ["auditor"]
+    own = Grants(groups=frozenset({"/staff"}), realm_roles=frozenset({"employee"}))
+    assert grant_record(user_of(gateway, realm, "1001")) == GrantRecord(own)
+
+
+def test_a_grant_made_just_before_a_run_was_cut_off_stays_the_syncs_own(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str, tmp_path: Path
+) -> None:
+    """A run put ann in /sales and was cut off before it recorded the grant: the journal holds the grant's
+    intent and no outcome. The next run finds /sales held, but it is the sync's grant: recorded as the sync's,
+    and removed when no rule wants it any more."""
+    realm = sync_realm
+    ann = person("1001", "ann")
+    sync(keycloak_connection, realm, [ann])
+    user = user_of(gateway, realm, "1001")
+    moved = person("1001", "ann", groups=frozenset({"/staff", "/sales"}))
+    sales = gateway.find_group_by_path(realm, "/sales")
+    assert sales is not None
+    gateway.add_user_to_group(realm, user.id, sales.id)  # the cut-off run's write
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        grant = SyncItem("grant", "1001", "ann", user.id, moved, grants=Grants(groups=frozenset({"/sales"})))
+        store.journal.append_many([intent_entry(grant, SOURCE, realm, "run-cut-off")])
+        journal = store.journal.entries("ann")
+
+    plan, _ = sync(keycloak_connection, realm, [moved], journal=journal)
+
+    assert [item.grants for item in plan.of("grant")] == [Grants(groups=frozenset({"/sales"}))]
+    assert grant_record(user_of(gateway, realm, "1001")).given.groups == {"/staff", "/sales"}
+    plan, _ = sync(keycloak_connection, realm, [ann])
+    assert [item.grants for item in plan.of("revoke")] == [Grants(groups=frozenset({"/sales"}))]
+    assert groups_of(gateway, realm, user.id) == {"/staff"}
 
 
 def test_absent_but_still_in_the_source_is_not_disabled(

@@ -16,6 +16,7 @@ from agent.errors import KeycloakError
 from agent.keycloak import KeycloakGateway, UserDraft
 from agent.settings import KeycloakConnection
 from agent.sync.agent_config import AgentConfig
+from agent.sync.found_held import FOUND_HELD
 from agent.sync.runner import approve_staged
 from tests.harness.fault_proxy import Fault, FaultProxy
 from tests.harness.ldap_directory import SUFFIX, DirectoryFactory, numbered_people
@@ -124,6 +125,32 @@ def test_s02_removals_at_the_threshold_are_staged_and_approval_applies_exactly_t
     live = managed(gateway, setup.realm)
     assert {eid for eid, user in live.items() if not user.enabled} == gone
     assert live[str(5000 + leavers)].enabled
+
+
+def test_a_group_an_admin_gave_by_hand_stays_after_the_rule_that_also_gave_it_stops(
+    setup: SyncSetup, gateway: KeycloakGateway
+) -> None:
+    """Whole runs: person000 (Sales) is put in /finance by an admin; HR then moves them to Finance, whose rule
+    grants /finance; then back to Sales. The sync never granted /finance, so it does not remove it, and the
+    journal says why it was left alone."""
+    rows = [hr_row(i) for i in range(3)]
+    setup.run(hr_config(setup, rows))
+    user = managed(gateway, setup.realm)["5000"]
+    finance = gateway.find_group_by_path(setup.realm, "/finance")
+    assert finance is not None
+    gateway.add_user_to_group(setup.realm, user.id, finance.id)
+
+    run, prepared, _ = setup.run(hr_config(setup, [hr_row(0, Department="Finance"), *rows[1:]]))
+
+    assert run.status == "succeeded" and prepared.plan.of("grant") == ()
+    [update] = prepared.plan.of("update")
+    assert update.found_held.groups == {"/finance"}
+    run, prepared, _ = setup.run(hr_config(setup, rows))
+    assert run.status == "succeeded" and prepared.plan.of("revoke") == ()
+    assert set(gateway.user_group_paths(setup.realm, user.id)) == {"/staff", "/finance"}
+    with setup.store(hr_config(setup, rows)) as store:
+        reasons = [entry.reason for entry in store.journal.entries("person000") if entry.action == "user.update"]
+        assert any(FOUND_HELD in reason and "group /finance" in reason for reason in reasons), reasons
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from agent.errors import Interrupted, Rejected, Unavailable
 from agent.keycloak import KeycloakGateway, Role, User
 from agent.keycloak.models import ImportedUser, UserChange
 from agent.sync.executor import SyncExecutor
+from agent.sync.grants import Grants
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, GRANTS_ATTRIBUTE, DesiredUser, Found, NotFound, SourceRecord
 from agent.sync.people_changes import ChangeBuilder, Targets, resolve_grants, split_people
-from agent.sync.plan import Grants, SyncItem, SyncPlan
+from agent.sync.plan import SyncItem, SyncPlan
 from tests.unit.test_sync_speed_paths import raw_user
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

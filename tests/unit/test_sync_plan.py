@@ -13,6 +13,7 @@ from agent.keycloak import User
 from agent.store.staging import StagedRemoval
 from agent.sync.agent_config import SyncSpec
 from agent.sync.commands import render_item
+from agent.sync.grants import Grants
 from agent.sync.guard import SafetyLimits, check_safety, removal_threshold, suspect_reads
 from agent.sync.model import (
     DISABLED_BY_SYNC_ATTRIBUTE,
@@ -30,7 +31,6 @@ from agent.sync.plan import (
     LEFT_BEFORE_START,
     LEFT_FOUND_DISABLED,
     LEFT_SANCTIONED,
-    Grants,
     Retention,
     SyncAction,
     SyncContext,

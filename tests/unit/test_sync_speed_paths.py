@@ -14,10 +14,11 @@ import pytest
 
 from agent.keycloak import KeycloakGateway
 from agent.sync.executor import SyncExecutor
+from agent.sync.grants import Grants
 from agent.sync.live import full_representation, split_directory
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.outcomes import Done, ItemResult, Work
-from agent.sync.plan import Grants, SyncItem, SyncPlan
+from agent.sync.plan import SyncItem, SyncPlan
 from agent.sync.worker_map import ordered_map, windows
 
 SOURCE = "workforce"
