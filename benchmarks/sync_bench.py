@@ -448,6 +448,7 @@ RUNNER_PHASES = {
     "read_realm_targets": "keycloak read: groups and roles",
     "known_targets": "keycloak read: client roles",
     "plan_sync": "plan",
+    "settle_found_held": "keycloak read: what people to grant hold",
     "check_safety": "brakes",
     "execute": "apply",
     "remember_reads": "store: records for the next run",

@@ -17,6 +17,8 @@ from agent.keycloak.transport import admin_path, realm_path
 
 # Changes per request of the plugin's `users/changes` (one Keycloak transaction; UserChanges.MAX_CHANGES).
 MAX_USER_CHANGES = 500
+# Users per request of the plugin's `access/direct-grants` (their ids go in the URL; AccessResource.MAX_IDS).
+MAX_DIRECT_GRANT_IDS = 80
 
 
 class SyncCalls(GatewayBase):
@@ -92,6 +94,23 @@ class SyncCalls(GatewayBase):
             realm_roles=frozenset(str(role["name"]) for role in mappings.get("realmMappings") or ()),
             client_roles=frozenset(client_roles),
         )
+
+    def direct_grant_ids(
+        self, realm: str, user_ids: Sequence[str]
+    ) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]] | None:
+        """What `direct_access` gives, for up to MAX_DIRECT_GRANT_IDS users in one request to the idp-agent plugin,
+        by id: (user id -> role ids mapped on them directly, user id -> ids of the groups they are in). None where
+        the plugin does not answer (see `_plugin_lookup`): the caller reads `direct_access` of each."""
+        if len(user_ids) > MAX_DIRECT_GRANT_IDS:
+            raise ValueError(f"at most {MAX_DIRECT_GRANT_IDS} users a request, not {len(user_ids)}")
+        raw = self._plugin_lookup(realm, "access", "direct-grants", params={"id": list(user_ids)})
+        if raw is None:
+            return None
+
+        def by_user(found: Mapping[str, Sequence[str]] | None) -> dict[str, frozenset[str]]:
+            return {str(user): frozenset(str(value) for value in values) for user, values in (found or {}).items()}
+
+        return by_user(raw.get("roles")), by_user(raw.get("groups"))
 
     def _group_paths_if_found(self, realm: str, user_id: str) -> list[str] | None:
         """`user_group_paths`, or None for a user that is gone (a first page that was full is read again whole)."""

@@ -17,11 +17,13 @@ from dataclasses import replace
 
 from agent.keycloak import KeycloakGateway
 from agent.keycloak.models import DirectAccess
+from agent.keycloak.sync_calls import MAX_DIRECT_GRANT_IDS
 from agent.store.journal import JournalEntry
 from agent.sync.grants import Grants
+from agent.sync.people_changes import Targets
 from agent.sync.plan import SyncPlan
 
-# Concurrent reads of the people the plan would grant something to (one or two requests each).
+# Concurrent reads of what the people the plan would grant something to hold.
 READERS = 4
 FOUND_HELD = "already held by other means, so recorded as not the sync's (never removed by it)"
 
@@ -64,26 +66,63 @@ def grant_cut_short(entries: Sequence[JournalEntry], actor: str, user_id: str) -
     return False
 
 
+def grants_of_ids(role_ids: frozenset[str], group_ids: frozenset[str], targets: Targets) -> Grants:
+    """Role and group ids as the grants they are (`targets`: the realm's, as the plan saw them); ids of anything
+    else (a role or group no rule names) are not among what a plan grants, and are left out."""
+    groups = {path for path, group_id in targets.group_ids.items() if group_id in group_ids}
+    realm_roles = {name for name, role in targets.realm_roles.items() if role.id in role_ids}
+    client_roles = {pair for pair, (_, role) in targets.client_roles.items() if role.id in role_ids}
+    return Grants(frozenset(groups), frozenset(realm_roles), frozenset(client_roles))
+
+
+def held_by_plugin(
+    gateway: KeycloakGateway, realm: str, candidates: Mapping[str, Grants], targets: Targets
+) -> dict[str, Grants] | None:
+    """The part of each candidate's grants they hold directly, read from the idp-agent plugin a few dozen people a
+    request; None where it does not answer."""
+    user_ids = list(candidates)
+    chunks = [user_ids[start : start + MAX_DIRECT_GRANT_IDS] for start in range(0, len(user_ids), MAX_DIRECT_GRANT_IDS)]
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="direct-grants") as pool:
+        answers = list(pool.map(lambda chunk: gateway.direct_grant_ids(realm, chunk), chunks))
+    held: dict[str, Grants] = {}
+    for answer in answers:
+        if answer is None:
+            return None
+        roles, groups = answer
+        for user_id in roles.keys() | groups.keys():
+            held[user_id] = candidates[user_id] & grants_of_ids(roles.get(user_id, frozenset()),
+                                                                groups.get(user_id, frozenset()), targets)  # fmt: skip
+    return held
+
+
+def held_by_admin_api(gateway: KeycloakGateway, realm: str, candidates: Mapping[str, Grants]) -> dict[str, Grants]:
+    """As `held_by_plugin`, through the admin API: one or two reads a person (groups, role mappings)."""
+
+    def held_of(user_id: str) -> Grants:
+        wanted = candidates[user_id]
+        roles = bool(wanted.realm_roles or wanted.client_roles)
+        return wanted & as_grants(gateway.direct_access(realm, user_id, groups=bool(wanted.groups), roles=roles))
+
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="direct-access") as pool:
+        return dict(zip(candidates, pool.map(held_of, candidates), strict=True))
+
+
 def settle_found_held(
     gateway: KeycloakGateway,
     plan: SyncPlan,
     *,
     sync: str,
     journal_of: Callable[[str], Sequence[JournalEntry]],
+    targets: Targets | None = None,
 ) -> SyncPlan:
     """Read what the people the plan grants something to hold directly, and record what they hold as found held
-    (see the module's docstring). `journal_of(username)`: the journal's entries about that user, in order."""
+    (see the module's docstring). `journal_of(username)`: the journal's entries about that user, in order.
+    `targets`: the realm's groups and roles as the plan saw them, to read through the plugin (else the admin API)."""
     candidates = grant_candidates(plan)
     if not candidates:
         return plan
-
-    def held_of(user_id: str) -> Grants:
-        wanted = candidates[user_id]
-        roles = bool(wanted.realm_roles or wanted.client_roles)
-        return wanted & as_grants(gateway.direct_access(plan.realm, user_id, groups=bool(wanted.groups), roles=roles))
-
-    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="direct-access") as pool:
-        held_now = dict(zip(candidates, pool.map(held_of, candidates), strict=True))
+    found = held_by_plugin(gateway, plan.realm, candidates, targets) if targets is not None else None
+    held_now = found if found is not None else held_by_admin_api(gateway, plan.realm, candidates)
     usernames = {item.user_id: item.username for item in plan.of("grant") if item.user_id}
     actor = f"sync:{sync}"
     held_now = {

@@ -153,7 +153,7 @@ def prepare_sync(
         read = read_full(gateway, mapper.realm, sync.name, editable=editable)
         plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
     # After the refreshes: the people granted something are read as they are now, just before the writes.
-    plan = settle_found_held(gateway, plan, sync=sync.name, journal_of=store.journal.entries)
+    plan = settle_found_held(gateway, plan, sync=sync.name, journal_of=store.journal.entries, targets=known)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
     return Prepared(
         sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read, known, files.policy

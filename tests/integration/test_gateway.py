@@ -176,5 +176,16 @@ def test_direct_access_is_what_the_user_holds_themselves_and_nothing_of_a_user_g
     assert "own" in access.realm_roles and "through-group" not in access.realm_roles
     assert access.client_roles == {("app", "viewer")}
     assert gateway.direct_access(realm, user_id, roles=False).realm_roles == frozenset()
+    # The plugin's answer for many users at once: the same, by id.
+    other = gateway.create_user(realm, UserDraft("holds-nothing-directly"))
+    answer = gateway.direct_grant_ids(realm, [user_id, other, "no-such-user"])
+    assert answer is not None
+    roles, groups = answer
+    role_ids = {own.id, gateway.list_client_roles(realm, app)[0].id}
+    assert groups == {user_id: {child}}
+    assert role_ids <= roles[user_id] and through_group.id not in roles[user_id]
+    assert not role_ids & roles[other]  # the realm's default role only
+    with pytest.raises(ValueError, match="at most 80"):
+        gateway.direct_grant_ids(realm, [user_id] * 81)
     gateway.delete_user(realm, user_id)
     assert gateway.direct_access(realm, user_id) == DirectAccess()

@@ -37,6 +37,7 @@ from agent.sync.model import (
     SourceRecord,
 )
 from agent.sync.outcomes import SyncOutcome
+from agent.sync.people_changes import read_targets
 from agent.sync.plan import FOUND_DISABLED, SyncContext, SyncItem, SyncPlan, plan_sync
 from agent.sync.quick_read import read_live_directory
 from agent.sync.runner import intent_entry
@@ -108,8 +109,12 @@ def plan_for(
         realm=realm, source=SOURCE, now=now, managed_attributes=ATTRIBUTES,
         usernames_editable=directory.usernames_editable, **context,
     )  # fmt: skip
-    plan = plan_sync(list(people), [], directory.managed, directory.all_users, settings)
-    return settle_found_held(gateway, plan, sync=SOURCE, journal_of=lambda username: journal)
+    everyone = list(people)
+    plan = plan_sync(everyone, [], directory.managed, directory.all_users, settings)
+    # What people hold is read through the plugin on the plugin's write path, through the admin API on the other.
+    client_ids = {client for desired in everyone for client, _ in desired.client_roles}
+    targets = read_targets(gateway, realm, client_ids) if IN_BULK else None
+    return settle_found_held(gateway, plan, sync=SOURCE, journal_of=lambda username: journal, targets=targets)
 
 
 def sync(

@@ -8,11 +8,12 @@ from types import MappingProxyType
 
 import pytest
 
-from agent.keycloak import User
+from agent.keycloak import Role, User
 from agent.store.journal import JournalEntry
-from agent.sync.found_held import FOUND_HELD, grant_cut_short, with_found_held
+from agent.sync.found_held import FOUND_HELD, grant_cut_short, grants_of_ids, held_by_plugin, with_found_held
 from agent.sync.grants import GrantRecord, Grants
 from agent.sync.model import EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE, DesiredUser
+from agent.sync.people_changes import Targets
 from agent.sync.plan import SyncContext, SyncPlan, managed_live_users, plan_sync
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -128,3 +129,37 @@ def entry(
 )
 def test_a_grant_whose_intent_has_no_outcome_was_cut_short(entries: list[JournalEntry], cut_short: bool) -> None:
     assert grant_cut_short(entries, "sync:hr", "kc-1") is cut_short
+
+
+def test_ids_the_plugin_answers_with_are_the_grants_the_plan_names() -> None:
+    targets = Targets(
+        group_ids={"/finance": "g-1", "/staff": "g-2"},
+        realm_roles={"approver": Role(id="r-1", name="approver")},
+        client_roles={("ledger", "auditor"): ("c-1", Role(id="r-2", name="auditor", client_role=True))},
+    )
+
+    grants = grants_of_ids(frozenset({"r-1", "r-2", "r-unknown"}), frozenset({"g-1", "g-unknown"}), targets)
+
+    assert grants == Grants(frozenset({"/finance"}), frozenset({"approver"}), frozenset({("ledger", "auditor")}))
+
+
+class _Plugin:
+    """Answers `direct_grant_ids` as the plugin would for people who are each in group g-1; records each request."""
+
+    def __init__(self) -> None:
+        self.requests: list[int] = []
+
+    def direct_grant_ids(self, realm: str, user_ids: list[str]) -> tuple[dict[str, frozenset[str]], ...]:
+        self.requests.append(len(user_ids))
+        return {}, {user_id: frozenset({"g-1"}) for user_id in user_ids}
+
+
+def test_many_people_are_read_a_request_per_eighty_and_each_gets_only_their_own_candidates() -> None:
+    plugin = _Plugin()
+    candidates = {f"kc-{n}": FINANCE if n % 2 else STAFF for n in range(170)}
+    targets = Targets(group_ids={"/finance": "g-1", "/staff": "g-2"}, realm_roles={}, client_roles={})
+
+    held = held_by_plugin(plugin, "r", candidates, targets)  # type: ignore[arg-type]
+
+    assert sorted(plugin.requests) == [10, 80, 80]
+    assert held is not None and held["kc-1"] == FINANCE and held["kc-2"] == Grants()

@@ -2,6 +2,7 @@ package org.idpagent.keycloak;
 
 import jakarta.persistence.EntityManager;
 import jakarta.persistence.TypedQuery;
+import jakarta.ws.rs.BadRequestException;
 import jakarta.ws.rs.GET;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
@@ -28,10 +29,11 @@ import org.keycloak.services.resources.admin.fgap.AdminPermissions;
  * listing, where Keycloak builds each user's representation through its user profile. Here {@code users-by-id}
  * gives pages of users with what those reads carry ({@code users-by-id/bounds}: where the pages end, to read several
  * at once), {@code memberships} every role's and group's direct members by id, each from a handful of database
- * queries, and {@code structure} roles, groups, clients and service accounts, all under the permissions of the admin
+ * queries, {@code direct-grants} the roles and groups some users hold directly (what a sync checks before it grants
+ * anything), and {@code structure} roles, groups, clients and service accounts, all under the permissions of the admin
  * API reads they replace.
  *
- * <p>{@code users-by-id} and {@code memberships} are only for realms whose users all live in Keycloak's database: a
+ * <p>{@code users-by-id}, {@code memberships} and {@code direct-grants} are only for realms whose users all live in Keycloak's database: a
  * user storage provider (LDAP, Kerberos, custom) can add users, attributes and members from elsewhere, so for such
  * a realm they answer 409 and the caller uses the admin API.
  */
@@ -66,6 +68,12 @@ public final class AccessResource {
             "select m.user.id, m.roleId from UserRoleMappingEntity m where m.user.realmId = :realmId";
     private static final String GROUP_MEMBERSHIPS =
             "select m.user.id, m.groupId from UserGroupMembershipEntity m where m.user.realmId = :realmId";
+
+    // The same rows for some users only (the people a sync is about to grant something to).
+    private static final String USERS_ROLE_MAPPINGS = ROLE_MAPPINGS + " and m.user.id in :ids";
+    private static final String USERS_GROUP_MEMBERSHIPS = GROUP_MEMBERSHIPS + " and m.user.id in :ids";
+    /** The most users {@code direct-grants} takes at once: their ids fit in a request line Keycloak accepts. */
+    static final int MAX_IDS = 80;
 
     private final KeycloakSession session;
     private final RealmModel realm;
@@ -148,6 +156,27 @@ public final class AccessResource {
     }
 
     /**
+     * {"roles": {userId: [roleId]}, "groups": {userId: [groupId]}}: the realm and client roles mapped on each user
+     * named by {@code id} (at most {@link #MAX_IDS}) directly, and the groups each is a direct member of. Users
+     * without any, or that do not exist, are absent. The admin API gives the same one user and two requests at a
+     * time ({@code role-mappings}, {@code groups}), under view-users, as does this.
+     */
+    @GET
+    @Path("direct-grants")
+    @Produces(MediaType.APPLICATION_JSON)
+    public Map<String, Object> directGrants(@QueryParam("id") List<String> ids) {
+        requireViewUsers();
+        List<String> wanted = ids == null ? List.of() : ids;
+        if (wanted.size() > MAX_IDS) {
+            throw new BadRequestException("at most " + MAX_IDS + " ids a request, not " + wanted.size());
+        }
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("roles", wanted.isEmpty() ? Map.of() : byUser(usersQuery(USERS_ROLE_MAPPINGS, wanted)));
+        body.put("groups", wanted.isEmpty() ? Map.of() : byUser(usersQuery(USERS_GROUP_MEMBERSHIPS, wanted)));
+        return body;
+    }
+
+    /**
      * The realm's access structure in the partial export's shape, without its secrets (see {@link AccessStructure}):
      * roles with composites, groups with grants, clients, service accounts, the default role. The admin API shows
      * the same through its role, client, group and service-account listings, one request per client, composite
@@ -223,6 +252,13 @@ public final class AccessResource {
 
     private <T> Stream<T> query(String jpql, Class<T> type) {
         return entityManager().createQuery(jpql, type).setParameter("realmId", realm.getId()).getResultStream();
+    }
+
+    private Stream<Object[]> usersQuery(String jpql, List<String> ids) {
+        return entityManager().createQuery(jpql, Object[].class)
+                .setParameter("realmId", realm.getId())
+                .setParameter("ids", ids)
+                .getResultStream();
     }
 
     private Stream<Object[]> pageQuery(String jpql, String after, String last) {
