@@ -85,13 +85,13 @@ def held_by_plugin(
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="direct-grants") as pool:
         answers = list(pool.map(lambda chunk: gateway.direct_grant_ids(realm, chunk), chunks))
     held: dict[str, Grants] = {}
-    for answer in answers:
+    for chunk, answer in zip(chunks, answers, strict=True):
         if answer is None:
             return None
         roles, groups = answer
-        for user_id in roles.keys() | groups.keys():
-            held[user_id] = candidates[user_id] & grants_of_ids(roles.get(user_id, frozenset()),
-                                                                groups.get(user_id, frozenset()), targets)  # fmt: skip
+        for user_id in chunk:
+            ids = roles.get(user_id, frozenset()), groups.get(user_id, frozenset())
+            held[user_id] = candidates[user_id] & grants_of_ids(*ids, targets)
     return held
 
 
