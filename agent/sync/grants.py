@@ -103,11 +103,6 @@ def grant_record(user: User) -> GrantRecord:
     return GrantRecord.from_json(values[0] if values else None)
 
 
-def recorded_grants(user: User) -> Grants:
-    """What the sync's record on the user says the sync granted them."""
-    return grant_record(user).given
-
-
 def _parsed(text: str | None) -> Mapping[str, Any]:
     if not text:
         return {}
