@@ -42,7 +42,7 @@ from agent.sync.people_changes import (
     split_people,
     still_existing,
 )
-from agent.sync.plan import REHIRED, SyncItem, SyncPlan, desired_grants
+from agent.sync.plan import REHIRED, STARTS_AGAIN, SyncItem, SyncPlan, desired_grants
 from agent.sync.quick_read import user_record
 from agent.sync.representations import import_representation, managed_attributes
 from agent.sync.worker_map import ordered_map, windows
@@ -447,9 +447,9 @@ class SyncExecutor:
         if self._locked(item.user_id):
             # Enabling resets brute-force failures: a locked account is never unlocked by the sync.
             return ItemResult(item, "skipped", "locked by brute-force detection; left as it is", item.user_id)
-        if item.reason == REHIRED:
-            # Sessions kept from before the person left would resume once enabled, were the leaving cut off
-            # between the disable and the logout: the rehire starts with none.
+        if item.reason in (REHIRED, STARTS_AGAIN):
+            # Sessions kept from before the disable would resume once enabled, were it cut off between the
+            # disable and the logout: the person starts with none.
             self._end_sessions(item.user_id, person)
         self._put(item.user_id, person, {"enabled": True}, {DISABLED_BY_SYNC_ATTRIBUTE: None})
         return ItemResult(item, "applied", item.reason, item.user_id)

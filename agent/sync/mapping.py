@@ -430,7 +430,10 @@ def _status(
     if value is not None and value not in STATUS_VALUES:
         raise Refused(f"status: {shown(str(value))} is neither {' nor '.join(STATUS_VALUES)}; map it")
     if value == "inactive":
-        return "inactive", ("status inactive", f"{source} inactive")
+        # Fail closed: a termination HR entered ahead of time, with the status already inactive, ends access now.
+        # The trace says so, for an admin who expected the end date to decide (leave the status active for that).
+        ahead = f" (end_date {end.isoformat()} is still ahead: the status decides)" if end and end > now else ""
+        return "inactive", ("status inactive", f"{source} inactive{ahead}")
     if end is not None and end <= now:
         return "inactive", ("status inactive", f"end_date {end.isoformat()} has passed")
     return "active", ("status active", f"{source} active" if value else f"{source} active by default")

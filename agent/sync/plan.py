@@ -281,6 +281,10 @@ def _held_reason(user: User, context: SyncContext) -> str | None:
 # An update that takes a reissued email off a leaver's disabled account (no desired state: nothing else changes).
 RELEASED_EMAIL = "email released"
 REHIRED = "rehired"  # an enable's reason for a person back within retention (whose old sessions must not resume)
+# An enabled account whose start date moved ahead (a correction, a rehire entered early) is disabled until then,
+# failing closed, and enabled again at the new start, its old sessions ended like a rehire's.
+NOT_STARTED_YET = "not started yet"
+STARTS_AGAIN = "start date reached again (it had moved ahead)"
 
 
 def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -> tuple[list[SyncItem], Held | None]:
@@ -327,15 +331,23 @@ def _plan_existing(desired: DesiredUser, live: LiveUser, context: SyncContext) -
         reason = "disabled by someone else before the person left; a rehire leaves it disabled"
         held = Held(desired.external_id, user.username, reason)
     elif enable and live.disabled_by_sync is not None:
-        reason = "start date reached" if live.disabled_by_sync.startswith(NOT_STARTED_MARK) else REHIRED
+        reason = _enable_reason(live.disabled_by_sync)
         items.append(SyncItem("enable", desired.external_id, user.username, user.id, desired, reason=reason))
     elif enable:
         # Disabled by someone other than the sync (an admin, a sanction since lifted): not ours to undo.
         held = Held(desired.external_id, user.username, "disabled outside the sync; left disabled")
     else:
-        reason = "employment ended" if desired.status != "active" or desired.end else "not started yet"
+        reason = "employment ended" if desired.status != "active" or desired.end else NOT_STARTED_YET
         items.append(SyncItem("disable", desired.external_id, user.username, user.id, desired, reason=reason))
     return items, held
+
+
+def _enable_reason(marker: str) -> str:
+    """Why the sync enables an account it disabled, by the marker it left: created before the start, disabled
+    when the start moved ahead, or a leaver's."""
+    if marker.startswith(NOT_STARTED_MARK):
+        return "start date reached"
+    return STARTS_AGAIN if marker.endswith(f": {NOT_STARTED_YET}") else REHIRED
 
 
 def _plan_joiner(

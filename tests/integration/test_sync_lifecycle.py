@@ -38,7 +38,7 @@ from agent.sync.model import (
 )
 from agent.sync.outcomes import SyncOutcome
 from agent.sync.people_changes import read_targets
-from agent.sync.plan import FOUND_DISABLED, SyncContext, SyncItem, SyncPlan, plan_sync
+from agent.sync.plan import FOUND_DISABLED, STARTS_AGAIN, SyncContext, SyncItem, SyncPlan, plan_sync
 from agent.sync.quick_read import read_live_directory
 from agent.sync.runner import intent_entry
 from tests.harness.offline_tokens import offline_login, refresh_status
@@ -575,13 +575,36 @@ def test_leavers_an_admin_disabled_first_are_marked_and_removed_after_retention(
     assert all(gateway.get_user(sync_realm, user_id) is None for user_id in ids.values())
 
 
-def test_a_rehire_whose_leaving_was_cut_off_before_its_sessions_ended_gets_none_of_them_back(
+def test_an_employee_whose_start_moves_ahead_is_disabled_until_the_new_start(
     keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str
 ) -> None:
+    """Fail closed: HR moves an employee's start date ahead (a correction, a rehire entered early); the account
+    in use is disabled until then and enabled again at the new start."""
+    sync(keycloak_connection, sync_realm, [person("41", "jim")])
+    start = NOW + timedelta(days=3)
+    plan, _ = sync(keycloak_connection, sync_realm, [person("41", "jim", start=start)])
+    assert [(i.action, i.reason) for i in plan.items] == [("disable", "not started yet")]
+    assert not user_of(gateway, sync_realm, "41").enabled
+    plan, _ = sync(
+        keycloak_connection, sync_realm, [person("41", "jim", start=start)], now=start + timedelta(minutes=1)
+    )
+    assert [(i.action, i.reason) for i in plan.items] == [("enable", STARTS_AGAIN)]
+    assert user_of(gateway, sync_realm, "41").enabled
+
+
+@pytest.mark.parametrize(
+    ("why_disabled", "enabled_because"),
+    [("employment ended", "rehired"), ("not started yet", STARTS_AGAIN)],
+)
+def test_a_rehire_whose_leaving_was_cut_off_before_its_sessions_ended_gets_none_of_them_back(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, sync_realm: str, why_disabled: str,
+    enabled_because: str,
+) -> None:  # fmt: skip
     """A leaver's disable is written first and the sessions are ended after it: a run cut off (or a logout
     Keycloak refused) in between leaves a disabled, marked account whose offline session Keycloak keeps, and no
     later run plans anything for it. A disabled user's tokens do not work, but a rehire would resume that
-    session: enabling a rehire ends whatever sessions and consents the account still has first."""
+    session: enabling a rehire ends whatever sessions and consents the account still has first. So does enabling
+    an account disabled when its start date moved ahead."""
     realm = sync_realm
     cal = person("1003", "cal")
     sync(keycloak_connection, realm, [cal])
@@ -591,12 +614,12 @@ def test_a_rehire_whose_leaving_was_cut_off_before_its_sessions_ended_gets_none_
     offline = offline_login(keycloak_connection, realm, "cal", "Cal-password-1!")
     # What the cut-off leaving left: disabled and marked by the sync, the offline session still there.
     attributes = {name: list(values) for name, values in user.attributes.items()}
-    attributes[DISABLED_BY_SYNC_ATTRIBUTE] = [f"left {NOW.isoformat()}: employment ended"]
+    attributes[DISABLED_BY_SYNC_ATTRIBUTE] = [f"left {NOW.isoformat()}: {why_disabled}"]
     gateway.update_user(realm, user.id, {"enabled": False, "attributes": attributes})
 
     plan, _ = sync(keycloak_connection, realm, [cal])
 
-    assert [(i.action, i.reason) for i in plan.items] == [("enable", "rehired")]
+    assert [(i.action, i.reason) for i in plan.items] == [("enable", enabled_because)]
     assert user_of(gateway, realm, "1003").enabled
     assert refresh_status(keycloak_connection, realm, offline) == 400
     assert gateway.list_consents(realm, user.id) == []

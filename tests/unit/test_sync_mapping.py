@@ -545,6 +545,19 @@ def test_s14_termination_at_the_end_of_day_in_the_workers_zone(zone: str, now: d
         assert ("end_date " + user.end.isoformat() + " has passed", True) in steps(user, "status inactive")
 
 
+@pytest.mark.parametrize(("end", "ahead"), [("2026-06-30", True), ("2026-05-31", False), (None, False)])
+def test_terminated_ahead_of_the_end_date_is_inactive_at_once_and_the_trace_says_why(
+    end: str | None, ahead: bool
+) -> None:
+    """Fail closed: HR that enters a termination ahead of time with the status already Terminated ends access
+    now, not at the end date; the trace tells the admin who expected otherwise that the status decided."""
+    user = only_user(run([hr("1001", Status="Terminated", EndDate=end)], [ldap("1001")]))
+    assert user.status == "inactive"
+    [(because, _)] = steps(user, "status inactive")
+    assert because.startswith("hr says inactive")
+    assert ("is still ahead: the status decides" in because) is ahead
+
+
 def test_an_end_date_before_the_start_is_an_earlier_employment() -> None:
     user = only_user(run([hr("1001", StartDate="2026-05-01", EndDate="2025-12-31")], [ldap("1001")]))
     assert (user.status, user.end) == ("active", None)

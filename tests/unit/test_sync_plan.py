@@ -268,6 +268,20 @@ def test_start_date_reached_enables_the_user_the_sync_created_disabled() -> None
     assert (enable.action, enable.reason) == ("enable", "start date reached")
 
 
+def test_an_employee_whose_start_moves_ahead_is_disabled_until_then_and_enabled_again() -> None:
+    """Fail closed: a start date moved ahead (a correction, a rehire entered early) disables the account in use
+    until the new start; then it is enabled again, not as a rehire, and its old sessions are ended."""
+    later = desired("1", "ann", start=NOW + timedelta(days=3))
+    [disable] = plan([later], [live("1", "ann", grants=Grants())]).items  # type: ignore[attr-defined]
+    assert (disable.action, disable.reason) == ("disable", "not started yet")
+    marker = f"left {NOW.isoformat()}: {disable.reason}"  # what the executor writes
+    disabled = live("1", "ann", enabled=False, grants=Grants(), disabled_by_sync=marker)
+    assert actions(plan([later], [disabled])) == []
+    started = desired("1", "ann", start=NOW - timedelta(hours=1))
+    [enable] = plan([started], [disabled]).items  # type: ignore[attr-defined]
+    assert (enable.action, enable.reason) == ("enable", "start date reached again (it had moved ahead)")
+
+
 def read(name: str, count: int) -> SourceRead:
     return SourceRead(name, tuple(SourceRecord(name, {"id": str(i)}) for i in range(count)), complete=True)
 
