@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.errors import StackError
 from agent.settings import KeycloakConnection, keycloak_connection_from_env
+from agent.stack.java import find_java
 
 BENCH_STATE_DIR = Path(__file__).resolve().parent.parent / ".state" / "bench"
 
@@ -111,13 +113,38 @@ def _in_environment(connection: KeycloakConnection) -> Iterator[None]:
 
 
 def machine() -> dict[str, Any]:
+    """What ran the benchmark. The platform names the kernel build, which tells apart hosts of the same size that
+    are not as fast (results from two such hosts are not comparable); `java` is what a local stack starts
+    Keycloak with."""
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(Path("/proc/cpuinfo")),
         "memory_gib": round(pages / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "java": _local_java(),
     }
+
+
+def cpu_model(cpuinfo: Path) -> str | None:
+    """The first `model name` of /proc/cpuinfo; None where there is none (not Linux, another architecture)."""
+    try:
+        lines = cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.strip() == "model name":
+            return value.strip()
+    return None
+
+
+def _local_java() -> str | None:
+    try:
+        return find_java().version
+    except StackError:
+        return None
 
 
 def peak_rss_mib() -> float:
