@@ -11,6 +11,7 @@ import pytest
 
 from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserDraft
+from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.store import open_store
 from agent.sync.agent_config import AgentConfig
@@ -146,3 +147,33 @@ def test_a_realm_that_would_drop_the_attributes_stops_the_run_though_keycloak_is
     assert managed(gateway, setup.realm) == {}
     with open_store(config.store) as store:
         assert store.runs.list_runs() == []
+
+
+def test_a_page_of_more_users_than_one_in_list_holds_carries_every_users_rows(
+    gateway: KeycloakGateway, realm: str
+) -> None:
+    """A page's attributes, required actions and credential types are read by its users' ids, 1,000 ids a query
+    (Oracle's limit): the users past the first thousand of a page get theirs too, and no one gets another's."""
+    from dataclasses import replace
+
+    profile = gateway.get_user_profile(realm)
+    gateway.update_user_profile(realm, replace(profile, unmanaged_attribute_policy="ADMIN_EDIT"))
+    people = 1001
+    users = [
+        {"username": f"p{index:04d}", "enabled": True, "attributes": {"n": [str(index)]},
+         "requiredActions": ["VERIFY_EMAIL"] if index % 2 else []}
+        for index in range(people)
+    ]  # fmt: skip
+    imported = {user.username: user.id for user in gateway.import_users(realm, users)}
+    last_in_id_order = max(imported.values())
+    gateway.set_password(realm, last_in_id_order, Secret("A-password-1!"))
+
+    raws = gateway.plugin_raw_users(realm, page_size=5000)
+    assert raws is not None
+    read = {str(raw["username"]): raw for raw in raws}
+    assert len(read) == people
+    for index in range(people):
+        raw = read[f"p{index:04d}"]
+        assert raw["attributes"] == {"n": [str(index)]}
+        assert raw["requiredActions"] == (["VERIFY_EMAIL"] if index % 2 else [])
+        assert raw["credentialTypes"] == (["password"] if raw["id"] == last_in_id_order else [])
