@@ -3,10 +3,10 @@ that never replay a POST blindly. `KeycloakGateway` (agent/keycloak/gateway.py) 
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from typing import Any, TypeVar
 
 from agent.errors import AuthError, Conflict, OutcomeUnknown, Rejected, Unavailable
@@ -104,7 +104,7 @@ class GatewayBase:
             return iter(first)  # the realm is one page
         if bounds and first and first[-1]["id"] == bounds[0]:
             rest = list(zip(bounds, [*bounds[1:], None], strict=True))
-            return self._plugin_user_ranges(realm, rest, page_size, workers, read_already=first)
+            return itertools.chain(first, self._plugin_user_ranges(realm, rest, page_size, workers))
         # Users came or went between the two reads: the ranges as the bounds give them, the first one again.
         ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
         return self._plugin_user_ranges(realm, ranges, page_size, workers)
@@ -151,19 +151,12 @@ class GatewayBase:
             after = str(page[-1]["id"])
 
     def _plugin_user_ranges(
-        self,
-        realm: str,
-        ranges: Sequence[tuple[str | None, str | None]],
-        page_size: int,
-        workers: int,
-        *,
-        read_already: list[Mapping[str, Any]] | None = None,
+        self, realm: str, ranges: Sequence[tuple[str | None, str | None]], page_size: int, workers: int
     ) -> Iterator[Mapping[str, Any]]:
-        """The users of each range in order; `read_already`, the users before the first range, come first, and
-        the ranges are read while they are given."""
-        reads: list[Callable[[], list[Mapping[str, Any]]]] = [] if read_already is None else [lambda: read_already]
-        reads += [partial(self._plugin_user_range, realm, after, until, page_size) for after, until in ranges]
-        for users in in_order_concurrently(lambda read: read(), reads, workers, name="plugin-reads"):
+        def read(bounds: tuple[str | None, str | None]) -> list[Mapping[str, Any]]:
+            return self._plugin_user_range(realm, *bounds, page_size)
+
+        for users in in_order_concurrently(read, ranges, workers, name="plugin-reads"):
             yield from users
 
     def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:

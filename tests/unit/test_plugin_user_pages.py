@@ -84,27 +84,6 @@ def test_the_first_page_and_the_bounds_are_asked_for_at_once() -> None:
     assert ids(Concurrent([], {(None, None): [user("a")]})) == ["a"]
 
 
-def test_the_ranges_after_the_first_page_are_read_while_it_is_given() -> None:
-    """The first page's users go to the caller (who decodes them) while Keycloak builds the next pages, as with
-    every later range: nothing waits for the caller to be through with them."""
-    second_asked = threading.Event()
-
-    class Watched(FakePlugin):
-        def _plugin_users_page(self, realm: str, after: str | None, until: str | None, page_size: int) -> Page | None:
-            if (after, until) == ("b", "d"):
-                second_asked.set()
-            return super()._plugin_users_page(realm, after, until, page_size)
-
-    fake = Watched(
-        ["b", "d"],
-        {(None, None): [user("a"), user("b")], ("b", "d"): [user("c"), user("d")], ("d", None): [user("e")]},
-    )
-    listed = fake.plugin_raw_users("r", page_size=2, workers=2)
-    assert listed is not None and next(listed)["id"] == "a"
-    assert second_asked.wait(5)  # asked for before the caller came back for the first page's second user
-    assert [raw["id"] for raw in listed] == ["b", "c", "d", "e"]
-
-
 def test_users_that_came_between_the_first_page_and_the_bounds_are_read_by_the_bounds() -> None:
     """The first page ended at "b"; then "aa" came, so the first bound is "aa": the first page is read again as the
     bounds cut the realm, and every user is given once."""
