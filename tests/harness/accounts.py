@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import replace
+
+import requests
 
 from agent.keycloak import KeycloakGateway, UserDraft
 from agent.secrets import Secret
@@ -54,3 +57,28 @@ def service_account(
     assert account is not None
     grant_realm_management(gateway, realm, account.id, roles)
     return replace(admin, auth_realm=realm, client_id=client_id, username=None, password=None, client_secret=secret)
+
+
+def lock_out_by_failed_logins(
+    connection: KeycloakConnection, gateway: KeycloakGateway, realm: str, username: str, user_id: str
+) -> bool:
+    """Fail password logins until brute-force detection locks the user; True once the lock shows.
+
+    Keycloak 26 records a failure on an executor after the 401 is sent, and its brute-force protector
+    refuses a login while another one is in progress: quick failures may count as fewer than were
+    sent, and the lock may show only a moment after the last one.
+    """
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = requests.post(
+            f"{connection.url}/realms/{realm}/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "admin-cli", "username": username, "password": "wrong"},
+            timeout=30,
+        )
+        assert response.status_code != 200, "a wrong password was accepted"
+        settle = time.monotonic() + 2
+        while time.monotonic() < settle:
+            if gateway.is_locked_out(realm, user_id):
+                return True
+            time.sleep(0.1)
+    return False

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from agent.config.diagnostics import ConfigErrors
 from agent.errors import Unavailable
@@ -23,6 +22,7 @@ from agent.store.runs import Runs
 from agent.sync.agent_config import AgentConfig
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, SOURCE_ATTRIBUTE
 from agent.sync.runner import approve_staged
+from tests.harness.accounts import lock_out_by_failed_logins
 from tests.harness.fault_proxy import Fault, FaultProxy
 from tests.harness.sanctions import POLICY_FILE, START, context_for
 from tests.harness.sync_setup import HR_MAPPER, NOW, SYNC, SyncSetup, hr_config, hr_row, make_sync_setup, managed
@@ -154,15 +154,6 @@ def test_approval_revokes_a_client_role_as_a_client_role(setup: SyncSetup, gatew
         assert "/finance" not in gateway.user_group_paths(setup.realm, user.id)
 
 
-def log_in(connection: KeycloakConnection, realm: str, username: str, password: str) -> int:
-    response = requests.post(
-        f"{connection.url}/realms/{realm}/protocol/openid-connect/token",
-        data={"grant_type": "password", "client_id": "admin-cli", "username": username, "password": password},
-        timeout=30,
-    )
-    return response.status_code
-
-
 def test_a_leaver_locked_by_brute_force_detection_is_left_as_the_lock_holds_them(
     setup: SyncSetup, gateway: KeycloakGateway, keycloak_connection: KeycloakConnection
 ) -> None:
@@ -173,8 +164,7 @@ def test_a_leaver_locked_by_brute_force_detection_is_left_as_the_lock_holds_them
     setup.run(hr_config(setup, [hr_row(i) for i in range(3)]))
     users = {user.username: user for user in managed(gateway, setup.realm).values()}
     gateway.set_password(setup.realm, users["person000"].id, Secret("Right-Passw0rd-2026"))
-    assert 200 not in [log_in(keycloak_connection, setup.realm, "person000", "wrong") for _ in range(3)]
-    assert gateway.is_locked_out(setup.realm, users["person000"].id)
+    assert lock_out_by_failed_logins(keycloak_connection, gateway, setup.realm, "person000", users["person000"].id)
     no_brakes = {"max_removals": 100, "max_removal_ratio": 1.0, "max_shrink_ratio": 1.0}
 
     run, _, outcome = setup.run(hr_config(setup, [hr_row(2)], **no_brakes))

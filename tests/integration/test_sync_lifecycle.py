@@ -7,7 +7,6 @@ plugin is not installed, or the realm has user federation); both must leave Keyc
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -41,6 +40,7 @@ from agent.sync.people_changes import read_targets
 from agent.sync.plan import FOUND_DISABLED, STARTS_AGAIN, SyncContext, SyncItem, SyncPlan, plan_sync
 from agent.sync.quick_read import read_live_directory
 from agent.sync.runner import intent_entry
+from tests.harness.accounts import lock_out_by_failed_logins
 from tests.harness.offline_tokens import offline_login, refresh_status
 from tests.harness.realm_steps import apply_spec, spec_of
 
@@ -428,16 +428,7 @@ def test_locked_rehire_is_not_unlocked_by_the_sync(
     user_id = user_of(gateway, sync_realm, "30").id
     gateway.update_user(sync_realm, user_id, {"enabled": True, "requiredActions": []})
     gateway.set_password(sync_realm, user_id, Secret("Ida-password-1!"))
-    requests.post(
-        f"{keycloak_connection.url}/realms/{sync_realm}/protocol/openid-connect/token",
-        data={"grant_type": "password", "client_id": "admin-cli", "username": "ida", "password": "wrong"},
-        timeout=30,
-    )  # one failure locks the account
-    # Keycloak records login failures asynchronously: wait (bounded) until the lock shows.
-    deadline = time.monotonic() + 15
-    while not gateway.is_locked_out(sync_realm, user_id) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert gateway.is_locked_out(sync_realm, user_id)
+    assert lock_out_by_failed_logins(keycloak_connection, gateway, sync_realm, "ida", user_id)
     gateway.update_user(sync_realm, user_id, {"enabled": False})  # as the sync left it: a leaver
 
     gateway_ = KeycloakGateway.connect(keycloak_connection)
