@@ -4,8 +4,9 @@ that never replay a POST blindly. `KeycloakGateway` (agent/keycloak/gateway.py) 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from agent.errors import AuthError, Conflict, OutcomeUnknown, Rejected, Unavailable
@@ -90,16 +91,31 @@ class GatewayBase:
     ) -> Iterator[Mapping[str, Any]] | None:
         """Every user (service accounts aside, as in the listing) from the idp-agent plugin: the full
         representation's profile fields, attributes and required actions, and the types of the stored
-        credentials, in order of user id. The plugin first says where each run of `page_size` users ends
+        credentials, in order of user id. The plugin says where each run of `page_size` users ends
         (`users-by-id/bounds`); those ranges are then read `workers` at once, so Keycloak builds one while the agent
         decodes another. Ids never change, so the ranges are disjoint and a user renamed meanwhile is read once, with
-        its attributes. The bounds are asked for at once: None where the plugin does not answer (see
-        `_plugin_lookup`; a pack that pages by username has no such path), so the caller reads the admin API."""
-        bounds = self._plugin_user_bounds(realm, page_size)
-        if bounds is None:
+        its attributes. The first page is asked for beside the bounds: a realm of one page takes one round trip,
+        not two. Both are asked for at once: None where the plugin does not answer (see `_plugin_lookup`; a pack
+        that pages by username has no such path), so the caller reads the admin API."""
+        first, bounds = self._first_page_and_bounds(realm, page_size)
+        if first is None or bounds is None:
             return None
+        if not bounds and len(first) < page_size:
+            return iter(first)  # the realm is one page
+        if bounds and first and first[-1]["id"] == bounds[0]:
+            rest = list(zip(bounds, [*bounds[1:], None], strict=True))
+            return self._plugin_user_ranges(realm, rest, page_size, workers, read_already=first)
+        # Users came or went between the two reads: the ranges as the bounds give them, the first one again.
         ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
         return self._plugin_user_ranges(realm, ranges, page_size, workers)
+
+    def _first_page_and_bounds(
+        self, realm: str, page_size: int
+    ) -> tuple[list[Mapping[str, Any]] | None, list[str] | None]:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugin-reads") as pool:
+            first = pool.submit(self._plugin_users_page, realm, None, None, page_size)
+            bounds = self._plugin_user_bounds(realm, page_size)
+            return first.result(), bounds
 
     def _plugin_user_bounds(self, realm: str, every: int) -> list[str] | None:
         raw = self._plugin_lookup(realm, "access", "users-by-id", "bounds", params={"every": every})
@@ -135,12 +151,19 @@ class GatewayBase:
             after = str(page[-1]["id"])
 
     def _plugin_user_ranges(
-        self, realm: str, ranges: list[tuple[str | None, str | None]], page_size: int, workers: int
+        self,
+        realm: str,
+        ranges: Sequence[tuple[str | None, str | None]],
+        page_size: int,
+        workers: int,
+        *,
+        read_already: list[Mapping[str, Any]] | None = None,
     ) -> Iterator[Mapping[str, Any]]:
-        def read(bounds: tuple[str | None, str | None]) -> list[Mapping[str, Any]]:
-            return self._plugin_user_range(realm, *bounds, page_size)
-
-        for users in in_order_concurrently(read, ranges, workers, name="plugin-reads"):
+        """The users of each range in order; `read_already`, the users before the first range, come first, and
+        the ranges are read while they are given."""
+        reads: list[Callable[[], list[Mapping[str, Any]]]] = [] if read_already is None else [lambda: read_already]
+        reads += [partial(self._plugin_user_range, realm, after, until, page_size) for after, until in ranges]
+        for users in in_order_concurrently(lambda read: read(), reads, workers, name="plugin-reads"):
             yield from users
 
     def _write(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Response:

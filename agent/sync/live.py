@@ -31,7 +31,6 @@ LISTING_PAGE_SIZE = 200
 class LiveDirectory:
     managed: tuple[LiveUser, ...]
     all_users: tuple[User, ...]
-    usernames_editable: bool = True
 
     def by_user_id(self) -> dict[str, User]:
         return {live.user.id: live.user for live in self.managed}

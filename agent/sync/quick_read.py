@@ -149,23 +149,21 @@ def usernames_editable(gateway: KeycloakGateway, realm: str) -> bool:
 
 def read_live_directory(gateway: KeycloakGateway, realm: str, source: str) -> LiveDirectory:
     """Every user in one full listing: managed users whole, everyone else by name (no records involved)."""
-    return read_full(gateway, realm, source, editable=usernames_editable(gateway, realm)).directory
+    return read_full(gateway, realm, source).directory
 
 
-def read_full(
-    gateway: KeycloakGateway, realm: str, source: str, *, editable: bool, users: int | None = None
-) -> LiveRead:
+def read_full(gateway: KeycloakGateway, realm: str, source: str, *, users: int | None = None) -> LiveRead:
     """Every user in one full listing, pages read a few at a time; `users`, when the caller knows about how
     many there are, sizes the pages without counting them again."""
     fresh: list[UserRecord] = []
     page_size = full_page_size(gateway.count_users(realm) if users is None else users)
     raws = gateway.list_raw_users(realm, page_size=page_size, workers=READ_WORKERS)
     managed, everyone = split_directory(_remembered(raws, source, fresh), source)
-    return LiveRead(LiveDirectory(managed, everyone, editable), True, frozenset(), tuple(fresh))
+    return LiveRead(LiveDirectory(managed, everyone), True, frozenset(), tuple(fresh))
 
 
 def read_by_plugin(
-    gateway: KeycloakGateway, realm: str, source: str, *, editable: bool, page_size: int = PLUGIN_PAGE_SIZE
+    gateway: KeycloakGateway, realm: str, source: str, *, page_size: int = PLUGIN_PAGE_SIZE
 ) -> LiveRead | None:
     """Every user in full from the idp-agent plugin, a few thousand per request: a full read, and fresh (no
     records involved), at a fraction of a full listing's cost. None where the plugin does not answer. It makes
@@ -174,10 +172,10 @@ def read_by_plugin(
     if raws is None:
         return None
     managed, everyone = split_directory(raws, source)
-    return LiveRead(LiveDirectory(managed, everyone, editable), True, frozenset(), (), via_plugin=True)
+    return LiveRead(LiveDirectory(managed, everyone), True, frozenset(), (), via_plugin=True)
 
 
-def read_quick(gateway: KeycloakGateway, realm: str, source: str, records: RecordStore, *, editable: bool) -> LiveRead:
+def read_quick(gateway: KeycloakGateway, realm: str, source: str, records: RecordStore) -> LiveRead:
     """A brief listing, records where the brief fields match, full reads of the rest (or one full listing
     when the rest are many). Records are compared by key first; representations are then streamed from the
     store, so a 100k realm is never held twice."""
@@ -186,14 +184,14 @@ def read_quick(gateway: KeycloakGateway, realm: str, source: str, records: Recor
     brief = [slim(raw) for raw in listing]
     plan = plan_reads(brief, records.load_keys(source, realm))
     if too_many_single_reads(len(plan.to_read), len(brief)):
-        return read_full(gateway, realm, source, editable=editable, users=len(brief))
+        return read_full(gateway, realm, source, users=len(brief))
     fetched = read_each(gateway, realm, plan.to_read)
     fresh = [user_record(raw, source) for raw in fetched.values()]
     wanted = {user_id for user_id, key in plan.reuse.items() if key.managed}
     unmanaged = (raw for raw in brief if str(raw["id"]) in plan.reuse and str(raw["id"]) not in wanted)
     recorded = _recorded(records.representations(source, realm), wanted)
     managed, everyone = split_directory(itertools.chain(fetched.values(), recorded, unmanaged), source)
-    directory = LiveDirectory(managed, everyone, editable)
+    directory = LiveDirectory(managed, everyone)
     read = LiveRead(directory, False, frozenset(wanted), tuple(fresh), plan.gone, len(plan.to_read))
     # A record dropped since its key was read (another run of the same sync): read those users now.
     missing = wanted - {live.user.id for live in managed}
@@ -248,7 +246,7 @@ def refresh(gateway: KeycloakGateway, realm: str, source: str, read: LiveRead, u
     )
     return replace(
         read,
-        directory=LiveDirectory(managed, everyone, read.directory.usernames_editable),
+        directory=LiveDirectory(managed, everyone),
         from_records=read.from_records - stale,
         fresh=(*read.fresh, *(user_record(raw, source) for raw in fetched.values())),
         single_reads=read.single_reads + len(stale),

@@ -111,20 +111,23 @@ def prepare_sync(
     mapper = files.mapper
     sources = {cfg.name: build_source(cfg) for cfg in config.sources if cfg.name in sync.sources}
     attribute_names = tuple(mapper.attributes)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="keycloak-read") as pool:
-        # Keycloak is read while the sources are: each waits on its own server. The store (one connection,
-        # one thread) is left to this thread, so a read that needs the last run's records comes after.
-        early = pool.submit(read_keycloak_early, gateway, mapper.realm, sync, attribute_names)
-        # The realm's groups and realm roles need no mapping; the client roles are added by known_targets.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="keycloak-read") as pool:
+        # Keycloak is read while the sources are, its parts side by side: each waits on its own server. The
+        # store (one connection, one thread) is left to this thread, so a read that needs the last run's
+        # records comes after. The realm's groups and realm roles need no mapping (known_targets adds the
+        # client roles); what the plugin reads is all of the sync's users, always full and fresh.
+        keeps_attributes = pool.submit(check_realm_keeps_attributes, gateway, mapper.realm, attribute_names)
+        editable = pool.submit(usernames_editable, gateway, mapper.realm)
         in_realm = pool.submit(read_realm_targets, gateway, mapper.realm)
+        by_plugin = None
+        if sync.keycloak_read == "plugin":
+            by_plugin = pool.submit(read_by_plugin, gateway, mapper.realm, sync.name)
         reads = {name: source.read() for name, source in sources.items()}
         mapping = map_sources(list(reads.values()), mapper, now, traced=False)  # traces serve `sync explain`
-        editable, by_plugin = early.result()
+        keeps_attributes.result()  # a realm that would drop what the sync writes fails the run before the rest
         groups_and_roles = in_realm.result()
-    records = store.sync_records
-    read = by_plugin or read_keycloak(
-        gateway, mapper.realm, sync, records, now=now, editable=editable, full_read=full_read
-    )
+        read_by_pack = by_plugin.result() if by_plugin else None
+    read = read_by_pack or read_keycloak(gateway, mapper.realm, sync, store.sync_records, now=now, full_read=full_read)
     known = known_targets(gateway, mapper.realm, mapping, groups_and_roles, read.directory.managed)
     context = SyncContext(
         realm=mapper.realm,
@@ -135,7 +138,7 @@ def prepare_sync(
         deny_usernames=sync.denied,
         managed_attributes=attribute_names,
         complete=all(source_read.complete for source_read in reads.values()),
-        usernames_editable=editable,
+        usernames_editable=editable.result(),
         still_listed=mapping.listed_ids,
         known_groups=frozenset(known.group_ids),
         known_realm_roles=frozenset(known.realm_roles),
@@ -150,7 +153,7 @@ def prepare_sync(
         read = refresh(gateway, mapper.realm, sync.name, read, changing)
         plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
     else:
-        read = read_full(gateway, mapper.realm, sync.name, editable=editable)
+        read = read_full(gateway, mapper.realm, sync.name)
         plan = plan_sync(mapping.users, mapping.rejected, read.directory.managed, read.directory.all_users, context)
     # After the refreshes: the people granted something are read as they are now, just before the writes.
     plan = settle_found_held(gateway, plan, sync=sync.name, journal_of=store.journal.entries, targets=known)
@@ -160,17 +163,6 @@ def prepare_sync(
     )
 
 
-def read_keycloak_early(
-    gateway: KeycloakGateway, realm: str, sync: SyncSpec, attribute_names: tuple[str, ...]
-) -> tuple[bool, LiveRead | None]:
-    """What can be read of Keycloak without the store: the realm's checks (does it keep the sync's attributes,
-    may usernames change) and, when the plugin answers, the sync's users (always full and fresh)."""
-    check_realm_keeps_attributes(gateway, realm, attribute_names)
-    editable = usernames_editable(gateway, realm)
-    by_plugin = read_by_plugin(gateway, realm, sync.name, editable=editable) if sync.keycloak_read == "plugin" else None
-    return editable, by_plugin
-
-
 def read_keycloak(
     gateway: KeycloakGateway,
     realm: str,
@@ -178,15 +170,14 @@ def read_keycloak(
     records: SyncRecords,
     *,
     now: datetime,
-    editable: bool,
     full_read: bool,
 ) -> LiveRead:
     """The sync's users in Keycloak by the admin API (the plugin did not answer or is not asked for): a full
     listing when one is due or asked for, else the quick read with the last run's records."""
     full = needs_full_read(records.last_full_read(sync.name, realm), now, sync.full_read_interval(), asked=full_read)
     if full:
-        return read_full(gateway, realm, sync.name, editable=editable)
-    return read_quick(gateway, realm, sync.name, records, editable=editable)
+        return read_full(gateway, realm, sync.name)
+    return read_quick(gateway, realm, sync.name, records)
 
 
 def _store_item(result: ItemResult) -> NewItem:

@@ -4,9 +4,11 @@ must not answer (user federation, an account that may not view users)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -167,6 +169,39 @@ def test_ranges_read_at_once_give_every_user_once_in_id_order(gateway: KeycloakG
     assert [raw["id"] for raw in page] == ids[200:211]
     by_plugin = [raw["id"] for raw in gateway.plugin_raw_users(realm, page_size=200, workers=3) or ()]
     assert by_plugin == ids and len(ids) == PAGE_PEOPLE
+
+
+def test_a_user_added_between_the_first_page_and_the_bounds_is_read_and_no_user_twice(
+    gateway: KeycloakGateway, realm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first page is read beside the bounds. Here it is read first; then a user is added whose id sorts before
+    every other, so the bounds no longer end where that page did: the realm is read by the bounds, every user once,
+    the new one too. Without a change in between, the first page is not read again: one request a page and one for
+    the bounds."""
+    seed_people(gateway, realm)
+    first_read = threading.Event()
+    read_page, read_bounds = gateway._plugin_users_page, gateway._plugin_user_bounds
+
+    def page(realm: str, after: str | None, until: str | None, page_size: int) -> Any:
+        found = read_page(realm, after, until, page_size)
+        first_read.set()
+        return found
+
+    def bounds_after_a_new_user(realm: str, every: int) -> list[str] | None:
+        assert first_read.wait(30)
+        gateway.import_users(realm, [{"id": FIRST_ID, "username": "a-newcomer", "enabled": True}])
+        return read_bounds(realm, every)
+
+    before = gateway.stats.requests
+    unchanged = [raw["id"] for raw in gateway.plugin_raw_users(realm, page_size=200, workers=3) or ()]
+    assert len(unchanged) == PAGE_PEOPLE and gateway.stats.requests - before == 1 + 6  # bounds, six pages
+    monkeypatch.setattr(gateway, "_plugin_users_page", page)
+    monkeypatch.setattr(gateway, "_plugin_user_bounds", bounds_after_a_new_user)
+    read = [raw["id"] for raw in gateway.plugin_raw_users(realm, page_size=200, workers=3) or ()]
+    assert read[0] == FIRST_ID and read[1:] == unchanged
+
+
+FIRST_ID = "00000000-0000-0000-0000-000000000001"
 
 
 def test_a_user_renamed_while_the_realm_is_read_is_read_once_with_its_attributes(

@@ -55,8 +55,8 @@ def test_the_plugin_read_sees_what_a_full_listing_sees(setup: SyncSetup, gateway
     gateway.update_user(setup.realm, target.id, {"requiredActions": ["UPDATE_PASSWORD"]})
     gateway.create_client(setup.realm, {"clientId": "robot", "publicClient": False, "serviceAccountsEnabled": True})
 
-    by_plugin = read_by_plugin(gateway, setup.realm, SYNC, editable=True)
-    listed = read_full(gateway, setup.realm, SYNC, editable=True)
+    by_plugin = read_by_plugin(gateway, setup.realm, SYNC)
+    listed = read_full(gateway, setup.realm, SYNC)
     assert by_plugin is not None and by_plugin.full and by_plugin.via_plugin and not listed.via_plugin
     plugin_managed = sorted(map(comparable, (live.user for live in by_plugin.directory.managed)))
     assert plugin_managed == sorted(map(comparable, (live.user for live in listed.directory.managed)))
@@ -68,7 +68,7 @@ def test_the_plugin_read_sees_what_a_full_listing_sees(setup: SyncSetup, gateway
     assert not any(user.username.startswith("service-account-") for user in by_plugin.directory.all_users)
     assert by_plugin.fresh == () and len(listed.fresh) == PEOPLE + 1  # the plugin's read makes no records
     # Page by page (3 users a page, each after the last username of the one before): the same users, once each.
-    paged = read_by_plugin(gateway, setup.realm, SYNC, editable=True, page_size=3)
+    paged = read_by_plugin(gateway, setup.realm, SYNC, page_size=3)
     assert paged is not None
     assert sorted(map(comparable, paged.directory.all_users)) == sorted(map(comparable, listed.directory.all_users))
     assert len(paged.directory.all_users) == PEOPLE + 1

@@ -75,8 +75,8 @@ def test_after_creating_users_the_next_run_reads_them_briefly_and_sees_what_a_fu
     assert gateway.stats.requests - requests_before < PEOPLE, "no request per user"
 
     with open_store(config.store) as store:
-        quick = read_quick(gateway, setup.realm, SYNC, store.sync_records, editable=True).directory
-    full = read_full(gateway, setup.realm, SYNC, editable=True).directory
+        quick = read_quick(gateway, setup.realm, SYNC, store.sync_records).directory
+    full = read_full(gateway, setup.realm, SYNC).directory
     assert len(quick.managed) == PEOPLE
     assert sorted(comparable(live.user) for live in quick.managed) == sorted(
         comparable(live.user) for live in full.managed
@@ -201,7 +201,7 @@ def test_a_record_gone_between_key_and_representation_is_read_from_keycloak(
     config = synced(setup, gateway)
     target = managed(gateway, setup.realm)["5007"]
     with open_store(config.store) as store:
-        read = read_quick(gateway, setup.realm, SYNC, DroppingOne(store.sync_records, target.id), editable=True)
+        read = read_quick(gateway, setup.realm, SYNC, DroppingOne(store.sync_records, target.id))
     assert read.single_reads == 1
     assert sorted(live.external_id for live in read.directory.managed) == [str(5000 + i) for i in range(PEOPLE)]
     assert [user.id for user in read.directory.all_users].count(target.id) == 1
@@ -219,7 +219,7 @@ def test_the_brief_listing_takes_pages_sized_to_the_realm(
     monkeypatch.setattr(quick_read, "BRIEF_PAGES", 2)
     with open_store(config.store) as store:
         before = gateway.stats.requests
-        read = read_quick(gateway, setup.realm, SYNC, store.sync_records, editable=True)
+        read = read_quick(gateway, setup.realm, SYNC, store.sync_records)
     # Two counts (one to size the pages, one to plan them) and pages at 0, 15 and 30; no user read alone.
     assert gateway.stats.requests - before == 2 + 3
     assert read.single_reads == 0 and len(read.directory.managed) == 30

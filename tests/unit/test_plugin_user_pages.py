@@ -1,8 +1,9 @@
 """Reading the idp-agent plugin's user listing (a fake of its two calls, no server): the bounds it gives (user ids)
-cut the listing into ranges read a few at once and given in order, a range that grew since is paged on within
-itself, and a plugin that stops answering half-way fails the read instead of passing half a listing for all of it.
-Also the ordered concurrent map the ranges are read with. That a renamed user stays in its range is the plugin's
-part, proved against Keycloak (tests/integration/test_review_plugin.py)."""
+cut the listing into ranges read a few at once and given in order, the first page is read beside the bounds and not
+again, a range that grew since is paged on within itself, and a plugin that stops answering half-way fails the read
+instead of passing half a listing for all of it. Also the ordered concurrent map the ranges are read with. That a
+renamed user stays in its range, and a user added between the first page and the bounds is read, is proved against
+Keycloak (tests/integration/test_review_plugin.py)."""
 
 from __future__ import annotations
 
@@ -51,25 +52,85 @@ def ids(fake: FakePlugin, *, page_size: int = 2, workers: int = 2) -> list[str]:
     return [raw["id"] for raw in listed]
 
 
-def test_each_range_between_the_bounds_is_read_and_given_in_order() -> None:
+def test_each_range_between_the_bounds_is_read_and_given_in_order_the_first_page_once() -> None:
     fake = FakePlugin(
         ["b", "d"],
-        {(None, "b"): [user("a"), user("b")], ("b", "d"): [user("c"), user("d")], ("d", None): [user("e")]},
+        {(None, None): [user("a"), user("b")], ("b", "d"): [user("c"), user("d")], ("d", None): [user("e")]},
     )
     assert ids(fake) == ["a", "b", "c", "d", "e"]
-    assert sorted(fake.asked, key=str) == sorted([(None, "b"), ("b", "d"), ("d", None)], key=str)
+    # The first page, read beside the bounds, ends at the first bound: its range is not read again.
+    assert sorted(fake.asked, key=str) == sorted([(None, None), ("b", "d"), ("d", None)], key=str)
 
 
-def test_a_realm_smaller_than_a_page_is_one_range() -> None:
+def test_a_realm_smaller_than_a_page_is_one_page() -> None:
     fake = FakePlugin([], {(None, None): [user("a")]})
     assert ids(fake) == ["a"]
     assert fake.asked == [(None, None)]
+
+
+def test_the_first_page_and_the_bounds_are_asked_for_at_once() -> None:
+    both_asked = threading.Barrier(2, timeout=5)  # broken, and the read fails, unless both wait at once
+
+    class Concurrent(FakePlugin):
+        def _plugin_user_bounds(self, realm: str, every: int) -> list[str] | None:
+            both_asked.wait()
+            return super()._plugin_user_bounds(realm, every)
+
+        def _plugin_users_page(self, realm: str, after: str | None, until: str | None, page_size: int) -> Page | None:
+            if (after, until) == (None, None):
+                both_asked.wait()
+            return super()._plugin_users_page(realm, after, until, page_size)
+
+    assert ids(Concurrent([], {(None, None): [user("a")]})) == ["a"]
+
+
+def test_the_ranges_after_the_first_page_are_read_while_it_is_given() -> None:
+    """The first page's users go to the caller (who decodes them) while Keycloak builds the next pages, as with
+    every later range: nothing waits for the caller to be through with them."""
+    second_asked = threading.Event()
+
+    class Watched(FakePlugin):
+        def _plugin_users_page(self, realm: str, after: str | None, until: str | None, page_size: int) -> Page | None:
+            if (after, until) == ("b", "d"):
+                second_asked.set()
+            return super()._plugin_users_page(realm, after, until, page_size)
+
+    fake = Watched(
+        ["b", "d"],
+        {(None, None): [user("a"), user("b")], ("b", "d"): [user("c"), user("d")], ("d", None): [user("e")]},
+    )
+    listed = fake.plugin_raw_users("r", page_size=2, workers=2)
+    assert listed is not None and next(listed)["id"] == "a"
+    assert second_asked.wait(5)  # asked for before the caller came back for the first page's second user
+    assert [raw["id"] for raw in listed] == ["b", "c", "d", "e"]
+
+
+def test_users_that_came_between_the_first_page_and_the_bounds_are_read_by_the_bounds() -> None:
+    """The first page ended at "b"; then "aa" came, so the first bound is "aa": the first page is read again as the
+    bounds cut the realm, and every user is given once."""
+    fake = FakePlugin(
+        ["aa", "c"],
+        {
+            (None, None): [user("a"), user("b")],
+            (None, "aa"): [user("a"), user("aa")],
+            ("aa", "c"): [user("b"), user("c")],
+            ("c", None): [user("d")],
+        },
+    )
+    assert ids(fake) == ["a", "aa", "b", "c", "d"]
+
+
+def test_a_grown_realm_of_one_page_is_paged_on() -> None:
+    """No bounds (less than a page when they were read), but the first page came back full: the realm is paged on."""
+    fake = FakePlugin([], {(None, None): [user("a"), user("b")], ("b", None): [user("c")]})
+    assert ids(fake) == ["a", "b", "c"]
 
 
 def test_a_range_that_grew_since_its_bounds_is_paged_on_within_itself() -> None:
     fake = FakePlugin(
         ["b"],
         {
+            (None, None): [user("a"), user("aa")],  # read beside the bounds; "ab" came before them
             (None, "b"): [user("a"), user("aa")],  # full: "ab" was added after the bounds were read
             ("aa", "b"): [user("ab"), user("b")],  # full too, but ends at the bound: the range is done
             ("b", None): [user("c")],
@@ -79,11 +140,15 @@ def test_a_range_that_grew_since_its_bounds_is_paged_on_within_itself() -> None:
 
 
 def test_no_plugin_is_known_before_any_user_is_given() -> None:
-    assert FakePlugin(None, {}).plugin_raw_users("r", page_size=2) is None
+    assert FakePlugin(None, {(None, None): None}).plugin_raw_users("r", page_size=2) is None
+
+
+def test_a_plugin_that_does_not_answer_the_first_page_is_known_before_any_user_is_given() -> None:
+    assert FakePlugin([], {(None, None): None}).plugin_raw_users("r", page_size=2) is None
 
 
 def test_a_plugin_that_stops_answering_half_way_fails_the_read() -> None:
-    fake = FakePlugin(["b"], {(None, "b"): [user("a"), user("b")], ("b", None): None})
+    fake = FakePlugin(["b"], {(None, None): [user("a"), user("b")], ("b", None): None})
     with pytest.raises(Unavailable, match="stopped answering"):
         ids(fake)
 

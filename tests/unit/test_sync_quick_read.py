@@ -145,7 +145,7 @@ class CountedListing:
 
 def test_the_full_read_sizes_its_pages_to_the_realm() -> None:
     gateway = CountedListing(100_000)
-    read = read_full(cast(Any, gateway), "acme", SOURCE, editable=True)
+    read = read_full(cast(Any, gateway), "acme", SOURCE)
     assert gateway.page_sizes == [full_page_size(100_000)]
     assert len(read.directory.managed) == 2 and len(read.fresh) == 2
 
@@ -153,7 +153,7 @@ def test_the_full_read_sizes_its_pages_to_the_realm() -> None:
 def test_a_full_read_told_how_many_users_there_are_does_not_count_them_again() -> None:
     gateway = CountedListing(100_000)
     gateway.count_users = None  # type: ignore[assignment,method-assign]  # a second count would fail
-    read_full(cast(Any, gateway), "acme", SOURCE, editable=True, users=100_000)
+    read_full(cast(Any, gateway), "acme", SOURCE, users=100_000)
     assert gateway.page_sizes == [full_page_size(100_000)]
 
 
