@@ -147,6 +147,70 @@ def _local_java() -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class DiskCounters:
+    """The kernel's running totals for the machine's whole disks (/proc/diskstats): writes completed, the
+    milliseconds they took, and cache flushes (fsync reaches the disk as one) with their milliseconds."""
+
+    writes: int
+    write_ms: int
+    flushes: int
+    flush_ms: int
+
+
+def disk_counters(diskstats: Path = Path("/proc/diskstats"), block: Path = Path("/sys/block")) -> DiskCounters | None:
+    """Now's totals over the whole disks (partitions would count their writes twice; loop and ram devices are
+    not disks); None where there are no such files (not Linux)."""
+    try:
+        text = diskstats.read_text(encoding="ascii", errors="replace")
+        disks = {name for name in os.listdir(block) if not name.startswith(("loop", "ram"))}
+    except OSError:
+        return None
+    return sum_diskstats(text, disks)
+
+
+def sum_diskstats(text: str, disks: set[str]) -> DiskCounters:
+    """The totals of the named devices' lines. After major, minor and name: field 5 is writes completed, 8 the
+    ms spent writing, 16 and 17 flushes and their ms (kernels before 5.5 have no flush fields: 0)."""
+    writes = write_ms = flushes = flush_ms = 0
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 11 or fields[2] not in disks:
+            continue
+        counts = [int(value) for value in fields[3:]]
+        writes += counts[4]
+        write_ms += counts[7]
+        if len(counts) >= 17:
+            flushes += counts[15]
+            flush_ms += counts[16]
+    return DiskCounters(writes, write_ms, flushes, flush_ms)
+
+
+def disk_during(before: DiskCounters | None, after: DiskCounters | None) -> dict[str, Any] | None:
+    """What the disks did between two readings, and how long a write took on average: a stalled disk (a VM's
+    storage that pauses) shows as a mean of hundreds of milliseconds where tens are usual, and an arm whose
+    writes wait on fsync is then slow for reasons none of the code under test has a hand in."""
+    if before is None or after is None:
+        return None
+    writes = after.writes - before.writes
+    write_ms = after.write_ms - before.write_ms
+    return {
+        "writes": writes,
+        "write_ms": write_ms,
+        "ms_per_write": round(write_ms / writes, 1) if writes else None,
+        "flushes": after.flushes - before.flushes,
+        "flush_ms": after.flush_ms - before.flush_ms,
+    }
+
+
+def with_disk(action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """An arm's result with what the disks did while it ran (`disk`, see disk_during)."""
+    before = disk_counters()
+    result = action()
+    result["disk"] = disk_during(before, disk_counters())
+    return result
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

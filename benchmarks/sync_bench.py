@@ -68,6 +68,7 @@ from benchmarks.common import (
     print_table,
     ratio,
     settle_database,
+    with_disk,
     write_results,
 )
 
@@ -828,7 +829,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
     def child(arm: str, realm: str) -> dict[str, Any]:
         config = write_agent_config(folder / realm, realm, slapd, people)
         settle_database()
-        return run_child(arm, config, slapd.password, options.child(arm, people))
+        return with_disk(lambda: run_child(arm, config, slapd.password, options.child(arm, people)))
 
     try:
         settling = settle_imports(gateway, settled)
@@ -841,7 +842,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
             if arms["C1"]["added"] != people or gateway.count_users(realms["floor"]) != people:
                 checks.append(f"C1 added {arms['C1']['added']} of {people}")
             print(f"B1 Keycloak LDAP full sync of {people} ...", flush=True)
-            arms["B1"] = federation_arm(gateway, realms["federation"], people, "B1")
+            arms["B1"] = with_disk(lambda: federation_arm(gateway, realms["federation"], people, "B1"))
             checks += arms["B1"].pop("checks")
         print(f"A1 agent full sync of {people} ...", flush=True)
         arms["A1"] = child("A1", realms["agent"])
@@ -852,7 +853,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
             checks.append(f"A3 made {arms['A3']['writes']} Keycloak writes")
         if not options.agent_only:
             print("B3 (for comparison) Keycloak LDAP full sync again, directory unchanged ...", flush=True)
-            arms["B3"] = federation_arm(gateway, realms["federation"], people, "B3")
+            arms["B3"] = with_disk(lambda: federation_arm(gateway, realms["federation"], people, "B3"))
             checks += arms["B3"].pop("checks")
         delta = plan_delta(people)
         change_directory(slapd, delta)
@@ -941,10 +942,13 @@ def print_size(size: dict[str, Any]) -> None:
                 "requests": result["requests"],
                 "cpu_s": result.get("cpu_seconds", ""),
                 "peak_rss_mib": result.get("peak_rss_mib", ""),
+                # The disk's mean write time meanwhile: hundreds of ms say the VM's storage stalled.
+                "disk_ms/write": (result.get("disk") or {}).get("ms_per_write", ""),
             }
         )
     print()
-    print_table(rows, ["arm", "users", "seconds", "N/s", "writes", "requests", "cpu_s", "peak_rss_mib"])
+    columns = ["arm", "users", "seconds", "N/s", "writes", "requests", "cpu_s", "peak_rss_mib", "disk_ms/write"]
+    print_table(rows, columns)
     for arm in ("A1", "A3", "A4"):
         phases = size["arms"][arm]["phases"]
         read = size["arms"][arm].get("keycloak_read") or {}
