@@ -243,6 +243,12 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(str(row.get(column, "")).ljust(widths[column]) for column in columns))
 
 
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median seconds (of an even count, the slower middle one), with every run's seconds."""
+    ordered = sorted(runs, key=lambda run: run["seconds"])
+    return {**ordered[len(ordered) // 2], "all_seconds": [run["seconds"] for run in runs]}
+
+
 def ratio(numerator: float, denominator: float, digits: int = 4) -> float | None:
     """numerator / denominator, rounded; None when the denominator is zero (nothing to compare with)."""
     return round(numerator / denominator, digits) if denominator else None

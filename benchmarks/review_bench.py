@@ -42,6 +42,7 @@ from benchmarks.common import (
     keycloak_description,
     keycloak_for_benchmark,
     machine,
+    median_of,
     peak_rss_mib,
     print_table,
     ratio,
@@ -101,11 +102,6 @@ def seed_realm(gateway: KeycloakGateway, realm: str, users: int, roles: int) -> 
             batch = []
     if batch:
         gateway.import_users(realm, batch)
-
-
-def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    ordered = sorted(runs, key=lambda run: run["seconds"])
-    return {**ordered[len(ordered) // 2], "all_seconds": [run["seconds"] for run in runs]}
 
 
 def interleaved(rounds: int, arms: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, dict[str, Any]]:

@@ -1,10 +1,12 @@
 """Arms A1, B1, C1, A3, A4: the agent's LDAP sync vs Keycloak's own LDAP federation vs raw partialImport.
 
     python -m benchmarks.sync_bench [--users 1000 --users 10000] [--out FILE.json] [--profile DIR]
-        [--import-batch N (what-if)] [--agent-only (skip C1, B1, B3: for 100k)]
+        [--import-batch N (what-if)] [--agent-only (skip C1, B1, B3: for 100k)] [--repeats K (odd)]
 
 Per size N: a throwaway slapd loaded with N generated people, and one fresh realm per approach, all in one
 run. Agent arms run in a child process each (`--arm A1 --config ...`, internal) so each peak RSS is its own.
+With `--repeats K` each size runs K times over, in fresh realms and a fresh directory each time; each arm's
+median counts.
 Goals: A1/B1 <= 0.5 (at 10k), A1/C1 <= 1.5, A3 makes 0 writes and A3/A1 <= 0.10, A4/A1 <= 0.15 with every
 deletion detected, peak RSS <= 500 MB at 100k.
 """
@@ -64,6 +66,7 @@ from benchmarks.common import (
     keycloak_description,
     keycloak_for_benchmark,
     machine,
+    median_of,
     peak_rss_mib,
     print_table,
     ratio,
@@ -818,7 +821,7 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
     realms = {"agent": f"bench-sync-{tag}-agent"}
     if not options.agent_only:
         realms |= {"floor": f"bench-sync-{tag}-raw", "federation": f"bench-sync-{tag}-kc"}
-    folder = work / f"n{people}"
+    folder = work / f"n{people}-{tag}"
     print(f"\n== {people} users: generating and loading the directory ...", flush=True)
     slapd = start_directory(folder, people)
     gateway = KeycloakGateway.connect(dataclasses.replace(connection, timeout_seconds=LONG_TIMEOUT_SECONDS))
@@ -866,6 +869,29 @@ def run_size(connection: KeycloakConnection, people: int, work: Path, options: R
         delete_realms(gateway, [*realms.values(), *settled])
         gateway.close()
     return {"users": people, "settling_seconds": settling, "arms": arms, "ratios": ratios(arms), "checks": checks}
+
+
+def combined_size(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Repeated runs of one size as one: each arm is its run with the median seconds (every run's seconds
+    beside it), the ratios are those of the medians. The writes of A3 and the peak RSS are the highest of any
+    run, and the checks are all runs' checks: a goal met in one run and missed in another is missed."""
+    arms: dict[str, dict[str, Any]] = {}
+    for arm in runs[0]["arms"]:
+        results = [run["arms"][arm] for run in runs]
+        arms[arm] = median_of(results)
+        if "peak_rss_mib" in arms[arm]:
+            arms[arm]["peak_rss_mib"] = max(result["peak_rss_mib"] for result in results)
+    combined_ratios = ratios(arms)
+    combined_ratios["a3_writes"] = max(run["ratios"]["a3_writes"] for run in runs)
+    return {
+        "users": runs[0]["users"],
+        "repeats": len(runs),
+        "settling_seconds": [run["settling_seconds"] for run in runs],
+        "arms": arms,
+        "ratios": combined_ratios,
+        "ratios_of_each_run": [run["ratios"] for run in runs],
+        "checks": [problem for run in runs for problem in run["checks"]],
+    }
 
 
 def delete_realms(gateway: KeycloakGateway, realms: Iterable[str]) -> None:
@@ -944,11 +970,13 @@ def print_size(size: dict[str, Any]) -> None:
                 "peak_rss_mib": result.get("peak_rss_mib", ""),
                 # The disk's mean write time meanwhile: hundreds of ms say the VM's storage stalled.
                 "disk_ms/write": (result.get("disk") or {}).get("ms_per_write", ""),
+                "each_run_s": " ".join(str(seconds) for seconds in result.get("all_seconds", ())),
             }
         )
-    print()
+    repeats = size.get("repeats", 1)
+    print(f"\n{people} users, {repeats} runs: each arm's run with the median seconds" if repeats > 1 else "")
     columns = ["arm", "users", "seconds", "N/s", "writes", "requests", "cpu_s", "peak_rss_mib", "disk_ms/write"]
-    print_table(rows, columns)
+    print_table(rows, columns + (["each_run_s"] if repeats > 1 else []))
     for arm in ("A1", "A3", "A4"):
         phases = size["arms"][arm]["phases"]
         read = size["arms"][arm].get("keycloak_read") or {}
@@ -977,12 +1005,23 @@ def print_size(size: dict[str, Any]) -> None:
         print(f"  (info) A3/B3 = {r['a3_over_b3']}; Keycloak's re-sync rewrote {rewritten} unchanged users")
     if met["peak_rss"] is not None:
         print(f"  peak RSS of the agent arms <= 500 MiB at 100k{_verdict(met['peak_rss'])}")
+    for number, each in enumerate(size.get("ratios_of_each_run", ()), start=1):
+        shown = ", ".join(f"{name} {each[name]}" for name in ("a1_over_b1", "a1_over_c1", "a3_over_a1", "a4_over_a1"))
+        print(f"  run {number}: {shown}")
     for problem in size["checks"]:
         print(f"  CHECK FAILED: {problem}")
 
 
 def _verdict(met: bool | None) -> str:
     return "" if met is None else ("  met" if met else "  MISSED")
+
+
+def odd_count(text: str) -> int:
+    """A positive odd number: the median of an odd count is one of the runs, not a pick between two."""
+    count = int(text)
+    if count < 1 or count % 2 == 0:
+        raise argparse.ArgumentTypeError(f"an odd number of runs (1, 3, 5, ...), not {text}")
+    return count
 
 
 def main() -> None:
@@ -997,6 +1036,9 @@ def main() -> None:
         help="what-if: override the executor's partialImport batch size in the agent arms and C1",
     )
     parser.add_argument("--agent-only", action="store_true", help="skip C1, B1 and B3 (e.g. for --users 100000)")
+    parser.add_argument(
+        "--repeats", type=odd_count, default=1, help="runs of each size, each in fresh realms (odd); the median counts"
+    )
     add_keycloak_db_option(parser)
     parser.add_argument("--arm", choices=("A1", "A3", "A4", "C1"), help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
@@ -1016,7 +1058,8 @@ def main() -> None:
             warm_up(admin)
             for people in sizes:
                 options = RunOptions(args.profile, args.import_batch, args.agent_only)
-                size = run_size(connection, people, work, options)
+                runs = [run_size(connection, people, work, options) for _ in range(args.repeats)]
+                size = runs[0] if args.repeats == 1 else combined_size(runs)
                 size["goals_met"] = goals_met(size)
                 print_size(size)
                 sizes_done.append(size)
@@ -1034,6 +1077,7 @@ def main() -> None:
             "import_batch_override": args.import_batch,
             "settling": {"users": STEADY_USERS, "max_rounds": STEADY_ROUNDS, "gain_below": STEADY_GAIN},
             "agent_only": args.agent_only,
+            "repeats": args.repeats,
             "goals": GOALS,
             "sizes": sizes_done,
             "checks_passed": all(not size["checks"] for size in sizes_done),
