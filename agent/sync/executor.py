@@ -79,6 +79,7 @@ class SyncExecutor:
         in_bulk: bool = True,
         targets: Targets | None = None,
         sanctioned: Callable[[str], bool] = lambda user_id: False,
+        realm_settings: Mapping[str, Any] | None = None,
     ) -> None:
         """`on_results` receives results in chunks (one store transaction each); else `on_result` one by one.
         `on_intents` receives each window's items before any of them is written. All are called on the thread
@@ -86,7 +87,8 @@ class SyncExecutor:
         to the plugin many at a time where it takes them (see agent/sync/people_changes.py). `targets`: the realm's
         groups and roles as the plan saw them, else read here when a grant or revoke needs them. `sanctioned`
         says whether a sanction holds a user's access now: asked again before an account is enabled, as a
-        sanction may have been issued since the plan was made. It must be safe to call from several threads."""
+        sanction may have been issued since the plan was made. It must be safe to call from several threads.
+        `realm_settings`: the realm's representation as the plan read it, else read here when a step needs it."""
         self._gateway = gateway
         self._plan = plan
         self._realm = plan.realm
@@ -104,7 +106,7 @@ class SyncExecutor:
         # Until the plugin turns a bulk change down: then the admin API for the rest of the run.
         self._in_bulk = in_bulk
         self._unrecorded: list[ItemResult] = []
-        self._realm_read: Mapping[str, Any] | None = None
+        self._realm_read = realm_settings
 
     @property
     def in_bulk(self) -> bool:

@@ -142,9 +142,14 @@ class LiveRead:
     via_plugin: bool = False  # every user came from the idp-agent plugin
 
 
-def usernames_editable(gateway: KeycloakGateway, realm: str) -> bool:
+def realm_settings(gateway: KeycloakGateway, realm: str) -> Mapping[str, Any]:
+    """The realm's representation; empty when the realm is gone."""
     live_realm = gateway.get_realm(realm)
-    return bool(live_realm and live_realm.representation.get("editUsernameAllowed"))
+    return {} if live_realm is None else live_realm.representation
+
+
+def usernames_editable(settings: Mapping[str, Any]) -> bool:
+    return bool(settings.get("editUsernameAllowed"))
 
 
 def read_live_directory(gateway: KeycloakGateway, realm: str, source: str) -> LiveDirectory:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from agent.collector import fewer_collections
 from agent.errors import ConfigError, Interrupted, SourceUnavailable
@@ -53,6 +53,7 @@ from agent.sync.quick_read import (
     read_by_plugin,
     read_full,
     read_quick,
+    realm_settings,
     refresh,
     usernames_editable,
 )
@@ -80,6 +81,9 @@ class Prepared:
     targets: Targets | None = None
     # Which sanction levels hold access (None: every open sanction does).
     policy: SanctionPolicy | None = None
+    # The realm's representation as read for the plan (its default role, brute-force detection); None: the
+    # executor reads it when a step first needs it (approving a staged set).
+    realm_settings: Mapping[str, Any] | None = None
 
 
 def known_targets(
@@ -117,7 +121,7 @@ def prepare_sync(
         # records comes after. The realm's groups and realm roles need no mapping (known_targets adds the
         # client roles); what the plugin reads is all of the sync's users, always full and fresh.
         keeps_attributes = pool.submit(check_realm_keeps_attributes, gateway, mapper.realm, attribute_names)
-        editable = pool.submit(usernames_editable, gateway, mapper.realm)
+        settings = pool.submit(realm_settings, gateway, mapper.realm)
         in_realm = pool.submit(read_realm_targets, gateway, mapper.realm)
         by_plugin = None
         if sync.keycloak_read == "plugin":
@@ -138,7 +142,7 @@ def prepare_sync(
         deny_usernames=sync.denied,
         managed_attributes=attribute_names,
         complete=all(source_read.complete for source_read in reads.values()),
-        usernames_editable=editable.result(),
+        usernames_editable=usernames_editable(settings.result()),
         still_listed=mapping.listed_ids,
         known_groups=frozenset(known.group_ids),
         known_realm_roles=frozenset(known.realm_roles),
@@ -159,8 +163,9 @@ def prepare_sync(
     plan = settle_found_held(gateway, plan, sync=sync.name, journal_of=store.journal.entries, targets=known)
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
     return Prepared(
-        sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read, known, files.policy
-    )
+        sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read, known, files.policy,
+        settings.result(),
+    )  # fmt: skip
 
 
 def read_keycloak(
@@ -284,6 +289,7 @@ def execute(
         in_bulk=prepared.sync.keycloak_write == "plugin",
         targets=prepared.targets,
         sanctioned=lambda user_id: access_held(store, realm, user_id, prepared.policy),
+        realm_settings=prepared.realm_settings,
     )
     try:
         return executor.run()

@@ -38,7 +38,7 @@ from agent.sync.model import (
 from agent.sync.outcomes import SyncOutcome
 from agent.sync.people_changes import read_targets
 from agent.sync.plan import FOUND_DISABLED, STARTS_AGAIN, SyncContext, SyncItem, SyncPlan, plan_sync
-from agent.sync.quick_read import read_live_directory, usernames_editable
+from agent.sync.quick_read import read_live_directory, realm_settings, usernames_editable
 from agent.sync.runner import intent_entry
 from tests.harness.accounts import lock_out_by_failed_logins
 from tests.harness.offline_tokens import offline_login, refresh_status
@@ -107,7 +107,7 @@ def plan_for(
     directory = read_live_directory(gateway, realm, SOURCE)
     settings = SyncContext(
         realm=realm, source=SOURCE, now=now, managed_attributes=ATTRIBUTES,
-        usernames_editable=usernames_editable(gateway, realm), **context,
+        usernames_editable=usernames_editable(realm_settings(gateway, realm)), **context,
     )  # fmt: skip
     everyone = list(people)
     plan = plan_sync(everyone, [], directory.managed, directory.all_users, settings)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.keycloak import KeycloakGateway, User
+from agent.keycloak import KeycloakGateway, Realm, User
 from agent.keycloak.models import UserDraft
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
@@ -72,6 +72,28 @@ def test_the_plugin_read_sees_what_a_full_listing_sees(setup: SyncSetup, gateway
     assert paged is not None
     assert sorted(map(comparable, paged.directory.all_users)) == sorted(map(comparable, listed.directory.all_users))
     assert len(paged.directory.all_users) == PEOPLE + 1
+
+
+def test_the_realm_read_for_the_plan_gives_the_joiners_their_default_role(
+    setup: SyncSetup, gateway: KeycloakGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The realm is read once a run: what the plan reads of it (may usernames change) also names the default role
+    the joiners are given, so the first import does not wait on a second read."""
+    config = hr_config(setup, [hr_row(i) for i in range(3)])
+    realms_read: list[str] = []
+    get_realm = gateway.get_realm
+
+    def counted(realm: str) -> Realm | None:
+        realms_read.append(realm)
+        return get_realm(realm)
+
+    monkeypatch.setattr(gateway, "get_realm", counted)
+    _, _, outcome = run(config, gateway)
+    assert outcome.counts() == {"create:applied": 3}
+    assert realms_read == [setup.realm]
+    for user in managed(gateway, setup.realm).values():
+        roles = {role.name for role in gateway.user_role_mappings(setup.realm, user.id)}
+        assert f"default-roles-{setup.realm}" in roles
 
 
 def test_attribute_drift_made_by_hand_is_put_right_at_the_next_run(setup: SyncSetup, gateway: KeycloakGateway) -> None:
