@@ -211,6 +211,49 @@ def with_disk(action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    """The machine's CPU time so far, in clock ticks summed over its CPUs (/proc/stat): busy (user, nice, system,
+    irq, softirq), waiting on the disk, and stolen by the host."""
+
+    busy: int
+    iowait: int
+    steal: int
+
+
+def cpu_times(stat: Path = Path("/proc/stat")) -> CpuTimes | None:
+    """None where there is no such file (not Linux)."""
+    try:
+        text = stat.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return parse_cpu_line(text.splitlines()[0])
+
+
+def parse_cpu_line(line: str) -> CpuTimes:
+    """The "cpu" line: user nice system idle iowait irq softirq steal (guest time is counted in user already)."""
+    user, nice, system, _idle, iowait, irq, softirq, steal = (int(field) for field in line.split()[1:9])
+    return CpuTimes(busy=user + nice + system + irq + softirq, iowait=iowait, steal=steal)
+
+
+def machine_cpu_during(
+    before: CpuTimes | None, after: CpuTimes | None, seconds: float, ticks_per_second: int = 100
+) -> dict[str, Any] | None:
+    """CPU-seconds the whole machine spent busy (every process: Keycloak, its database, slapd, the agent), waiting
+    on the disk and stolen by the host over `seconds` of wall time, and the share of all its CPUs that was busy:
+    near 1, the CPUs were the bottleneck; well below, something was waited on."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    busy = (after.busy - before.busy) / ticks_per_second
+    cpus = os.cpu_count() or 1
+    return {
+        "busy_cpu_s": round(busy, 3),
+        "iowait_cpu_s": round((after.iowait - before.iowait) / ticks_per_second, 3),
+        "steal_cpu_s": round((after.steal - before.steal) / ticks_per_second, 3),
+        "busy_share": round(busy / (seconds * cpus), 2),
+    }
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

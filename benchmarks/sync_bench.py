@@ -63,9 +63,11 @@ from agent.sync.sources import build_source
 from benchmarks.common import (
     BENCH_STATE_DIR,
     add_keycloak_db_option,
+    cpu_times,
     keycloak_description,
     keycloak_for_benchmark,
     machine,
+    machine_cpu_during,
     median_of,
     peak_rss_mib,
     print_table,
@@ -531,6 +533,7 @@ def agent_arm(config_path: Path, profile: Path | None) -> dict[str, Any]:
             requests, writes = gateway.stats.requests, gateway.stats.writes
             with phase_timing(gateway, store) as phases:
                 profiler = cProfile.Profile() if profile else None
+                machine_start = cpu_times()
                 cpu_start = time.process_time()
                 start = time.perf_counter()
                 if profiler is not None:
@@ -540,6 +543,7 @@ def agent_arm(config_path: Path, profile: Path | None) -> dict[str, Any]:
                     profiler.disable()
                 seconds = time.perf_counter() - start
                 cpu_seconds = time.process_time() - cpu_start
+                machine_cpu = machine_cpu_during(machine_start, cpu_times(), seconds, os.sysconf("SC_CLK_TCK"))
             if profiler is not None and profile is not None:
                 profile.parent.mkdir(parents=True, exist_ok=True)
                 profiler.dump_stats(str(profile))
@@ -547,6 +551,8 @@ def agent_arm(config_path: Path, profile: Path | None) -> dict[str, Any]:
                 "seconds": round(seconds, 3),
                 # The agent's own CPU (all threads): on 2 shared CPUs it is taken from Keycloak.
                 "cpu_seconds": round(cpu_seconds, 3),
+                # Every process's (Keycloak, its database, slapd, the agent): whether the CPUs were the bottleneck.
+                "machine_cpu": machine_cpu,
                 **_counter_delta(gateway.stats, requests, writes),
                 "status": run.status,
                 "keycloak_read": {
@@ -970,12 +976,15 @@ def print_size(size: dict[str, Any]) -> None:
                 "peak_rss_mib": result.get("peak_rss_mib", ""),
                 # The disk's mean write time meanwhile: hundreds of ms say the VM's storage stalled.
                 "disk_ms/write": (result.get("disk") or {}).get("ms_per_write", ""),
+                # The share of all CPUs busy meanwhile (agent arms only): near 1, the machine was CPU-bound.
+                "machine_busy": (result.get("machine_cpu") or {}).get("busy_share", ""),
                 "each_run_s": " ".join(str(seconds) for seconds in result.get("all_seconds", ())),
             }
         )
     repeats = size.get("repeats", 1)
     print(f"\n{people} users, {repeats} runs: each arm's run with the median seconds" if repeats > 1 else "")
-    columns = ["arm", "users", "seconds", "N/s", "writes", "requests", "cpu_s", "peak_rss_mib", "disk_ms/write"]
+    columns = ["arm", "users", "seconds", "N/s", "writes", "requests", "cpu_s", "machine_busy", "peak_rss_mib"]
+    columns += ["disk_ms/write"]
     print_table(rows, columns + (["each_run_s"] if repeats > 1 else []))
     for arm in ("A1", "A3", "A4"):
         phases = size["arms"][arm]["phases"]

@@ -1,10 +1,23 @@
-"""What a benchmark arm records of the disks while it ran: a stalled VM disk must show in the result."""
+"""What a benchmark arm records of the disks while it ran (a stalled VM disk must show in the result), and of the
+machine's CPUs while an agent arm ran (whether they were the bottleneck)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from benchmarks.common import DiskCounters, disk_counters, disk_during, sum_diskstats
+import pytest
+
+from benchmarks.common import (
+    CpuTimes,
+    DiskCounters,
+    cpu_times,
+    disk_counters,
+    disk_during,
+    machine_cpu_during,
+    parse_cpu_line,
+    sum_diskstats,
+)
 
 # Kernel 5.5+ lines: major, minor, name, then 17 counters (writes completed 5th, their ms 8th, flushes 16th and
 # their ms 17th). vda1 is a partition of vda, loop0 no disk.
@@ -54,3 +67,36 @@ def test_a_stall_shows_as_a_long_mean_write() -> None:
 def test_no_mean_when_nothing_was_written() -> None:
     quiet = DiskCounters(writes=5, write_ms=9, flushes=0, flush_ms=0)
     assert disk_during(quiet, quiet) == {"writes": 0, "write_ms": 0, "ms_per_write": None, "flushes": 0, "flush_ms": 0}
+
+
+# -- the machine's CPU while an agent arm ran ---------------------------------------------------------
+
+# /proc/stat's first line: user nice system idle iowait irq softirq steal guest guest_nice, in clock ticks.
+CPU_LINE = "cpu  2285945 575 219949 1671952 89603 0 49054 48727 0 0"
+
+
+def test_the_busy_time_is_user_nice_system_irq_and_softirq() -> None:
+    assert parse_cpu_line(CPU_LINE) == CpuTimes(busy=2285945 + 575 + 219949 + 0 + 49054, iowait=89603, steal=48727)
+
+
+def test_the_busy_share_is_of_every_cpu_over_the_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    before = CpuTimes(busy=1000, iowait=50, steal=10)
+    after = CpuTimes(busy=1060, iowait=52, steal=13)
+    # 0.6 CPU-seconds busy in 0.4 s of two CPUs (0.8 CPU-seconds): 75 %.
+    assert machine_cpu_during(before, after, 0.4) == {
+        "busy_cpu_s": 0.6,
+        "iowait_cpu_s": 0.02,
+        "steal_cpu_s": 0.03,
+        "busy_share": 0.75,
+    }
+
+
+def test_without_a_reading_nothing_is_said(tmp_path: Path) -> None:
+    assert cpu_times(tmp_path / "no-such-stat") is None
+    assert machine_cpu_during(None, CpuTimes(1, 0, 0), 1.0) is None
+
+
+def test_the_first_line_of_the_stat_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "stat").write_text(CPU_LINE + "\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
+    assert cpu_times(tmp_path / "stat") == parse_cpu_line(CPU_LINE)
