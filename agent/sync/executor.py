@@ -43,7 +43,7 @@ from agent.sync.people_changes import (
     still_existing,
 )
 from agent.sync.plan import REHIRED, STARTS_AGAIN, SyncItem, SyncPlan, desired_grants
-from agent.sync.quick_read import user_record
+from agent.sync.quick_read import realm_settings, user_record
 from agent.sync.representations import import_representation, managed_attributes
 from agent.sync.worker_map import ordered_map, windows
 
@@ -481,8 +481,7 @@ class SyncExecutor:
     def _realm_settings(self) -> Mapping[str, Any]:
         """The realm's representation, read once when a step first needs it (two threads may both read it)."""
         if self._realm_read is None:
-            realm = self._gateway.get_realm(self._realm)
-            self._realm_read = {} if realm is None else realm.representation
+            self._realm_read = realm_settings(self._gateway, self._realm)
         return self._realm_read
 
     def _locked(self, user_id: str) -> bool:
