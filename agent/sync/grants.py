@@ -23,6 +23,8 @@ class Grants:
     client_roles: frozenset[tuple[str, str]] = frozenset()
 
     def __sub__(self, other: Grants) -> Grants:
+        if not other:
+            return self  # the common case in a plan: nothing held by other means to take away
         return Grants(
             self.groups - other.groups,
             self.realm_roles - other.realm_roles,
@@ -37,6 +39,8 @@ class Grants:
         )
 
     def __and__(self, other: Grants) -> Grants:
+        if not self:
+            return self
         return Grants(
             self.groups & other.groups,
             self.realm_roles & other.realm_roles,

@@ -110,8 +110,12 @@ class _Interner:
         self._records: dict[str | None, GrantRecord] = {}
 
     def values(self, raw: Iterable[Any]) -> tuple[str, ...]:
-        values = tuple(sys.intern(str(value)) for value in raw or ())
-        return self._values.setdefault(values, values)
+        given = tuple(raw or ())
+        found = self._values.get(given)  # text values, seen before: as they are (most are)
+        if found is None:
+            values = tuple(sys.intern(str(value)) for value in given)
+            found = self._values.setdefault(values, values)
+        return found
 
     def live_user(self, user: User) -> LiveUser:
         """LiveUser.from_user, with one record per distinct recorded text (six sets each, per user)."""

@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import ConfigError
-from agent.sync.conditions import DateValue, Value, condition_holds, texts_of
+from agent.sync.conditions import DateValue, Test, Value, condition_tests, tests_hold, texts_of
 from agent.sync.mapper_spec import STATUS_VALUES, FieldSpec, GrantSpec, MapperSpec, RuleSpec
 from agent.sync.model import DesiredUser, RejectedRecord, SourceRead, SourceRecord, TraceStep
 from agent.sync.record_mapping import Mapped, Refused, SourceValue, map_record, shown
@@ -84,6 +84,8 @@ class _Person:
 
 
 _Hashable = TypeVar("_Hashable", bound=Hashable)
+# Required actions, and their trace steps (what, because).
+_Actions = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
 
 
 class _Shared:
@@ -96,6 +98,7 @@ class _Shared:
         self._values: dict[Hashable, Hashable] = {}
         self._rules: dict[tuple[int, bool, str], tuple[TraceStep, ...]] = {}
         self._fields: dict[tuple[str, str, tuple[str, ...], bool], TraceStep] = {}
+        self._actions: dict[tuple[frozenset[str], frozenset[str]], _Actions] = {}
 
     def field_step(
         self, spec: MapperSpec, name: str, source: str, losers: tuple[str, ...], *, defaulted: bool
@@ -123,6 +126,14 @@ class _Shared:
             found = self._steps[key] = TraceStep(what, because, granted)
         return found
 
+    def required_actions(self, spec: MapperSpec, groups: frozenset[str], realm_roles: frozenset[str]) -> _Actions:
+        """The required actions of users granted `groups` and `realm_roles`: most users share a few grant sets."""
+        key = (groups, realm_roles)
+        found = self._actions.get(key)
+        if found is None:
+            found = self._actions[key] = _required_actions(spec, groups, realm_roles)
+        return found
+
     def same(self, value: _Hashable) -> _Hashable:
         """The first value equal to `value` seen this run."""
         return self._values.setdefault(value, value)  # type: ignore[return-value]
@@ -141,6 +152,8 @@ class _Plan:
     sources: frozenset[str]
     shared: _Shared
     traced: bool
+    # Per rule, in order: its tests by field name (see agent/sync/conditions.py).
+    rule_tests: tuple[tuple[tuple[str, tuple[Test, ...]], ...], ...] = ()
 
     @classmethod
     def of(cls, spec: MapperSpec, *, traced: bool) -> _Plan:
@@ -156,6 +169,10 @@ class _Plan:
             frozenset(spec.sources),
             _Shared(),
             traced,
+            tuple(
+                tuple((name, condition_tests(name, condition)) for name, condition in rule.when.items())
+                for rule in spec.rules
+            ),
         )
 
 
@@ -478,15 +495,16 @@ def _desired_user(person: _Person, plan: _Plan, now: datetime) -> DesiredUser:
     groups: set[str] = set()
     realm_roles: set[str] = set()
     client_roles: set[tuple[str, str]] = set()
-    for index, rule in enumerate(spec.rules):
-        matched, why = _rule_matches(rule, person, now)
+    for index, (rule, tests) in enumerate(zip(spec.rules, plan.rule_tests, strict=True)):
+        matched, why = _rule_matches(tests, person, now)
         if plan.traced:
             trace += shared.rule_steps(index, rule, matched, why)
         if matched:
             groups.update(rule.grant.groups)
             realm_roles.update(rule.grant.realm_roles)
             client_roles.update((client, role) for client, roles in rule.grant.client_roles.items() for role in roles)
-    actions, action_steps = _required_actions(spec, groups, realm_roles)
+    granted_groups, granted_roles = shared.same(frozenset(groups)), shared.same(frozenset(realm_roles))
+    actions, action_steps = shared.required_actions(spec, granted_groups, granted_roles)
     if plan.traced:
         trace += [shared.step(what, because) for what, because in action_steps]
     values = person.values
@@ -507,8 +525,8 @@ def _desired_user(person: _Person, plan: _Plan, now: datetime) -> DesiredUser:
         status=person.status,
         start=person.start,
         end=person.end,
-        groups=shared.same(frozenset(groups)),
-        realm_roles=shared.same(frozenset(realm_roles)),
+        groups=granted_groups,
+        realm_roles=granted_roles,
         client_roles=shared.same(frozenset(client_roles)),
         required_actions=shared.same(actions),
         trace=tuple(trace),
@@ -527,9 +545,7 @@ def _grant_names(grant: GrantSpec) -> list[str]:
     ]
 
 
-def _required_actions(
-    spec: MapperSpec, groups: set[str], realm_roles: set[str]
-) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+def _required_actions(spec: MapperSpec, groups: frozenset[str], realm_roles: frozenset[str]) -> _Actions:
     """The required actions and their trace steps (what, because)."""
     actions = list(spec.required_actions)
     steps = [(f"required action {action}", "required_actions of the mapper (joiners)") for action in actions]
@@ -543,15 +559,15 @@ def _required_actions(
         if CONFIGURE_TOTP not in actions:
             actions.append(CONFIGURE_TOTP)
         steps.append((f"required action {CONFIGURE_TOTP}", "; ".join(mfa_because)))
-    return tuple(actions), steps
+    return tuple(actions), tuple(steps)
 
 
-def _rule_matches(rule: RuleSpec, person: _Person, now: datetime) -> tuple[bool, str]:
+def _rule_matches(tests: tuple[tuple[str, tuple[Test, ...]], ...], person: _Person, now: datetime) -> tuple[bool, str]:
     """Whether every test of the rule holds, and why: all phrases when it matches, the first that fails
     when it does not."""
     phrases: list[str] = []
-    for name, condition in rule.when.items():
-        held, phrase = condition_holds(name, condition, person.values.get(name), person.zone, now)
+    for name, field_tests in tests:
+        held, phrase = tests_hold(field_tests, person.values.get(name), person.zone, now)
         if not held:
             return False, phrase
         phrases.append(phrase)

@@ -203,7 +203,7 @@ def unknown_grant(user: DesiredUser, context: SyncContext) -> str | None:
         ("client role", user.client_roles, context.known_client_roles, "/".join),
     )
     for label, wanted, known, show in checks:
-        if known is None:
+        if known is None or wanted <= known:
             continue
         missing = sorted(show(target) for target in wanted if target not in known)
         if missing:

@@ -75,6 +75,16 @@ def test_split_shares_repeated_values_between_users() -> None:
     assert first[GRANTS_ATTRIBUTE] is second[GRANTS_ATTRIBUTE]
 
 
+def test_split_reads_values_that_are_not_text_as_text_and_shares_them_too() -> None:
+    users = [raw_user(i, external_id=str(1000 + i)) for i in range(2)]
+    for user in users:
+        user["attributes"]["level"] = [3, True]  # what a hand-made attribute could hold in JSON
+    managed, _ = split_directory(users, SOURCE)
+    first, second = managed[0].user.attributes, managed[1].user.attributes
+    assert first["level"] == ("3", "True")
+    assert first["level"] is second["level"]
+
+
 def test_full_representation_carries_every_profile_field_and_attribute() -> None:
     [live], _ = split_directory([raw_user(7, external_id="1007")], SOURCE)
     body = full_representation(live.user)

@@ -10,10 +10,12 @@ referral ...) and any connection trouble makes a read incomplete; ldap3 does not
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import ldap3
@@ -285,7 +287,7 @@ def entry_record(config: LdapSourceConfig, entry: Mapping[str, Any], groups: tup
     """Fields named as configured (the server may spell them in another case); one value as a string, several
     as a tuple; values that are not UTF-8 text (photos, binary GUIDs) are left out."""
     dn = str(entry["dn"])
-    spelled = {name.lower(): name for name in (*config.attributes, config.id_attribute)}
+    spelled = _spellings(config.attributes, config.id_attribute)
     fields: dict[str, FieldValue] = {DN_FIELD: dn}
     raw: Mapping[str, list[bytes]] = entry.get("raw_attributes", {})
     for name, raw_values in raw.items():
@@ -300,14 +302,24 @@ def entry_record(config: LdapSourceConfig, entry: Mapping[str, Any], groups: tup
     return SourceRecord(config.name, fields, dn)
 
 
+@functools.lru_cache(maxsize=64)
+def _spellings(attributes: tuple[str, ...], id_attribute: str) -> Mapping[str, str]:
+    """Each configured attribute name by its lower case (worked out once, not per entry)."""
+    return MappingProxyType({name.lower(): name for name in (*attributes, id_attribute)})
+
+
 def _values(entry: Mapping[str, Any], name: str) -> tuple[str, ...]:
     raw: Mapping[str, list[bytes]] = entry.get("raw_attributes", {})
     lowered = name.lower()
     return tuple(text for key, values in raw.items() if key.lower() == lowered for text in _texts(values))
 
 
-def _texts(values: Iterable[bytes]) -> tuple[str, ...]:
+def _texts(values: Sequence[bytes]) -> tuple[str, ...]:
     """The values that are UTF-8 text, decoded."""
+    try:
+        return tuple([value.decode("utf-8") for value in values])  # all of them, almost always
+    except UnicodeDecodeError:
+        pass
     texts: list[str] = []
     for value in values:
         try:
