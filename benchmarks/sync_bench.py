@@ -58,7 +58,7 @@ from agent.sync.mapper_file import load_mapper
 from agent.sync.mapping import map_sources
 from agent.sync.model import BatchLookup, Found, NotFound, Source, SourceRead
 from agent.sync.quick_read import read_live_directory
-from agent.sync.representations import import_representation
+from agent.sync.representations import default_action_aliases, import_representation
 from agent.sync.sources import build_source
 from benchmarks.common import (
     BENCH_STATE_DIR,
@@ -586,11 +586,7 @@ def floor_arm(config_path: Path) -> dict[str, Any]:
     with keycloak_for_benchmark() as connection:
         gateway = KeycloakGateway.connect(connection)
         try:
-            default_actions = [
-                action.alias
-                for action in gateway.list_required_actions(mapper.realm)
-                if action.enabled and action.default_action
-            ]
+            default_actions = default_action_aliases(gateway.list_required_actions(mapper.realm))
             representations = [
                 import_representation(
                     user,

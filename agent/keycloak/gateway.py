@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +25,8 @@ from agent.keycloak.models import (
     Client,
     Group,
     Realm,
+    RealmOutline,
+    RequiredAction,
     Role,
     User,
     UserDraft,
@@ -197,6 +200,27 @@ class KeycloakGateway(
         except AuthError:
             return self._page_groups(realm)
         return list(flatten_groups(exported.get("groups") or (), parent_id=None))
+
+    def read_realm_outline(self, realm: str) -> RealmOutline:
+        """The realm's settings, groups, realm roles and required actions, as `get_realm`, `list_groups`,
+        `list_realm_roles` and `list_required_actions` give them, in one partial export: it carries them all, and
+        each request costs Keycloak a few ms of CPU however small its answer. Without manage-realm, by the four."""
+        try:
+            exported = self._export(realm, clients=False, groups_and_roles=True)
+        except AuthError:
+            live = self.get_realm(realm)
+            return RealmOutline(
+                {} if live is None else live.representation,
+                tuple(self._page_groups(realm)),
+                tuple(self.list_realm_roles(realm)),
+                tuple(self.list_required_actions(realm)),
+            )
+        return RealmOutline(
+            MappingProxyType(exported),
+            tuple(flatten_groups(exported.get("groups") or (), parent_id=None)),
+            tuple(Role.from_json(raw) for raw in (exported.get("roles") or {}).get("realm") or ()),
+            tuple(RequiredAction.from_json(raw) for raw in exported.get("requiredActions") or ()),
+        )
 
     def find_group_by_path(self, realm: str, path: str) -> Group | None:
         raw = self._lookup(admin_path(realm, "group-by-path", path.lstrip("/")))

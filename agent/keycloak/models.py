@@ -34,6 +34,17 @@ class Realm:
         return cls(str(raw["realm"]), str(raw.get("id", "")), bool(raw.get("enabled", True)), _frozen(raw))
 
 
+@dataclass(frozen=True)
+class RealmOutline:
+    """What a sync reads of a realm before it plans: its representation (the settings `get_realm` gives), its
+    groups (parents before children), its realm roles and its required actions."""
+
+    settings: Mapping[str, Any] = field(repr=False)
+    groups: tuple[Group, ...] = ()
+    realm_roles: tuple[Role, ...] = ()
+    required_actions: tuple[RequiredAction, ...] = ()
+
+
 def default_role_name(realm: str) -> str:
     """The name Keycloak gives a new realm's default role: `default-roles-` and the realm name in lower case
     (realm Acme has default-roles-acme). A realm renamed since keeps its first name's role: where the realm

@@ -44,7 +44,7 @@ from agent.sync.people_changes import (
 )
 from agent.sync.plan import REHIRED, STARTS_AGAIN, SyncItem, SyncPlan, desired_grants
 from agent.sync.quick_read import realm_settings, user_record
-from agent.sync.representations import import_representation, managed_attributes
+from agent.sync.representations import default_action_aliases, import_representation, managed_attributes
 from agent.sync.worker_map import ordered_map, windows
 
 # partialImport runs a batch in one transaction whose cost per user grows with the batch size
@@ -80,6 +80,7 @@ class SyncExecutor:
         targets: Targets | None = None,
         sanctioned: Callable[[str], bool] = lambda user_id: False,
         realm_settings: Mapping[str, Any] | None = None,
+        default_actions: Sequence[str] | None = None,
     ) -> None:
         """`on_results` receives results in chunks (one store transaction each); else `on_result` one by one.
         `on_intents` receives each window's items before any of them is written. All are called on the thread
@@ -88,7 +89,8 @@ class SyncExecutor:
         groups and roles as the plan saw them, else read here when a grant or revoke needs them. `sanctioned`
         says whether a sanction holds a user's access now: asked again before an account is enabled, as a
         sanction may have been issued since the plan was made. It must be safe to call from several threads.
-        `realm_settings`: the realm's representation as the plan read it, else read here when a step needs it."""
+        `realm_settings`: the realm's representation as the plan read it, else read here when a step needs it;
+        `default_actions`: the required actions it gives new users, likewise."""
         self._gateway = gateway
         self._plan = plan
         self._realm = plan.realm
@@ -107,6 +109,7 @@ class SyncExecutor:
         self._in_bulk = in_bulk
         self._unrecorded: list[ItemResult] = []
         self._realm_read = realm_settings
+        self._default_actions = default_actions
 
     @property
     def in_bulk(self) -> bool:
@@ -200,11 +203,9 @@ class SyncExecutor:
         items = self._plan.of("create")
         if not items:
             return
-        default_actions = [
-            action.alias
-            for action in self._gateway.list_required_actions(self._realm)
-            if action.enabled and action.default_action
-        ]
+        default_actions = self._default_actions
+        if default_actions is None:
+            default_actions = default_action_aliases(self._gateway.list_required_actions(self._realm))
         # A renamed realm keeps its first name's default role: the realm says which it is.
         default_role = (self._realm_settings().get("defaultRole") or {}).get("name") or default_role_name(self._realm)
         for start in range(0, len(items), IMPORT_BATCH_SIZE):

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from agent.errors import Rejected
 from agent.keycloak import KeycloakGateway, Role
-from agent.keycloak.models import UserChange
+from agent.keycloak.models import RealmOutline, UserChange
 from agent.sync.grants import Grants
 from agent.sync.plan import SyncItem
 
@@ -46,9 +46,13 @@ def read_targets(gateway: KeycloakGateway, realm: str, client_ids: Iterable[str]
 
 def read_realm_targets(gateway: KeycloakGateway, realm: str) -> Targets:
     """The realm's groups and realm roles (no client roles)."""
-    groups = {group.path: group.id for group in gateway.list_groups(realm)}
-    realm_roles = {role.name: role for role in gateway.list_realm_roles(realm)}
-    return Targets(groups, realm_roles, {})
+    return realm_targets(gateway.read_realm_outline(realm))
+
+
+def realm_targets(outline: RealmOutline) -> Targets:
+    """The realm's groups and realm roles (no client roles) as an outline of it gives them."""
+    groups = {group.path: group.id for group in outline.groups}
+    return Targets(groups, {role.name: role for role in outline.realm_roles}, {})
 
 
 def with_client_roles(gateway: KeycloakGateway, realm: str, targets: Targets, client_ids: Iterable[str]) -> Targets:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from agent.keycloak.models import RequiredAction
 from agent.sync.grants import GrantRecord
 from agent.sync.model import (
     DISABLED_BY_SYNC_ATTRIBUTE,
@@ -27,6 +28,11 @@ def managed_attributes(
         {EXTERNAL_ID_ATTRIBUTE: [desired.external_id], SOURCE_ATTRIBUTE: [source], GRANTS_ATTRIBUTE: [record.to_json()]}
     )
     return {name: value for name, value in values.items() if value}
+
+
+def default_action_aliases(actions: Iterable[RequiredAction]) -> tuple[str, ...]:
+    """The required actions a realm gives each new user (partialImport does not: the sync adds them)."""
+    return tuple(action.alias for action in actions if action.enabled and action.default_action)
 
 
 def import_representation(

@@ -35,7 +35,7 @@ from agent.sync.mapper_spec import MapperSpec
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE, Source, SourceRead
 from agent.sync.outcomes import ItemResult, SyncOutcome
-from agent.sync.people_changes import Targets, read_realm_targets, with_client_roles
+from agent.sync.people_changes import Targets, realm_targets, with_client_roles
 from agent.sync.plan import (
     ABSENT_FROM_SOURCES,
     NEVER_TOUCHED,
@@ -53,10 +53,10 @@ from agent.sync.quick_read import (
     read_by_plugin,
     read_full,
     read_quick,
-    realm_settings,
     refresh,
     usernames_editable,
 )
+from agent.sync.representations import default_action_aliases
 from agent.sync.sources import build_source
 
 # Plan, refresh the users it would change from records, plan again: a refresh can only reveal changes to
@@ -84,6 +84,8 @@ class Prepared:
     # The realm's representation as read for the plan (its default role, brute-force detection); None: the
     # executor reads it when a step first needs it (approving a staged set).
     realm_settings: Mapping[str, Any] | None = None
+    # The required actions the realm gives new users, as read for the plan; None: the executor reads them.
+    default_actions: tuple[str, ...] | None = None
 
 
 def known_targets(
@@ -121,15 +123,16 @@ def prepare_sync(
         # records comes after. The realm's groups and realm roles need no mapping (known_targets adds the
         # client roles); what the plugin reads is all of the sync's users, always full and fresh.
         keeps_attributes = pool.submit(check_realm_keeps_attributes, gateway, mapper.realm, attribute_names)
-        settings = pool.submit(realm_settings, gateway, mapper.realm)
-        in_realm = pool.submit(read_realm_targets, gateway, mapper.realm)
+        # Its settings, groups, realm roles and required actions: one partial export where the account may.
+        outline = pool.submit(gateway.read_realm_outline, mapper.realm)
         by_plugin = None
         if sync.keycloak_read == "plugin":
             by_plugin = pool.submit(read_by_plugin, gateway, mapper.realm, sync.name)
         reads = {name: source.read() for name, source in sources.items()}
         mapping = map_sources(list(reads.values()), mapper, now, traced=False)  # traces serve `sync explain`
         keeps_attributes.result()  # a realm that would drop what the sync writes fails the run before the rest
-        groups_and_roles = in_realm.result()
+        realm_read = outline.result()
+        groups_and_roles = realm_targets(realm_read)
         read_by_pack = by_plugin.result() if by_plugin else None
     read = read_by_pack or read_keycloak(gateway, mapper.realm, sync, store.sync_records, now=now, full_read=full_read)
     known = known_targets(gateway, mapper.realm, mapping, groups_and_roles, read.directory.managed)
@@ -142,7 +145,7 @@ def prepare_sync(
         deny_usernames=sync.denied,
         managed_attributes=attribute_names,
         complete=all(source_read.complete for source_read in reads.values()),
-        usernames_editable=usernames_editable(settings.result()),
+        usernames_editable=usernames_editable(realm_read.settings),
         still_listed=mapping.listed_ids,
         known_groups=frozenset(known.group_ids),
         known_realm_roles=frozenset(known.realm_roles),
@@ -164,7 +167,7 @@ def prepare_sync(
     verdict = check_safety(plan, reads, store.baselines.last_good_counts(), sync.safety.limits())
     return Prepared(
         sync, mapper, reads, mapping, plan, verdict, read.directory.by_user_id(), sources, read, known, files.policy,
-        settings.result(),
+        realm_read.settings, default_action_aliases(realm_read.required_actions),
     )  # fmt: skip
 
 
@@ -290,6 +293,7 @@ def execute(
         targets=prepared.targets,
         sanctioned=lambda user_id: access_held(store, realm, user_id, prepared.policy),
         realm_settings=prepared.realm_settings,
+        default_actions=prepared.default_actions,
     )
     try:
         return executor.run()

@@ -152,6 +152,50 @@ def test_groups_read_the_same_by_export_and_by_paging(
     assert ("/dept/team", ("clerk",)) in {(g.path, g.realm_roles) for g in by_export}
 
 
+def test_the_realm_outline_in_one_request_is_what_the_four_reads_give(
+    gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str
+) -> None:
+    from tests.harness.accounts import service_account
+
+    top = gateway.create_group_with(realm, "dept", None, {"attributes": {"cost-centre": ["42"]}})
+    gateway.create_group_with(realm, "team", top)
+    gateway.create_realm_role(realm, "clerk", {"description": "Files", "attributes": {"tier": ["2"]}})
+    gateway.update_required_action(realm, "VERIFY_EMAIL", {"enabled": True, "defaultAction": True})
+    requests = gateway.stats.requests
+
+    outline = gateway.read_realm_outline(realm)
+
+    assert gateway.stats.requests - requests == 1
+    live = gateway.get_realm(realm)
+    assert live is not None
+    for key in ("id", "realm", "editUsernameAllowed", "bruteForceProtected", "defaultRole"):
+        assert outline.settings[key] == live.representation[key]
+    assert list(outline.groups) == gateway.list_groups(realm)
+    assert sorted(outline.realm_roles, key=lambda role: role.id) == sorted(
+        gateway.list_realm_roles(realm), key=lambda role: role.id
+    )
+    assert sorted(outline.required_actions, key=lambda action: action.alias) == sorted(
+        gateway.list_required_actions(realm), key=lambda action: action.alias
+    )
+    clerk = next(role for role in outline.realm_roles if role.name == "clerk")
+    assert (clerk.description, dict(clerk.attributes)) == ("Files", {"tier": ("2",)})
+    # No manage-realm: the export is refused, and the four reads give the same.
+    viewer = KeycloakGateway.connect(
+        service_account(gateway, keycloak_connection, realm, "svc-outline", ["view-users", "view-realm"])
+    )
+    try:
+        by_reads = viewer.read_realm_outline(realm)
+    finally:
+        viewer.close()
+    assert by_reads.settings["defaultRole"] == outline.settings["defaultRole"]
+    paths = {group.path for group in outline.groups}
+    assert {group.path for group in by_reads.groups} == paths == {"/dept", "/dept/team"}
+    assert {role.id for role in by_reads.realm_roles} == {role.id for role in outline.realm_roles}
+    assert sorted(by_reads.required_actions, key=lambda action: action.alias) == sorted(
+        outline.required_actions, key=lambda action: action.alias
+    )
+
+
 def test_direct_access_is_what_the_user_holds_themselves_and_nothing_of_a_user_gone(
     gateway: KeycloakGateway, realm: str
 ) -> None:

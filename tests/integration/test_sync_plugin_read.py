@@ -4,12 +4,13 @@ records serve a later run without the plugin, and a realm with user federation i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.keycloak import KeycloakGateway, Realm, User
+from agent.keycloak import KeycloakGateway, User
 from agent.keycloak.models import UserDraft
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
@@ -74,26 +75,32 @@ def test_the_plugin_read_sees_what_a_full_listing_sees(setup: SyncSetup, gateway
     assert len(paged.directory.all_users) == PEOPLE + 1
 
 
-def test_the_realm_read_for_the_plan_gives_the_joiners_their_default_role(
+def test_the_realm_read_for_the_plan_gives_the_joiners_their_default_role_and_required_actions(
     setup: SyncSetup, gateway: KeycloakGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The realm is read once a run: what the plan reads of it (may usernames change) also names the default role
-    the joiners are given, so the first import does not wait on a second read."""
+    """The realm is read once a run, in one partial export: its settings (may usernames change), groups and roles
+    for the plan also name the default role and the default required actions the joiners are given, so the first
+    import does not wait on more reads."""
+    gateway.update_required_action(setup.realm, "VERIFY_EMAIL", {"enabled": True, "defaultAction": True})
     config = hr_config(setup, [hr_row(i) for i in range(3)])
-    realms_read: list[str] = []
-    get_realm = gateway.get_realm
-
-    def counted(realm: str) -> Realm | None:
-        realms_read.append(realm)
-        return get_realm(realm)
-
-    monkeypatch.setattr(gateway, "get_realm", counted)
+    calls: list[str] = []
+    for name in ("get_realm", "_export", "list_required_actions", "list_realm_roles", "list_groups"):
+        monkeypatch.setattr(gateway, name, _counted(calls, name, getattr(gateway, name)))
     _, _, outcome = run(config, gateway)
     assert outcome.counts() == {"create:applied": 3}
-    assert realms_read == [setup.realm]
+    assert calls == ["_export"]
     for user in managed(gateway, setup.realm).values():
         roles = {role.name for role in gateway.user_role_mappings(setup.realm, user.id)}
         assert f"default-roles-{setup.realm}" in roles
+        assert "VERIFY_EMAIL" in user.required_actions
+
+
+def _counted(calls: list[str], name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return method(*args, **kwargs)
+
+    return counted
 
 
 def test_attribute_drift_made_by_hand_is_put_right_at_the_next_run(setup: SyncSetup, gateway: KeycloakGateway) -> None:
