@@ -451,7 +451,6 @@ RUNNER_PHASES = {
     "read_quick": "keycloak read: users (brief listing + records)",
     "read_by_plugin": "keycloak read: users (plugin)",
     "refresh": "keycloak read: users to change, afresh",
-    "read_realm_targets": "keycloak read: groups and roles",
     "known_targets": "keycloak read: client roles",
     "plan_sync": "plan",
     "settle_found_held": "keycloak read: what people to grant hold",
@@ -459,7 +458,9 @@ RUNNER_PHASES = {
     "execute": "apply",
     "remember_reads": "store: records for the next run",
 }
-TOP_LEVEL_PHASES = ("source read", *RUNNER_PHASES.values())
+# Gateway calls the runner makes itself, timed as phases of their own.
+GATEWAY_READ_PHASES = {"read_realm_outline": "keycloak read: realm (settings, groups, roles, required actions)"}
+TOP_LEVEL_PHASES = ("source read", *RUNNER_PHASES.values(), *GATEWAY_READ_PHASES.values())
 GATEWAY_PHASES = (
     "import_users",
     "change_users",
@@ -491,6 +492,8 @@ def phase_timing(gateway: KeycloakGateway, store: Any) -> Iterator[Phases]:
         for method in GATEWAY_PHASES:
             wrapped = phases.wrap(f"{PART}kc.{method}", getattr(gateway, method))
             patches.enter_context(mock.patch.object(gateway, method, wrapped))
+        for method, name in GATEWAY_READ_PHASES.items():
+            patches.enter_context(mock.patch.object(gateway, method, phases.wrap(name, getattr(gateway, method))))
         patches.enter_context(
             mock.patch.object(store.runs, "add_items", phases.wrap(f"{PART}store: run items", store.runs.add_items))
         )
