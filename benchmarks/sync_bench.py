@@ -446,7 +446,6 @@ PART = "· "
 OTHER = "other (run start and finish, baselines)"
 RUNNER_PHASES = {
     "map_sources": "map",
-    "check_realm_keeps_attributes": "keycloak read: user profile",
     "read_full": "keycloak read: users (full listing)",
     "read_quick": "keycloak read: users (brief listing + records)",
     "read_by_plugin": "keycloak read: users (plugin)",
@@ -459,7 +458,7 @@ RUNNER_PHASES = {
     "remember_reads": "store: records for the next run",
 }
 # Gateway calls the runner makes itself, timed as phases of their own.
-GATEWAY_READ_PHASES = {"read_realm_outline": "keycloak read: realm (settings, groups, roles, required actions)"}
+GATEWAY_READ_PHASES = {"read_realm_outline": "keycloak read: realm (settings, groups, roles, actions, profile)"}
 TOP_LEVEL_PHASES = ("source read", *RUNNER_PHASES.values(), *GATEWAY_READ_PHASES.values())
 GATEWAY_PHASES = (
     "import_users",

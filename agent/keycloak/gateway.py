@@ -30,6 +30,7 @@ from agent.keycloak.models import (
     Role,
     User,
     UserDraft,
+    UserProfileConfig,
 )
 from agent.keycloak.reviews import ReviewCalls
 from agent.keycloak.sanctions_calls import SanctionCalls
@@ -39,6 +40,19 @@ from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 
 __all__ = ["PAGE_SIZE", "KeycloakGateway"]
+
+
+def _outline(
+    settings: Mapping[str, Any], parts: Mapping[str, Any], roles: Any, user_profile: UserProfileConfig
+) -> RealmOutline:
+    """An outline from the realm's representation, and the groups and required actions in export form."""
+    return RealmOutline(
+        MappingProxyType(dict(settings)),
+        tuple(flatten_groups(parts.get("groups") or (), parent_id=None)),
+        tuple(Role.from_json(raw) for raw in roles),
+        tuple(RequiredAction.from_json(raw) for raw in parts.get("requiredActions") or ()),
+        user_profile,
+    )
 
 
 class KeycloakGateway(
@@ -201,10 +215,17 @@ class KeycloakGateway(
             return self._page_groups(realm)
         return list(flatten_groups(exported.get("groups") or (), parent_id=None))
 
-    def read_realm_outline(self, realm: str) -> RealmOutline:
-        """The realm's settings, groups, realm roles and required actions, as `get_realm`, `list_groups`,
-        `list_realm_roles` and `list_required_actions` give them, in one partial export: it carries them all, and
-        each request costs Keycloak a few ms of CPU however small its answer. Without manage-realm, by the four."""
+    def read_realm_outline(self, realm: str, *, use_plugin: bool = False) -> RealmOutline:
+        """The realm's settings, groups, realm roles, required actions and user profile, as `get_realm`,
+        `list_groups`, `list_realm_roles`, `list_required_actions` and `get_user_profile` give them. Each request
+        costs Keycloak a few ms of CPU however small its answer, so they are read in as few as can be: one from the
+        idp-agent plugin (`use_plugin`); else a partial export, which carries all but the user profile; without
+        manage-realm, by the five reads."""
+        outline = self._plugin_lookup(realm, "access", "sync-outline") if use_plugin else None
+        if outline is not None:
+            return _outline(
+                outline["realm"], outline, outline["roles"], UserProfileConfig.from_json(outline["userProfile"])
+            )
         try:
             exported = self._export(realm, clients=False, groups_and_roles=True)
         except AuthError:
@@ -214,13 +235,10 @@ class KeycloakGateway(
                 tuple(self._page_groups(realm)),
                 tuple(self.list_realm_roles(realm)),
                 tuple(self.list_required_actions(realm)),
+                self.get_user_profile(realm),
             )
-        return RealmOutline(
-            MappingProxyType(exported),
-            tuple(flatten_groups(exported.get("groups") or (), parent_id=None)),
-            tuple(Role.from_json(raw) for raw in (exported.get("roles") or {}).get("realm") or ()),
-            tuple(RequiredAction.from_json(raw) for raw in exported.get("requiredActions") or ()),
-        )
+        roles = (exported.get("roles") or {}).get("realm") or ()
+        return _outline(exported, exported, roles, self.get_user_profile(realm))
 
     def find_group_by_path(self, realm: str, path: str) -> Group | None:
         raw = self._lookup(admin_path(realm, "group-by-path", path.lstrip("/")))

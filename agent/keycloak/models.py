@@ -37,12 +37,13 @@ class Realm:
 @dataclass(frozen=True)
 class RealmOutline:
     """What a sync reads of a realm before it plans: its representation (the settings `get_realm` gives), its
-    groups (parents before children), its realm roles and its required actions."""
+    groups (parents before children), its realm roles, its required actions and its user profile."""
 
     settings: Mapping[str, Any] = field(repr=False)
-    groups: tuple[Group, ...] = ()
-    realm_roles: tuple[Role, ...] = ()
-    required_actions: tuple[RequiredAction, ...] = ()
+    groups: tuple[Group, ...]
+    realm_roles: tuple[Role, ...]
+    required_actions: tuple[RequiredAction, ...]
+    user_profile: UserProfileConfig
 
 
 def default_role_name(realm: str) -> str:

@@ -39,7 +39,12 @@ class LiveDirectory:
 def check_realm_keeps_attributes(gateway: KeycloakGateway, realm: str, attribute_names: Iterable[str]) -> None:
     """Fail before any write when the user profile would drop the attributes the sync writes, or lets users
     edit its bookkeeping (see `attribute_problems`)."""
-    problems = attribute_problems(gateway.get_user_profile(realm), attribute_names)
+    check_profile_keeps_attributes(realm, gateway.get_user_profile(realm), attribute_names)
+
+
+def check_profile_keeps_attributes(realm: str, profile: UserProfileConfig, attribute_names: Iterable[str]) -> None:
+    """`check_realm_keeps_attributes` with the user profile read already."""
+    problems = attribute_problems(profile, attribute_names)
     if problems:
         raise ConfigError(
             f"realm '{realm}' {'; and '.join(problems)}",

@@ -30,7 +30,7 @@ from agent.sync.found_held import settle_found_held
 from agent.sync.grants import Grants
 from agent.sync.guard import Verdict, check_safety
 from agent.sync.leavers import LeaverLookup, listed_controls
-from agent.sync.live import check_realm_keeps_attributes
+from agent.sync.live import check_profile_keeps_attributes
 from agent.sync.mapper_spec import MapperSpec
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, SOURCE_ATTRIBUTE, Source, SourceRead
@@ -120,18 +120,18 @@ def prepare_sync(
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="keycloak-read") as pool:
         # Keycloak is read while the sources are, its parts side by side: each waits on its own server. The
         # store (one connection, one thread) is left to this thread, so a read that needs the last run's
-        # records comes after. The realm's groups and realm roles need no mapping (known_targets adds the
-        # client roles); what the plugin reads is all of the sync's users, always full and fresh.
-        keeps_attributes = pool.submit(check_realm_keeps_attributes, gateway, mapper.realm, attribute_names)
-        # Its settings, groups, realm roles and required actions: one partial export where the account may.
-        outline = pool.submit(gateway.read_realm_outline, mapper.realm)
+        # records comes after. The realm's outline (settings, groups, realm roles, required actions, user profile:
+        # one request to the plugin) needs no mapping (known_targets adds the client roles); what the plugin
+        # reads of users is all of the sync's users, always full and fresh.
+        outline = pool.submit(gateway.read_realm_outline, mapper.realm, use_plugin=sync.keycloak_read == "plugin")
         by_plugin = None
         if sync.keycloak_read == "plugin":
             by_plugin = pool.submit(read_by_plugin, gateway, mapper.realm, sync.name)
         reads = {name: source.read() for name, source in sources.items()}
         mapping = map_sources(list(reads.values()), mapper, now, traced=False)  # traces serve `sync explain`
-        keeps_attributes.result()  # a realm that would drop what the sync writes fails the run before the rest
         realm_read = outline.result()
+        # A realm that would drop what the sync writes fails the run before the rest.
+        check_profile_keeps_attributes(mapper.realm, realm_read.user_profile, attribute_names)
         groups_and_roles = realm_targets(realm_read)
         read_by_pack = by_plugin.result() if by_plugin else None
     read = read_by_pack or read_keycloak(gateway, mapper.realm, sync, store.sync_records, now=now, full_read=full_read)

@@ -152,48 +152,49 @@ def test_groups_read_the_same_by_export_and_by_paging(
     assert ("/dept/team", ("clerk",)) in {(g.path, g.realm_roles) for g in by_export}
 
 
-def test_the_realm_outline_in_one_request_is_what_the_four_reads_give(
+def test_the_realm_outline_is_what_the_five_reads_give_by_plugin_export_or_listings(
     gateway: KeycloakGateway, keycloak_connection: KeycloakConnection, realm: str
 ) -> None:
+    """One request to the plugin; the export and the user profile without it; the five reads without manage-realm."""
     from tests.harness.accounts import service_account
 
     top = gateway.create_group_with(realm, "dept", None, {"attributes": {"cost-centre": ["42"]}})
     gateway.create_group_with(realm, "team", top)
     gateway.create_realm_role(realm, "clerk", {"description": "Files", "attributes": {"tier": ["2"]}})
     gateway.update_required_action(realm, "VERIFY_EMAIL", {"enabled": True, "defaultAction": True})
-    requests = gateway.stats.requests
-
-    outline = gateway.read_realm_outline(realm)
-
-    assert gateway.stats.requests - requests == 1
-    live = gateway.get_realm(realm)
-    assert live is not None
-    for key in ("id", "realm", "editUsernameAllowed", "bruteForceProtected", "defaultRole"):
-        assert outline.settings[key] == live.representation[key]
-    assert list(outline.groups) == gateway.list_groups(realm)
-    assert sorted(outline.realm_roles, key=lambda role: role.id) == sorted(
-        gateway.list_realm_roles(realm), key=lambda role: role.id
-    )
-    assert sorted(outline.required_actions, key=lambda action: action.alias) == sorted(
-        gateway.list_required_actions(realm), key=lambda action: action.alias
-    )
-    clerk = next(role for role in outline.realm_roles if role.name == "clerk")
-    assert (clerk.description, dict(clerk.attributes)) == ("Files", {"tier": ("2",)})
-    # No manage-realm: the export is refused, and the four reads give the same.
     viewer = KeycloakGateway.connect(
         service_account(gateway, keycloak_connection, realm, "svc-outline", ["view-users", "view-realm"])
     )
     try:
-        by_reads = viewer.read_realm_outline(realm)
+        outlines = {}
+        for name, reader, use_plugin, requests in (
+            ("plugin", gateway, True, 1),
+            ("export", gateway, False, 2),
+            ("plugin, viewer", viewer, True, 1),
+            # The export refused; the realm, its groups (top level, then children), roles, actions and user profile.
+            ("listings, viewer", viewer, False, 7),
+        ):
+            before = reader.stats.requests
+            outlines[name] = reader.read_realm_outline(realm, use_plugin=use_plugin)
+            assert (name, reader.stats.requests - before) == (name, requests)
     finally:
         viewer.close()
-    assert by_reads.settings["defaultRole"] == outline.settings["defaultRole"]
-    paths = {group.path for group in outline.groups}
-    assert {group.path for group in by_reads.groups} == paths == {"/dept", "/dept/team"}
-    assert {role.id for role in by_reads.realm_roles} == {role.id for role in outline.realm_roles}
-    assert sorted(by_reads.required_actions, key=lambda action: action.alias) == sorted(
-        outline.required_actions, key=lambda action: action.alias
-    )
+
+    live = gateway.get_realm(realm)
+    assert live is not None
+    expected_roles = sorted(gateway.list_realm_roles(realm), key=lambda role: role.id)
+    expected_actions = sorted(gateway.list_required_actions(realm), key=lambda action: action.alias)
+    for name, outline in outlines.items():
+        for key in ("id", "realm", "editUsernameAllowed", "bruteForceProtected", "defaultRole"):
+            assert (name, key, outline.settings[key]) == (name, key, live.representation[key])
+        assert [(g.id, g.path, g.parent_id) for g in outline.groups] == [
+            (g.id, g.path, g.parent_id) for g in gateway.list_groups(realm)
+        ], name
+        assert sorted(outline.realm_roles, key=lambda role: role.id) == expected_roles, name
+        assert sorted(outline.required_actions, key=lambda action: action.alias) == expected_actions, name
+        assert outline.user_profile == gateway.get_user_profile(realm), name
+    clerk = next(role for role in outlines["plugin"].realm_roles if role.name == "clerk")
+    assert (clerk.description, dict(clerk.attributes)) == ("Files", {"tier": ("2",)})
 
 
 def test_direct_access_is_what_the_user_holds_themselves_and_nothing_of_a_user_gone(

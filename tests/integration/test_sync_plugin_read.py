@@ -78,17 +78,18 @@ def test_the_plugin_read_sees_what_a_full_listing_sees(setup: SyncSetup, gateway
 def test_the_realm_read_for_the_plan_gives_the_joiners_their_default_role_and_required_actions(
     setup: SyncSetup, gateway: KeycloakGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The realm is read once a run, in one partial export: its settings (may usernames change), groups and roles
-    for the plan also name the default role and the default required actions the joiners are given, so the first
-    import does not wait on more reads."""
+    """The realm is read once a run, in one request to the plugin: its settings (may usernames change), groups and
+    roles for the plan also name the default role and the default required actions the joiners are given, so the
+    first import does not wait on more reads."""
     gateway.update_required_action(setup.realm, "VERIFY_EMAIL", {"enabled": True, "defaultAction": True})
     config = hr_config(setup, [hr_row(i) for i in range(3)])
     calls: list[str] = []
-    for name in ("get_realm", "_export", "list_required_actions", "list_realm_roles", "list_groups"):
+    names = ("get_realm", "_export", "list_required_actions", "list_realm_roles", "list_groups", "get_user_profile")
+    for name in names:
         monkeypatch.setattr(gateway, name, _counted(calls, name, getattr(gateway, name)))
     _, _, outcome = run(config, gateway)
     assert outcome.counts() == {"create:applied": 3}
-    assert calls == ["_export"]
+    assert calls == []
     for user in managed(gateway, setup.realm).values():
         roles = {role.name for role in gateway.user_role_mappings(setup.realm, user.id)}
         assert f"default-roles-{setup.realm}" in roles

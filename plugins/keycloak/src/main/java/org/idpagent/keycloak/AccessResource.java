@@ -20,8 +20,10 @@ import org.hibernate.jpa.HibernateHints;
 import org.keycloak.connections.jpa.JpaConnectionProvider;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
+import org.keycloak.models.utils.ModelToRepresentation;
 import org.keycloak.services.resources.admin.fgap.AdminPermissionEvaluator;
 import org.keycloak.services.resources.admin.fgap.AdminPermissions;
+import org.keycloak.userprofile.UserProfileProvider;
 
 /**
  * Bulk reads for access reviews and the sync. Through the admin API a review lists users page by page and then asks
@@ -184,6 +186,31 @@ public final class AccessResource {
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("roles", wanted.isEmpty() ? Map.of() : byUser(usersQuery(USERS_ROLE_MAPPINGS, wanted)));
         body.put("groups", wanted.isEmpty() ? Map.of() : byUser(usersQuery(USERS_GROUP_MEMBERSHIPS, wanted)));
+        return body;
+    }
+
+    /**
+     * What a sync reads of the realm before it plans, in one request: {"realm": the realm's representation as the
+     * admin API's realm read gives it, "groups": the group tree and "roles": the realm roles, as the partial export
+     * gives them, "requiredActions": the registered required actions, "userProfile": the user profile's
+     * configuration}. Through the admin API these are four or five requests (the export needs manage-realm, for the
+     * secrets it carries), each a few milliseconds of Keycloak's CPU however small its answer. Asks view-realm and
+     * view-users, as those reads do.
+     */
+    @GET
+    @Path("sync-outline")
+    @Produces(MediaType.APPLICATION_JSON)
+    public Map<String, Object> syncOutline() {
+        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
+        permissions.realm().requireViewRealm();
+        permissions.users().requireView();
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("realm", ModelToRepresentation.toRepresentation(session, realm, false));
+        body.put("groups", AccessStructure.groups(session, realm));
+        body.put("roles", AccessStructure.realmRoles(realm));
+        body.put("requiredActions",
+                realm.getRequiredActionProvidersStream().map(ModelToRepresentation::toRepresentation).toList());
+        body.put("userProfile", session.getProvider(UserProfileProvider.class).getConfiguration());
         return body;
     }
 

@@ -38,11 +38,11 @@ final class AccessStructure {
             }
         }
         Map<String, Object> roles = new LinkedHashMap<>();
-        roles.put("realm", realm.getRolesStream().map(AccessStructure::role).toList());
+        roles.put("realm", realmRoles(realm));
         roles.put("client", clientRoles);
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("roles", roles);
-        body.put("groups", session.groups().getTopLevelGroupsStream(realm).map(AccessStructure::group).toList());
+        body.put("groups", groups(session, realm));
         body.put("clients", clients.stream().map(AccessStructure::client).toList());
         body.put("users", clients.stream()
                 .filter(ClientModel::isServiceAccountsEnabled)
@@ -54,6 +54,16 @@ final class AccessStructure {
         return body;
     }
 
+    /** The realm's roles, each as the export shows it. */
+    static List<Map<String, Object>> realmRoles(RealmModel realm) {
+        return realm.getRolesStream().map(AccessStructure::role).toList();
+    }
+
+    /** The group tree from its top-level groups, each group as the export shows it. */
+    static List<Map<String, Object>> groups(KeycloakSession session, RealmModel realm) {
+        return session.groups().getTopLevelGroupsStream(realm).map(AccessStructure::group).toList();
+    }
+
     private static Map<String, Object> role(RoleModel role) {
         Map<String, Object> found = new LinkedHashMap<>();
         found.put("id", role.getId());
@@ -62,6 +72,7 @@ final class AccessStructure {
         found.put("composite", role.isComposite());
         found.put("clientRole", role.isClientRole());
         found.put("containerId", role.getContainerId());
+        found.put("attributes", role.getAttributes());
         if (role.isComposite()) {
             Map<String, Object> composites = new LinkedHashMap<>();
             composites.put("realm", realmRoleNames(role.getCompositesStream()));
