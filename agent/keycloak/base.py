@@ -94,9 +94,9 @@ class GatewayBase:
         credentials, in order of user id. The plugin says where each run of `page_size` users ends
         (`users-by-id/bounds`); those ranges are then read `workers` at once, so Keycloak builds one while the agent
         decodes another. Ids never change, so the ranges are disjoint and a user renamed meanwhile is read once, with
-        its attributes. The first page is asked for beside the bounds: a realm of one page takes one round trip,
-        not two. Both are asked for at once: None where the plugin does not answer (see `_plugin_lookup`; a pack
-        that pages by username has no such path), so the caller reads the admin API."""
+        its attributes. The first page comes with the bounds: a realm of one page takes one request, not two.
+        None where the plugin does not answer (see `_plugin_lookup`; a pack that pages by username has no such
+        path), so the caller reads the admin API."""
         first, bounds = self._first_page_and_bounds(realm, page_size)
         if first is None or bounds is None:
             return None
@@ -112,10 +112,20 @@ class GatewayBase:
     def _first_page_and_bounds(
         self, realm: str, page_size: int
     ) -> tuple[list[Mapping[str, Any]] | None, list[str] | None]:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugin-reads") as pool:
-            first = pool.submit(self._plugin_users_page, realm, None, None, page_size)
-            bounds = self._plugin_user_bounds(realm, page_size)
-            return first.result(), bounds
+        answer = self._plugin_first_page(realm, page_size)
+        if answer is None:
+            return None, None
+        first, bounds = answer
+        return first, bounds if bounds is not None else self._plugin_user_bounds(realm, page_size)
+
+    def _plugin_first_page(self, realm: str, page_size: int) -> tuple[list[Mapping[str, Any]], list[str] | None] | None:
+        """The first page with the bounds, in one request (a pack from before the bounds came with it gives them
+        as None: ask for them apart); None where the plugin does not answer."""
+        raw = self._plugin_lookup(realm, "access", "users-by-id", params={"max": page_size, "bounds": page_size})
+        if raw is None:
+            return None
+        bounds = raw.get("bounds")
+        return list(raw.get("users") or ()), None if bounds is None else [str(bound) for bound in bounds]
 
     def _plugin_user_bounds(self, realm: str, every: int) -> list[str] | None:
         raw = self._plugin_lookup(realm, "access", "users-by-id", "bounds", params={"every": every})

@@ -72,9 +72,9 @@ def test_the_plugin_reads_the_same_snapshot_as_the_admin_api_in_a_few_requests(
     by_api = take_snapshot(gateway, store, realm, policy=POLICY, use_plugin=False)
     by_plugin = take_snapshot(gateway, store, realm, policy=POLICY)
     assert_same(by_api, by_plugin)
-    # The export, the members, where the pages of users end (none: one page) and that page; no per-user
+    # The export, the members, and the one page of users with where the pages end (none); no per-user
     # credential read, yet everyone's are known.
-    assert by_plugin.stats.requests == 4 and by_plugin.stats.credential_reads == 0
+    assert by_plugin.stats.requests == 3 and by_plugin.stats.credential_reads == 0
     assert by_api.stats.credential_reads == 1
     users = {user.username: user for user in by_plugin.users}
     assert users["secure"].totp and users["secure"].credential_types == frozenset({"otp"})
@@ -174,18 +174,18 @@ def test_ranges_read_at_once_give_every_user_once_in_id_order(gateway: KeycloakG
 def test_a_user_added_between_the_first_page_and_the_bounds_is_read_and_no_user_twice(
     gateway: KeycloakGateway, realm: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first page is read beside the bounds. Here it is read first; then a user is added whose id sorts before
-    every other, so the bounds no longer end where that page did: the realm is read by the bounds, every user once,
-    the new one too. Without a change in between, the first page is not read again: one request a page and one for
-    the bounds."""
+    """The first page comes with the bounds, in one request; a pack from before that gives them apart. Here they are
+    read apart, and between the two a user is added whose id sorts before every other, so the bounds no longer end
+    where that page did: the realm is read by the bounds, every user once, the new one too. Without a change in
+    between, the first page is not read again: one request a page, the bounds with the first."""
     seed_people(gateway, realm)
     first_read = threading.Event()
-    read_page, read_bounds = gateway._plugin_users_page, gateway._plugin_user_bounds
+    read_first, read_bounds = gateway._plugin_first_page, gateway._plugin_user_bounds
 
-    def page(realm: str, after: str | None, until: str | None, page_size: int) -> Any:
-        found = read_page(realm, after, until, page_size)
+    def page_without_bounds(realm: str, page_size: int) -> Any:
+        found = read_first(realm, page_size)
         first_read.set()
-        return found
+        return None if found is None else (found[0], None)
 
     def bounds_after_a_new_user(realm: str, every: int) -> list[str] | None:
         assert first_read.wait(30)
@@ -194,8 +194,8 @@ def test_a_user_added_between_the_first_page_and_the_bounds_is_read_and_no_user_
 
     before = gateway.stats.requests
     unchanged = [raw["id"] for raw in gateway.plugin_raw_users(realm, page_size=200, workers=3) or ()]
-    assert len(unchanged) == PAGE_PEOPLE and gateway.stats.requests - before == 1 + 6  # bounds, six pages
-    monkeypatch.setattr(gateway, "_plugin_users_page", page)
+    assert len(unchanged) == PAGE_PEOPLE and gateway.stats.requests - before == 6  # six pages
+    monkeypatch.setattr(gateway, "_plugin_first_page", page_without_bounds)
     monkeypatch.setattr(gateway, "_plugin_user_bounds", bounds_after_a_new_user)
     read = [raw["id"] for raw in gateway.plugin_raw_users(realm, page_size=200, workers=3) or ()]
     assert read[0] == FIRST_ID and read[1:] == unchanged

@@ -100,8 +100,9 @@ public final class AccessResource {
      * {"users": [user]}: up to {@code max} users (at most {@link #MAX_PAGE}) whose id sorts after {@code after}
      * (none: from the first) and, with {@code until}, not after it, ordered by id, service accounts left out, each
      * with attributes (those the user profile lets admins see), required actions and the types of its stored
-     * credentials. A page shorter than asked for is
-     * the last. The admin API asks view-users for its full user listing, and so does this. (Earlier packs paged by
+     * credentials. A page shorter than asked for is the last. With {@code bounds}, the answer also holds what
+     * {@code users-by-id/bounds} gives for {@code every} = bounds: a reader's first page and bounds in one request.
+     * The admin API asks view-users for its full user listing, and so does this. (Earlier packs paged by
      * username under {@code users}: that path is gone, so an older agent gets 404 and reads the admin API, rather
      * than sending usernames where ids are compared.)
      */
@@ -109,9 +110,17 @@ public final class AccessResource {
     @Path("users-by-id")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> users(
-            @QueryParam("after") String after, @QueryParam("until") String until, @QueryParam("max") Integer max) {
+            @QueryParam("after") String after, @QueryParam("until") String until, @QueryParam("max") Integer max,
+            @QueryParam("bounds") Integer every) {
         requireViewUsers();
-        return Map.of("users", page(after == null || after.isEmpty() ? null : after, until, pageSize(max)));
+        int size = pageSize(max);
+        List<Map<String, Object>> users = page(after == null || after.isEmpty() ? null : after, until, size);
+        if (every == null) {
+            return Map.of("users", users);
+        }
+        // The first page of a realm that fits in it: no run of `every` (as many or more) users ends anywhere.
+        boolean wholeRealm = (after == null || after.isEmpty()) && until == null && users.size() < size;
+        return Map.of("users", users, "bounds", wholeRealm && pageSize(every) >= size ? List.of() : pageEnds(every));
     }
 
     /**
@@ -125,6 +134,10 @@ public final class AccessResource {
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> bounds(@QueryParam("every") Integer every) {
         requireViewUsers();
+        return Map.of("bounds", pageEnds(every));
+    }
+
+    private List<String> pageEnds(Integer every) {
         int size = pageSize(every);
         List<String> bounds = new ArrayList<>();
         int[] position = {0};
@@ -133,7 +146,7 @@ public final class AccessResource {
                 bounds.add(id);
             }
         });
-        return Map.of("bounds", bounds);
+        return bounds;
     }
 
     private void requireViewUsers() {
