@@ -150,8 +150,13 @@ public final class AccessResource {
     }
 
     private void requireViewUsers() {
-        AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm)).users().requireView();
+        callerPermissions().users().requireView();
         Callers.refuseFederation(realm);
+    }
+
+    /** What the request's caller (an admin API token, checked here) may do in this realm. */
+    private AdminPermissionEvaluator callerPermissions() {
+        return AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
     }
 
     private static int pageSize(Integer asked) {
@@ -168,7 +173,7 @@ public final class AccessResource {
     @Path("memberships")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> memberships(@QueryParam("skipRole") List<String> skipRole) {
-        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
+        AdminPermissionEvaluator permissions = callerPermissions();
         // What the admin API asks for the role and group member listings this replaces.
         permissions.realm().requireViewRealm();
         permissions.clients().requireView();
@@ -214,7 +219,7 @@ public final class AccessResource {
     @Path("sync-outline")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> syncOutline() {
-        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
+        AdminPermissionEvaluator permissions = callerPermissions();
         permissions.realm().requireViewRealm();
         permissions.users().requireView();
         Map<String, Object> body = new LinkedHashMap<>();
@@ -238,7 +243,7 @@ public final class AccessResource {
     @Path("structure")
     @Produces(MediaType.APPLICATION_JSON)
     public Map<String, Object> structure() {
-        AdminPermissionEvaluator permissions = AdminPermissions.evaluator(session, realm, Callers.authenticate(session, realm));
+        AdminPermissionEvaluator permissions = callerPermissions();
         permissions.realm().requireViewRealm();
         permissions.clients().requireView();
         permissions.users().requireView();
