@@ -373,6 +373,35 @@ def test_a_caller_who_may_not_manage_the_user_learns_nothing_of_the_realm(
     assert two is not None and two.email == "two@example.org"
 
 
+def test_users_keycloak_has_cached_are_read_as_changed_by_id_new_username_and_new_email(
+    keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
+) -> None:
+    """The plugin reads a request's users from the database, past Keycloak's user cache: the cache's entries for
+    them (by id, by the username and email they had) must go, or the admin API would go on showing the old user."""
+    ids = seed(keycloak_connection, gateway, realm)
+    for name in ("two", "three"):  # into the cache, by id, username and email
+        assert gateway.get_user(realm, ids[name]) is not None
+        assert gateway.find_user_by_username(realm, name) is not None
+        assert gateway.find_user_by_email(realm, f"{name}@example.org") is not None
+    changes = [
+        UserChange(ids["two"], fields={"username": "two-renamed", "email": "two.renamed@example.org"}),
+        UserChange(ids["three"], fields={"lastName": "Moved"}, attributes={"keep": ["z"]}),
+    ]
+
+    assert gateway.change_users(realm, changes) == {}
+
+    two = gateway.get_user(realm, ids["two"])
+    assert two is not None and (two.username, two.email) == ("two-renamed", "two.renamed@example.org")
+    renamed = gateway.find_user_by_username(realm, "two-renamed")
+    assert renamed is not None and renamed.id == ids["two"]
+    by_email = gateway.find_user_by_email(realm, "two.renamed@example.org")
+    assert by_email is not None and by_email.id == ids["two"]
+    assert gateway.find_user_by_username(realm, "two") is None
+    assert gateway.find_user_by_email(realm, "two@example.org") is None
+    three = gateway.get_user(realm, ids["three"])
+    assert three is not None and three.last_name == "Moved" and dict(three.attributes)["keep"] == ("z",)
+
+
 def test_two_changes_taking_one_new_username_or_email_the_second_is_refused(
     keycloak_connection: KeycloakConnection, gateway: KeycloakGateway, realm: str
 ) -> None:

@@ -1,5 +1,6 @@
 package org.idpagent.keycloak;
 
+import jakarta.persistence.EntityManager;
 import jakarta.ws.rs.BadRequestException;
 import jakarta.ws.rs.Consumes;
 import jakarta.ws.rs.PUT;
@@ -31,6 +32,9 @@ import org.keycloak.models.UserConsentModel;
 import org.keycloak.models.UserModel;
 import org.keycloak.models.UserSessionModel;
 import org.keycloak.models.cache.CachedUserModel;
+import org.keycloak.models.cache.UserCache;
+import org.keycloak.models.jpa.UserAdapter;
+import org.keycloak.models.jpa.entities.UserEntity;
 import org.keycloak.models.utils.KeycloakModelUtils;
 import org.keycloak.services.managers.AuthenticationManager;
 import org.keycloak.services.managers.UserConsentManager;
@@ -92,6 +96,7 @@ public final class UserChanges {
     }
 
     private static final Set<String> FIELDS = Set.of("username", "email", "firstName", "lastName", "enabled", "emailVerified");
+    private static final String USERS_BY_ID = "select u from UserEntity u where u.realmId = :realmId and u.id in :ids";
     private static final String EMAIL_HOLDERS =
             "select u.email, u.id from UserEntity u where u.realmId = :realmId and u.email in :emails";
 
@@ -148,17 +153,42 @@ public final class UserChanges {
         Map<String, Integer> changesOf = new HashMap<>();
         changes.forEach(change -> changesOf.merge(String.valueOf(change.id), 1, Integer::sum));
         Allowed allowed = new Allowed(permissions);
+        Map<String, UserModel> loaded = loadUsers(changes.stream().map(change -> change.id).filter(Objects::nonNull)
+                .collect(Collectors.toSet()));
         Map<String, Set<String>> emailHolders = emailHolders(changes);
         Set<String> claimed = new HashSet<>();
         for (Change change : changes) {
             // A user named twice: neither change is made, so the answer "refused" for that id is true of all of it.
-            Resolved resolved = changesOf.get(String.valueOf(change.id)) > 1 ? twice(change) : check(change, allowed, emailHolders);
+            Resolved resolved = changesOf.get(String.valueOf(change.id)) > 1
+                    ? twice(change) : check(change, loaded.get(change.id), allowed, emailHolders);
             if (resolved.problem == null) {
                 resolved.problem = claim(change, claimed);
             }
             checked.add(resolved);
         }
         return checked;
+    }
+
+    /**
+     * The request's users, read from the database in one query rather than one lookup each through the user cache
+     * (which would first cache each user only to drop it at the write). Left out, so looked up as the admin API
+     * does: federated users (the lookup validates them with their provider) and every user of a realm with
+     * organizations (the lookup makes an organization's managed members read-only). The cache entries of the
+     * users written are evicted at the write, as the cache's own adapter does.
+     */
+    private Map<String, UserModel> loadUsers(Set<String> ids) {
+        Map<String, UserModel> users = new HashMap<>();
+        if (ids.isEmpty() || realm.isOrganizationsEnabled()) {
+            return users;
+        }
+        EntityManager entityManager = session.getProvider(JpaConnectionProvider.class).getEntityManager();
+        entityManager.createQuery(USERS_BY_ID, UserEntity.class)
+                .setParameter("realmId", realm.getId())
+                .setParameter("ids", ids)
+                .getResultStream()
+                .filter(entity -> entity.getFederationLink() == null)
+                .forEach(entity -> users.put(entity.getId(), new UserAdapter(session, realm, entityManager, entity)));
+        return users;
     }
 
     /**
@@ -225,9 +255,9 @@ public final class UserChanges {
     }
 
     /** The change with what it names found in the realm, or the problem that keeps it from being made. */
-    private Resolved check(Change change, Allowed allowed, Map<String, Set<String>> emailHolders) {
+    private Resolved check(Change change, UserModel loaded, Allowed allowed, Map<String, Set<String>> emailHolders) {
         Resolved resolved = new Resolved(change);
-        resolved.user = change.id == null ? null : session.users().getUserById(realm, change.id);
+        resolved.user = loaded != null || change.id == null ? loaded : session.users().getUserById(realm, change.id);
         if (resolved.user == null) {
             resolved.problem = "no user with id " + change.id;
             return resolved;
@@ -261,7 +291,7 @@ public final class UserChanges {
         // The cache's adapter registers the user's invalidation at its first write and from then on passes every
         // call to the database's adapter. Taken at once, the reads below (attributes, groups, roles) come from the
         // rows being written, instead of first filling the cache with what is about to change.
-        UserModel user = resolved.user instanceof CachedUserModel cached ? cached.getDelegateForUpdate() : resolved.user;
+        UserModel user = resolved.user instanceof CachedUserModel cached ? cached.getDelegateForUpdate() : evicted(resolved.user);
         setFields(user, change.fields);
         if (change.attributes != null) {
             // An attribute written costs a delete and an insert per value: only those that differ are written.
@@ -286,6 +316,16 @@ public final class UserChanges {
         if (change.endSessions) {
             endSessions(user);
         }
+    }
+
+    /** A user read from the database (see loadUsers), its cache entries evicted before the write: by id, and by
+     *  the username and email it has until then. */
+    private UserModel evicted(UserModel user) {
+        UserCache cache = session.getProvider(UserCache.class);
+        if (cache != null) {
+            cache.evict(realm, user);
+        }
+        return user;
     }
 
     /** The groups and roles a change names, and its new email and username checked: the first problem found. */
