@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.keycloak import KeycloakGateway, User, UserDraft
+from agent.keycloak import User, UserDraft
 from agent.keycloak.models import UserProfileConfig
 from agent.sync.grants import GrantRecord
 from agent.sync.model import DISABLED_BY_SYNC_ATTRIBUTE, EXTERNAL_ID_ATTRIBUTE, GRANTS_ATTRIBUTE, SOURCE_ATTRIBUTE
@@ -36,14 +36,9 @@ class LiveDirectory:
         return {live.user.id: live.user for live in self.managed}
 
 
-def check_realm_keeps_attributes(gateway: KeycloakGateway, realm: str, attribute_names: Iterable[str]) -> None:
-    """Fail before any write when the user profile would drop the attributes the sync writes, or lets users
-    edit its bookkeeping (see `attribute_problems`)."""
-    check_profile_keeps_attributes(realm, gateway.get_user_profile(realm), attribute_names)
-
-
 def check_profile_keeps_attributes(realm: str, profile: UserProfileConfig, attribute_names: Iterable[str]) -> None:
-    """`check_realm_keeps_attributes` with the user profile read already."""
+    """Fail before any write when the realm's user profile would drop the attributes the sync writes, or lets
+    users edit its bookkeeping (see `attribute_problems`)."""
     problems = attribute_problems(profile, attribute_names)
     if problems:
         raise ConfigError(

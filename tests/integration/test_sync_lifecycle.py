@@ -26,7 +26,7 @@ from agent.store.journal import JournalEntry
 from agent.sync.executor import SyncExecutor
 from agent.sync.found_held import FOUND_HELD, settle_found_held
 from agent.sync.grants import GrantRecord, Grants, grant_record
-from agent.sync.live import check_realm_keeps_attributes
+from agent.sync.live import check_profile_keeps_attributes
 from agent.sync.model import (
     DISABLED_BY_SYNC_ATTRIBUTE,
     EXTERNAL_ID_ATTRIBUTE,
@@ -127,7 +127,7 @@ def sync(
     gateway = KeycloakGateway.connect(connection)
     lookup = Directory(present if present is not None else {p.external_id for p in people}).lookup
     try:
-        check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
+        check_profile_keeps_attributes(realm, gateway.get_user_profile(realm), ATTRIBUTES)
         plan = plan_for(gateway, realm, people, now, journal, **context)
         live = read_live_directory(gateway, realm, SOURCE).by_user_id()
         executor = SyncExecutor(
@@ -461,7 +461,7 @@ def test_realm_that_drops_attributes_is_refused_before_any_write(gateway: Keyclo
     from agent.errors import ConfigError
 
     with pytest.raises(ConfigError, match="would silently drop"):
-        check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
+        check_profile_keeps_attributes(realm, gateway.get_user_profile(realm), ATTRIBUTES)
 
 
 def test_realm_that_lets_users_edit_the_syncs_bookkeeping_is_refused(gateway: KeycloakGateway, realm: str) -> None:
@@ -474,7 +474,7 @@ def test_realm_that_lets_users_edit_the_syncs_bookkeeping_is_refused(gateway: Ke
     profile = gateway.get_user_profile(realm)
     gateway.update_user_profile(realm, replace(profile, unmanaged_attribute_policy="ENABLED"))
     with pytest.raises(ConfigError, match="lets users edit the sync's bookkeeping"):
-        check_realm_keeps_attributes(gateway, realm, ATTRIBUTES)
+        check_profile_keeps_attributes(realm, gateway.get_user_profile(realm), ATTRIBUTES)
 
 
 def test_rename_in_a_realm_that_forbids_it_is_held_not_failed(
