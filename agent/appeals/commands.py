@@ -28,8 +28,8 @@ from agent.audit.commands import resolve_store_url
 from agent.keycloak import KeycloakGateway
 from agent.locks import Locked
 from agent.notify import build_notifier
+from agent.sanctions.context import SanctionContext
 from agent.sanctions.policy import DEFAULT_POLICY_FILE, SanctionPolicy, load_sanction_policy
-from agent.sanctions.service import SanctionContext
 from agent.sanctions.wiring import policy_path_for
 from agent.settings import resolve_keycloak_connection
 from agent.store import Store, system_clock

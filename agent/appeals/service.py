@@ -10,9 +10,10 @@ from datetime import datetime
 
 from agent.appeals.deadlines import overdue_reasons
 from agent.appeals.decisions import AppealError, check_can_open, check_decision
+from agent.sanctions.context import SanctionContext
 from agent.sanctions.plan import REDUCED_FROM_PREFIX, REDUCED_NOTE_PREFIX
 from agent.sanctions.policy import AppealsSpec
-from agent.sanctions.service import EnforceReport, SanctionContext, enforce_sanctions, lift_sanction, reduce_sanction
+from agent.sanctions.service import EnforceReport, enforce_sanctions, lift_sanction, reduce_sanction
 from agent.store import Store
 from agent.store.appeals import Appeal, Decision, NewAppeal
 from agent.store.sanctions import Sanction

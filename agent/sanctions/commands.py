@@ -22,10 +22,10 @@ from agent.config.values import parse_duration
 from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway
 from agent.locks import Locked
+from agent.sanctions.context import SanctionContext
 from agent.sanctions.live import find_user
 from agent.sanctions.service import (
     EnforceReport,
-    SanctionContext,
     SanctionError,
     issue_sanction,
     lift_sanction,

@@ -5,18 +5,17 @@ verified against Keycloak after its writes, and stays visibly pending until it i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from agent.errors import AgentError, ConfigError, KeycloakError
-from agent.keycloak import KeycloakGateway
-from agent.notify.mail import Notifier, recipient_for
-from agent.notify.templates import SanctionNotice
+from agent.sanctions.context import SanctionContext, journal
 from agent.sanctions.executor import StepResult, Writer, apply_steps, failures
 from agent.sanctions.live import deny_reason, find_user, read_account
+from agent.sanctions.notices import notice_template, notify, notify_if_owed
 from agent.sanctions.plan import (
     REDUCED_FROM_PREFIX,
     REDUCED_NOTE_PREFIX,
@@ -32,9 +31,8 @@ from agent.sanctions.plan import (
     wanted_attributes,
 )
 from agent.sanctions.policy import SanctionPolicy
-from agent.store.clock import Clock
 from agent.store.db import Store
-from agent.store.journal import JournalEntry, NewEntry
+from agent.store.journal import NewEntry
 from agent.store.runs import RunStatus
 from agent.store.sanctions import OPEN_STATES, EndState, NewSanction, Sanction
 from agent.store.values import JsonValue
@@ -42,18 +40,6 @@ from agent.store.values import JsonValue
 
 class SanctionError(AgentError):
     """A sanction request that cannot be carried out as asked (unknown user, level or id, deny-listed...)."""
-
-
-@dataclass(frozen=True)
-class SanctionContext:
-    gateway: KeycloakGateway
-    store: Store
-    realm: str
-    policy: SanctionPolicy
-    notifier: Notifier | None
-    clock: Clock
-    actor: str = "idp-agent"
-    run_id: str | None = None
 
 
 @dataclass
@@ -152,10 +138,10 @@ def issue_sanction(
         reason = f"{final_level}{escalation}: {reason_code}"
         with acting.store.atomic():  # never a sanction without its issue entry (and the notice it owes)
             sanction = acting.store.sanctions.add(new)
-            details = _issue_details(sanction, _notice_template(acting, sanction))
-            _journal(acting, sanction, "sanction.issue", reason, details)
+            details = _issue_details(sanction, notice_template(acting, sanction))
+            journal(acting, sanction, "sanction.issue", reason, details)
         outcome = enforce_one(acting, sanction)  # enforced at once; the notice, which may fail, comes after
-        _notify(acting, sanction)
+        notify(acting, sanction)
         return scope.done(outcome)
 
 
@@ -192,68 +178,7 @@ def _issue_details(sanction: Sanction, notice: str | None = None) -> dict[str, J
     return details
 
 
-def _notice_template(context: SanctionContext, sanction: Sanction) -> str | None:
-    """The notice the sanction's level sends, when there is one and a notifier to send it."""
-    template = context.policy.level(sanction.level).actions.notify
-    return None if context.notifier is None else template
-
-
-# A notice is tried at issue and by the enforce passes after it, this many times in all (a mail server that
-# refuses it for good must not be asked on every pass for ever); the journal keeps each attempt.
-MAX_NOTICE_ATTEMPTS = 5
 IN_FORCE = frozenset({"applied", "reasserted", "unchanged"})  # the outcomes of a sanction verified in force
-
-
-def notice_owed(entries: Sequence[JournalEntry], sanction_id: str) -> bool:
-    """Whether the notice recorded as owed when the sanction was issued (its issue entry names it) has yet to
-    go out: neither sent nor skipped (no address), and tried fewer than MAX_NOTICE_ATTEMPTS times. A notice
-    sent but not journalled before a kill goes out again: better twice than never."""
-    mine = [entry for entry in entries if entry.details.get("sanction_id") == sanction_id]
-    if not any(entry.action == "sanction.issue" and "notice" in entry.details for entry in mine):
-        return False
-    outcomes = [entry.details.get("outcome") for entry in mine if entry.action == "sanction.notify"]
-    return not {"applied", "skipped"} & set(outcomes) and outcomes.count("failed") < MAX_NOTICE_ATTEMPTS
-
-
-def _notify_if_owed(context: SanctionContext, sanction: Sanction) -> None:
-    """Send a notice owed since the sanction was issued (the issuing command cut off, the mail server down)."""
-    if _notice_template(context, sanction) is None:
-        return
-    # By subject only, not also by time: the hosts that issue and enforce may disagree on the time.
-    entries = context.store.journal.entries(subject=sanction.username)
-    if notice_owed(entries, sanction.id):
-        _notify(context, sanction)
-
-
-def _notify(context: SanctionContext, sanction: Sanction) -> None:
-    """E-mail the notice the level names, when a notifier is configured; a failure is journalled, not fatal
-    (the sanction stands whether or not the mail went out), and the next enforce pass tries again."""
-    template = _notice_template(context, sanction)
-    if template is None or context.notifier is None:
-        return
-    try:
-        user = context.gateway.get_user(context.realm, sanction.user_id)
-    except KeycloakError as error:
-        _journal(context, sanction, "sanction.notify", template, _notice_details(sanction, "failed", str(error)))
-        return
-    recipient = None if user is None else recipient_for(user)
-    if recipient is None:
-        _journal(context, sanction, "sanction.notify", "no e-mail address", _notice_details(sanction, "skipped"))
-        return
-    notice = SanctionNotice(sanction.id, sanction.reason_code, sanction.until, sanction.note)
-    try:
-        context.notifier.notify(recipient, notice, template)
-    except AgentError as error:
-        _journal(context, sanction, "sanction.notify", template, _notice_details(sanction, "failed", str(error)))
-        return
-    _journal(context, sanction, "sanction.notify", template, _notice_details(sanction, "applied"))
-
-
-def _notice_details(sanction: Sanction, outcome: str, error: str = "") -> dict[str, JsonValue]:
-    details: dict[str, JsonValue] = {"sanction_id": sanction.id, "outcome": outcome}
-    if error:
-        details["error"] = error
-    return details
 
 
 # -- lifting and reducing --------------------------------------------------------------------------------
@@ -276,7 +201,7 @@ def lift_sanction(
         action = "sanction.lift" if outcome == "lifted" else "sanction.overturn"
         with acting.store.atomic():
             ending = acting.store.sanctions.save(replace(sanction, ending=outcome, ended_by=actor, end_note=note))
-            _journal(acting, ending, action, note, {"sanction_id": sanction.id, "level": sanction.level})
+            journal(acting, ending, action, note, {"sanction_id": sanction.id, "level": sanction.level})
         return scope.done(enforce_one(acting, ending))
 
 
@@ -297,7 +222,7 @@ def reduce_sanction(context: SanctionContext, sanction_id: str, *, level: str, a
         with acting.store.atomic():
             milder = acting.store.sanctions.add(new)
             details = {**_issue_details(milder), "decision": f"from {sanction.id}"}
-            _journal(acting, milder, "sanction.reduce", note, details)
+            journal(acting, milder, "sanction.reduce", note, details)
         milder = scope.done(enforce_one(acting, milder))
         reduced = f"{REDUCED_NOTE_PREFIX}{level} ({milder.id}): {note}"
         ended = lift_sanction(acting, sanction.id, actor=actor, note=reduced)
@@ -368,7 +293,7 @@ def enforce_sanctions(context: SanctionContext) -> EnforceReport:
             outcome = enforce_one(acting, current)
             _count(report, outcome)
             if outcome.kind in IN_FORCE and outcome.sanction.ending is None:
-                _notify_if_owed(acting, outcome.sanction)
+                notify_if_owed(acting, outcome.sanction)
     except Exception:
         context.store.runs.finish_run(run.id, "failed", summary="stopped by an error; the next pass resumes")
         raise
@@ -462,7 +387,7 @@ def _settle_apply(
     if verified != sanction:
         context.store.sanctions.save(verified)
     if first:
-        _journal(context, verified, "sanction.verified", "in force", {"sanction_id": sanction.id, "verified": True})
+        journal(context, verified, "sanction.verified", "in force", {"sanction_id": sanction.id, "verified": True})
         return Outcome(verified, "applied")
     return Outcome(verified, "reasserted" if results else "unchanged")
 
@@ -508,7 +433,7 @@ def _end(context: SanctionContext, sanction: Sanction, now: datetime, attempts: 
     final_state: EndState = sanction.ending
     ended = replace(sanction, state=final_state, ending=None, ended_at=now, problem="", attempts=attempts)
     context.store.sanctions.save(ended)
-    _journal(context, ended, f"sanction.{final_state}", ended.end_note, {"sanction_id": ended.id, "verified": True})
+    journal(context, ended, f"sanction.{final_state}", ended.end_note, {"sanction_id": ended.id, "verified": True})
     return Outcome(ended, "lifted")
 
 
@@ -518,13 +443,3 @@ def _write(context: SanctionContext, sanction: Sanction, steps: Sequence[Step], 
 
     writer = Writer(context.gateway, context.realm, context.actor, context.run_id, journal)
     return apply_steps(writer, sanction, steps, f"{sanction.id} {sanction.level}: {why}")
-
-
-def _journal(
-    context: SanctionContext, sanction: Sanction, action: str, reason: str, details: Mapping[str, JsonValue]
-) -> None:
-    entry = NewEntry(
-        actor=context.actor, action=action, subject=sanction.username, realm=context.realm, run_id=context.run_id,
-        reason=reason, details=details,
-    )  # fmt: skip
-    context.store.journal.append_many([entry])

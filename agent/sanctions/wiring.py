@@ -10,8 +10,8 @@ from agent.errors import ConfigError
 from agent.keycloak import KeycloakGateway
 from agent.notify.mail import SmtpNotifier, build_notifier
 from agent.notify.templates import notice_template_problems
+from agent.sanctions.context import SanctionContext
 from agent.sanctions.policy import DEFAULT_POLICY_FILE, load_sanction_policy
-from agent.sanctions.service import SanctionContext
 from agent.store.clock import Clock
 from agent.store.db import Store
 from agent.sync.agent_config import AgentConfig

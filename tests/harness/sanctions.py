@@ -13,8 +13,8 @@ from typing import Any
 import requests
 
 from agent.keycloak import KeycloakGateway, UserDraft
+from agent.sanctions.context import SanctionContext
 from agent.sanctions.policy import SanctionPolicy, load_sanction_policy
-from agent.sanctions.service import SanctionContext
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.store import ManualClock

@@ -12,7 +12,8 @@ import pytest
 
 from agent.keycloak import KeycloakGateway
 from agent.notify import NotifyError, Recipient, SanctionNotice, SmtpConfig, SmtpNotifier, build_notifier
-from agent.sanctions.service import MAX_NOTICE_ATTEMPTS, enforce_sanctions, issue_sanction
+from agent.sanctions.notices import MAX_NOTICE_ATTEMPTS
+from agent.sanctions.service import enforce_sanctions, issue_sanction
 from agent.secrets import Secret
 from agent.settings import KeycloakConnection
 from agent.stack.processes import free_port

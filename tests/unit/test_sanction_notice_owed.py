@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.sanctions.service import MAX_NOTICE_ATTEMPTS, notice_owed
+from agent.sanctions.notices import MAX_NOTICE_ATTEMPTS, notice_owed
 from agent.store.journal import JournalEntry
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
