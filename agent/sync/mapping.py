@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import ConfigError
 from agent.sync.conditions import DateValue, Test, Value, condition_tests, tests_hold, texts_of
-from agent.sync.mapper_spec import STATUS_VALUES, FieldSpec, GrantSpec, MapperSpec, RuleSpec
+from agent.sync.mapper_spec import STATUS_VALUES, GrantSpec, MapperSpec, RuleSpec
 from agent.sync.model import DesiredUser, RejectedRecord, SourceRead, SourceRecord, TraceStep
-from agent.sync.record_mapping import Mapped, Refused, SourceValue, map_record, shown
+from agent.sync.record_mapping import FieldStep, Mapped, Refused, SourceValue, field_steps, map_record, shown
 from agent.sync.transforms import WrittenDate
 
 CONFIGURE_TOTP = "CONFIGURE_TOTP"
@@ -146,8 +146,8 @@ class _Plan:
     spec: MapperSpec
     creating: frozenset[str]
     merge_orders: Mapping[str, tuple[str, ...]]
-    # Per source: its fields, those read with `from` first (templates see them).
-    field_order: Mapping[str, tuple[tuple[str, FieldSpec], ...]]
+    # Per source: its fields as map_record makes them, those read with `from` first (templates see them).
+    field_order: Mapping[str, tuple[FieldStep, ...]]
     lookahead: timedelta
     sources: frozenset[str]
     shared: _Shared
@@ -161,10 +161,7 @@ class _Plan:
             spec,
             frozenset(source for source in spec.sources if spec.creates_users(source)),
             {name: spec.merge_order(name) for name in sorted(spec.canonical_fields)},
-            {
-                source: tuple(sorted(fields.items(), key=lambda item: item[1].template is not None))
-                for source, fields in spec.fields.items()
-            },
+            {source: field_steps(fields) for source, fields in spec.fields.items()},
             timedelta(seconds=spec.lookahead),
             frozenset(spec.sources),
             _Shared(),

@@ -4,12 +4,12 @@ engine in mapping.py joins the records it gives by id and merges them into peopl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from agent.sync.mapper_spec import FieldSpec, MapperSpec
 from agent.sync.model import FieldValue, RejectedRecord, SourceRecord
-from agent.sync.transforms import ISO, WrittenDate, apply_transforms, parse_date, render_template
+from agent.sync.transforms import ISO, TRANSFORMS, WrittenDate, apply_transforms, parse_date, render_template
 
 # Values longer than this are cut in reasons: a reason names the problem, it does not carry the data.
 SHOWN_VALUE_CHARS = 40
@@ -33,10 +33,36 @@ class Mapped:
     defaulted: frozenset[str]
 
 
+@dataclass(frozen=True)
+class FieldStep:
+    """One field of a source as map_record makes it, worked out once per run."""
+
+    name: str
+    spec: FieldSpec
+    # Taken `from` the record with no split, map, default or date, and one value kept: a single value needs only
+    # its transforms (most fields of most records), not the general steps.
+    plain: bool
+    transforms: tuple[Callable[[str], str], ...]
+
+
+def field_steps(fields: Mapping[str, FieldSpec]) -> tuple[FieldStep, ...]:
+    """A source's fields in the order map_record makes them: `from` fields first, as templates see them."""
+    ordered = sorted(fields.items(), key=lambda item: item[1].template is not None)
+    return tuple(
+        FieldStep(name, spec, _is_plain(name, spec), tuple(TRANSFORMS[transform] for transform in spec.transform))
+        for name, spec in ordered
+    )
+
+
+def _is_plain(name: str, spec: FieldSpec) -> bool:
+    simple = spec.from_ is not None and spec.split is None and spec.map is None and spec.default is None
+    return simple and not spec.date and spec.arity(name) != "all"
+
+
 def map_record(
-    record: SourceRecord, source: str, spec: MapperSpec, ordered: tuple[tuple[str, FieldSpec], ...]
+    record: SourceRecord, source: str, spec: MapperSpec, ordered: tuple[FieldStep, ...]
 ) -> Mapped | RejectedRecord:
-    """The record's canonical values (`ordered`: its source's fields, `from` fields before templates), or why it is
+    """The record's canonical values (`ordered`: its source's field steps, see field_steps), or why it is
     rejected: no id, or a field it cannot give."""
     fields = spec.fields[source]
     values, defaulted, problems = _record_values(record, ordered)
@@ -54,13 +80,24 @@ def map_record(
 
 
 def _record_values(
-    record: SourceRecord, ordered: tuple[tuple[str, FieldSpec], ...]
+    record: SourceRecord, ordered: tuple[FieldStep, ...]
 ) -> tuple[dict[str, SourceValue], set[str], list[str]]:
     """Canonical values of one record: `from` fields first, then templates over them."""
     values: dict[str, SourceValue] = {}
     defaulted: set[str] = set()
     problems: list[str] = []
-    for name, spec in ordered:
+    for step in ordered:
+        name, spec = step.name, step.spec
+        if step.plain:
+            given = record.get(spec.from_ or "")
+            if given is None:
+                continue
+            if isinstance(given, str):
+                for transform in step.transforms:
+                    given = transform(given)
+                if given.strip():
+                    values[name] = given
+                continue
         if spec.template is None:
             raw = _raw_values(record.get(spec.from_ or ""), spec.split)
         else:

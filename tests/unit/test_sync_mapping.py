@@ -22,6 +22,7 @@ from agent.sync.mapper_file import load_mapper, mapper_from_document
 from agent.sync.mapper_spec import MapperSpec
 from agent.sync.mapping import MappingResult, map_sources
 from agent.sync.model import DesiredUser, SourceRead, SourceRecord
+from agent.sync.record_mapping import field_steps, map_record
 from agent.sync.transforms import (
     TRANSFORMS,
     WrittenDate,
@@ -344,6 +345,34 @@ def test_several_values_for_a_one_valued_field_reject_the_record() -> None:
 
 def test_the_same_value_twice_is_one_value() -> None:
     assert only_user(run([hr("1001")], [ldap("1001", uid=("Ann", "ann"))])).username == "ann"
+
+
+def test_some_fields_of_the_test_mappers_take_the_plain_path_and_others_do_not() -> None:
+    steps = {(source, step.name): step.plain for source, fields in SPEC.fields.items() for step in field_steps(fields)}
+    assert steps[("hr", "first_name")] and steps[("ldap", "username")]
+    assert not steps[("hr", "start_date")]  # a date
+    assert not steps[("ldap", "groups")]  # every value kept
+
+
+field_texts = st.one_of(
+    st.none(),
+    st.text(alphabet=" \tAbÉ;x", max_size=6),
+    st.lists(st.text(alphabet=" Ab;x", max_size=4), max_size=3).map(tuple),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(uid=field_texts, mail=field_texts, number=field_texts)
+def test_the_plain_path_gives_what_the_general_steps_give(
+    uid: str | tuple[str, ...] | None, mail: str | tuple[str, ...] | None, number: str | tuple[str, ...] | None
+) -> None:
+    """A plain field's single value skips the general steps: the values, defaults and rejections are the same."""
+    given_fields = {"uid": uid, "mail": mail, "employeeNumber": number}
+    record = SourceRecord("ldap", {name: value for name, value in given_fields.items() if value is not None}, "dn")
+    plain = field_steps(SPEC.fields["ldap"])
+    general = tuple(replace(step, plain=False) for step in plain)
+    assert any(step.plain for step in plain)
+    assert map_record(record, "ldap", SPEC, plain) == map_record(record, "ldap", SPEC, general)
 
 
 # --- merge by priority --------------------------------------------------------------------------------------
