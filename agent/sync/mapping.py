@@ -330,14 +330,19 @@ def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, no
     # Not shared: one per record, never the same twice.
     traced = plan.traced
     trace = [TraceStep(shared.same(f"record {item.source}"), item.record.where or "?") for item in ordered if traced]
-    for name, order in plan.merge_orders.items():
-        givers = [records[source] for source in order if source in records and name in records[source].values]
-        if givers:
-            chosen[name] = (givers[0].values[name], givers[0])
-            if traced:
-                losers = tuple(giver.source for giver in givers[1:])
-                defaulted = name in givers[0].defaulted
-                trace.append(shared.field_step(spec, name, givers[0].source, losers, defaulted=defaulted))
+    if len(ordered) == 1 and not traced:
+        # One record (most people, with one source): each of its fields is chosen, over no other.
+        only = ordered[0]
+        chosen = {name: (only.values[name], only) for name in plan.merge_orders if name in only.values}
+    else:
+        for name, order in plan.merge_orders.items():
+            givers = [records[source] for source in order if source in records and name in records[source].values]
+            if givers:
+                chosen[name] = (givers[0].values[name], givers[0])
+                if traced:
+                    losers = tuple(giver.source for giver in givers[1:])
+                    defaulted = name in givers[0].defaulted
+                    trace.append(shared.field_step(spec, name, givers[0].source, losers, defaulted=defaulted))
     zone = _zone(chosen.get("timezone"))
     values = _placed(chosen, spec, zone)
     _require_names(values)
