@@ -325,7 +325,6 @@ def _reject(item: Mapped, reason: str) -> RejectedRecord:
 def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, now: datetime) -> _Person:
     """Each field from the first source in its merge order that has a value; then dates and status."""
     spec, shared = plan.spec, plan.shared
-    records = {item.source: item for item in ordered}
     chosen: dict[str, tuple[SourceValue, Mapped]] = {}
     # Not shared: one per record, never the same twice.
     traced = plan.traced
@@ -335,6 +334,7 @@ def _merge_person(external_id: str, ordered: tuple[Mapped, ...], plan: _Plan, no
         only = ordered[0]
         chosen = {name: (only.values[name], only) for name in plan.merge_orders if name in only.values}
     else:
+        records = {item.source: item for item in ordered}
         for name, order in plan.merge_orders.items():
             givers = [records[source] for source in order if source in records and name in records[source].values]
             if givers:

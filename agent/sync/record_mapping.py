@@ -4,12 +4,12 @@ engine in mapping.py joins the records it gives by id and merges them into peopl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from agent.sync.mapper_spec import FieldSpec, MapperSpec
 from agent.sync.model import FieldValue, RejectedRecord, SourceRecord
-from agent.sync.transforms import ISO, TRANSFORMS, WrittenDate, apply_transforms, parse_date, render_template
+from agent.sync.transforms import ISO, WrittenDate, apply_transforms, parse_date, render_template
 
 # Values longer than this are cut in reasons: a reason names the problem, it does not carry the data.
 SHOWN_VALUE_CHARS = 40
@@ -42,16 +42,12 @@ class FieldStep:
     # Taken `from` the record with no split, map, default or date, and one value kept: a single value needs only
     # its transforms (most fields of most records), not the general steps.
     plain: bool
-    transforms: tuple[Callable[[str], str], ...]
 
 
 def field_steps(fields: Mapping[str, FieldSpec]) -> tuple[FieldStep, ...]:
     """A source's fields in the order map_record makes them: `from` fields first, as templates see them."""
     ordered = sorted(fields.items(), key=lambda item: item[1].template is not None)
-    return tuple(
-        FieldStep(name, spec, _is_plain(name, spec), tuple(TRANSFORMS[transform] for transform in spec.transform))
-        for name, spec in ordered
-    )
+    return tuple(FieldStep(name, spec, _is_plain(name, spec)) for name, spec in ordered)
 
 
 def _is_plain(name: str, spec: FieldSpec) -> bool:
@@ -93,10 +89,9 @@ def _record_values(
             if given is None:
                 continue
             if isinstance(given, str):
-                for transform in step.transforms:
-                    given = transform(given)
-                if given.strip():
-                    values[name] = given
+                text = apply_transforms(given, spec.transform)
+                if text.strip():
+                    values[name] = text
                 continue
         if spec.template is None:
             raw = _raw_values(record.get(spec.from_ or ""), spec.split)
