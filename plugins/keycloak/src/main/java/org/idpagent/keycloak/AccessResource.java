@@ -62,7 +62,7 @@ public final class AccessResource {
     // the realm's users by its realm index for such a join, so each page of a 100k realm read all 100k users in
     // each of these three queries (2-3 s a page; PostgreSQL read the whole realm in 5-6 s). By id, each row is one
     // index lookup on any database; the ids are the realm's, read by the users query.
-    private static final String OF_USERS = " where x.user.id in :ids";
+    private static final String OF_USERS = " where x.user.id in ";
     private static final String ATTRIBUTES = "select x.user.id, x.name, x.value, x.longValue from UserAttributeEntity x"
             + OF_USERS;
     private static final String REQUIRED_ACTIONS = "select x.user.id, x.action from UserRequiredActionEntity x"
@@ -75,16 +75,14 @@ public final class AccessResource {
      * attributes each some 60 round trips; every row these queries select is read.
      */
     static final int FETCH_SIZE = 5000;
-    /** The most ids in one IN list: Oracle takes 1,000 at most, SQL Server 2,100 parameters. */
-    static final int MAX_IN_LIST = 1000;
     private static final String ROLE_MAPPINGS =
             "select m.user.id, m.roleId from UserRoleMappingEntity m where m.user.realmId = :realmId";
     private static final String GROUP_MEMBERSHIPS =
             "select m.user.id, m.groupId from UserGroupMembershipEntity m where m.user.realmId = :realmId";
 
     // The same rows for some users only (the people a sync is about to grant something to).
-    private static final String USERS_ROLE_MAPPINGS = ROLE_MAPPINGS + " and m.user.id in :ids";
-    private static final String USERS_GROUP_MEMBERSHIPS = GROUP_MEMBERSHIPS + " and m.user.id in :ids";
+    private static final String USERS_ROLE_MAPPINGS = ROLE_MAPPINGS + " and m.user.id in ";
+    private static final String USERS_GROUP_MEMBERSHIPS = GROUP_MEMBERSHIPS + " and m.user.id in ";
     /** The most users {@code direct-grants} takes at once: their ids fit in a request line Keycloak accepts. */
     static final int MAX_IDS = 80;
 
@@ -315,19 +313,21 @@ public final class AccessResource {
         return createQuery(jpql, type).setParameter("realmId", realm.getId()).getResultStream();
     }
 
+    /** The rows of {@code jpql} (ending in "in ") for the users {@code ids} (at most {@link #MAX_IDS}). */
     private Stream<Object[]> usersQuery(String jpql, List<String> ids) {
-        return createQuery(jpql, Object[].class)
+        return ValueLists.bind(createQuery(ValueLists.in(jpql, ids), Object[].class), ids)
                 .setParameter("realmId", realm.getId())
-                .setParameter("ids", ids)
                 .getResultStream();
     }
 
-    /** The rows of {@code jpql} for the users {@code ids}, one query per {@link #MAX_IN_LIST} of them. */
+    /** The rows of {@code jpql} (ending in "in ") for the users {@code ids}, one query per
+     *  {@link ValueLists#MAX_VALUES} of them. */
     private Stream<Object[]> rowsOf(String jpql, List<String> ids) {
         List<Object[]> rows = new ArrayList<>();
-        for (int start = 0; start < ids.size(); start += MAX_IN_LIST) {
-            List<String> chunk = ids.subList(start, Math.min(start + MAX_IN_LIST, ids.size()));
-            rows.addAll(createQuery(jpql, Object[].class).setParameter("ids", chunk).getResultList());
+        for (int start = 0; start < ids.size(); start += ValueLists.MAX_VALUES) {
+            List<String> chunk = ids.subList(start, Math.min(start + ValueLists.MAX_VALUES, ids.size()));
+            TypedQuery<Object[]> query = createQuery(ValueLists.in(jpql, chunk), Object[].class);
+            rows.addAll(ValueLists.bind(query, chunk).getResultList());
         }
         return rows.stream();
     }

@@ -96,9 +96,10 @@ public final class UserChanges {
     }
 
     private static final Set<String> FIELDS = Set.of("username", "email", "firstName", "lastName", "enabled", "emailVerified");
-    private static final String USERS_BY_ID = "select u from UserEntity u where u.realmId = :realmId and u.id in :ids";
+    // Each ends in an IN list written by ValueLists (a request's ids and emails fit in one: MAX_CHANGES).
+    private static final String USERS_BY_ID = "select u from UserEntity u where u.realmId = :realmId and u.id in ";
     private static final String EMAIL_HOLDERS =
-            "select u.email, u.id from UserEntity u where u.realmId = :realmId and u.email in :emails";
+            "select u.email, u.id from UserEntity u where u.realmId = :realmId and u.email in ";
 
     private final KeycloakSession session;
     private final RealmModel realm;
@@ -182,9 +183,9 @@ public final class UserChanges {
             return users;
         }
         EntityManager entityManager = session.getProvider(JpaConnectionProvider.class).getEntityManager();
-        entityManager.createQuery(USERS_BY_ID, UserEntity.class)
+        List<String> listed = List.copyOf(ids);
+        ValueLists.bind(entityManager.createQuery(ValueLists.in(USERS_BY_ID, listed), UserEntity.class), listed)
                 .setParameter("realmId", realm.getId())
-                .setParameter("ids", ids)
                 .getResultStream()
                 .filter(entity -> entity.getFederationLink() == null)
                 .forEach(entity -> users.put(entity.getId(), new UserAdapter(session, realm, entityManager, entity)));
@@ -231,10 +232,10 @@ public final class UserChanges {
         if (emails.isEmpty()) {
             return holders;
         }
-        session.getProvider(JpaConnectionProvider.class).getEntityManager()
-                .createQuery(EMAIL_HOLDERS, Object[].class)
+        List<String> listed = List.copyOf(emails);
+        EntityManager entityManager = session.getProvider(JpaConnectionProvider.class).getEntityManager();
+        ValueLists.bind(entityManager.createQuery(ValueLists.in(EMAIL_HOLDERS, listed), Object[].class), listed)
                 .setParameter("realmId", realm.getId())
-                .setParameter("emails", emails)
                 .getResultStream()
                 .forEach(row -> holders.computeIfAbsent((String) row[0], key -> new HashSet<>()).add((String) row[1]));
         return holders;
